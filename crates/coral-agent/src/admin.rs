@@ -1,0 +1,92 @@
+//! Admin HTTP endpoint (default `127.0.0.1:9002`): `GET /metrics` (Prometheus
+//! text), `GET /healthz` (liveness) and `GET /status` (the `GetStatus` answer as
+//! JSON).
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::AgentApi;
+
+/// The admin router.
+pub fn router(api: Arc<AgentApi>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/status", get(status))
+        .with_state(api)
+}
+
+async fn metrics(State(api): State<Arc<AgentApi>>) -> impl IntoResponse {
+    let status = api.status();
+    let gauges = [
+        (
+            "db_size_bytes",
+            "Bytes used by the agent database on disk.",
+            status.counters.as_ref().map_or(0, |c| c.db_size_bytes),
+        ),
+        (
+            "latest_seq_id",
+            "Newest seq_id stored.",
+            status.latest_seq_id,
+        ),
+        (
+            "uptime_seconds",
+            "Seconds since the agent started.",
+            status.uptime_seconds,
+        ),
+    ];
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        api.counters().render_prometheus(&gauges),
+    )
+}
+
+async fn status(State(api): State<Arc<AgentApi>>) -> impl IntoResponse {
+    let s = api.status();
+    let c = s.counters.unwrap_or_default();
+    axum::Json(serde_json::json!({
+        "version": s.version,
+        "agent_id": s.agent_id,
+        "session_id": s.session_id,
+        "mode": s.mode,
+        "uptime_seconds": s.uptime_seconds,
+        "started_at": s.started_at,
+        "data_dir": s.data_dir,
+        "latest_seq_id": s.latest_seq_id,
+        "endpoints": s.endpoints.iter().map(|e| (e.name.clone(), serde_json::Value::String(e.address.clone()))).collect::<serde_json::Map<_, _>>(),
+        "counters": {
+            "spans_received": c.spans_received,
+            "spans_accepted": c.spans_accepted,
+            "spans_rejected": c.spans_rejected,
+            "spans_dropped": c.spans_dropped,
+            "spans_filtered": c.spans_filtered,
+            "spans_stored": c.spans_stored,
+            "buckets_stored": c.buckets_stored,
+            "requests_rejected_invalid": c.requests_rejected_invalid,
+            "requests_rejected_too_large": c.requests_rejected_too_large,
+            "requests_throttled": c.requests_throttled,
+            "metric_points_received": c.metric_points_received,
+            "log_records_received": c.log_records_received,
+            "db_size_bytes": c.db_size_bytes,
+            "rows_deleted_by_retention": c.rows_deleted_by_retention,
+        }
+    }))
+}
+
+/// Serves the admin endpoint until `shutdown` is cancelled.
+pub async fn serve(
+    listener: TcpListener,
+    api: Arc<AgentApi>,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(api))
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+}

@@ -1,0 +1,137 @@
+//! The agent's gRPC API (`coral.agent.v1.AgentService`), default
+//! `127.0.0.1:9001`: `QueryTelemetry` for the colony's poller and `GetStatus`.
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use coral_proto::agent::agent_service_server::{AgentService, AgentServiceServer};
+use coral_proto::agent::{
+    Endpoint, GetStatusRequest, GetStatusResponse, QueryTelemetryRequest, QueryTelemetryResponse,
+};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tonic::codec::CompressionEncoding;
+use tonic::{Request, Response, Status};
+
+use crate::metrics::Counters;
+use crate::store::Database;
+use crate::store::read::query_telemetry;
+
+/// What `GetStatus` reports besides counters.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    /// Agent id.
+    pub agent_id: String,
+    /// `agent`, `otel-collector` or `forwarder`.
+    pub mode: String,
+    /// Data directory.
+    pub data_dir: String,
+    /// Bound endpoints, by name.
+    pub endpoints: Vec<(String, String)>,
+}
+
+/// The `AgentService` implementation.
+pub struct AgentApi {
+    db: Arc<Database>,
+    counters: Arc<Counters>,
+    identity: Identity,
+    started: Instant,
+    started_at: SystemTime,
+}
+
+impl AgentApi {
+    /// Builds the service.
+    pub fn new(db: Arc<Database>, counters: Arc<Counters>, identity: Identity) -> AgentApi {
+        AgentApi {
+            db,
+            counters,
+            identity,
+            started: Instant::now(),
+            started_at: SystemTime::now(),
+        }
+    }
+
+    /// The agent's counters.
+    pub fn counters(&self) -> &Arc<Counters> {
+        &self.counters
+    }
+
+    /// The status as returned by `GetStatus`.
+    pub fn status(&self) -> GetStatusResponse {
+        GetStatusResponse {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            agent_id: self.identity.agent_id.clone(),
+            session_id: self.db.session_id().to_owned(),
+            uptime_seconds: self.started.elapsed().as_secs(),
+            started_at: humantime::format_rfc3339_seconds(self.started_at).to_string(),
+            endpoints: self
+                .identity
+                .endpoints
+                .iter()
+                .map(|(name, address)| Endpoint {
+                    name: name.clone(),
+                    address: address.clone(),
+                })
+                .collect(),
+            counters: Some(self.counters.to_proto(self.db.size_bytes())),
+            latest_seq_id: self.db.latest_seq(),
+            mode: self.identity.mode.clone(),
+            data_dir: self.identity.data_dir.clone(),
+        }
+    }
+}
+
+/// The tonic service wrapper around the shared [`AgentApi`].
+#[derive(Clone)]
+pub struct AgentApiService(pub Arc<AgentApi>);
+
+#[tonic::async_trait]
+impl AgentService for AgentApiService {
+    async fn query_telemetry(
+        &self,
+        request: Request<QueryTelemetryRequest>,
+    ) -> Result<Response<QueryTelemetryResponse>, Status> {
+        let request = request.into_inner();
+        let api = self.0.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            query_telemetry(&api.db, &api.identity.agent_id, &request)
+        })
+        .await
+        .map_err(|e| Status::internal(format!("query task failed: {e}")))?;
+        match result {
+            Ok(response) => Ok(Response::new(response)),
+            Err(error) => {
+                tracing::error!(%error, "QueryTelemetry failed");
+                Err(Status::internal(format!(
+                    "agent store query failed: {error}"
+                )))
+            }
+        }
+    }
+
+    async fn get_status(
+        &self,
+        _request: Request<GetStatusRequest>,
+    ) -> Result<Response<GetStatusResponse>, Status> {
+        Ok(Response::new(self.0.status()))
+    }
+}
+
+/// Serves the agent API on `listener` until `shutdown` is cancelled.
+pub async fn serve(
+    listener: TcpListener,
+    api: Arc<AgentApi>,
+    shutdown: CancellationToken,
+) -> Result<(), tonic::transport::Error> {
+    let service = AgentServiceServer::new(AgentApiService(api))
+        .accept_compressed(CompressionEncoding::Gzip)
+        .send_compressed(CompressionEncoding::Gzip)
+        .max_encoding_message_size(256 * 1024 * 1024);
+    tonic::transport::Server::builder()
+        .add_service(service)
+        .serve_with_incoming_shutdown(
+            crate::receiver::grpc::tokio_stream_listener(listener),
+            shutdown.cancelled_owned(),
+        )
+        .await
+}

@@ -1,0 +1,116 @@
+//! The agent's own counters, declared once here.
+//!
+//! They feed the `GetStatus` RPC and the admin endpoint's Prometheus text
+//! (`GET /metrics`), named `coral_agent_<what>_total`.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use coral_proto::agent::Counters as CountersProto;
+
+macro_rules! counters {
+    ($( $(#[doc = $doc:literal])* $name:ident ),* $(,)?) => {
+        /// Monotonic counters of the agent.
+        #[derive(Debug, Default)]
+        pub struct Counters {
+            $( $(#[doc = $doc])* pub $name: AtomicU64, )*
+        }
+
+        impl Counters {
+            /// Renders every counter in the Prometheus text exposition format.
+            pub fn render_prometheus(&self, extra_gauges: &[(&str, &str, u64)]) -> String {
+                let mut out = String::new();
+                $(
+                    let help = concat!($($doc),*).trim();
+                    let name = concat!("coral_agent_", stringify!($name), "_total");
+                    let _ = writeln!(out, "# HELP {name} {help}");
+                    let _ = writeln!(out, "# TYPE {name} counter");
+                    let _ = writeln!(out, "{name} {}", self.$name.load(Ordering::Relaxed));
+                )*
+                for (name, help, value) in extra_gauges {
+                    let _ = writeln!(out, "# HELP coral_agent_{name} {help}");
+                    let _ = writeln!(out, "# TYPE coral_agent_{name} gauge");
+                    let _ = writeln!(out, "coral_agent_{name} {value}");
+                }
+                out
+            }
+        }
+    };
+}
+
+counters! {
+    /// Spans received in OTLP requests.
+    spans_received,
+    /// Spans accepted (aggregated).
+    spans_accepted,
+    /// Individually invalid spans refused through partial_success.
+    spans_rejected,
+    /// Accepted spans lost before storage because a write failed.
+    spans_dropped,
+    /// Accepted spans that the static filters did not keep.
+    spans_filtered,
+    /// Kept spans written to the store.
+    spans_stored,
+    /// One-minute buckets written to the store.
+    buckets_stored,
+    /// Buckets lost because a write failed.
+    buckets_dropped,
+    /// Requests refused as undecodable (400 / INVALID_ARGUMENT).
+    requests_rejected_invalid,
+    /// Requests refused as too large (413 / RESOURCE_EXHAUSTED).
+    requests_rejected_too_large,
+    /// Requests refused because the pipeline was saturated (429 / UNAVAILABLE).
+    requests_throttled,
+    /// Metric data points received.
+    metric_points_received,
+    /// Log records received.
+    log_records_received,
+    /// Rows deleted by retention.
+    rows_deleted_by_retention,
+}
+
+impl Counters {
+    /// Adds `n` to a counter.
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// The counters as the `GetStatus` message.
+    pub fn to_proto(&self, db_size_bytes: u64) -> CountersProto {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        CountersProto {
+            spans_received: get(&self.spans_received),
+            spans_accepted: get(&self.spans_accepted),
+            spans_rejected: get(&self.spans_rejected),
+            spans_dropped: get(&self.spans_dropped),
+            spans_filtered: get(&self.spans_filtered),
+            spans_stored: get(&self.spans_stored),
+            buckets_stored: get(&self.buckets_stored),
+            requests_rejected_invalid: get(&self.requests_rejected_invalid),
+            requests_rejected_too_large: get(&self.requests_rejected_too_large),
+            requests_throttled: get(&self.requests_throttled),
+            metric_points_received: get(&self.metric_points_received),
+            log_records_received: get(&self.log_records_received),
+            db_size_bytes,
+            rows_deleted_by_retention: get(&self.rows_deleted_by_retention),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prometheus_text_has_help_type_and_value() {
+        let c = Counters::default();
+        Counters::add(&c.spans_received, 42);
+        let text = c.render_prometheus(&[("db_size_bytes", "Database size.", 7)]);
+        assert!(text.contains("# TYPE coral_agent_spans_received_total counter\n"));
+        assert!(text.contains("coral_agent_spans_received_total 42\n"));
+        assert!(text.contains(
+            "# HELP coral_agent_spans_received_total Spans received in OTLP requests.\n"
+        ));
+        assert!(text.contains("coral_agent_db_size_bytes 7\n"));
+    }
+}

@@ -1,0 +1,395 @@
+//! Normalization of OTLP spans into Coral's model.
+//!
+//! Two levels, so the hot path stays cheap:
+//!
+//! - [`SpanFacts`] is computed for **every** span without allocating: the
+//!   fields that aggregation and the static filters need (service, kind,
+//!   start, duration, error-ness, trace id).
+//! - [`to_telemetry_span`] builds the full, owned [`TelemetrySpan`] (hex ids,
+//!   typed attribute JSON, semantic-convention fields) only for spans that the
+//!   filters keep.
+//!
+//! Semantic conventions are read in both their current and older forms
+//! (`http.request.method`/`http.method`, `http.response.status_code`/
+//! `http.status_code`, `db.system.name`/`db.system`, ...). Attribute values
+//! keep their OTLP types.
+
+use coral_model::SpanKind;
+use coral_proto::common::TelemetrySpan;
+use coral_proto::otlp::common::v1::{AnyValue, KeyValue, any_value::Value};
+use coral_proto::otlp::resource::v1::Resource;
+use coral_proto::otlp::trace::v1::{Span, status::StatusCode};
+use regex::RegexSet;
+use serde_json::Map;
+
+/// The service name the OTLP specification prescribes when a resource has none.
+pub const UNKNOWN_SERVICE: &str = "unknown_service";
+
+/// Replacement written for attribute values whose key matches a scrub pattern.
+pub const REDACTED: &str = "[REDACTED]";
+
+/// Why a span could not be accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Invalid {
+    /// The trace id is not 16 bytes, or is all zeros.
+    TraceId,
+    /// The span id is not 8 bytes, or is all zeros.
+    SpanId,
+    /// The parent span id is neither empty nor 8 bytes.
+    ParentSpanId,
+    /// The start time is missing or the end time precedes it.
+    Times,
+}
+
+impl Invalid {
+    /// A human-readable reason, used in `partial_success.error_message`.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Invalid::TraceId => "trace_id must be 16 bytes and not all zero",
+            Invalid::SpanId => "span_id must be 8 bytes and not all zero",
+            Invalid::ParentSpanId => "parent_span_id must be empty or 8 bytes",
+            Invalid::Times => {
+                "start_time_unix_nano must be set and end_time_unix_nano must not precede it"
+            }
+        }
+    }
+}
+
+/// What aggregation and filtering need to know about one span.
+#[derive(Debug, Clone, Copy)]
+pub struct SpanFacts {
+    /// The span kind.
+    pub kind: SpanKind,
+    /// Start time, Unix nanoseconds.
+    pub start_ns: u64,
+    /// Duration in milliseconds (nanosecond precision).
+    pub duration_ms: f64,
+    /// Whether the span counts as an error (see [`is_error`]).
+    pub is_error: bool,
+    /// The 16-byte trace id.
+    pub trace_id: [u8; 16],
+}
+
+impl SpanFacts {
+    /// Validates `span` and extracts its facts.
+    pub fn of(span: &Span) -> Result<SpanFacts, Invalid> {
+        let trace_id: [u8; 16] = span
+            .trace_id
+            .as_slice()
+            .try_into()
+            .map_err(|_| Invalid::TraceId)?;
+        if trace_id == [0; 16] {
+            return Err(Invalid::TraceId);
+        }
+        if span.span_id.len() != 8 || span.span_id.iter().all(|b| *b == 0) {
+            return Err(Invalid::SpanId);
+        }
+        if !span.parent_span_id.is_empty() && span.parent_span_id.len() != 8 {
+            return Err(Invalid::ParentSpanId);
+        }
+        if span.start_time_unix_nano == 0 || span.end_time_unix_nano < span.start_time_unix_nano {
+            return Err(Invalid::Times);
+        }
+        let kind = SpanKind::from_otlp(span.kind);
+        let duration_ms = (span.end_time_unix_nano - span.start_time_unix_nano) as f64 / 1e6;
+        let status_error = span
+            .status
+            .as_ref()
+            .is_some_and(|s| s.code == StatusCode::Error as i32);
+        let http_status = http_status_code(&span.attributes);
+        Ok(SpanFacts {
+            kind,
+            start_ns: span.start_time_unix_nano,
+            duration_ms,
+            is_error: is_error(kind, status_error, http_status),
+            trace_id,
+        })
+    }
+}
+
+/// A span is an error when its status is ERROR, or it is a SERVER span with an
+/// HTTP status ≥ 500, or a CLIENT span with an HTTP status ≥ 400.
+pub fn is_error(kind: SpanKind, status_error: bool, http_status: Option<i64>) -> bool {
+    if status_error {
+        return true;
+    }
+    match (kind, http_status) {
+        (SpanKind::Server, Some(code)) => code >= 500,
+        (SpanKind::Client, Some(code)) => code >= 400,
+        _ => false,
+    }
+}
+
+/// The service name of a resource: `service.name`, or `unknown_service`.
+pub fn service_name(resource: Option<&Resource>) -> &str {
+    resource
+        .and_then(|r| find(&r.attributes, &["service.name"]))
+        .and_then(as_str)
+        .filter(|s| !s.is_empty())
+        .unwrap_or(UNKNOWN_SERVICE)
+}
+
+/// The HTTP status code, from `http.response.status_code` or
+/// `http.status_code`, as an int or a decimal string.
+pub fn http_status_code(attrs: &[KeyValue]) -> Option<i64> {
+    find(attrs, &["http.response.status_code", "http.status_code"]).and_then(as_int)
+}
+
+fn find<'a>(attrs: &'a [KeyValue], keys: &[&str]) -> Option<&'a Value> {
+    keys.iter().find_map(|key| {
+        attrs
+            .iter()
+            .find(|kv| kv.key == *key)
+            .and_then(|kv| kv.value.as_ref())
+            .and_then(|v| v.value.as_ref())
+    })
+}
+
+fn as_str(v: &Value) -> Option<&str> {
+    match v {
+        Value::StringValue(s) => Some(s),
+        _ => None,
+    }
+}
+
+fn as_int(v: &Value) -> Option<i64> {
+    match v {
+        Value::IntValue(i) => Some(*i),
+        Value::StringValue(s) => s.trim().parse().ok(),
+        Value::DoubleValue(d) if d.fract() == 0.0 => Some(*d as i64),
+        _ => None,
+    }
+}
+
+fn string_of(attrs: &[KeyValue], keys: &[&str]) -> String {
+    find(attrs, keys)
+        .map(|v| match v {
+            Value::StringValue(s) => s.clone(),
+            Value::IntValue(i) => i.to_string(),
+            _ => String::new(),
+        })
+        .unwrap_or_default()
+}
+
+/// Builds the stored form of a kept span. `seq_id` and `keep_reason` are set by
+/// the caller.
+pub fn to_telemetry_span(
+    service: &str,
+    resource: Option<&Resource>,
+    span: &Span,
+    facts: &SpanFacts,
+    scrub: &RegexSet,
+) -> TelemetrySpan {
+    let attrs = &span.attributes;
+    let (status_code, status_message) = match &span.status {
+        Some(s) if s.code == StatusCode::Error as i32 => ("ERROR", s.message.clone()),
+        Some(s) if s.code == StatusCode::Ok as i32 => ("OK", s.message.clone()),
+        _ => ("UNSET", String::new()),
+    };
+    let http_route = string_of(attrs, &["http.route"]);
+    let http_route = if http_route.is_empty() {
+        string_of(attrs, &["url.path", "http.target"])
+    } else {
+        http_route
+    };
+    TelemetrySpan {
+        seq_id: 0,
+        trace_id: hex::encode(facts.trace_id),
+        span_id: hex::encode(&span.span_id),
+        parent_span_id: hex::encode(&span.parent_span_id),
+        service_name: service.to_owned(),
+        span_name: span.name.clone(),
+        span_kind: facts.kind.as_str().to_owned(),
+        start_time_unix_nano: facts.start_ns as i64,
+        duration_us: ((span.end_time_unix_nano - span.start_time_unix_nano) / 1_000) as i64,
+        is_error: facts.is_error,
+        status_code: status_code.to_owned(),
+        status_message,
+        http_status_code: http_status_code(attrs)
+            .and_then(|c| i32::try_from(c).ok())
+            .unwrap_or(0),
+        http_method: string_of(attrs, &["http.request.method", "http.method"]),
+        http_route,
+        keep_reason: String::new(),
+        attributes_json: attributes_json(attrs, scrub),
+        resource_json: resource
+            .map(|r| attributes_json(&r.attributes, scrub))
+            .unwrap_or_else(|| "{}".to_owned()),
+        rpc_system: string_of(attrs, &["rpc.system.name", "rpc.system"]),
+        rpc_service: string_of(attrs, &["rpc.service"]),
+        rpc_method: string_of(attrs, &["rpc.method"]),
+        grpc_status_code: find(attrs, &["rpc.grpc.status_code", "rpc.response.status_code"])
+            .and_then(as_int)
+            .and_then(|c| i32::try_from(c).ok()),
+        db_system: string_of(attrs, &["db.system.name", "db.system"]),
+        db_operation: string_of(attrs, &["db.operation.name", "db.operation"]),
+        db_collection: string_of(
+            attrs,
+            &[
+                "db.collection.name",
+                "db.sql.table",
+                "db.mongodb.collection",
+            ],
+        ),
+    }
+}
+
+/// Encodes attributes as a JSON object whose values keep their OTLP types;
+/// values of keys matching `scrub` are replaced by [`REDACTED`].
+pub fn attributes_json(attrs: &[KeyValue], scrub: &RegexSet) -> String {
+    let mut map = Map::with_capacity(attrs.len());
+    for kv in attrs {
+        let value = if !scrub.is_empty() && scrub.is_match(&kv.key) {
+            serde_json::Value::String(REDACTED.to_owned())
+        } else {
+            any_to_json(kv.value.as_ref())
+        };
+        map.insert(kv.key.clone(), value);
+    }
+    serde_json::Value::Object(map).to_string()
+}
+
+fn any_to_json(v: Option<&AnyValue>) -> serde_json::Value {
+    use serde_json::Value as J;
+    match v.and_then(|v| v.value.as_ref()) {
+        None => J::Null,
+        Some(Value::StringValue(s)) => J::String(s.clone()),
+        Some(Value::BoolValue(b)) => J::Bool(*b),
+        Some(Value::IntValue(i)) => J::from(*i),
+        Some(Value::DoubleValue(d)) => serde_json::Number::from_f64(*d).map_or(J::Null, J::Number),
+        Some(Value::BytesValue(b)) => J::String(hex::encode(b)),
+        Some(Value::ArrayValue(a)) => {
+            J::Array(a.values.iter().map(|v| any_to_json(Some(v))).collect())
+        }
+        // Dictionary indices only occur in profiles, never in spans.
+        Some(Value::StringValueStrindex(_)) => J::Null,
+        Some(Value::KvlistValue(kv)) => J::Object(
+            kv.values
+                .iter()
+                .map(|kv| (kv.key.clone(), any_to_json(kv.value.as_ref())))
+                .collect(),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use coral_proto::otlp::trace::v1::Status;
+
+    fn kv(key: &str, v: Value) -> KeyValue {
+        KeyValue {
+            key: key.into(),
+            value: Some(AnyValue { value: Some(v) }),
+            ..Default::default()
+        }
+    }
+
+    fn span(kind: i32, attrs: Vec<KeyValue>, status: Option<i32>) -> Span {
+        Span {
+            trace_id: vec![1; 16],
+            span_id: vec![2; 8],
+            kind,
+            start_time_unix_nano: 1_700_000_000_000_000_000,
+            end_time_unix_nano: 1_700_000_000_250_000_000,
+            attributes: attrs,
+            status: status.map(|code| Status {
+                code,
+                message: "boom".into(),
+            }),
+            name: "GET /x".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn error_rules_follow_kind_and_status() {
+        let server_500 = span(
+            2,
+            vec![kv("http.response.status_code", Value::IntValue(500))],
+            None,
+        );
+        assert!(SpanFacts::of(&server_500).unwrap().is_error);
+        let server_404 = span(
+            2,
+            vec![kv("http.status_code", Value::StringValue("404".into()))],
+            None,
+        );
+        assert!(!SpanFacts::of(&server_404).unwrap().is_error);
+        let client_404 = span(3, vec![kv("http.status_code", Value::IntValue(404))], None);
+        assert!(SpanFacts::of(&client_404).unwrap().is_error);
+        let internal_status_error = span(1, vec![], Some(StatusCode::Error as i32));
+        assert!(SpanFacts::of(&internal_status_error).unwrap().is_error);
+        let ok = span(
+            2,
+            vec![kv("http.response.status_code", Value::IntValue(200))],
+            None,
+        );
+        let facts = SpanFacts::of(&ok).unwrap();
+        assert!(!facts.is_error);
+        assert_eq!(facts.duration_ms, 250.0);
+        assert_eq!(facts.kind, SpanKind::Server);
+    }
+
+    #[test]
+    fn invalid_ids_and_times_are_named() {
+        let mut s = span(2, vec![], None);
+        s.trace_id = vec![1; 4];
+        assert_eq!(SpanFacts::of(&s).unwrap_err(), Invalid::TraceId);
+        let mut s = span(2, vec![], None);
+        s.span_id = vec![0; 8];
+        assert_eq!(SpanFacts::of(&s).unwrap_err(), Invalid::SpanId);
+        let mut s = span(2, vec![], None);
+        s.parent_span_id = vec![1; 3];
+        assert_eq!(SpanFacts::of(&s).unwrap_err(), Invalid::ParentSpanId);
+        let mut s = span(2, vec![], None);
+        s.end_time_unix_nano = s.start_time_unix_nano - 1;
+        assert_eq!(SpanFacts::of(&s).unwrap_err(), Invalid::Times);
+    }
+
+    #[test]
+    fn old_and_new_conventions_and_types_are_kept() {
+        let s = span(
+            2,
+            vec![
+                kv("http.method", Value::StringValue("POST".into())),
+                kv("http.status_code", Value::IntValue(201)),
+                kv("url.path", Value::StringValue("/orders/7".into())),
+                kv("db.system", Value::StringValue("postgresql".into())),
+                kv("rpc.grpc.status_code", Value::IntValue(5)),
+                kv("user.email", Value::StringValue("a@b.c".into())),
+                kv("ratio", Value::DoubleValue(0.5)),
+                kv("flag", Value::BoolValue(true)),
+            ],
+            Some(StatusCode::Ok as i32),
+        );
+        let facts = SpanFacts::of(&s).unwrap();
+        let scrub = RegexSet::new(["email|ssn"]).unwrap();
+        let t = to_telemetry_span("checkout", None, &s, &facts, &scrub);
+        assert_eq!(t.http_method, "POST");
+        assert_eq!(t.http_status_code, 201);
+        assert_eq!(t.http_route, "/orders/7");
+        assert_eq!(t.db_system, "postgresql");
+        assert_eq!(t.grpc_status_code, Some(5));
+        assert_eq!(t.status_code, "OK");
+        assert_eq!(t.duration_us, 250_000);
+        assert_eq!(t.trace_id, "01".repeat(16));
+        assert_eq!(t.parent_span_id, "");
+        let attrs: serde_json::Value = serde_json::from_str(&t.attributes_json).unwrap();
+        assert_eq!(attrs["http.status_code"], serde_json::json!(201));
+        assert!(attrs["http.status_code"].is_i64());
+        assert_eq!(attrs["user.email"], REDACTED);
+        assert_eq!(attrs["ratio"], 0.5);
+        assert_eq!(attrs["flag"], true);
+    }
+
+    #[test]
+    fn missing_service_name_uses_spec_default() {
+        assert_eq!(service_name(None), UNKNOWN_SERVICE);
+        let r = Resource {
+            attributes: vec![kv("service.name", Value::StringValue("cart".into()))],
+            ..Default::default()
+        };
+        assert_eq!(service_name(Some(&r)), "cart");
+    }
+}

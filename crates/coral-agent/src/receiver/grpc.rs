@@ -1,0 +1,192 @@
+//! OTLP/gRPC receiver: `TraceService`, `MetricsService` and `LogsService`.
+//!
+//! gzip is accepted and offered; messages above `max_message_bytes` are refused
+//! with `RESOURCE_EXHAUSTED`; a saturated pipeline answers `UNAVAILABLE` with a
+//! `google.rpc.RetryInfo` detail, as the OTLP specification asks, so SDKs retry
+//! with backoff. At most [`MAX_CONCURRENT_REQUESTS`] exports are decoded at
+//! once across all connections; further requests wait (HTTP/2 flow control
+//! pushes back on clients) instead of buffering without bound.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use coral_proto::otlp::collector::logs::v1::logs_service_server::{LogsService, LogsServiceServer};
+use coral_proto::otlp::collector::logs::v1::{
+    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
+use coral_proto::otlp::collector::metrics::v1::metrics_service_server::{
+    MetricsService, MetricsServiceServer,
+};
+use coral_proto::otlp::collector::metrics::v1::{
+    ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
+use coral_proto::otlp::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use coral_proto::otlp::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use http::HeaderValue;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tonic::codec::CompressionEncoding;
+use tonic::transport::Server;
+use tonic::{Request, Response, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+use crate::metrics::Counters;
+use crate::pipeline::{IngestError, PartialOutcome, Pipeline};
+
+/// Exports decoded concurrently, across all connections.
+pub const MAX_CONCURRENT_REQUESTS: usize = 16;
+
+#[derive(Clone)]
+struct Otlp {
+    pipeline: Arc<Pipeline>,
+}
+
+fn refused(error: IngestError) -> Status {
+    match error {
+        IngestError::Throttled { retry_after_secs } => {
+            let details =
+                ErrorDetails::with_retry_info(Some(Duration::from_secs(retry_after_secs)));
+            Status::with_error_details(
+                tonic::Code::Unavailable,
+                format!("coral agent is saturated; retry in {retry_after_secs}s"),
+                details,
+            )
+        }
+        IngestError::ShuttingDown => {
+            Status::unavailable("coral agent is shutting down; retry later")
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl TraceService for Otlp {
+    async fn export(
+        &self,
+        request: Request<ExportTraceServiceRequest>,
+    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
+        let outcome = self
+            .pipeline
+            .ingest_traces(request.get_ref())
+            .map_err(refused)?;
+        Ok(Response::new(ExportTraceServiceResponse {
+            partial_success: partial(outcome, |rejected, message| ExportTracePartialSuccess {
+                rejected_spans: rejected,
+                error_message: message,
+            }),
+        }))
+    }
+}
+
+#[tonic::async_trait]
+impl MetricsService for Otlp {
+    async fn export(
+        &self,
+        request: Request<ExportMetricsServiceRequest>,
+    ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
+        let outcome = self.pipeline.ingest_metrics(request.get_ref());
+        Ok(Response::new(ExportMetricsServiceResponse {
+            partial_success: partial(outcome, |rejected, message| ExportMetricsPartialSuccess {
+                rejected_data_points: rejected,
+                error_message: message,
+            }),
+        }))
+    }
+}
+
+#[tonic::async_trait]
+impl LogsService for Otlp {
+    async fn export(
+        &self,
+        request: Request<ExportLogsServiceRequest>,
+    ) -> Result<Response<ExportLogsServiceResponse>, Status> {
+        let outcome = self.pipeline.ingest_logs(request.get_ref());
+        Ok(Response::new(ExportLogsServiceResponse {
+            partial_success: partial(outcome, |rejected, message| ExportLogsPartialSuccess {
+                rejected_log_records: rejected,
+                error_message: message,
+            }),
+        }))
+    }
+}
+
+/// `partial_success` is set only when something was refused.
+pub(crate) fn partial<T>(
+    outcome: PartialOutcome,
+    make: impl FnOnce(i64, String) -> T,
+) -> Option<T> {
+    (outcome.rejected > 0).then(|| make(outcome.rejected as i64, outcome.message))
+}
+
+/// tonic reports an over-limit message as `OUT_OF_RANGE` and an undecodable
+/// one as `INTERNAL`; the OTLP specification asks for `RESOURCE_EXHAUSTED` and
+/// `INVALID_ARGUMENT`. Our handlers never return either code themselves, so
+/// every such status is the decoder's. Refusals are counted here too.
+fn map_oversize<B>(mut response: http::Response<B>, counters: &Counters) -> http::Response<B> {
+    let headers = response.headers_mut();
+    match headers.get("grpc-status").map(|v| v.as_bytes()) {
+        Some(b"11") | Some(b"8") => {
+            headers.insert("grpc-status", HeaderValue::from_static("8"));
+            Counters::add(&counters.requests_rejected_too_large, 1);
+        }
+        Some(b"3") | Some(b"13") => {
+            headers.insert("grpc-status", HeaderValue::from_static("3"));
+            Counters::add(&counters.requests_rejected_invalid, 1);
+        }
+        _ => {}
+    }
+    response
+}
+
+/// Serves OTLP/gRPC on `listener` until `shutdown` is cancelled.
+pub async fn serve(
+    listener: TcpListener,
+    pipeline: Arc<Pipeline>,
+    max_message_bytes: usize,
+    shutdown: CancellationToken,
+) -> Result<(), tonic::transport::Error> {
+    let otlp = Otlp {
+        pipeline: pipeline.clone(),
+    };
+    let counters = pipeline.counters().clone();
+    let traces = TraceServiceServer::new(otlp.clone())
+        .accept_compressed(CompressionEncoding::Gzip)
+        .send_compressed(CompressionEncoding::Gzip)
+        .max_decoding_message_size(max_message_bytes);
+    let metrics = MetricsServiceServer::new(otlp.clone())
+        .accept_compressed(CompressionEncoding::Gzip)
+        .send_compressed(CompressionEncoding::Gzip)
+        .max_decoding_message_size(max_message_bytes);
+    let logs = LogsServiceServer::new(otlp)
+        .accept_compressed(CompressionEncoding::Gzip)
+        .send_compressed(CompressionEncoding::Gzip)
+        .max_decoding_message_size(max_message_bytes);
+    let layers = tower::ServiceBuilder::new()
+        .map_response(move |r| map_oversize(r, &counters))
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+            MAX_CONCURRENT_REQUESTS,
+        ));
+    Server::builder()
+        .layer(layers)
+        .add_service(traces)
+        .add_service(metrics)
+        .add_service(logs)
+        .serve_with_incoming_shutdown(tokio_stream_listener(listener), shutdown.cancelled_owned())
+        .await
+}
+
+/// Adapts a bound listener to the stream tonic serves from.
+pub(crate) fn tokio_stream_listener(
+    listener: TcpListener,
+) -> impl futures::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    futures::stream::unfold(listener, |listener| async move {
+        let accepted = listener.accept().await.map(|(stream, _)| {
+            let _ = stream.set_nodelay(true);
+            stream
+        });
+        Some((accepted, listener))
+    })
+}

@@ -1,0 +1,386 @@
+//! OTLP/HTTP receiver: `POST /v1/traces`, `/v1/metrics`, `/v1/logs`.
+//!
+//! Bodies are `application/x-protobuf` or `application/json` (OTLP/JSON: hex
+//! ids, lowerCamelCase keys, 64-bit integers as strings), optionally
+//! `Content-Encoding: gzip`. Responses use the request's encoding. Failures
+//! follow the OTLP specification, with a `google.rpc.Status` body:
+//!
+//! | condition | status |
+//! |---|---|
+//! | body cannot be decoded (or bad gzip) | 400 |
+//! | body (or its decompressed form) over the limit | 413 |
+//! | wrong or missing content type, unknown content encoding | 415 |
+//! | method other than POST | 405 |
+//! | pipeline saturated | 429 with `Retry-After` |
+//! | shutting down | 503 with `Retry-After` |
+
+use std::io::Read;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use coral_proto::otlp::collector::logs::v1::{
+    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
+use coral_proto::otlp::collector::metrics::v1::{
+    ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
+use coral_proto::otlp::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use coral_proto::rpc::Status as RpcStatus;
+use prost::Message;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use super::grpc::partial;
+use crate::metrics::Counters;
+use crate::pipeline::{IngestError, Pipeline};
+
+/// Requests decoded concurrently; beyond this, 429.
+pub const MAX_CONCURRENT_REQUESTS: usize = 16;
+
+#[derive(Clone)]
+struct HttpState {
+    pipeline: Arc<Pipeline>,
+    max_bytes: usize,
+    inflight: Arc<Semaphore>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Encoding {
+    Protobuf,
+    Json,
+}
+
+/// A refused request: status, message and the encoding to answer in.
+struct Refusal {
+    status: StatusCode,
+    message: String,
+    encoding: Encoding,
+    retry_after: Option<u64>,
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        let grpc_code = match self.status {
+            StatusCode::BAD_REQUEST => 3,
+            StatusCode::PAYLOAD_TOO_LARGE => 8,
+            StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => 14,
+            _ => 3,
+        };
+        let body = RpcStatus {
+            code: grpc_code,
+            message: self.message,
+        };
+        let mut response = encode(self.encoding, &body, self.status);
+        if let Some(secs) = self.retry_after {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                secs.to_string().parse().expect("digits"),
+            );
+        }
+        response
+    }
+}
+
+impl Serialize for RpcStatusJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("Status", 2)?;
+        st.serialize_field("code", &self.0.code)?;
+        st.serialize_field("message", &self.0.message)?;
+        st.end()
+    }
+}
+
+struct RpcStatusJson<'a>(&'a RpcStatus);
+
+trait Reply {
+    fn to_json(&self) -> Vec<u8>;
+}
+
+impl Reply for RpcStatus {
+    fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(&RpcStatusJson(self)).unwrap_or_default()
+    }
+}
+
+macro_rules! serde_reply {
+    ($($t:ty),*) => {$(
+        impl Reply for $t {
+            fn to_json(&self) -> Vec<u8> {
+                serde_json::to_vec(self).unwrap_or_default()
+            }
+        }
+    )*};
+}
+serde_reply!(
+    ExportTraceServiceResponse,
+    ExportMetricsServiceResponse,
+    ExportLogsServiceResponse
+);
+
+fn encode<M: Message + Reply>(encoding: Encoding, message: &M, status: StatusCode) -> Response {
+    let (content_type, body) = match encoding {
+        Encoding::Protobuf => ("application/x-protobuf", message.encode_to_vec()),
+        Encoding::Json => ("application/json", message.to_json()),
+    };
+    (
+        status,
+        [(header::CONTENT_TYPE, content_type)],
+        Body::from(body),
+    )
+        .into_response()
+}
+
+/// The router, for tests and for [`serve`].
+pub fn router(pipeline: Arc<Pipeline>, max_bytes: usize) -> Router {
+    let state = HttpState {
+        pipeline,
+        max_bytes,
+        inflight: Arc::new(Semaphore::new(MAX_CONCURRENT_REQUESTS)),
+    };
+    Router::new()
+        .route("/v1/traces", post(traces))
+        .route("/v1/metrics", post(metrics))
+        .route("/v1/logs", post(logs))
+        // Bodies are bounded by `read_body`; axum's own limit must not cut in first.
+        .layer(DefaultBodyLimit::disable())
+        .with_state(state)
+}
+
+/// Serves OTLP/HTTP on `listener` until `shutdown` is cancelled.
+pub async fn serve(
+    listener: TcpListener,
+    pipeline: Arc<Pipeline>,
+    max_bytes: usize,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(pipeline, max_bytes))
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+}
+
+async fn traces(State(state): State<HttpState>, headers: HeaderMap, body: Body) -> Response {
+    handle::<ExportTraceServiceRequest, _, _>(state, headers, body, "traces", |p, req| {
+        p.ingest_traces(req)
+            .map(|outcome| ExportTraceServiceResponse {
+                partial_success: partial(outcome, |rejected, message| ExportTracePartialSuccess {
+                    rejected_spans: rejected,
+                    error_message: message,
+                }),
+            })
+    })
+    .await
+}
+
+async fn metrics(State(state): State<HttpState>, headers: HeaderMap, body: Body) -> Response {
+    handle::<ExportMetricsServiceRequest, _, _>(state, headers, body, "metrics", |p, req| {
+        Ok(ExportMetricsServiceResponse {
+            partial_success: partial(p.ingest_metrics(req), |rejected, message| {
+                ExportMetricsPartialSuccess {
+                    rejected_data_points: rejected,
+                    error_message: message,
+                }
+            }),
+        })
+    })
+    .await
+}
+
+async fn logs(State(state): State<HttpState>, headers: HeaderMap, body: Body) -> Response {
+    handle::<ExportLogsServiceRequest, _, _>(state, headers, body, "logs", |p, req| {
+        Ok(ExportLogsServiceResponse {
+            partial_success: partial(p.ingest_logs(req), |rejected, message| {
+                ExportLogsPartialSuccess {
+                    rejected_log_records: rejected,
+                    error_message: message,
+                }
+            }),
+        })
+    })
+    .await
+}
+
+async fn handle<Req, Resp, F>(
+    state: HttpState,
+    headers: HeaderMap,
+    body: Body,
+    signal: &str,
+    ingest: F,
+) -> Response
+where
+    Req: Message + DeserializeOwned + Default,
+    Resp: Message + Reply,
+    F: FnOnce(&Pipeline, &Req) -> Result<Resp, IngestError>,
+{
+    let counters = state.pipeline.counters().clone();
+    let result = async {
+        let encoding = content_type(&headers)?;
+        let Ok(_permit) = state.inflight.try_acquire() else {
+            Counters::add(&counters.requests_throttled, 1);
+            return Err(throttled(encoding, 1));
+        };
+        let raw = read_body(body, &headers, state.max_bytes, encoding).await?;
+        let bytes = decompress(raw, &headers, state.max_bytes, encoding)?;
+        let request: Req = match encoding {
+            Encoding::Protobuf => Req::decode(bytes).map_err(|e| {
+                bad_request(
+                    encoding,
+                    format!("cannot decode OTLP/protobuf {signal} request: {e}"),
+                )
+            })?,
+            Encoding::Json => serde_json::from_slice(&bytes).map_err(|e| {
+                bad_request(
+                    encoding,
+                    format!("cannot decode OTLP/JSON {signal} request: {e}"),
+                )
+            })?,
+        };
+        match ingest(&state.pipeline, &request) {
+            Ok(response) => Ok(encode(encoding, &response, StatusCode::OK)),
+            Err(IngestError::Throttled { retry_after_secs }) => {
+                Err(throttled(encoding, retry_after_secs))
+            }
+            Err(IngestError::ShuttingDown) => Err(Refusal {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                message: "coral agent is shutting down; retry later".into(),
+                encoding,
+                retry_after: Some(5),
+            }),
+        }
+    }
+    .await;
+    match result {
+        Ok(response) => response,
+        Err(refusal) => {
+            match refusal.status {
+                StatusCode::BAD_REQUEST => Counters::add(&counters.requests_rejected_invalid, 1),
+                StatusCode::PAYLOAD_TOO_LARGE => {
+                    Counters::add(&counters.requests_rejected_too_large, 1)
+                }
+                _ => {}
+            }
+            refusal.into_response()
+        }
+    }
+}
+
+fn throttled(encoding: Encoding, secs: u64) -> Refusal {
+    Refusal {
+        status: StatusCode::TOO_MANY_REQUESTS,
+        message: format!("coral agent is saturated; retry in {secs}s"),
+        encoding,
+        retry_after: Some(secs),
+    }
+}
+
+fn bad_request(encoding: Encoding, message: String) -> Refusal {
+    Refusal {
+        status: StatusCode::BAD_REQUEST,
+        message,
+        encoding,
+        retry_after: None,
+    }
+}
+
+fn too_large(encoding: Encoding, limit: usize) -> Refusal {
+    Refusal {
+        status: StatusCode::PAYLOAD_TOO_LARGE,
+        message: format!(
+            "request body exceeds the limit of {limit} bytes (agent.telemetry.max_message_bytes); send smaller batches"
+        ),
+        encoding,
+        retry_after: None,
+    }
+}
+
+fn content_type(headers: &HeaderMap) -> Result<Encoding, Refusal> {
+    let value = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let mime = value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    match mime.as_str() {
+        "application/x-protobuf" | "application/protobuf" => Ok(Encoding::Protobuf),
+        "application/json" => Ok(Encoding::Json),
+        _ => Err(Refusal {
+            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            message: format!(
+                "unsupported content type {value:?}; use application/x-protobuf or application/json"
+            ),
+            encoding: Encoding::Protobuf,
+            retry_after: None,
+        }),
+    }
+}
+
+async fn read_body(
+    body: Body,
+    headers: &HeaderMap,
+    limit: usize,
+    encoding: Encoding,
+) -> Result<Bytes, Refusal> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large(encoding, limit));
+    }
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let message = e.to_string();
+        if message.contains("length limit") {
+            too_large(encoding, limit)
+        } else {
+            bad_request(encoding, format!("cannot read request body: {message}"))
+        }
+    })
+}
+
+fn decompress(
+    raw: Bytes,
+    headers: &HeaderMap,
+    limit: usize,
+    encoding: Encoding,
+) -> Result<Bytes, Refusal> {
+    let content_encoding = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("identity")
+        .trim()
+        .to_ascii_lowercase();
+    match content_encoding.as_str() {
+        "" | "identity" => Ok(raw),
+        "gzip" => {
+            let mut out = Vec::with_capacity(raw.len().saturating_mul(4).min(limit));
+            let mut decoder = flate2::read::GzDecoder::new(raw.as_ref()).take(limit as u64 + 1);
+            decoder
+                .read_to_end(&mut out)
+                .map_err(|e| bad_request(encoding, format!("cannot decompress gzip body: {e}")))?;
+            if out.len() > limit {
+                return Err(too_large(encoding, limit));
+            }
+            Ok(Bytes::from(out))
+        }
+        other => Err(Refusal {
+            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            message: format!("unsupported content encoding {other:?}; use gzip or none"),
+            encoding,
+            retry_after: None,
+        }),
+    }
+}

@@ -1,0 +1,278 @@
+//! Wiring: binds the listeners, starts every task, and shuts down in order.
+//!
+//! Start: open the store → start the writer thread → build the pipeline → bind
+//! all listeners (port 0 picks a free port; the bound address is reported) →
+//! spawn receivers, API, admin, flush and retention loops.
+//!
+//! Stop: stop accepting (receivers finish in-flight requests) → stop the API,
+//! admin and timer loops → flush every open minute as a (possibly partial)
+//! bucket → close the writer, which commits what is queued and checkpoints.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use coral_config::AgentConfig;
+use regex::RegexSet;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::aggregate::{Aggregator, Limits};
+use crate::api::{AgentApi, Identity};
+use crate::filter::StaticFilter;
+use crate::metrics::Counters;
+use crate::pipeline::Pipeline;
+use crate::store::writer::{WriteOp, Writer, WriterSender};
+use crate::store::{Database, StoreError};
+use crate::{admin, api, receiver};
+
+/// How often closed minutes are flushed.
+pub const FLUSH_TICK: Duration = Duration::from_secs(1);
+
+/// Errors starting the agent.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The store could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A listener could not be bound.
+    #[error(
+        "cannot listen on {address} for {what}: {source} — is another process using the port? Set {key} to another address, or port 0 to pick a free one"
+    )]
+    Bind {
+        /// What the listener is for.
+        what: &'static str,
+        /// The configuration key that sets it.
+        key: &'static str,
+        /// The address.
+        address: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The scrub patterns could not be combined.
+    #[error("invalid agent.telemetry.scrub_attributes: {0}")]
+    Scrub(#[from] regex::Error),
+}
+
+/// The addresses the agent actually listens on.
+#[derive(Debug, Clone, Copy)]
+pub struct BoundAddrs {
+    /// OTLP/gRPC, when telemetry is enabled.
+    pub otlp_grpc: Option<SocketAddr>,
+    /// OTLP/HTTP, when telemetry is enabled.
+    pub otlp_http: Option<SocketAddr>,
+    /// AgentService gRPC.
+    pub api: SocketAddr,
+    /// Admin HTTP.
+    pub admin: SocketAddr,
+}
+
+/// A running agent.
+pub struct RunningAgent {
+    /// Where it listens.
+    pub addrs: BoundAddrs,
+    /// The shared API object (status, counters).
+    pub api: Arc<AgentApi>,
+    pipeline: Arc<Pipeline>,
+    writer: Writer,
+    writer_tx: WriterSender,
+    receivers_stop: CancellationToken,
+    receivers: JoinSet<()>,
+    services_stop: CancellationToken,
+    services: JoinSet<()>,
+}
+
+async fn bind(
+    address: SocketAddr,
+    what: &'static str,
+    key: &'static str,
+) -> Result<TcpListener, StartError> {
+    TcpListener::bind(address)
+        .await
+        .map_err(|source| StartError::Bind {
+            what,
+            key,
+            address,
+            source,
+        })
+}
+
+fn local(listener: &TcpListener) -> SocketAddr {
+    listener
+        .local_addr()
+        .expect("bound listener has an address")
+}
+
+/// Starts an agent from a validated configuration.
+pub async fn start(config: &AgentConfig) -> Result<RunningAgent, StartError> {
+    let counters = Arc::new(Counters::default());
+    let data_dir = config.data_dir.clone();
+    let (db, conn) = tokio::task::spawn_blocking(move || Database::open(&data_dir))
+        .await
+        .expect("store open task")?;
+    let (writer, writer_tx) = Writer::start(conn, db.clone(), counters.clone())?;
+
+    let t = &config.telemetry;
+    let aggregator = Aggregator::new(Limits {
+        max_operations_per_service: t.max_operations_per_service,
+        max_services: t.max_services,
+        grace_secs: t.flush_grace.as_secs() as i64,
+    });
+    let scrub = RegexSet::new(t.scrub_attributes.iter().map(|r| r.as_str()))?;
+    let pipeline = Arc::new(Pipeline::new(
+        aggregator,
+        StaticFilter::new(&t.filters),
+        scrub,
+        t.queue_spans,
+        writer_tx.clone(),
+        counters.clone(),
+    ));
+
+    let (grpc, http) = if t.enabled {
+        (
+            Some(bind(t.grpc_endpoint, "OTLP/gRPC", "agent.telemetry.endpoint").await?),
+            Some(
+                bind(
+                    t.http_endpoint,
+                    "OTLP/HTTP",
+                    "agent.telemetry.http_endpoint",
+                )
+                .await?,
+            ),
+        )
+    } else {
+        (None, None)
+    };
+    let api_listener = bind(config.api_endpoint, "the agent API", "agent.api.endpoint").await?;
+    let admin_listener = bind(
+        config.admin_endpoint,
+        "the admin endpoint",
+        "agent.admin.endpoint",
+    )
+    .await?;
+    let addrs = BoundAddrs {
+        otlp_grpc: grpc.as_ref().map(local),
+        otlp_http: http.as_ref().map(local),
+        api: local(&api_listener),
+        admin: local(&admin_listener),
+    };
+    let mut endpoints = Vec::new();
+    if let (Some(g), Some(h)) = (addrs.otlp_grpc, addrs.otlp_http) {
+        endpoints.push(("otlp-grpc".to_owned(), g.to_string()));
+        endpoints.push(("otlp-http".to_owned(), h.to_string()));
+    }
+    endpoints.push(("agent-api".to_owned(), addrs.api.to_string()));
+    endpoints.push(("admin".to_owned(), addrs.admin.to_string()));
+    let api = Arc::new(AgentApi::new(
+        db.clone(),
+        counters.clone(),
+        Identity {
+            agent_id: config.agent_id.clone(),
+            mode: config.mode.to_string(),
+            data_dir: config.data_dir.display().to_string(),
+            endpoints,
+        },
+    ));
+
+    let receivers_stop = CancellationToken::new();
+    let mut receivers = JoinSet::new();
+    if let (Some(grpc), Some(http)) = (grpc, http) {
+        let (p, stop, max) = (
+            pipeline.clone(),
+            receivers_stop.clone(),
+            t.max_message_bytes,
+        );
+        receivers.spawn(async move {
+            if let Err(error) = receiver::grpc::serve(grpc, p, max, stop).await {
+                tracing::error!(%error, "OTLP/gRPC receiver stopped");
+            }
+        });
+        let (p, stop) = (pipeline.clone(), receivers_stop.clone());
+        receivers.spawn(async move {
+            if let Err(error) = receiver::http::serve(http, p, max, stop).await {
+                tracing::error!(%error, "OTLP/HTTP receiver stopped");
+            }
+        });
+    }
+
+    let services_stop = CancellationToken::new();
+    let mut services = JoinSet::new();
+    let (a, stop) = (api.clone(), services_stop.clone());
+    services.spawn(async move {
+        if let Err(error) = api::serve(api_listener, a, stop).await {
+            tracing::error!(%error, "agent API stopped");
+        }
+    });
+    let (a, stop) = (api.clone(), services_stop.clone());
+    services.spawn(async move {
+        if let Err(error) = admin::serve(admin_listener, a, stop).await {
+            tracing::error!(%error, "admin endpoint stopped");
+        }
+    });
+    let (p, stop) = (pipeline.clone(), services_stop.clone());
+    services.spawn(async move {
+        let mut tick = tokio::time::interval(FLUSH_TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tick.tick() => p.flush(false),
+            }
+        }
+    });
+    let (p, stop) = (pipeline.clone(), services_stop.clone());
+    let (retention, interval) = (config.storage.retention, config.storage.cleanup_interval);
+    services.spawn(async move {
+        let mut tick = tokio::time::interval(interval.max(Duration::from_millis(100)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tick.tick() => p.request_retention(SystemTime::now() - retention),
+            }
+        }
+    });
+
+    tracing::info!(
+        agent_id = %config.agent_id,
+        session_id = %db.session_id(),
+        otlp_grpc = ?addrs.otlp_grpc,
+        otlp_http = ?addrs.otlp_http,
+        api = %addrs.api,
+        admin = %addrs.admin,
+        data_dir = %config.data_dir.display(),
+        "coral agent started"
+    );
+    Ok(RunningAgent {
+        addrs,
+        api,
+        pipeline,
+        writer,
+        writer_tx,
+        receivers_stop,
+        receivers,
+        services_stop,
+        services,
+    })
+}
+
+impl RunningAgent {
+    /// Flushes every open minute now (tests and shutdown use this).
+    pub fn flush_all(&self) {
+        self.pipeline.flush(true);
+    }
+
+    /// Stops in order: receivers, API/admin/loops, final flush, writer.
+    pub async fn shutdown(mut self) {
+        self.receivers_stop.cancel();
+        while self.receivers.join_next().await.is_some() {}
+        self.services_stop.cancel();
+        while self.services.join_next().await.is_some() {}
+        self.pipeline.flush(true);
+        let _ = self.writer_tx.send(WriteOp::Close);
+        let writer = self.writer;
+        let _ = tokio::task::spawn_blocking(move || writer.join()).await;
+        tracing::info!("coral agent stopped");
+    }
+}

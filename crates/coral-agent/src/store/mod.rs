@@ -1,0 +1,168 @@
+//! The agent's DuckDB store: one file, `agent.duckdb`, in the data directory.
+//!
+//! DuckDB calls block, so they never run on the async runtime:
+//!
+//! - one **writer thread** ([`writer`]) owns the write connection; it receives
+//!   batches over a channel, appends them with the Appender inside one
+//!   transaction per batch (group commit), assigns `seq_id`s and runs retention;
+//! - **reads** ([`read`]) use cloned connections on the blocking thread pool.
+
+pub mod read;
+pub mod schema;
+pub mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use duckdb::Connection;
+use thiserror::Error;
+
+/// File name of the agent database inside the data directory.
+pub const DB_FILE: &str = "agent.duckdb";
+
+/// Errors from the agent store.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// The data directory could not be created.
+    #[error(
+        "cannot create data directory {path}: {source} — check permissions or set agent.data_dir"
+    )]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The database could not be opened.
+    #[error(
+        "cannot open agent database {path}: {source} — if another Coral agent uses this data directory, stop it or set a different agent.data_dir"
+    )]
+    Open {
+        /// The database file.
+        path: PathBuf,
+        /// The DuckDB error.
+        source: duckdb::Error,
+    },
+    /// A DuckDB statement failed.
+    #[error("agent database error: {0}")]
+    Db(#[from] duckdb::Error),
+    /// The database holds data from an incompatible schema version.
+    #[error(
+        "agent database {path} has schema version {found}, this agent needs {expected} — move the file away to start fresh"
+    )]
+    Schema {
+        /// The database file.
+        path: PathBuf,
+        /// Version found in the file.
+        found: String,
+        /// Version this build writes.
+        expected: String,
+    },
+    /// The writer thread has stopped.
+    #[error("agent store writer has stopped")]
+    WriterGone,
+}
+
+/// Shared handle on the opened database: session, sequence high-water mark and
+/// a connection to clone for reads.
+pub struct Database {
+    path: PathBuf,
+    session_id: String,
+    /// Highest committed seq_id (0 when none).
+    latest_seq: AtomicU64,
+    read_template: std::sync::Mutex<Connection>,
+}
+
+impl Database {
+    /// Opens (or creates) `agent.duckdb` in `data_dir`; returns the shared
+    /// handle and the write connection for the writer thread.
+    pub fn open(data_dir: &Path) -> Result<(Arc<Database>, Connection), StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::DataDir {
+            path: data_dir.to_owned(),
+            source,
+        })?;
+        let path = data_dir.join(DB_FILE);
+        let conn = Connection::open(&path).map_err(|source| StoreError::Open {
+            path: path.clone(),
+            source,
+        })?;
+        conn.execute_batch(schema::DDL)?;
+        let version = metadata(&conn, "schema_version")?;
+        match version {
+            Some(found) if found != schema::SCHEMA_VERSION => {
+                return Err(StoreError::Schema {
+                    path,
+                    found,
+                    expected: schema::SCHEMA_VERSION.to_owned(),
+                });
+            }
+            Some(_) => {}
+            None => {
+                conn.execute(
+                    "INSERT INTO coral_metadata VALUES ('schema_version', ?), ('session_id', ?), ('next_seq_id', '1')",
+                    [schema::SCHEMA_VERSION, &uuid::Uuid::new_v4().to_string()],
+                )?;
+            }
+        }
+        let session_id = metadata(&conn, "session_id")?.unwrap_or_default();
+        let next: u64 = metadata(&conn, "next_seq_id")?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1);
+        let read_template = conn.try_clone()?;
+        let db = Arc::new(Database {
+            path,
+            session_id,
+            latest_seq: AtomicU64::new(next.saturating_sub(1)),
+            read_template: std::sync::Mutex::new(read_template),
+        });
+        Ok((db, conn))
+    }
+
+    /// The database's session id: it changes only when the file is new.
+    pub fn session_id(&self) -> &str {
+        &self.session_id
+    }
+
+    /// The highest committed seq_id.
+    pub fn latest_seq(&self) -> u64 {
+        self.latest_seq.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_latest_seq(&self, seq: u64) {
+        self.latest_seq.store(seq, Ordering::Release);
+    }
+
+    /// Path of the database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Bytes used on disk by the database and its write-ahead log.
+    pub fn size_bytes(&self) -> u64 {
+        let wal = self.path.with_extension("duckdb.wal");
+        [&self.path, &wal]
+            .iter()
+            .filter_map(|p| std::fs::metadata(p).ok())
+            .map(|m| m.len())
+            .sum()
+    }
+
+    /// A new connection for a read (call from a blocking context).
+    pub fn reader(&self) -> Result<Connection, StoreError> {
+        let template = self
+            .read_template
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        Ok(template.try_clone()?)
+    }
+}
+
+fn metadata(conn: &Connection, key: &str) -> Result<Option<String>, duckdb::Error> {
+    let mut stmt = conn.prepare("SELECT value FROM coral_metadata WHERE key = ?")?;
+    let mut rows = stmt.query([key])?;
+    match rows.next()? {
+        Some(row) => Ok(Some(row.get(0)?)),
+        None => Ok(None),
+    }
+}

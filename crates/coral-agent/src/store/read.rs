@@ -1,0 +1,232 @@
+//! Reads for `QueryTelemetry`: rows after a cursor, oldest first.
+//!
+//! The page boundary is chosen over the union of bucket and span seq_ids, so a
+//! page never splits a seq_id range: every row with `start < seq_id <=
+//! max_seq_id` (matching the service filter) is in the response, and nothing
+//! after it. Because the single writer commits seq_ids in order, a cursor
+//! never skips a row that commits later.
+
+use coral_proto::agent::{QueryTelemetryRequest, QueryTelemetryResponse};
+use coral_proto::common::{
+    DurationSketch, OperationSummary, SampleTrace, TelemetryBucket, TelemetrySpan,
+};
+use duckdb::types::Value;
+use duckdb::{Connection, Row, params_from_iter};
+use prost::Message;
+
+use super::{Database, StoreError};
+
+/// Rows per response when the request asks for 0.
+pub const DEFAULT_MAX_RECORDS: usize = 10_000;
+/// Upper bound on rows per response.
+pub const MAX_RECORDS: usize = 50_000;
+
+/// Answers `QueryTelemetry`. Blocking: call from a blocking context.
+pub fn query_telemetry(
+    db: &Database,
+    agent_id: &str,
+    req: &QueryTelemetryRequest,
+) -> Result<QueryTelemetryResponse, StoreError> {
+    let conn = db.reader()?;
+    let latest = db.latest_seq();
+    let limit = match req.max_records {
+        n if n <= 0 => DEFAULT_MAX_RECORDS,
+        n => (n as usize).min(MAX_RECORDS),
+    };
+    let start = req.start_seq_id;
+    let (filter, mut args) = service_filter(&req.service_names);
+    args.insert(0, Value::UBigInt(start));
+    let union_args: Vec<Value> = args.iter().cloned().chain(args.iter().cloned()).collect();
+
+    let sql = format!(
+        "SELECT seq_id FROM (SELECT seq_id FROM otel_buckets_local WHERE seq_id > ? {filter} \
+         UNION ALL SELECT seq_id FROM otel_spans_local WHERE seq_id > ? {filter}) \
+         ORDER BY seq_id LIMIT {}",
+        limit + 1
+    );
+    let mut stmt = conn.prepare(&sql)?;
+    let ids: Vec<u64> = stmt
+        .query_map(params_from_iter(union_args.iter()), |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    let has_more = ids.len() > limit;
+    let max_seq = if has_more {
+        ids[limit - 1]
+    } else {
+        // Everything up to the newest committed row has been examined.
+        ids.last().copied().unwrap_or(start).max(latest.max(start))
+    };
+    let mut response = QueryTelemetryResponse {
+        buckets: Vec::new(),
+        spans: Vec::new(),
+        max_seq_id: max_seq,
+        session_id: db.session_id().to_owned(),
+        has_more,
+        latest_seq_id: latest,
+    };
+    if ids.is_empty() {
+        return Ok(response);
+    }
+    let mut range_args = args.clone();
+    range_args.insert(1, Value::UBigInt(max_seq));
+    response.buckets = read_buckets(&conn, agent_id, &filter, &range_args)?;
+    response.spans = read_spans(&conn, &filter, &range_args)?;
+    Ok(response)
+}
+
+fn service_filter(services: &[String]) -> (String, Vec<Value>) {
+    if services.is_empty() {
+        return (String::new(), Vec::new());
+    }
+    let marks = vec!["?"; services.len()].join(", ");
+    (
+        format!("AND service_name IN ({marks})"),
+        services.iter().map(|s| Value::Text(s.clone())).collect(),
+    )
+}
+
+fn read_buckets(
+    conn: &Connection,
+    agent_id: &str,
+    filter: &str,
+    args: &[Value],
+) -> Result<Vec<TelemetryBucket>, StoreError> {
+    let sql = format!(
+        "SELECT seq_id, epoch(bucket_time)::BIGINT, service_name, span_kind, total_spans, error_count, \
+         p50_ms, p95_ms, p99_ms, min_ms, max_ms, sum_ms, samples, sketch \
+         FROM otel_buckets_local WHERE seq_id > ? AND seq_id <= ? {filter} ORDER BY seq_id"
+    );
+    let mut stmt = conn.prepare(&sql)?;
+    let mut buckets: Vec<TelemetryBucket> = stmt
+        .query_map(params_from_iter(args.iter()), |row| {
+            let samples = parse_samples(&row.get::<_, String>(12)?);
+            Ok(TelemetryBucket {
+                agent_id: agent_id.to_owned(),
+                seq_id: row.get(0)?,
+                bucket_time: row.get(1)?,
+                service_name: row.get(2)?,
+                span_kind: row.get(3)?,
+                total_spans: row.get(4)?,
+                error_count: row.get(5)?,
+                p50_ms: row.get(6)?,
+                p95_ms: row.get(7)?,
+                p99_ms: row.get(8)?,
+                min_ms: row.get(9)?,
+                max_ms: row.get(10)?,
+                sum_ms: row.get(11)?,
+                sample_traces: samples.iter().map(|s| s.trace_id.clone()).collect(),
+                samples,
+                sketch: decode_sketch(row, 13)?,
+                operations: Vec::new(),
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    if buckets.is_empty() {
+        return Ok(buckets);
+    }
+    let first = buckets[0].seq_id;
+    let last = buckets[buckets.len() - 1].seq_id;
+    let mut stmt = conn.prepare(
+        "SELECT bucket_seq_id, operation, total_spans, error_count, p50_ms, p95_ms, p99_ms, \
+         min_ms, max_ms, sum_ms, samples, sketch FROM otel_operations_local \
+         WHERE bucket_seq_id BETWEEN ? AND ? ORDER BY bucket_seq_id, operation",
+    )?;
+    let ops = stmt.query_map([first, last], |row| {
+        Ok((
+            row.get::<_, u64>(0)?,
+            OperationSummary {
+                operation: row.get(1)?,
+                total_spans: row.get(2)?,
+                error_count: row.get(3)?,
+                p50_ms: row.get(4)?,
+                p95_ms: row.get(5)?,
+                p99_ms: row.get(6)?,
+                min_ms: row.get(7)?,
+                max_ms: row.get(8)?,
+                sum_ms: row.get(9)?,
+                samples: parse_samples(&row.get::<_, String>(10)?),
+                sketch: decode_sketch(row, 11)?,
+            },
+        ))
+    })?;
+    let mut index = 0;
+    for op in ops {
+        let (seq, summary) = op?;
+        while index < buckets.len() && buckets[index].seq_id < seq {
+            index += 1;
+        }
+        if index < buckets.len() && buckets[index].seq_id == seq {
+            buckets[index].operations.push(summary);
+        }
+    }
+    Ok(buckets)
+}
+
+fn read_spans(
+    conn: &Connection,
+    filter: &str,
+    args: &[Value],
+) -> Result<Vec<TelemetrySpan>, StoreError> {
+    let sql = format!(
+        "SELECT seq_id, trace_id, span_id, parent_span_id, service_name, span_name, span_kind, \
+         start_time_ns, duration_us, is_error, status_code, status_message, http_status_code, \
+         http_method, http_route, keep_reason, attributes, resource, rpc_system, rpc_service, \
+         rpc_method, grpc_status_code, db_system, db_operation, db_collection \
+         FROM otel_spans_local WHERE seq_id > ? AND seq_id <= ? {filter} ORDER BY seq_id"
+    );
+    let mut stmt = conn.prepare(&sql)?;
+    let spans = stmt
+        .query_map(params_from_iter(args.iter()), |row| {
+            Ok(TelemetrySpan {
+                seq_id: row.get(0)?,
+                trace_id: row.get(1)?,
+                span_id: row.get(2)?,
+                parent_span_id: row.get(3)?,
+                service_name: row.get(4)?,
+                span_name: row.get(5)?,
+                span_kind: row.get(6)?,
+                start_time_unix_nano: row.get(7)?,
+                duration_us: row.get(8)?,
+                is_error: row.get(9)?,
+                status_code: row.get(10)?,
+                status_message: row.get(11)?,
+                http_status_code: row.get::<_, Option<i32>>(12)?.unwrap_or(0),
+                http_method: row.get(13)?,
+                http_route: row.get(14)?,
+                keep_reason: row.get(15)?,
+                attributes_json: row.get(16)?,
+                resource_json: row.get(17)?,
+                rpc_system: row.get(18)?,
+                rpc_service: row.get(19)?,
+                rpc_method: row.get(20)?,
+                grpc_status_code: row.get(21)?,
+                db_system: row.get(22)?,
+                db_operation: row.get(23)?,
+                db_collection: row.get(24)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(spans)
+}
+
+fn decode_sketch(row: &Row<'_>, index: usize) -> Result<Option<DurationSketch>, duckdb::Error> {
+    let bytes: Vec<u8> = row.get(index)?;
+    DurationSketch::decode(bytes.as_slice())
+        .map(Some)
+        .map_err(|e| {
+            duckdb::Error::FromSqlConversionFailure(index, duckdb::types::Type::Blob, Box::new(e))
+        })
+}
+
+fn parse_samples(json: &str) -> Vec<SampleTrace> {
+    let Ok(serde_json::Value::Array(items)) = serde_json::from_str(json) else {
+        return Vec::new();
+    };
+    items
+        .iter()
+        .map(|item| SampleTrace {
+            trace_id: item["trace_id"].as_str().unwrap_or_default().to_owned(),
+            duration_ms: item["duration_ms"].as_f64().unwrap_or_default(),
+            is_error: item["is_error"].as_bool().unwrap_or_default(),
+        })
+        .collect()
+}

@@ -1,0 +1,79 @@
+//! The agent database schema (documented in ARCHITECTURE.md, "Agent storage").
+//!
+//! Every bucket and kept span carries a `seq_id` from one sequence that the
+//! single writer assigns and persists (`coral_metadata.next_seq_id`) in the same
+//! transaction as the rows, so the sequence continues across restarts and a
+//! reader never sees a later id committed before an earlier one.
+
+/// Bumped when the schema changes incompatibly.
+pub const SCHEMA_VERSION: &str = "1";
+
+/// Idempotent DDL run at open.
+pub const DDL: &str = r#"
+CREATE TABLE IF NOT EXISTS coral_metadata (
+    key   VARCHAR PRIMARY KEY,
+    value VARCHAR NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS otel_buckets_local (
+    seq_id        UBIGINT   NOT NULL,
+    bucket_time   TIMESTAMP NOT NULL,
+    service_name  VARCHAR   NOT NULL,
+    span_kind     VARCHAR   NOT NULL,
+    total_spans   BIGINT    NOT NULL,
+    error_count   BIGINT    NOT NULL,
+    p50_ms        DOUBLE    NOT NULL,
+    p95_ms        DOUBLE    NOT NULL,
+    p99_ms        DOUBLE    NOT NULL,
+    min_ms        DOUBLE    NOT NULL,
+    max_ms        DOUBLE    NOT NULL,
+    sum_ms        DOUBLE    NOT NULL,
+    samples       VARCHAR   NOT NULL,
+    sketch        BLOB      NOT NULL,
+    flushed_at    TIMESTAMP NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS otel_operations_local (
+    bucket_seq_id UBIGINT   NOT NULL,
+    operation     VARCHAR   NOT NULL,
+    total_spans   BIGINT    NOT NULL,
+    error_count   BIGINT    NOT NULL,
+    p50_ms        DOUBLE    NOT NULL,
+    p95_ms        DOUBLE    NOT NULL,
+    p99_ms        DOUBLE    NOT NULL,
+    min_ms        DOUBLE    NOT NULL,
+    max_ms        DOUBLE    NOT NULL,
+    sum_ms        DOUBLE    NOT NULL,
+    samples       VARCHAR   NOT NULL,
+    sketch        BLOB      NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS otel_spans_local (
+    seq_id           UBIGINT   NOT NULL,
+    trace_id         VARCHAR   NOT NULL,
+    span_id          VARCHAR   NOT NULL,
+    parent_span_id   VARCHAR   NOT NULL,
+    service_name     VARCHAR   NOT NULL,
+    span_name        VARCHAR   NOT NULL,
+    span_kind        VARCHAR   NOT NULL,
+    start_time       TIMESTAMP NOT NULL,
+    start_time_ns    BIGINT    NOT NULL,
+    duration_us      BIGINT    NOT NULL,
+    is_error         BOOLEAN   NOT NULL,
+    status_code      VARCHAR   NOT NULL,
+    status_message   VARCHAR   NOT NULL,
+    http_status_code INTEGER,
+    http_method      VARCHAR   NOT NULL,
+    http_route       VARCHAR   NOT NULL,
+    rpc_system       VARCHAR   NOT NULL,
+    rpc_service      VARCHAR   NOT NULL,
+    rpc_method       VARCHAR   NOT NULL,
+    grpc_status_code INTEGER,
+    db_system        VARCHAR   NOT NULL,
+    db_operation     VARCHAR   NOT NULL,
+    db_collection    VARCHAR   NOT NULL,
+    keep_reason      VARCHAR   NOT NULL,
+    attributes       VARCHAR   NOT NULL,
+    resource         VARCHAR   NOT NULL
+);
+"#;

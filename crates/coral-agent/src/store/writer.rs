@@ -1,0 +1,307 @@
+//! The single writer thread.
+//!
+//! It drains every batch waiting on its channel into one transaction (group
+//! commit: the slower the disk, the bigger the batch), appends rows with the
+//! DuckDB Appender, assigns `seq_id`s and persists the next id in the same
+//! transaction. Span batches carry the semaphore permits that admitted them, so
+//! the receivers' in-flight bound covers data until it is committed.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use coral_model::Bucket;
+use coral_proto::common::TelemetrySpan;
+use duckdb::types::{TimeUnit, Value};
+use duckdb::{Connection, params};
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+
+use super::{Database, StoreError};
+use crate::metrics::Counters;
+
+/// Rows drained into one transaction at most.
+const MAX_BATCH_ROWS: usize = 100_000;
+
+/// A unit of work for the writer.
+pub enum WriteOp {
+    /// Kept spans, with the permits that admitted them.
+    Spans(Vec<TelemetrySpan>, Option<OwnedSemaphorePermit>),
+    /// Flushed one-minute buckets.
+    Buckets(Vec<Bucket>),
+    /// Delete rows older than the cutoff, then checkpoint.
+    Retention(SystemTime),
+    /// Finish the work already queued, checkpoint and stop.
+    Close,
+}
+
+/// Handle on the writer thread. Sending [`WriteOp::Close`] (or dropping every
+/// [`WriterSender`]) and calling [`Writer::join`] finishes the writes queued
+/// before it and checkpoints the database.
+pub struct Writer {
+    handle: JoinHandle<()>,
+}
+
+/// Sends work to the writer.
+pub type WriterSender = UnboundedSender<WriteOp>;
+
+impl Writer {
+    /// Starts the writer thread on `conn`.
+    pub fn start(
+        conn: Connection,
+        db: Arc<Database>,
+        counters: Arc<Counters>,
+    ) -> Result<(Writer, WriterSender), StoreError> {
+        let (tx, rx) = unbounded_channel();
+        let handle = std::thread::Builder::new()
+            .name("coral-store-writer".into())
+            .spawn(move || run(conn, db, counters, rx))
+            .map_err(|e| StoreError::Db(duckdb::Error::ToSqlConversionFailure(Box::new(e))))?;
+        Ok((Writer { handle }, tx))
+    }
+
+    /// Waits for the thread to finish (after all senders are dropped).
+    pub fn join(self) {
+        if self.handle.join().is_err() {
+            tracing::error!("agent store writer panicked");
+        }
+    }
+}
+
+fn run(
+    mut conn: Connection,
+    db: Arc<Database>,
+    counters: Arc<Counters>,
+    mut rx: UnboundedReceiver<WriteOp>,
+) {
+    let mut next_seq = db.latest_seq() + 1;
+    while let Some(first) = rx.blocking_recv() {
+        let mut batch = Batch::default();
+        batch.absorb(first);
+        while batch.spans.len() + batch.buckets.len() < MAX_BATCH_ROWS {
+            match rx.try_recv() {
+                Ok(op) => batch.absorb(op),
+                Err(_) => break,
+            }
+        }
+        let Batch {
+            spans,
+            buckets,
+            permits,
+            retention,
+            close,
+        } = batch;
+        if !spans.is_empty() || !buckets.is_empty() {
+            match write_batch(&mut conn, next_seq, &spans, &buckets) {
+                Ok(next) => {
+                    next_seq = next;
+                    db.set_latest_seq(next - 1);
+                    counters
+                        .spans_stored
+                        .fetch_add(spans.len() as u64, Ordering::Relaxed);
+                    counters
+                        .buckets_stored
+                        .fetch_add(buckets.len() as u64, Ordering::Relaxed);
+                }
+                Err(error) => {
+                    counters
+                        .spans_dropped
+                        .fetch_add(spans.len() as u64, Ordering::Relaxed);
+                    counters
+                        .buckets_dropped
+                        .fetch_add(buckets.len() as u64, Ordering::Relaxed);
+                    tracing::error!(%error, spans = spans.len(), buckets = buckets.len(), "agent store write failed, batch lost");
+                }
+            }
+        }
+        drop(permits);
+        if let Some(cutoff) = retention {
+            match apply_retention(&conn, cutoff) {
+                Ok(deleted) => {
+                    counters
+                        .rows_deleted_by_retention
+                        .fetch_add(deleted, Ordering::Relaxed);
+                    tracing::debug!(deleted, "retention cleanup done");
+                }
+                Err(error) => tracing::warn!(%error, "retention cleanup failed, will retry"),
+            }
+        }
+        if close {
+            break;
+        }
+    }
+    if let Err(error) = conn.execute_batch("CHECKPOINT") {
+        tracing::warn!(%error, "final checkpoint failed");
+    }
+}
+
+/// Everything drained from the channel for one transaction.
+#[derive(Default)]
+struct Batch {
+    spans: Vec<TelemetrySpan>,
+    buckets: Vec<Bucket>,
+    permits: Vec<OwnedSemaphorePermit>,
+    retention: Option<SystemTime>,
+    close: bool,
+}
+
+impl Batch {
+    fn absorb(&mut self, op: WriteOp) {
+        match op {
+            WriteOp::Spans(mut spans, permit) => {
+                self.spans.append(&mut spans);
+                self.permits.extend(permit);
+            }
+            WriteOp::Buckets(mut buckets) => self.buckets.append(&mut buckets),
+            WriteOp::Retention(cutoff) => self.retention = Some(cutoff),
+            WriteOp::Close => self.close = true,
+        }
+    }
+}
+
+fn micros(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_micros() as i64
+}
+
+fn ts(micros: i64) -> Value {
+    Value::Timestamp(TimeUnit::Microsecond, micros)
+}
+
+/// Appends one batch in a transaction; returns the next free seq_id.
+fn write_batch(
+    conn: &mut Connection,
+    mut seq: u64,
+    spans: &[TelemetrySpan],
+    buckets: &[Bucket],
+) -> Result<u64, duckdb::Error> {
+    let tx = conn.transaction()?;
+    {
+        let mut app = tx.appender("otel_spans_local")?;
+        for s in spans {
+            let start_us = s.start_time_unix_nano / 1_000;
+            let http_status = (s.http_status_code != 0).then_some(s.http_status_code);
+            app.append_row(params![
+                seq,
+                s.trace_id,
+                s.span_id,
+                s.parent_span_id,
+                s.service_name,
+                s.span_name,
+                s.span_kind,
+                ts(start_us),
+                s.start_time_unix_nano,
+                s.duration_us,
+                s.is_error,
+                s.status_code,
+                s.status_message,
+                http_status,
+                s.http_method,
+                s.http_route,
+                s.rpc_system,
+                s.rpc_service,
+                s.rpc_method,
+                s.grpc_status_code,
+                s.db_system,
+                s.db_operation,
+                s.db_collection,
+                s.keep_reason,
+                s.attributes_json,
+                s.resource_json,
+            ])?;
+            seq += 1;
+        }
+        app.flush()?;
+    }
+    if !buckets.is_empty() {
+        let now = micros(SystemTime::now());
+        let mut bucket_app = tx.appender("otel_buckets_local")?;
+        let mut op_app = tx.appender("otel_operations_local")?;
+        for bucket in buckets {
+            let p = bucket.to_proto("", seq);
+            bucket_app.append_row(params![
+                seq,
+                ts(p.bucket_time * 1_000_000),
+                p.service_name,
+                p.span_kind,
+                p.total_spans,
+                p.error_count,
+                p.p50_ms,
+                p.p95_ms,
+                p.p99_ms,
+                p.min_ms,
+                p.max_ms,
+                p.sum_ms,
+                samples_json(&p.samples),
+                encode_sketch(p.sketch.as_ref()),
+                ts(now),
+            ])?;
+            for op in &p.operations {
+                op_app.append_row(params![
+                    seq,
+                    op.operation,
+                    op.total_spans,
+                    op.error_count,
+                    op.p50_ms,
+                    op.p95_ms,
+                    op.p99_ms,
+                    op.min_ms,
+                    op.max_ms,
+                    op.sum_ms,
+                    samples_json(&op.samples),
+                    encode_sketch(op.sketch.as_ref()),
+                ])?;
+            }
+            seq += 1;
+        }
+        bucket_app.flush()?;
+        op_app.flush()?;
+    }
+    tx.execute(
+        "UPDATE coral_metadata SET value = ? WHERE key = 'next_seq_id'",
+        [seq.to_string()],
+    )?;
+    tx.commit()?;
+    Ok(seq)
+}
+
+/// Samples as a JSON array of `{"trace_id","duration_ms","is_error"}`.
+pub fn samples_json(samples: &[coral_proto::common::SampleTrace]) -> String {
+    let list: Vec<_> = samples
+        .iter()
+        .map(|s| {
+            serde_json::json!({
+                "trace_id": s.trace_id,
+                "duration_ms": s.duration_ms,
+                "is_error": s.is_error,
+            })
+        })
+        .collect();
+    serde_json::Value::Array(list).to_string()
+}
+
+fn encode_sketch(sketch: Option<&coral_proto::common::DurationSketch>) -> Vec<u8> {
+    use prost::Message;
+    sketch.map(Message::encode_to_vec).unwrap_or_default()
+}
+
+fn apply_retention(conn: &Connection, cutoff: SystemTime) -> Result<u64, duckdb::Error> {
+    let cutoff = ts(micros(cutoff));
+    let mut deleted = conn.execute(
+        "DELETE FROM otel_spans_local WHERE start_time < ?",
+        params![cutoff],
+    )? as u64;
+    conn.execute(
+        "DELETE FROM otel_operations_local WHERE bucket_seq_id IN \
+         (SELECT seq_id FROM otel_buckets_local WHERE bucket_time < ?)",
+        params![cutoff],
+    )?;
+    deleted += conn.execute(
+        "DELETE FROM otel_buckets_local WHERE bucket_time < ?",
+        params![cutoff],
+    )? as u64;
+    conn.execute_batch("CHECKPOINT")?;
+    Ok(deleted)
+}

@@ -1,0 +1,313 @@
+//! Bad input gets the OTLP specification's answer, and the agent keeps serving.
+
+mod common;
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use coral_agent::aggregate::{Aggregator, Limits};
+use coral_agent::filter::StaticFilter;
+use coral_agent::metrics::Counters;
+use coral_agent::pipeline::Pipeline;
+use coral_agent::receiver;
+use coral_config::FilterConfig;
+use coral_proto::otlp::collector::trace::v1::trace_service_client::TraceServiceClient;
+use coral_proto::otlp::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use coral_proto::otlp::common::v1::{AnyValue, KeyValue, any_value::Value};
+use coral_proto::otlp::resource::v1::Resource;
+use coral_proto::otlp::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use coral_proto::rpc::Status as RpcStatus;
+use prost::Message;
+use tokio_util::sync::CancellationToken;
+
+use common::{config, start};
+
+const LIMIT: usize = 64 * 1024;
+
+fn span(trace_id: Vec<u8>, name: &str) -> Span {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    Span {
+        trace_id,
+        span_id: vec![7; 8],
+        name: name.into(),
+        kind: 2,
+        start_time_unix_nano: now - 5_000_000,
+        end_time_unix_nano: now,
+        ..Default::default()
+    }
+}
+
+fn request(spans: Vec<Span>) -> ExportTraceServiceRequest {
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![KeyValue {
+                    key: "service.name".into(),
+                    value: Some(AnyValue {
+                        value: Some(Value::StringValue("bad-input".into())),
+                    }),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+fn big_request() -> ExportTraceServiceRequest {
+    let spans = (0..2000u32)
+        .map(|i| span(vec![1; 16], &format!("operation-number-{i:06}-padded-name")))
+        .collect();
+    request(spans)
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(bytes).unwrap();
+    encoder.finish().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_bad_input_gets_spec_statuses_and_the_agent_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let agent = start(&config(
+        dir.path(),
+        &format!("    max_message_bytes: {LIMIT}"),
+    ))
+    .await;
+    let url = format!("http://{}/v1/traces", agent.addrs.otlp_http.unwrap());
+    let http = reqwest::Client::new();
+    let post = |body: Vec<u8>, content_type: &'static str| {
+        http.post(&url)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+    };
+
+    let garbage = post(vec![0xff, 0xff, 0xff, 0x01], "application/x-protobuf")
+        .await
+        .unwrap();
+    assert_eq!(garbage.status(), 400);
+    let status = RpcStatus::decode(garbage.bytes().await.unwrap()).unwrap();
+    assert!(
+        status
+            .message
+            .contains("cannot decode OTLP/protobuf traces"),
+        "{}",
+        status.message
+    );
+
+    let bad_json = post(b"{\"resourceSpans\": 7}".to_vec(), "application/json")
+        .await
+        .unwrap();
+    assert_eq!(bad_json.status(), 400);
+    assert_eq!(bad_json.headers()["content-type"], "application/json");
+    let body: serde_json::Value = serde_json::from_slice(&bad_json.bytes().await.unwrap()).unwrap();
+    assert!(
+        body["message"].as_str().unwrap().contains("OTLP/JSON"),
+        "{body}"
+    );
+
+    let too_big = post(big_request().encode_to_vec(), "application/x-protobuf")
+        .await
+        .unwrap();
+    assert_eq!(too_big.status(), 413);
+
+    let bomb = gzip(&vec![0u8; 4 * LIMIT]);
+    assert!(bomb.len() < LIMIT);
+    let bomb = http
+        .post(&url)
+        .header("content-type", "application/x-protobuf")
+        .header("content-encoding", "gzip")
+        .body(bomb)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bomb.status(), 413, "decompressed size is limited too");
+
+    let bad_gzip = http
+        .post(&url)
+        .header("content-type", "application/x-protobuf")
+        .header("content-encoding", "gzip")
+        .body(vec![1, 2, 3, 4])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad_gzip.status(), 400);
+
+    let text = post(b"hello".to_vec(), "text/plain").await.unwrap();
+    assert_eq!(text.status(), 415);
+    let get = http.get(&url).send().await.unwrap();
+    assert_eq!(get.status(), 405);
+
+    // One span with a 4-byte trace id among valid ones: partial success.
+    let mixed = request(vec![
+        span(vec![1; 16], "ok-1"),
+        span(vec![9; 4], "short-id"),
+        span(vec![2; 16], "ok-2"),
+    ]);
+    let response = http
+        .post(&url)
+        .header("content-type", "application/x-protobuf")
+        .header("content-encoding", "gzip")
+        .body(gzip(&mixed.encode_to_vec()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let decoded = ExportTraceServiceResponse::decode(response.bytes().await.unwrap()).unwrap();
+    let partial = decoded.partial_success.expect("partial success reported");
+    assert_eq!(partial.rejected_spans, 1);
+    assert!(
+        partial.error_message.contains("short-id") && partial.error_message.contains("16 bytes")
+    );
+
+    // The same as OTLP/JSON: the answer is JSON too.
+    let json = serde_json::json!({"resourceSpans": [{"scopeSpans": [{"spans": [{
+        "traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b174",
+        "name": "json-span", "kind": 2,
+        "startTimeUnixNano": "1700000000000000000", "endTimeUnixNano": "1700000000100000000",
+        "attributes": [{"key": "http.response.status_code", "value": {"intValue": "503"}}]
+    }]}]}]});
+    let ok = post(json.to_string().into_bytes(), "application/json")
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    assert_eq!(ok.headers()["content-type"], "application/json");
+
+    let c = agent.api.counters().to_proto(0);
+    assert_eq!(c.spans_accepted, 3);
+    assert_eq!(c.spans_rejected, 1);
+    assert_eq!(c.requests_rejected_invalid, 3);
+    assert_eq!(c.requests_rejected_too_large, 2);
+    agent.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_oversize_is_resource_exhausted_and_invalid_spans_are_partial() {
+    let dir = tempfile::tempdir().unwrap();
+    let agent = start(&config(
+        dir.path(),
+        &format!("    max_message_bytes: {LIMIT}"),
+    ))
+    .await;
+    let mut client =
+        TraceServiceClient::connect(format!("http://{}", agent.addrs.otlp_grpc.unwrap()))
+            .await
+            .unwrap();
+    let error = client.export(big_request()).await.unwrap_err();
+    assert_eq!(error.code(), tonic::Code::ResourceExhausted, "{error}");
+    let garbage =
+        common::export_raw_grpc(agent.addrs.otlp_grpc.unwrap(), vec![0xff, 0xff, 0xff, 0x01]).await;
+    let error = garbage.unwrap_err();
+    assert_eq!(error.code(), tonic::Code::InvalidArgument, "{error}");
+
+    let mixed = request(vec![
+        span(vec![1; 16], "ok"),
+        span(vec![0; 16], "zero-trace"),
+    ]);
+    let response = client.export(mixed).await.unwrap().into_inner();
+    let partial = response.partial_success.expect("partial success");
+    assert_eq!(partial.rejected_spans, 1);
+    assert!(partial.error_message.contains("zero-trace"));
+    let fine = client
+        .export(request(vec![span(vec![3; 16], "fine")]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        fine.partial_success.is_none(),
+        "the agent keeps serving after bad input"
+    );
+    let c = agent.api.counters().to_proto(0);
+    assert_eq!(
+        (c.requests_rejected_too_large, c.requests_rejected_invalid),
+        (1, 1)
+    );
+    agent.shutdown().await;
+}
+
+/// A pipeline whose writer never drains holds its permits: saturation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saturation_gets_429_with_retry_after_and_unavailable() {
+    let (writer, _never_drained) = tokio::sync::mpsc::unbounded_channel();
+    let pipeline = Arc::new(Pipeline::new(
+        Aggregator::new(Limits {
+            max_operations_per_service: 10,
+            max_services: 10,
+            grace_secs: 0,
+        }),
+        StaticFilter::new(&FilterConfig {
+            keep_errors: true,
+            latency_threshold_ms: None,
+            sample_rate: 1.0,
+        }),
+        regex::RegexSet::empty(),
+        2,
+        writer,
+        Arc::new(Counters::default()),
+    ));
+    let stop = CancellationToken::new();
+    let http_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let grpc_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (http_addr, grpc_addr) = (
+        http_listener.local_addr().unwrap(),
+        grpc_listener.local_addr().unwrap(),
+    );
+    tokio::spawn(receiver::http::serve(
+        http_listener,
+        pipeline.clone(),
+        LIMIT,
+        stop.clone(),
+    ));
+    tokio::spawn(receiver::grpc::serve(
+        grpc_listener,
+        pipeline.clone(),
+        LIMIT,
+        stop.clone(),
+    ));
+
+    let body = request(vec![span(vec![1; 16], "a"), span(vec![2; 16], "b")]).encode_to_vec();
+    let http = reqwest::Client::new();
+    let send = || {
+        http.post(format!("http://{http_addr}/v1/traces"))
+            .header("content-type", "application/x-protobuf")
+            .body(body.clone())
+            .send()
+    };
+    assert_eq!(
+        send().await.unwrap().status(),
+        200,
+        "first batch fills the queue"
+    );
+    let throttled = send().await.unwrap();
+    assert_eq!(throttled.status(), 429);
+    assert_eq!(throttled.headers()["retry-after"], "1");
+
+    let mut client = TraceServiceClient::connect(format!("http://{grpc_addr}"))
+        .await
+        .unwrap();
+    let error = client
+        .export(request(vec![span(vec![5; 16], "c")]))
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), tonic::Code::Unavailable);
+    let counters = pipeline.counters().to_proto(0);
+    assert_eq!(
+        counters.spans_accepted, 2,
+        "throttled requests leave no trace in the counts"
+    );
+    assert_eq!(counters.requests_throttled, 2);
+    stop.cancel();
+}

@@ -1,0 +1,175 @@
+//! The agent's DuckDB store across restarts, paging and retention.
+
+mod common;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use coral_proto::otlp::collector::trace::v1::ExportTraceServiceRequest;
+use coral_proto::otlp::collector::trace::v1::trace_service_client::TraceServiceClient;
+use coral_proto::otlp::common::v1::{AnyValue, KeyValue, any_value::Value};
+use coral_proto::otlp::resource::v1::Resource;
+use coral_proto::otlp::trace::v1::{ResourceSpans, ScopeSpans, Span};
+
+use common::{config, flush_and_wait, query_all, start, wait_until};
+
+fn spans(service: &str, start_ns: u64, n: u8) -> ExportTraceServiceRequest {
+    let spans = (1..=n)
+        .map(|i| Span {
+            trace_id: vec![i; 16],
+            span_id: vec![i; 8],
+            name: "op".into(),
+            kind: 2,
+            start_time_unix_nano: start_ns + u64::from(i) * 1_000_000,
+            end_time_unix_nano: start_ns + u64::from(i) * 2_000_000,
+            ..Default::default()
+        })
+        .collect();
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![KeyValue {
+                    key: "service.name".into(),
+                    value: Some(AnyValue {
+                        value: Some(Value::StringValue(service.into())),
+                    }),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+async fn send(agent: &coral_agent::RunningAgent, request: ExportTraceServiceRequest) {
+    let mut client =
+        TraceServiceClient::connect(format!("http://{}", agent.addrs.otlp_grpc.unwrap()))
+            .await
+            .unwrap();
+    client.export(request).await.expect("export accepted");
+}
+
+fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_keeps_data_session_and_sequence() {
+    let dir = tempfile::tempdir().unwrap();
+    let keep_all = "    filters:\n      - sample_rate: 1.0";
+    let agent = start(&config(dir.path(), keep_all)).await;
+    send(&agent, spans("alpha", now_ns() - 120_000_000_000, 10)).await;
+    flush_and_wait(&agent, 1, 10).await;
+    let (buckets, kept, cursor, session) = query_all(&agent, 0, 3).await;
+    assert_eq!((buckets.len(), kept.len()), (1, 10));
+    let mut ids: Vec<u64> = kept
+        .iter()
+        .map(|s| s.seq_id)
+        .chain(buckets.iter().map(|b| b.seq_id))
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(
+        ids,
+        (1..=11).collect::<Vec<_>>(),
+        "paged by 3, no gaps, no duplicates"
+    );
+    assert_eq!(cursor, 11);
+    agent.shutdown().await;
+
+    let agent = start(&config(dir.path(), keep_all)).await;
+    let (buckets, kept, _, same_session) = query_all(&agent, 0, 0).await;
+    assert_eq!(same_session, session, "session survives a restart");
+    assert_eq!(
+        (buckets.len(), kept.len()),
+        (1, 10),
+        "data survives a restart"
+    );
+    send(&agent, spans("beta", now_ns() - 120_000_000_000, 2)).await;
+    flush_and_wait(&agent, 1, 2).await;
+    let (buckets, kept, next_cursor, _) = query_all(&agent, cursor, 0).await;
+    assert_eq!(
+        (buckets.len(), kept.len()),
+        (1, 2),
+        "only rows after the cursor"
+    );
+    assert!(
+        kept.iter().all(|s| s.seq_id > 11),
+        "sequence continues after restart"
+    );
+    assert_eq!(next_cursor, 14);
+    agent.shutdown().await;
+
+    let other = tempfile::tempdir().unwrap();
+    let fresh = start(&config(other.path(), keep_all)).await;
+    let (_, _, _, new_session) = query_all(&fresh, 0, 0).await;
+    assert_ne!(new_session, session, "a new database has a new session");
+    fresh.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_filter_and_cursor_past_other_services() {
+    let dir = tempfile::tempdir().unwrap();
+    let agent = start(&config(
+        dir.path(),
+        "    filters:\n      - sample_rate: 1.0",
+    ))
+    .await;
+    send(&agent, spans("alpha", now_ns() - 120_000_000_000, 3)).await;
+    send(&agent, spans("beta", now_ns() - 120_000_000_000, 4)).await;
+    flush_and_wait(&agent, 2, 7).await;
+    let mut client = coral_proto::agent::agent_service_client::AgentServiceClient::connect(
+        format!("http://{}", agent.addrs.api),
+    )
+    .await
+    .unwrap();
+    let response = client
+        .query_telemetry(coral_proto::agent::QueryTelemetryRequest {
+            service_names: vec!["beta".into()],
+            start_seq_id: 0,
+            max_records: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(response.spans.len(), 4);
+    assert!(response.spans.iter().all(|s| s.service_name == "beta"));
+    assert_eq!(response.buckets.len(), 1);
+    assert!(!response.has_more);
+    assert_eq!(
+        response.max_seq_id, response.latest_seq_id,
+        "cursor covers skipped rows too"
+    );
+    agent.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_removes_old_rows_and_keeps_recent_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path(), "    filters:\n      - sample_rate: 1.0");
+    cfg.storage.retention = Duration::from_secs(3600);
+    cfg.storage.cleanup_interval = Duration::from_millis(200);
+    let agent = start(&cfg).await;
+    send(&agent, spans("old", now_ns() - 3 * 3600 * 1_000_000_000, 5)).await;
+    send(&agent, spans("new", now_ns() - 120_000_000_000, 5)).await;
+    flush_and_wait(&agent, 2, 10).await;
+    let counters = agent.api.counters().clone();
+    wait_until(
+        "retention deleted the old rows",
+        Duration::from_secs(20),
+        || counters.to_proto(0).rows_deleted_by_retention >= 6,
+    )
+    .await;
+    let (buckets, kept, _, _) = query_all(&agent, 0, 0).await;
+    assert!(buckets.iter().all(|b| b.service_name == "new"));
+    assert_eq!(buckets.len(), 1);
+    assert_eq!(kept.len(), 5);
+    assert!(kept.iter().all(|s| s.service_name == "new"));
+    agent.shutdown().await;
+}

@@ -1,0 +1,250 @@
+//! The validated, fully-defaulted configuration types.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// The complete, validated agent configuration.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// Agent identity (`agent.id`); defaults to the host name.
+    pub agent_id: String,
+    /// Where the agent keeps its data (`agent.data_dir`); defaults to
+    /// `$CORAL_HOME/agent`.
+    pub data_dir: PathBuf,
+    /// How the agent runs (`agent.mode`).
+    pub mode: AgentMode,
+    /// OTLP receivers, filtering and aggregation (`agent.telemetry`).
+    pub telemetry: TelemetryConfig,
+    /// AgentService gRPC listen address (`agent.api.endpoint`).
+    pub api_endpoint: SocketAddr,
+    /// Admin HTTP listen address: `/metrics`, `/healthz` (`agent.admin.endpoint`).
+    pub admin_endpoint: SocketAddr,
+    /// Local storage retention (`agent.storage`).
+    pub storage: StorageConfig,
+    /// Logging of the agent itself (`agent.log`).
+    pub log: LogConfig,
+    /// The file the configuration was loaded from, if any.
+    pub source: Option<PathBuf>,
+}
+
+/// OTLP receiver, filtering and aggregation settings (`agent.telemetry`).
+#[derive(Debug, Clone)]
+pub struct TelemetryConfig {
+    /// Whether the OTLP receivers run at all.
+    pub enabled: bool,
+    /// OTLP gRPC listen address (`agent.telemetry.endpoint`).
+    pub grpc_endpoint: SocketAddr,
+    /// OTLP HTTP listen address (`agent.telemetry.http_endpoint`).
+    pub http_endpoint: SocketAddr,
+    /// Largest accepted OTLP message, in bytes.
+    pub max_message_bytes: usize,
+    /// Which raw spans are stored.
+    pub filters: FilterConfig,
+    /// Attribute keys matching any of these have their values dropped before storage.
+    pub scrub_attributes: Vec<regex::Regex>,
+    /// How long after a minute closes before its aggregates are flushed.
+    pub flush_grace: Duration,
+    /// Cap on distinct operations tracked per service.
+    pub max_operations_per_service: usize,
+    /// Cap on distinct services tracked.
+    pub max_services: usize,
+    /// Spans allowed in flight between receivers and storage before the
+    /// receivers push back (HTTP 429 / gRPC UNAVAILABLE).
+    pub queue_spans: usize,
+}
+
+/// Static span filters: a span is stored when any enabled rule matches.
+///
+/// Without a `filters` list the defaults are: keep errors, keep spans slower
+/// than 500 ms, sample 10% of the rest. With a list, only the listed rules
+/// are on.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FilterConfig {
+    /// `always_capture: errors` — keep every error span.
+    pub keep_errors: bool,
+    /// `always_capture: latency_gt_ms:N` — keep spans lasting more than N ms.
+    pub latency_threshold_ms: Option<f64>,
+    /// `sample_rate: R` — keep this fraction (0.0–1.0) of the remaining spans.
+    pub sample_rate: f64,
+}
+
+impl FilterConfig {
+    /// The rules in effect when no `filters` list is given.
+    pub const DEFAULT: FilterConfig = FilterConfig {
+        keep_errors: true,
+        latency_threshold_ms: Some(500.0),
+        sample_rate: 0.10,
+    };
+
+    /// No rule on: nothing is kept (the starting point of an explicit list).
+    pub const NONE: FilterConfig = FilterConfig {
+        keep_errors: false,
+        latency_threshold_ms: None,
+        sample_rate: 0.0,
+    };
+}
+
+impl Default for FilterConfig {
+    fn default() -> Self {
+        FilterConfig::DEFAULT
+    }
+}
+
+/// Local storage settings (`agent.storage`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StorageConfig {
+    /// How long raw data is kept.
+    pub retention: Duration,
+    /// How often expired data is deleted.
+    pub cleanup_interval: Duration,
+}
+
+/// Logging of the agent process itself (`agent.log`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    /// Output format.
+    pub format: LogFormat,
+    /// A `tracing` `EnvFilter` directive string, e.g. `info` or `coral=debug,info`.
+    pub level: String,
+}
+
+/// How the agent runs (`agent.mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum AgentMode {
+    /// Full agent: receive, aggregate, store and serve (`agent`).
+    #[default]
+    Agent,
+    /// OTLP receiver only (`otel-collector`).
+    OtelCollector,
+    /// Forward to the colony without local storage (`forwarder`).
+    Forwarder,
+}
+
+impl AgentMode {
+    /// The accepted spellings, in order.
+    pub const NAMES: [&'static str; 3] = ["agent", "otel-collector", "forwarder"];
+
+    /// The configuration spelling: `agent`, `otel-collector` or `forwarder`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AgentMode::Agent => "agent",
+            AgentMode::OtelCollector => "otel-collector",
+            AgentMode::Forwarder => "forwarder",
+        }
+    }
+}
+
+impl fmt::Display for AgentMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for AgentMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "agent" => Ok(AgentMode::Agent),
+            "otel-collector" => Ok(AgentMode::OtelCollector),
+            "forwarder" => Ok(AgentMode::Forwarder),
+            other => Err(format!(
+                "unknown mode {other:?}; expected one of: {}",
+                AgentMode::NAMES.join(", ")
+            )),
+        }
+    }
+}
+
+/// Log output format (`agent.log.format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum LogFormat {
+    /// Human-readable text (`text`).
+    #[default]
+    Text,
+    /// One JSON object per line (`json`).
+    Json,
+}
+
+impl LogFormat {
+    /// The accepted spellings, in order.
+    pub const NAMES: [&'static str; 2] = ["text", "json"];
+
+    /// The configuration spelling: `text` or `json`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        }
+    }
+}
+
+impl fmt::Display for LogFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for LogFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            other => Err(format!(
+                "unknown log format {other:?}; expected one of: {}",
+                LogFormat::NAMES.join(", ")
+            )),
+        }
+    }
+}
+
+/// Overrides from command-line flags; `None` = not given.
+///
+/// Flags take precedence over environment variables, which take precedence
+/// over the file. Error messages name them as `--agent-id`, `--data-dir`,
+/// `--mode`, `--otlp-grpc-endpoint`, `--otlp-http-endpoint`, `--api-endpoint`,
+/// `--admin-endpoint`, `--log-format` and `--log-level`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AgentOverrides {
+    /// `--agent-id`: overrides `agent.id`.
+    pub agent_id: Option<String>,
+    /// `--data-dir`: overrides `agent.data_dir`.
+    pub data_dir: Option<PathBuf>,
+    /// `--mode`: overrides `agent.mode`.
+    pub mode: Option<AgentMode>,
+    /// `--otlp-grpc-endpoint`: overrides `agent.telemetry.endpoint`.
+    pub grpc_endpoint: Option<SocketAddr>,
+    /// `--otlp-http-endpoint`: overrides `agent.telemetry.http_endpoint`.
+    pub http_endpoint: Option<SocketAddr>,
+    /// `--api-endpoint`: overrides `agent.api.endpoint`.
+    pub api_endpoint: Option<SocketAddr>,
+    /// `--admin-endpoint`: overrides `agent.admin.endpoint`.
+    pub admin_endpoint: Option<SocketAddr>,
+    /// `--log-format`: overrides `agent.log.format`.
+    pub log_format: Option<LogFormat>,
+    /// `--log-level`: overrides `agent.log.level`.
+    pub log_level: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enums_round_trip_through_their_names() {
+        for name in AgentMode::NAMES {
+            assert_eq!(name.parse::<AgentMode>().unwrap().to_string(), name);
+        }
+        for name in LogFormat::NAMES {
+            assert_eq!(name.parse::<LogFormat>().unwrap().to_string(), name);
+        }
+        let err = "collector".parse::<AgentMode>().unwrap_err();
+        assert!(err.contains("otel-collector"), "{err}");
+        assert!("JSON".parse::<LogFormat>().is_err());
+    }
+}

@@ -1,0 +1,22 @@
+//! Coral's shared data model, used by both the agent and the colony.
+//!
+//! - [`sketch`]: [`DurationSketch`], our DDSketch of durations in milliseconds
+//!   (1% relative accuracy, exact merges, protobuf wire form).
+//! - [`stats`]: [`Stats`], the mergeable RED accumulator (counts, sketch,
+//!   min/max/sum, up to [`MAX_SAMPLES`] sample traces).
+//! - [`bucket`]: one-minute [`Bucket`]s keyed by [`BucketKey`]
+//!   `(minute, service, kind)`, with a per-operation breakdown, and their
+//!   conversion to and from `coral.common.v1.TelemetryBucket`.
+//! - [`error`]: the error type, [`ModelError`].
+//!
+//! Durations are milliseconds (`f64`); bucket minutes are Unix seconds.
+
+pub mod bucket;
+pub mod error;
+pub mod sketch;
+pub mod stats;
+
+pub use bucket::{Bucket, BucketKey, OVERFLOW_OPERATION, SpanKind, minute_of};
+pub use error::ModelError;
+pub use sketch::{DEFAULT_RELATIVE_ACCURACY, DurationSketch, MAX_BINS, MIN_INDEXABLE_MS};
+pub use stats::{MAX_SAMPLES, Sample, Samples, Stats};

@@ -1,0 +1,20 @@
+//! Compiles Coral's `.proto` files (under `proto/` at the workspace root) with a
+//! vendored `protoc`, so a fresh machine needs no system protobuf compiler.
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let protoc = protoc_bin_vendored::protoc_bin_path()?;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    let files = [
+        "coral/common/v1/telemetry.proto",
+        "coral/agent/v1/agent.proto",
+        "google/rpc/status.proto",
+    ];
+    let paths: Vec<_> = files.iter().map(|f| root.join(f)).collect();
+    for p in &paths {
+        println!("cargo:rerun-if-changed={}", p.display());
+    }
+    let mut config = tonic_prost_build::Config::new();
+    config.protoc_executable(protoc);
+    tonic_prost_build::configure().compile_with_config(config, &paths, &[root])?;
+    Ok(())
+}
