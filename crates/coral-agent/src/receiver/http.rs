@@ -116,7 +116,11 @@ impl Reply for RpcStatus {
 macro_rules! serde_reply {
     ($($t:ty),*) => {$(
         impl Reply for $t {
+            /// `{}` when nothing was refused, as OTLP/JSON omits unset fields.
             fn to_json(&self) -> Vec<u8> {
+                if self.partial_success.is_none() {
+                    return b"{}".to_vec();
+                }
                 serde_json::to_vec(self).unwrap_or_default()
             }
         }
