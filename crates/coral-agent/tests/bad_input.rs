@@ -16,9 +16,7 @@ use coral_proto::otlp::collector::trace::v1::trace_service_client::TraceServiceC
 use coral_proto::otlp::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
-use coral_proto::otlp::common::v1::{AnyValue, KeyValue, any_value::Value};
-use coral_proto::otlp::resource::v1::Resource;
-use coral_proto::otlp::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use coral_proto::otlp::trace::v1::Span;
 use coral_proto::rpc::Status as RpcStatus;
 use prost::Message;
 use tokio_util::sync::CancellationToken;
@@ -44,25 +42,7 @@ fn span(trace_id: Vec<u8>, name: &str) -> Span {
 }
 
 fn request(spans: Vec<Span>) -> ExportTraceServiceRequest {
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(Resource {
-                attributes: vec![KeyValue {
-                    key: "service.name".into(),
-                    value: Some(AnyValue {
-                        value: Some(Value::StringValue("bad-input".into())),
-                    }),
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }),
-            scope_spans: vec![ScopeSpans {
-                spans,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    }
+    common::export_request("bad-input", spans)
 }
 
 fn big_request() -> ExportTraceServiceRequest {

@@ -6,9 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use coral_proto::otlp::collector::trace::v1::ExportTraceServiceRequest;
 use coral_proto::otlp::collector::trace::v1::trace_service_client::TraceServiceClient;
-use coral_proto::otlp::common::v1::{AnyValue, KeyValue, any_value::Value};
-use coral_proto::otlp::resource::v1::Resource;
-use coral_proto::otlp::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use coral_proto::otlp::trace::v1::Span;
 
 use common::{config, flush_and_wait, query_all, start, wait_until};
 
@@ -24,25 +22,7 @@ fn spans(service: &str, start_ns: u64, n: u8) -> ExportTraceServiceRequest {
             ..Default::default()
         })
         .collect();
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(Resource {
-                attributes: vec![KeyValue {
-                    key: "service.name".into(),
-                    value: Some(AnyValue {
-                        value: Some(Value::StringValue(service.into())),
-                    }),
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }),
-            scope_spans: vec![ScopeSpans {
-                spans,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    }
+    common::export_request(service, spans)
 }
 
 async fn send(agent: &coral_agent::RunningAgent, request: ExportTraceServiceRequest) {

@@ -157,3 +157,32 @@ pub async fn export_raw_grpc(
         .await
         .map(tonic::Response::into_inner)
 }
+
+/// One export request with `spans` from `service`.
+pub fn export_request(
+    service: &str,
+    spans: Vec<coral_proto::otlp::trace::v1::Span>,
+) -> coral_proto::otlp::collector::trace::v1::ExportTraceServiceRequest {
+    use coral_proto::otlp::common::v1::{AnyValue, KeyValue, any_value::Value};
+    use coral_proto::otlp::resource::v1::Resource;
+    use coral_proto::otlp::trace::v1::{ResourceSpans, ScopeSpans};
+    coral_proto::otlp::collector::trace::v1::ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![KeyValue {
+                    key: "service.name".into(),
+                    value: Some(AnyValue {
+                        value: Some(Value::StringValue(service.into())),
+                    }),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
