@@ -38,8 +38,8 @@ fn requests() -> (Vec<Bytes>, u64) {
 }
 
 fn pipeline() -> Pipeline {
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    std::thread::spawn(move || while rx.blocking_recv().is_some() {});
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || while rx.recv().is_ok() {});
     Pipeline::new(
         Aggregator::new(Limits {
             max_operations_per_service: 200,

@@ -221,7 +221,7 @@ async fn grpc_oversize_is_resource_exhausted_and_invalid_spans_are_partial() {
 /// A pipeline whose writer never drains holds its permits: saturation.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn saturation_gets_429_with_retry_after_and_unavailable() {
-    let (writer, _never_drained) = tokio::sync::mpsc::unbounded_channel();
+    let (writer, _never_drained) = std::sync::mpsc::channel();
     let pipeline = Arc::new(Pipeline::new(
         Aggregator::new(Limits {
             max_operations_per_service: 10,

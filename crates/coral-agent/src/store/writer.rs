@@ -1,7 +1,7 @@
 //! The single writer thread.
 //!
-//! It drains every batch waiting on its channel into one transaction (group
-//! commit: the slower the disk, the bigger the batch), appends rows with the
+//! It gathers work for up to [`COMMIT_INTERVAL`] into one transaction (group
+//! commit: a few commits per second, bigger batches under load), appends rows with the
 //! DuckDB Appender, assigns `seq_id`s and persists the next id in the same
 //! transaction. Span batches carry the semaphore permits that admitted them, so
 //! the receivers' in-flight bound covers data until it is committed.
@@ -15,14 +15,21 @@ use coral_model::Bucket;
 use coral_proto::common::TelemetrySpan;
 use duckdb::types::{TimeUnit, Value};
 use duckdb::{Connection, params};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
+use std::time::Instant;
+
 use tokio::sync::OwnedSemaphorePermit;
-use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
 use super::{Database, StoreError};
 use crate::metrics::Counters;
 
 /// Rows drained into one transaction at most.
 const MAX_BATCH_ROWS: usize = 100_000;
+
+/// How long the writer gathers work after the first item before committing:
+/// a few commits per second instead of one per request keeps the agent cheap
+/// at low rates, and acknowledged data is already counted in memory.
+pub const COMMIT_INTERVAL: Duration = Duration::from_millis(200);
 
 /// A unit of work for the writer.
 pub enum WriteOp {
@@ -44,7 +51,7 @@ pub struct Writer {
 }
 
 /// Sends work to the writer.
-pub type WriterSender = UnboundedSender<WriteOp>;
+pub type WriterSender = Sender<WriteOp>;
 
 impl Writer {
     /// Starts the writer thread on `conn`.
@@ -53,7 +60,7 @@ impl Writer {
         db: Arc<Database>,
         counters: Arc<Counters>,
     ) -> Result<(Writer, WriterSender), StoreError> {
-        let (tx, rx) = unbounded_channel();
+        let (tx, rx) = channel();
         let handle = std::thread::Builder::new()
             .name("coral-store-writer".into())
             .spawn(move || run(conn, db, counters, rx))
@@ -69,20 +76,16 @@ impl Writer {
     }
 }
 
-fn run(
-    mut conn: Connection,
-    db: Arc<Database>,
-    counters: Arc<Counters>,
-    mut rx: UnboundedReceiver<WriteOp>,
-) {
+fn run(mut conn: Connection, db: Arc<Database>, counters: Arc<Counters>, rx: Receiver<WriteOp>) {
     let mut next_seq = db.latest_seq() + 1;
-    while let Some(first) = rx.blocking_recv() {
+    while let Ok(first) = rx.recv() {
         let mut batch = Batch::default();
         batch.absorb(first);
-        while batch.spans.len() + batch.buckets.len() < MAX_BATCH_ROWS {
-            match rx.try_recv() {
+        let deadline = Instant::now() + COMMIT_INTERVAL;
+        while !batch.close && batch.spans.len() + batch.buckets.len() < MAX_BATCH_ROWS {
+            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
                 Ok(op) => batch.absorb(op),
-                Err(_) => break,
+                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
             }
         }
         let Batch {
