@@ -87,6 +87,10 @@ impl Database {
             path: path.clone(),
             source,
         })?;
+        // Bounded memory and no idle worker pool: the agent writes small
+        // batches from one thread; DuckDB's defaults (80% of RAM, one thread
+        // per core) are sized for analytics, not for a per-host agent.
+        conn.execute_batch("SET threads = 1; SET memory_limit = '64MB';")?;
         conn.execute_batch(schema::DDL)?;
         let version = metadata(&conn, "schema_version")?;
         match version {
