@@ -138,6 +138,12 @@ impl Pipeline {
             }
         };
 
+        // service.name is a resource attribute: look it up once per resource.
+        let services: Vec<&str> = request
+            .resource_spans
+            .iter()
+            .map(|rs| normalize::service_name(rs.resource.as_ref()))
+            .collect();
         {
             let mut aggregator = self
                 .aggregator
@@ -146,8 +152,7 @@ impl Pipeline {
             for a in &accepted {
                 let rs = &request.resource_spans[a.resource];
                 let span = &rs.scope_spans[a.scope].spans[a.span];
-                let service = normalize::service_name(rs.resource.as_ref());
-                aggregator.record(service, &span.name, &a.facts);
+                aggregator.record(services[a.resource], &span.name, &a.facts);
             }
         }
 
@@ -155,9 +160,8 @@ impl Pipeline {
         for a in accepted.iter().filter(|a| a.keep.is_some()) {
             let rs = &request.resource_spans[a.resource];
             let span = &rs.scope_spans[a.scope].spans[a.span];
-            let service = normalize::service_name(rs.resource.as_ref());
             let mut t = normalize::to_telemetry_span(
-                service,
+                services[a.resource],
                 rs.resource.as_ref(),
                 span,
                 &a.facts,
