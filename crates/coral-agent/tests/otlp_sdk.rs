@@ -116,7 +116,7 @@ async fn every_transport_gives_exact_red_numbers_and_filters() {
             span.end_with_timestamp(start + Duration::from_millis(ms));
         }
         flush(provider).await;
-        errors_by_duration.sort_by(|a, b| b.0.cmp(&a.0));
+        errors_by_duration.sort_by_key(|b| std::cmp::Reverse(b.0));
         let samples: Vec<String> = errors_by_duration
             .iter()
             .take(5)
