@@ -7,6 +7,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = [
         "coral/common/v1/telemetry.proto",
         "coral/agent/v1/agent.proto",
+        "coral/colony/v1/colony.proto",
         "google/rpc/status.proto",
     ];
     let paths: Vec<_> = files.iter().map(|f| root.join(f)).collect();

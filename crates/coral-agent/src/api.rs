@@ -8,6 +8,7 @@ use coral_proto::agent::agent_service_server::{AgentService, AgentServiceServer}
 use coral_proto::agent::{
     Endpoint, GetStatusRequest, GetStatusResponse, QueryTelemetryRequest, QueryTelemetryResponse,
 };
+use coral_proto::transport::TokenCheck;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::codec::CompressionEncoding;
@@ -28,6 +29,8 @@ pub struct Identity {
     pub data_dir: String,
     /// Bound endpoints, by name.
     pub endpoints: Vec<(String, String)>,
+    /// What this agent can do ("otlp", "host-metrics", "push").
+    pub capabilities: Vec<String>,
 }
 
 /// The `AgentService` implementation.
@@ -37,17 +40,24 @@ pub struct AgentApi {
     identity: Identity,
     started: Instant,
     started_at: SystemTime,
+    link: crate::link::LinkState,
 }
 
 impl AgentApi {
     /// Builds the service.
-    pub fn new(db: Arc<Database>, counters: Arc<Counters>, identity: Identity) -> AgentApi {
+    pub fn new(
+        db: Arc<Database>,
+        counters: Arc<Counters>,
+        identity: Identity,
+        link: crate::link::LinkState,
+    ) -> AgentApi {
         AgentApi {
             db,
             counters,
             identity,
             started: Instant::now(),
             started_at: SystemTime::now(),
+            link,
         }
     }
 
@@ -77,6 +87,9 @@ impl AgentApi {
             latest_seq_id: self.db.latest_seq(),
             mode: self.identity.mode.clone(),
             data_dir: self.identity.data_dir.clone(),
+            capabilities: self.identity.capabilities.clone(),
+            colony_state: self.link.get(),
+            push_acked_seq_id: self.db.push_acked(),
         }
     }
 }
@@ -117,17 +130,27 @@ impl AgentService for AgentApiService {
     }
 }
 
-/// Serves the agent API on `listener` until `shutdown` is cancelled.
+/// Serves the agent API on `listener` until `shutdown` is cancelled. With a
+/// token, every call must carry it; with `tls`, the API speaks TLS only.
 pub async fn serve(
     listener: TcpListener,
     api: Arc<AgentApi>,
+    token: Option<String>,
+    tls: Option<tonic::transport::ServerTlsConfig>,
     shutdown: CancellationToken,
 ) -> Result<(), tonic::transport::Error> {
-    let service = AgentServiceServer::new(AgentApiService(api))
-        .accept_compressed(CompressionEncoding::Gzip)
-        .send_compressed(CompressionEncoding::Gzip)
-        .max_encoding_message_size(256 * 1024 * 1024);
-    tonic::transport::Server::builder()
+    let service = tonic::service::interceptor::InterceptedService::new(
+        AgentServiceServer::new(AgentApiService(api))
+            .accept_compressed(CompressionEncoding::Gzip)
+            .send_compressed(CompressionEncoding::Gzip)
+            .max_encoding_message_size(256 * 1024 * 1024),
+        TokenCheck::new(token.as_deref(), "agent"),
+    );
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        builder = builder.tls_config(tls)?;
+    }
+    builder
         .add_service(service)
         .serve_with_incoming_shutdown(
             crate::receiver::grpc::tokio_stream_listener(listener),

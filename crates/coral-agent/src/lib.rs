@@ -17,18 +17,31 @@
 //!
 //! Modules: [`receiver`] (OTLP servers), [`normalize`], [`aggregate`],
 //! [`filter`], [`pipeline`] (admission and hand-off), [`store`] (DuckDB),
-//! [`api`] (AgentService), [`admin`] (Prometheus metrics), [`runtime`]
-//! (wiring and shutdown).
+//! [`api`] (AgentService), [`admin`] (Prometheus metrics), [`host`] (host
+//! metrics from `/proc`), [`link`] (colony registration and heartbeats),
+//! [`push`] (the outbox of push modes), [`runtime`] (wiring and shutdown).
 
 pub mod admin;
 pub mod aggregate;
 pub mod api;
 pub mod filter;
+pub mod host;
+pub mod link;
 pub mod metrics;
 pub mod normalize;
 pub mod pipeline;
+pub mod push;
 pub mod receiver;
 pub mod runtime;
 pub mod store;
 
 pub use runtime::{BoundAddrs, RunningAgent, StartError, start};
+
+/// This host's name (from the kernel), or "localhost".
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned())
+}

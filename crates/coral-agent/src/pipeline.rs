@@ -237,8 +237,8 @@ impl Pipeline {
     }
 
     /// Asks the writer to delete rows older than `cutoff`.
-    pub fn request_retention(&self, cutoff: SystemTime) {
-        let _ = self.writer.send(WriteOp::Retention(cutoff));
+    pub fn request_retention(&self, rule: crate::store::writer::RetentionRule) {
+        let _ = self.writer.send(WriteOp::Retention(rule));
     }
 }
 

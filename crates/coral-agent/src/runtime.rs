@@ -23,7 +23,7 @@ use crate::api::{AgentApi, Identity};
 use crate::filter::StaticFilter;
 use crate::metrics::Counters;
 use crate::pipeline::Pipeline;
-use crate::store::writer::{WriteOp, Writer, WriterSender};
+use crate::store::writer::{RetentionRule, WriteOp, Writer, WriterSender};
 use crate::store::{Database, StoreError};
 use crate::{admin, api, receiver};
 
@@ -53,6 +53,17 @@ pub enum StartError {
     /// The scrub patterns could not be combined.
     #[error("invalid agent.telemetry.scrub_attributes: {0}")]
     Scrub(#[from] regex::Error),
+    /// TLS files or the colony endpoint could not be used.
+    #[error("{0}")]
+    Transport(#[from] coral_proto::transport::TransportError),
+    /// A push mode without a colony to push to.
+    #[error(
+        "agent mode {mode} pushes to a colony, but no colony is configured — set agent.colony.endpoint (or CORAL_COLONY_ENDPOINT / --colony), or run with --mode agent"
+    )]
+    NoColony {
+        /// The mode.
+        mode: String,
+    },
 }
 
 /// The addresses the agent actually listens on.
@@ -106,6 +117,23 @@ fn local(listener: &TcpListener) -> SocketAddr {
 
 /// Starts an agent from a validated configuration.
 pub async fn start(config: &AgentConfig) -> Result<RunningAgent, StartError> {
+    let push_mode = config.mode != coral_config::AgentMode::Agent;
+    if push_mode && config.colony.is_none() {
+        return Err(StartError::NoColony {
+            mode: config.mode.to_string(),
+        });
+    }
+    let api_tls = match &config.api_tls {
+        Some(tls) => Some(coral_proto::transport::server_tls(
+            &tls.cert_file,
+            &tls.key_file,
+        )?),
+        None => None,
+    };
+    let colony_client = match &config.colony {
+        Some(link) => Some(crate::link::client(link)?),
+        None => None,
+    };
     let counters = Arc::new(Counters::default());
     let data_dir = config.data_dir.clone();
     let (db, conn) = tokio::task::spawn_blocking(move || Database::open(&data_dir))
@@ -164,6 +192,18 @@ pub async fn start(config: &AgentConfig) -> Result<RunningAgent, StartError> {
     }
     endpoints.push(("agent-api".to_owned(), addrs.api.to_string()));
     endpoints.push(("admin".to_owned(), addrs.admin.to_string()));
+    let mut capabilities = vec!["otlp".to_owned()];
+    if config.host_metrics.enabled {
+        capabilities.push("host-metrics".to_owned());
+    }
+    if push_mode {
+        capabilities.push("push".to_owned());
+    }
+    let link_state = crate::link::LinkState::new(if config.colony.is_some() {
+        "connecting"
+    } else {
+        "standalone"
+    });
     let api = Arc::new(AgentApi::new(
         db.clone(),
         counters.clone(),
@@ -172,7 +212,9 @@ pub async fn start(config: &AgentConfig) -> Result<RunningAgent, StartError> {
             mode: config.mode.to_string(),
             data_dir: config.data_dir.display().to_string(),
             endpoints,
+            capabilities: capabilities.clone(),
         },
+        link_state.clone(),
     ));
 
     let receivers_stop = CancellationToken::new();
@@ -198,9 +240,13 @@ pub async fn start(config: &AgentConfig) -> Result<RunningAgent, StartError> {
 
     let services_stop = CancellationToken::new();
     let mut services = JoinSet::new();
-    let (a, stop) = (api.clone(), services_stop.clone());
+    let (a, stop, token) = (
+        api.clone(),
+        services_stop.clone(),
+        config.auth_token.clone(),
+    );
     services.spawn(async move {
-        if let Err(error) = api::serve(api_listener, a, stop).await {
+        if let Err(error) = api::serve(api_listener, a, token, api_tls, stop).await {
             tracing::error!(%error, "agent API stopped");
         }
     });
@@ -223,16 +269,104 @@ pub async fn start(config: &AgentConfig) -> Result<RunningAgent, StartError> {
     });
     let (p, stop) = (pipeline.clone(), services_stop.clone());
     let (retention, interval) = (config.storage.retention, config.storage.cleanup_interval);
+    let outbox_max_age = push_mode.then_some(config.storage.outbox_max_age.max(retention));
     services.spawn(async move {
         let mut tick = tokio::time::interval(interval.max(Duration::from_millis(100)));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = stop.cancelled() => return,
-                _ = tick.tick() => p.request_retention(SystemTime::now() - retention),
+                _ = tick.tick() => {
+                    let now = SystemTime::now();
+                    p.request_retention(RetentionRule {
+                        cutoff: now - retention,
+                        keep_unacked_until: outbox_max_age.map(|age| now - age),
+                    });
+                }
             }
         }
     });
+    if config.host_metrics.enabled {
+        let (tx, stop, every) = (
+            writer_tx.clone(),
+            services_stop.clone(),
+            config.host_metrics.interval,
+        );
+        let hostname = crate::host_name();
+        services.spawn(async move {
+            let mut sampler = crate::host::HostSampler::new("/proc", hostname);
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tick.tick() => match sampler.sample(SystemTime::now()) {
+                        Ok(sample) => { let _ = tx.send(WriteOp::Host(sample)); }
+                        Err(error) => tracing::warn!(%error, "cannot sample host metrics"),
+                    },
+                }
+            }
+        });
+    }
+    if let (Some(link), Some(client)) = (&config.colony, colony_client) {
+        let scheme = if config.api_tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let advertised = link.advertise_endpoint.clone().unwrap_or_else(|| {
+            let host = if addrs.api.ip().is_unspecified() {
+                crate::host_name()
+            } else {
+                addrs.api.ip().to_string()
+            };
+            format!("{scheme}://{host}:{}", addrs.api.port())
+        });
+        let registration = coral_proto::colony::RegisterAgentRequest {
+            agent_id: config.agent_id.clone(),
+            // Push-mode agents are not polled.
+            endpoint: if push_mode { String::new() } else { advertised },
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            mode: config.mode.to_string(),
+            capabilities,
+            hostname: crate::host_name(),
+            session_id: db.session_id().to_owned(),
+        };
+        let (c, stop, state, d) = (
+            client.clone(),
+            services_stop.clone(),
+            link_state.clone(),
+            db.clone(),
+        );
+        let (endpoint, every) = (link.endpoint.clone(), link.heartbeat_interval);
+        services.spawn(crate::link::run(
+            c,
+            endpoint,
+            registration,
+            every,
+            d,
+            state,
+            stop,
+        ));
+        if push_mode {
+            let (stop, state, d, w) = (
+                services_stop.clone(),
+                link_state,
+                db.clone(),
+                writer_tx.clone(),
+            );
+            services.spawn(crate::push::run(
+                client,
+                link.endpoint.clone(),
+                config.agent_id.clone(),
+                link.push.clone(),
+                d,
+                w,
+                state,
+                stop,
+            ));
+        }
+    }
 
     tracing::info!(
         agent_id = %config.agent_id,

@@ -1,4 +1,4 @@
-//! `coral agent serve` and `coral up`.
+//! `coral agent serve` (and the agent half of `coral up`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -35,6 +35,16 @@ pub struct ServeArgs {
     /// Admin HTTP (Prometheus /metrics) listen address.
     #[arg(long, value_name = "HOST:PORT")]
     admin_endpoint: Option<SocketAddr>,
+    /// Colony to register with (host:port or http(s)://host:port).
+    #[arg(
+        long = "colony-endpoint",
+        visible_alias = "colony",
+        value_name = "ADDR"
+    )]
+    pub colony_endpoint: Option<String>,
+    /// Shared token (colony calls and this agent's API).
+    #[arg(long, hide_env_values = true)]
+    token: Option<String>,
     /// Log format: text or json.
     #[arg(long, value_parser = parse_log_format)]
     log_format: Option<LogFormat>,
@@ -56,61 +66,59 @@ fn parse_log_format(s: &str) -> Result<LogFormat, String> {
     }
 }
 
+impl ServeArgs {
+    /// The log flags, if given.
+    pub fn log_overrides(&self) -> (Option<LogFormat>, Option<String>) {
+        (self.log_format, self.log_level.clone())
+    }
+
+    /// Loads the agent configuration.
+    pub fn load(
+        self,
+        env: &std::collections::HashMap<String, String>,
+    ) -> anyhow::Result<AgentConfig> {
+        let overrides = AgentOverrides {
+            agent_id: self.agent_id,
+            data_dir: self.data_dir,
+            mode: self.mode,
+            grpc_endpoint: self.otlp_grpc_endpoint,
+            http_endpoint: self.otlp_http_endpoint,
+            api_endpoint: self.api_endpoint,
+            admin_endpoint: self.admin_endpoint,
+            colony_endpoint: self.colony_endpoint,
+            token: self.token,
+            log_format: self.log_format,
+            log_level: self.log_level,
+        };
+        Ok(AgentConfig::load(self.config.as_deref(), env, &overrides)?)
+    }
+}
+
 /// Loads the configuration, runs the agent until a signal, then shuts down.
-pub async fn serve(args: ServeArgs, all_in_one: bool) -> anyhow::Result<()> {
+pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let env: std::collections::HashMap<String, String> = std::env::vars().collect();
-    let overrides = AgentOverrides {
-        agent_id: args.agent_id,
-        data_dir: args.data_dir,
-        mode: args.mode,
-        grpc_endpoint: args.otlp_grpc_endpoint,
-        http_endpoint: args.otlp_http_endpoint,
-        api_endpoint: args.api_endpoint,
-        admin_endpoint: args.admin_endpoint,
-        log_format: args.log_format,
-        log_level: args.log_level,
-    };
-    let config = AgentConfig::load(args.config.as_deref(), &env, &overrides)?;
+    let config = args.load(&env)?;
     crate::logging::init(config.log.format, &config.log.level)?;
     let agent = coral_agent::start(&config)
         .await
         .context("cannot start the coral agent")?;
     let a = agent.addrs;
-    if all_in_one {
-        println!("Coral is running (agent {}).", config.agent_id);
-        println!("  data:       {}", config.data_dir.display());
-        if let (Some(grpc), Some(http)) = (a.otlp_grpc, a.otlp_http) {
-            println!("  OTLP gRPC:  {grpc}");
-            println!("  OTLP HTTP:  http://{http}");
-            println!();
-            println!("Point an OpenTelemetry SDK at it:");
-            println!("  export OTEL_EXPORTER_OTLP_ENDPOINT=http://{grpc}");
-            println!("  export OTEL_EXPORTER_OTLP_PROTOCOL=grpc");
-            println!(
-                "  # or HTTP: OTEL_EXPORTER_OTLP_ENDPOINT=http://{http} OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf"
-            );
-        }
-        println!("  agent API:  {}", a.api);
-        println!("  metrics:    http://{}/metrics", a.admin);
-        println!();
-        println!("Press Ctrl-C to stop.");
-    } else {
-        println!(
-            "coral agent {} listening: otlp-grpc={} otlp-http={} api={} admin={}",
-            config.agent_id,
-            a.otlp_grpc.map_or("disabled".into(), |s| s.to_string()),
-            a.otlp_http.map_or("disabled".into(), |s| s.to_string()),
-            a.api,
-            a.admin
-        );
-    }
+    println!(
+        "coral agent {} listening: otlp-grpc={} otlp-http={} api={} admin={}",
+        config.agent_id,
+        a.otlp_grpc.map_or("disabled".into(), |s| s.to_string()),
+        a.otlp_http.map_or("disabled".into(), |s| s.to_string()),
+        a.api,
+        a.admin
+    );
     wait_for_signal().await;
     eprintln!("shutting down: flushing open minutes and closing the database…");
     agent.shutdown().await;
     Ok(())
 }
 
-async fn wait_for_signal() {
+/// Waits for Ctrl-C or SIGTERM.
+pub async fn wait_for_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

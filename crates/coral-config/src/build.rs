@@ -5,9 +5,12 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::dial::parse_dial_target;
+use crate::link::LinkDraft;
+use crate::token::{self, TokenSource};
 use crate::types::{
-    AgentConfig, AgentMode, AgentOverrides, FilterConfig, LogConfig, LogFormat, StorageConfig,
-    TelemetryConfig,
+    AgentConfig, AgentMode, AgentOverrides, FilterConfig, HostMetricsConfig, LogConfig, LogFormat,
+    StorageConfig, TelemetryConfig,
 };
 use crate::{ConfigError, values};
 
@@ -22,6 +25,8 @@ pub(crate) const ADMIN_KEY: &str = "agent.admin.endpoint";
 
 /// Agent id used when the host name cannot be read.
 const FALLBACK_AGENT_ID: &str = "coral-agent";
+/// Colony id used when the host name cannot be read.
+const FALLBACK_COLONY_ID: &str = "coral-colony";
 
 /// Where a setting's value came from (used to explain conflicts).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,6 +51,10 @@ pub(crate) struct Builder {
     default_data_dir: Option<PathBuf>,
     /// Origin of each endpoint, by key.
     origins: HashMap<&'static str, Origin>,
+    /// `agent.colony` so far; `None` = standalone.
+    pub(crate) link: Option<LinkDraft>,
+    /// The shared secret so far (resolved in [`Builder::finish`]).
+    pub(crate) token: Option<TokenSource>,
 }
 
 impl Builder {
@@ -70,9 +79,17 @@ impl Builder {
             },
             api_endpoint: SocketAddr::from((ip, 9001)),
             admin_endpoint: SocketAddr::from((ip, 9002)),
+            api_tls: None,
+            auth_token: None,
+            colony: None,
             storage: StorageConfig {
                 retention: Duration::from_secs(3600),
                 cleanup_interval: Duration::from_secs(60),
+                outbox_max_age: Duration::from_secs(24 * 3600),
+            },
+            host_metrics: HostMetricsConfig {
+                enabled: true,
+                interval: Duration::from_secs(60),
             },
             log: LogConfig {
                 format: LogFormat::Text,
@@ -85,7 +102,15 @@ impl Builder {
             data_dir_set: false,
             default_data_dir: coral_home(env).map(|home| home.join("agent")),
             origins: HashMap::new(),
+            link: None,
+            token: None,
         }
+    }
+
+    /// The colony section, created with defaults if absent (env and flags
+    /// setting the colony endpoint create it).
+    pub(crate) fn link_mut(&mut self) -> &mut LinkDraft {
+        self.link.get_or_insert_with(|| LinkDraft::new(None))
     }
 
     /// Sets one of the four endpoints (by key) and records where it came from.
@@ -136,6 +161,14 @@ impl Builder {
                 self.set_endpoint(key, addr, Origin::Flag(flag));
             }
         }
+        if let Some(endpoint) = &flags.colony_endpoint {
+            let target = parse_dial_target(endpoint).map_err(flag_err("--colony-endpoint"))?;
+            self.link_mut().endpoint = Some(target);
+        }
+        if let Some(token) = &flags.token {
+            let token = values::check_token(token).map_err(flag_err("--token"))?;
+            self.token = Some(TokenSource::Value(token));
+        }
         if let Some(format) = flags.log_format {
             self.cfg.log.format = format;
         }
@@ -168,6 +201,16 @@ impl Builder {
                     });
                 }
             }
+        }
+        let source = self.cfg.source.clone();
+        self.cfg.auth_token = token::resolve(self.token.take(), source.as_deref())?;
+        if let Some(link) = self.link.take() {
+            let colony = link.finish(
+                self.cfg.auth_token.clone(),
+                self.cfg.api_tls.is_some(),
+                source.as_deref(),
+            )?;
+            self.cfg.colony = Some(colony);
         }
         Ok(self.cfg)
     }
@@ -211,12 +254,23 @@ pub fn coral_home(env: &HashMap<String, String>) -> Option<PathBuf> {
 /// The default agent id: the host name from `/proc/sys/kernel/hostname` or
 /// `/etc/hostname`, or `coral-agent` when neither is readable and valid.
 pub fn default_agent_id() -> String {
+    host_name().unwrap_or_else(|| FALLBACK_AGENT_ID.to_owned())
+}
+
+/// The default colony id: the host name (as for [`default_agent_id`]), or
+/// `coral-colony` when it cannot be read.
+pub fn default_colony_id() -> String {
+    host_name().unwrap_or_else(|| FALLBACK_COLONY_ID.to_owned())
+}
+
+/// The host name from `/proc/sys/kernel/hostname` or `/etc/hostname`, if
+/// readable and a valid id.
+fn host_name() -> Option<String> {
     ["/proc/sys/kernel/hostname", "/etc/hostname"]
         .iter()
         .filter_map(|path| std::fs::read_to_string(path).ok())
         .map(|name| name.trim().to_owned())
         .find(|name| values::check_agent_id(name).is_ok())
-        .unwrap_or_else(|| FALLBACK_AGENT_ID.to_owned())
 }
 
 #[cfg(test)]
@@ -258,5 +312,6 @@ mod tests {
     #[test]
     fn default_agent_id_is_a_valid_id() {
         assert!(values::check_agent_id(&default_agent_id()).is_ok());
+        assert!(values::check_colony_id(&default_colony_id()).is_ok());
     }
 }

@@ -1,9 +1,13 @@
-//! `CORAL_*` environment-variable overrides.
+//! `CORAL_*` environment-variable overrides for the agent ([`ENV_VARS`]) and
+//! the colony ([`COLONY_ENV_VARS`]).
 //!
 //! The environment is passed in as a map (the binary collects
 //! `std::env::vars()`); this crate never reads the process environment.
 //! Environment variables override the config file and are overridden by
 //! command-line flags. A variable that is set but empty counts as unset.
+//! Errors about `CORAL_TOKEN` never show its value.
+//!
+//! Agent:
 //!
 //! | Variable                   | Overrides                          | Accepted values |
 //! |----------------------------|------------------------------------|-----------------|
@@ -17,21 +21,43 @@
 //! | `CORAL_OTLP_HTTP_ENDPOINT` | `agent.telemetry.http_endpoint`    | `ip:port`, e.g. `127.0.0.1:4318` |
 //! | `CORAL_AGENT_API_ENDPOINT` | `agent.api.endpoint`               | `ip:port`, e.g. `127.0.0.1:9001` |
 //! | `CORAL_ADMIN_ENDPOINT`     | `agent.admin.endpoint`             | `ip:port`, e.g. `127.0.0.1:9002` |
+//! | `CORAL_COLONY_ENDPOINT`    | `agent.colony.endpoint` (creates the colony section if the file has none) | `host:port`, `http://host:port`, `https://host:port` |
+//! | `CORAL_TOKEN`              | `agent.colony.token` / `token_file` (`AgentConfig::auth_token`; without a colony it only protects the agent API) | printable ASCII without spaces |
+//! | `CORAL_HOST_METRICS_INTERVAL` | `agent.host_metrics.interval`   | duration ≥ 1s |
 //! | `CORAL_RETENTION`          | `agent.storage.retention`          | duration: `500ms`, `30s`, `5m`, `1h`, `2d`, or bare seconds |
 //! | `CORAL_SAMPLE_RATE`        | the `sample_rate` filter rule      | `0.0`–`1.0`; other filter rules are unchanged |
 //! | `CORAL_LOG_FORMAT`         | `agent.log.format`                 | `text`, `json` |
 //! | `CORAL_LOG_LEVEL`          | `agent.log.level`                  | `tracing` filter directive, e.g. `info`, `coral=debug,info` |
+//!
+//! Colony:
+//!
+//! | Variable                    | Overrides                          | Accepted values |
+//! |-----------------------------|------------------------------------|-----------------|
+//! | `CORAL_HOME`                | base of the default data directory | path; default `$HOME/.coral` (data dir `$CORAL_HOME/colony`) |
+//! | `HOME`                      | —                                  | only used to derive the default `CORAL_HOME` |
+//! | `CORAL_COLONY_ID`           | `colony.id`                        | non-empty, no whitespace; default: host name |
+//! | `CORAL_COLONY_DATA_DIR`     | `colony.data_dir`                  | path |
+//! | `CORAL_COLONY_API_ENDPOINT` | `colony.api.endpoint`              | `ip:port`, e.g. `127.0.0.1:9000` |
+//! | `CORAL_POLL_INTERVAL`       | `colony.poll.interval`             | duration from 1s to 1h |
+//! | `CORAL_TOKEN`               | `colony.auth.token` / `token_file` | printable ASCII without spaces |
+//! | `CORAL_LOG_FORMAT`          | `colony.log.format`                | `text`, `json` |
+//! | `CORAL_LOG_LEVEL`           | `colony.log.level`                 | `tracing` filter directive |
 
 use std::collections::HashMap;
 
+use std::time::Duration;
+
 use crate::ConfigError;
 use crate::build::{ADMIN_KEY, API_KEY, Builder, GRPC_KEY, HTTP_KEY, Origin};
+use crate::colony_build::{ColonyBuilder, parse_poll_interval};
+use crate::dial::parse_dial_target;
 use crate::parse_duration;
+use crate::token::TokenSource;
 use crate::types::{AgentMode, LogFormat};
 use crate::values;
 
 /// Every environment variable the agent configuration reads.
-pub const ENV_VARS: [&str; 14] = [
+pub const ENV_VARS: [&str; 17] = [
     "CORAL_HOME",
     "HOME",
     "CORAL_AGENT_ID",
@@ -42,19 +68,31 @@ pub const ENV_VARS: [&str; 14] = [
     "CORAL_OTLP_HTTP_ENDPOINT",
     "CORAL_AGENT_API_ENDPOINT",
     "CORAL_ADMIN_ENDPOINT",
+    "CORAL_COLONY_ENDPOINT",
+    "CORAL_TOKEN",
+    "CORAL_HOST_METRICS_INTERVAL",
     "CORAL_RETENTION",
     "CORAL_SAMPLE_RATE",
     "CORAL_LOG_FORMAT",
     "CORAL_LOG_LEVEL",
 ];
 
+/// Every environment variable the colony configuration reads.
+pub const COLONY_ENV_VARS: [&str; 9] = [
+    "CORAL_HOME",
+    "HOME",
+    "CORAL_COLONY_ID",
+    "CORAL_COLONY_DATA_DIR",
+    "CORAL_COLONY_API_ENDPOINT",
+    "CORAL_POLL_INTERVAL",
+    "CORAL_TOKEN",
+    "CORAL_LOG_FORMAT",
+    "CORAL_LOG_LEVEL",
+];
+
 /// Applies the `CORAL_*` overrides present in `env`.
 pub(crate) fn apply(b: &mut Builder, env: &HashMap<String, String>) -> Result<(), ConfigError> {
-    let get = |var: &'static str| {
-        env.get(var)
-            .filter(|v| !v.trim().is_empty())
-            .map(|v| (var, v.as_str()))
-    };
+    let get = getter(env);
     if let Some((var, v)) = get("CORAL_AGENT_ID") {
         b.cfg.agent_id = check(var, v, values::check_agent_id(v.trim()))?;
     }
@@ -80,6 +118,25 @@ pub(crate) fn apply(b: &mut Builder, env: &HashMap<String, String>) -> Result<()
             b.set_endpoint(key, addr, Origin::Env(var));
         }
     }
+    if let Some((var, v)) = get("CORAL_COLONY_ENDPOINT") {
+        b.link_mut().endpoint = Some(check(var, v, parse_dial_target(v))?);
+    }
+    if let Some((var, v)) = get("CORAL_TOKEN") {
+        b.token = Some(TokenSource::Value(check_secret(
+            var,
+            v,
+            values::check_token(v),
+        )?));
+    }
+    if let Some((var, v)) = get("CORAL_HOST_METRICS_INTERVAL") {
+        let d = check(var, v, parse_duration(v))?;
+        let d = check(
+            var,
+            v,
+            values::check_duration(d, Duration::from_secs(1), None),
+        )?;
+        b.cfg.host_metrics.interval = d;
+    }
     if let Some((var, v)) = get("CORAL_RETENTION") {
         let retention = check(var, v, parse_duration(v))?;
         if retention.is_zero() {
@@ -97,6 +154,62 @@ pub(crate) fn apply(b: &mut Builder, env: &HashMap<String, String>) -> Result<()
         b.cfg.log.level = check(var, v, values::check_log_level(v))?;
     }
     Ok(())
+}
+
+/// Applies the colony's `CORAL_*` overrides present in `env`.
+pub(crate) fn apply_colony(
+    b: &mut ColonyBuilder,
+    env: &HashMap<String, String>,
+) -> Result<(), ConfigError> {
+    let get = getter(env);
+    if let Some((var, v)) = get("CORAL_COLONY_ID") {
+        b.cfg.colony_id = check(var, v, values::check_colony_id(v.trim()))?;
+    }
+    if let Some((var, v)) = get("CORAL_COLONY_DATA_DIR") {
+        let dir = check(var, v, values::check_data_dir(v))?;
+        b.set_data_dir(dir);
+    }
+    if let Some((var, v)) = get("CORAL_COLONY_API_ENDPOINT") {
+        b.cfg.api_endpoint = check(var, v, values::parse_endpoint(v))?;
+    }
+    if let Some((var, v)) = get("CORAL_POLL_INTERVAL") {
+        b.cfg.poll.interval = check(var, v, parse_poll_interval(v))?;
+    }
+    if let Some((var, v)) = get("CORAL_TOKEN") {
+        b.token = Some(TokenSource::Value(check_secret(
+            var,
+            v,
+            values::check_token(v),
+        )?));
+    }
+    if let Some((var, v)) = get("CORAL_LOG_FORMAT") {
+        b.cfg.log.format = check(var, v, v.parse::<LogFormat>())?;
+    }
+    if let Some((var, v)) = get("CORAL_LOG_LEVEL") {
+        b.cfg.log.level = check(var, v, values::check_log_level(v))?;
+    }
+    Ok(())
+}
+
+/// Looks a variable up in `env`; empty (or all-whitespace) values count as unset.
+fn getter<'e>(
+    env: &'e HashMap<String, String>,
+) -> impl Fn(&'static str) -> Option<(&'static str, &'e str)> {
+    move |var: &'static str| {
+        env.get(var)
+            .filter(|v| !v.trim().is_empty())
+            .map(|v| (var, v.as_str()))
+    }
+}
+
+/// Like [`check`], but the error does not show the (secret) value.
+fn check_secret<T>(
+    var: &'static str,
+    value: &str,
+    result: Result<T, String>,
+) -> Result<T, ConfigError> {
+    let hidden = format!("<{} characters, hidden>", value.chars().count());
+    result.map_err(|message| env_error(var, &hidden, message))
 }
 
 /// Maps a validation failure to an error naming the variable.

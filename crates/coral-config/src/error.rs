@@ -1,4 +1,4 @@
-//! [`ConfigError`]: every way loading the agent configuration can fail.
+//! [`ConfigError`]: every way loading the agent or colony configuration can fail.
 //!
 //! Each message says what happened, where (file and dotted key path with the
 //! line number, environment variable, or flag) and what to do about it.
@@ -116,6 +116,12 @@ pub enum ConfigError {
         "cannot determine the agent data directory: neither CORAL_HOME nor HOME is set — set `agent.data_dir` in the config file, CORAL_DATA_DIR, --data-dir, or CORAL_HOME"
     )]
     NoDataDir,
+
+    /// No colony data directory was configured and none could be derived.
+    #[error(
+        "cannot determine the colony data directory: neither CORAL_HOME nor HOME is set — set `colony.data_dir` in the config file, CORAL_COLONY_DATA_DIR, --data-dir, or CORAL_HOME"
+    )]
+    NoColonyDataDir,
 }
 
 impl ConfigError {

@@ -11,8 +11,8 @@
 //! only the listed rules are on, so `filters: []` stores no raw spans.
 
 use crate::ConfigError;
+use crate::ctx::FileCtx;
 use crate::error::closest;
-use crate::file::FileCtx;
 use crate::types::FilterConfig;
 use crate::values;
 use crate::yaml::{Node, Value};

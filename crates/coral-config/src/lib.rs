@@ -1,10 +1,12 @@
-//! Coral agent configuration: an optional YAML file, `CORAL_*` environment
+//! Coral configuration: an optional YAML file, `CORAL_*` environment
 //! overrides and command-line flag overrides, validated into an
-//! [`AgentConfig`] with every default filled in.
+//! [`AgentConfig`] (per-host agent) or a [`ColonyConfig`] (the central
+//! colony) with every default filled in.
 //!
 //! Precedence, lowest to highest: built-in defaults < file < environment <
 //! flags. The environment is passed in as a map (see [`mod@env`] for the
-//! variables); this crate never reads the process environment.
+//! variables: [`ENV_VARS`] for the agent, [`COLONY_ENV_VARS`] for the
+//! colony); this crate never reads the process environment.
 //!
 //! ```
 //! use std::collections::HashMap;
@@ -17,13 +19,32 @@
 //! assert_eq!(cfg.telemetry.filters.sample_rate, 1.0);
 //! assert!(!cfg.telemetry.filters.keep_errors);
 //! assert_eq!(cfg.data_dir, Path::new("/home/ops/.coral/agent"));
+//! assert!(cfg.colony.is_none(), "standalone agent");
+//! # Ok::<(), coral_config::ConfigError>(())
+//! ```
+//!
+//! ```
+//! use std::collections::HashMap;
+//! use std::path::Path;
+//! use coral_config::{ColonyConfig, ColonyOverrides};
+//!
+//! let yaml = "colony:\n  agents:\n    - id: web-1\n      endpoint: \"10.0.0.5:9001\"\n";
+//! let env = HashMap::from([("CORAL_HOME".to_owned(), "/var/lib/coral".to_owned())]);
+//! let cfg = ColonyConfig::from_yaml_str(yaml, Path::new("colony.yaml"), &env, &ColonyOverrides::default())?;
+//! assert_eq!(cfg.static_agents[0].endpoint, "http://10.0.0.5:9001");
+//! assert_eq!(cfg.data_dir, Path::new("/var/lib/coral/colony"));
 //! # Ok::<(), coral_config::ConfigError>(())
 //! ```
 //!
 //! Errors ([`ConfigError`]) name the file, the full dotted key path with its
 //! line, the environment variable or the flag, and say what is accepted.
 //!
-//! The YAML schema (every key optional):
+//! File paths in either config (data directories, TLS files, token files)
+//! are taken as written: a relative path is relative to the working
+//! directory of the process, not to the config file. TLS and token files
+//! must exist when the configuration is loaded.
+//!
+//! The agent's YAML schema (every key optional):
 //!
 //! ```yaml
 //! agent:
@@ -47,36 +68,115 @@
 //!     queue_spans: 200000
 //!   api:
 //!     endpoint: "127.0.0.1:9001"      # AgentService gRPC
+//!     tls:                            # serve the API over TLS; both files or neither
+//!       cert_file: /etc/coral/agent.pem
+//!       key_file: /etc/coral/agent-key.pem
 //!   admin:
 //!     endpoint: "127.0.0.1:9002"      # /metrics, /healthz
+//!   colony:                           # absent = standalone agent (no registration, no push)
+//!     endpoint: "127.0.0.1:9000"      # required: host:port, http://host:port or https://host:port
+//!     token: "s3cret"                 # Bearer token to the colony; also required on the agent API
+//!     token_file: /etc/coral/token    # alternative to token (content, trimmed); not both
+//!     tls:                            # TLS to the colony (also implied by https://); {} = system roots
+//!       ca_file: /etc/coral/ca.pem
+//!       server_name: colony.internal
+//!     heartbeat_interval: 15s         # ≥ 1s
+//!     advertise_endpoint: "10.0.0.5:9001"  # where the colony dials this agent; default: bound API address
+//!     push:                           # otel-collector / forwarder modes
+//!       interval: 5s                  # ≥ 100ms
+//!       max_records: 5000             # rows per IngestTelemetry call, 1–50000
+//!       max_backoff: 60s              # ≥ 100ms
+//!   host_metrics:
+//!     enabled: true
+//!     interval: 60s                   # ≥ 1s
 //!   storage:
 //!     retention: 1h                   # 500ms, 30s, 5m, 1h, 2d, or bare seconds
 //!     cleanup_interval: 1m
+//!     outbox_max_age: 24h             # push modes: unacknowledged rows older than this may be deleted
 //!   log:
 //!     format: text                    # text | json
 //!     level: info                     # tracing EnvFilter directive
+//! ```
+//!
+//! The colony's YAML schema (every key optional):
+//!
+//! ```yaml
+//! colony:
+//!   id: main                          # default: host name
+//!   data_dir: /var/lib/coral/colony   # default: $CORAL_HOME/colony
+//!   api:
+//!     endpoint: "127.0.0.1:9000"      # ColonyService gRPC listen address (port 0 allowed)
+//!     tls: { cert_file: /etc/coral/colony.pem, key_file: /etc/coral/colony-key.pem }
+//!   auth:
+//!     token: "s3cret"                 # required on every RPC when set
+//!     token_file: /etc/coral/token    # alternative (content, trimmed); not both
+//!   poll:
+//!     interval: 30s                   # 1s–1h
+//!     timeout: 10s                    # per RPC, ≥ 100ms
+//!     max_concurrent: 32              # agents polled at once, 1–1024
+//!     page_size: 10000                # max_records per QueryTelemetry, 1–50000
+//!     gap_grace: 2m                   # holes older than this are recorded as gaps
+//!     tls:                            # how agents' API TLS is verified; bare host:port agents use https
+//!       ca_file: /etc/coral/ca.pem
+//!       server_name: agents.internal
+//!   health:
+//!     degraded_after: 45s             # ≥ 1s
+//!     unreachable_after: 2m           # longer than degraded_after
+//!   agents:                           # polled without registration; ids unique
+//!     - id: web-1
+//!       endpoint: "10.0.0.5:9001"     # host:port, http://host:port or https://host:port
+//!   log:
+//!     format: text                    # text | json
+//!     level: info
+//! storage:
+//!   retention:
+//!     otel_spans: 24h                 # 1-minute OTLP summaries
+//!     otel_operations: 24h            # per-operation breakdown
+//!     trace_spans: 24h                # kept raw spans
+//!     host_metrics: 7d
+//!     gaps: 30d
+//!   cleanup_interval: 5m              # ≥ 1s
+//!   beyla:                            # parsed and validated; used later
+//!     retention:
+//!       http_metrics: 30d
+//!       grpc_metrics: 30d
+//!       sql_metrics: 14d
+//!       traces: 7d
 //! ```
 
 use std::collections::HashMap;
 use std::path::Path;
 
 mod build;
+mod colony;
+mod colony_build;
+mod colony_file;
+mod ctx;
+mod dial;
 mod duration;
 pub mod env;
 mod error;
 mod file;
 mod filters;
+mod link;
+mod tls;
+mod token;
 mod types;
 mod values;
 mod yaml;
 
-pub use build::{coral_home, default_agent_id};
+pub use build::{coral_home, default_agent_id, default_colony_id};
+pub use colony::{
+    ColonyConfig, ColonyOverrides, ColonyRetention, HealthConfig, PollConfig, StaticAgent,
+};
 pub use duration::parse_duration;
-pub use env::ENV_VARS;
+pub use env::{COLONY_ENV_VARS, ENV_VARS};
 pub use error::ConfigError;
+pub use link::{ColonyLink, PushConfig};
+pub use tls::{ClientTls, ServerTls};
 pub use types::{
-    AgentConfig, AgentMode, AgentOverrides, FilterConfig, LogConfig, LogFormat, StorageConfig,
-    TelemetryConfig,
+    AgentConfig, AgentMode, AgentOverrides, FilterConfig, HostMetricsConfig, LogConfig, LogFormat,
+    StorageConfig, TelemetryConfig,
 };
 
 impl AgentConfig {

@@ -6,8 +6,17 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
+use crate::link::{ColonyLink, redacted};
+use crate::tls::ServerTls;
+
 /// The complete, validated agent configuration.
-#[derive(Debug, Clone)]
+///
+/// File paths (`agent.data_dir`, TLS files, token files) are taken as
+/// written: relative paths are relative to the process's working directory,
+/// not to the config file.
+///
+/// `Debug` output hides [`auth_token`](Self::auth_token) and the colony token.
+#[derive(Clone)]
 pub struct AgentConfig {
     /// Agent identity (`agent.id`); defaults to the host name.
     pub agent_id: String,
@@ -20,14 +29,73 @@ pub struct AgentConfig {
     pub telemetry: TelemetryConfig,
     /// AgentService gRPC listen address (`agent.api.endpoint`).
     pub api_endpoint: SocketAddr,
+    /// Serve the AgentService over TLS with this certificate (`agent.api.tls`);
+    /// `None` = plain text. Both files existed when the config was loaded.
+    pub api_tls: Option<ServerTls>,
+    /// The shared secret (`agent.colony.token` / `token_file`, `CORAL_TOKEN`,
+    /// `--token`). When set, the agent API requires
+    /// `authorization: Bearer <token>` on every call, and the agent sends it
+    /// to the colony ([`ColonyLink::token`] holds the same value). Set without
+    /// a colony (e.g. by `CORAL_TOKEN` alone) it only protects the agent API.
+    pub auth_token: Option<String>,
+    /// The colony this agent registers with and (in push modes) pushes to
+    /// (`agent.colony`); `None` = standalone agent.
+    pub colony: Option<ColonyLink>,
     /// Admin HTTP listen address: `/metrics`, `/healthz` (`agent.admin.endpoint`).
     pub admin_endpoint: SocketAddr,
     /// Local storage retention (`agent.storage`).
     pub storage: StorageConfig,
+    /// Host metrics collection (`agent.host_metrics`).
+    pub host_metrics: HostMetricsConfig,
     /// Logging of the agent itself (`agent.log`).
     pub log: LogConfig,
     /// The file the configuration was loaded from, if any.
     pub source: Option<PathBuf>,
+}
+
+impl fmt::Debug for AgentConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Destructured so that a new field cannot be forgotten here.
+        let AgentConfig {
+            agent_id,
+            data_dir,
+            mode,
+            telemetry,
+            api_endpoint,
+            admin_endpoint,
+            api_tls,
+            auth_token,
+            colony,
+            storage,
+            host_metrics,
+            log,
+            source,
+        } = self;
+        f.debug_struct("AgentConfig")
+            .field("agent_id", agent_id)
+            .field("data_dir", data_dir)
+            .field("mode", mode)
+            .field("telemetry", telemetry)
+            .field("api_endpoint", api_endpoint)
+            .field("admin_endpoint", admin_endpoint)
+            .field("api_tls", api_tls)
+            .field("auth_token", &redacted(auth_token))
+            .field("colony", colony)
+            .field("storage", storage)
+            .field("host_metrics", host_metrics)
+            .field("log", log)
+            .field("source", source)
+            .finish()
+    }
+}
+
+/// Host metrics collection (`agent.host_metrics`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostMetricsConfig {
+    /// Whether host metrics are collected (`enabled`; default true).
+    pub enabled: bool,
+    /// How often they are sampled (`interval`, ≥ 1s; default 60s).
+    pub interval: Duration,
 }
 
 /// OTLP receiver, filtering and aggregation settings (`agent.telemetry`).
@@ -100,6 +168,10 @@ pub struct StorageConfig {
     pub retention: Duration,
     /// How often expired data is deleted.
     pub cleanup_interval: Duration,
+    /// In push modes (`otel-collector`, `forwarder`): rows not yet
+    /// acknowledged by the colony are kept past `retention`, but once older
+    /// than this they may be deleted anyway (`outbox_max_age`; default 24h).
+    pub outbox_max_age: Duration,
 }
 
 /// Logging of the agent process itself (`agent.log`).
@@ -208,8 +280,11 @@ impl FromStr for LogFormat {
 /// Flags take precedence over environment variables, which take precedence
 /// over the file. Error messages name them as `--agent-id`, `--data-dir`,
 /// `--mode`, `--otlp-grpc-endpoint`, `--otlp-http-endpoint`, `--api-endpoint`,
-/// `--admin-endpoint`, `--log-format` and `--log-level`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// `--admin-endpoint`, `--colony-endpoint`, `--token`, `--log-format` and
+/// `--log-level`.
+///
+/// `Debug` output hides the token.
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct AgentOverrides {
     /// `--agent-id`: overrides `agent.id`.
     pub agent_id: Option<String>,
@@ -225,10 +300,35 @@ pub struct AgentOverrides {
     pub api_endpoint: Option<SocketAddr>,
     /// `--admin-endpoint`: overrides `agent.admin.endpoint`.
     pub admin_endpoint: Option<SocketAddr>,
+    /// `--colony-endpoint`: overrides `agent.colony.endpoint` (host:port,
+    /// http://host:port or https://host:port); creates the colony section
+    /// when the file has none.
+    pub colony_endpoint: Option<String>,
+    /// `--token`: overrides the shared secret (`agent.colony.token`), see
+    /// [`AgentConfig::auth_token`].
+    pub token: Option<String>,
     /// `--log-format`: overrides `agent.log.format`.
     pub log_format: Option<LogFormat>,
     /// `--log-level`: overrides `agent.log.level`.
     pub log_level: Option<String>,
+}
+
+impl fmt::Debug for AgentOverrides {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AgentOverrides")
+            .field("agent_id", &self.agent_id)
+            .field("data_dir", &self.data_dir)
+            .field("mode", &self.mode)
+            .field("grpc_endpoint", &self.grpc_endpoint)
+            .field("http_endpoint", &self.http_endpoint)
+            .field("api_endpoint", &self.api_endpoint)
+            .field("admin_endpoint", &self.admin_endpoint)
+            .field("colony_endpoint", &self.colony_endpoint)
+            .field("token", &redacted(&self.token))
+            .field("log_format", &self.log_format)
+            .field("log_level", &self.log_level)
+            .finish()
+    }
 }
 
 #[cfg(test)]

@@ -104,6 +104,8 @@ fn flags_override_env() {
         http_endpoint: Some(addr("127.0.0.1:3002")),
         api_endpoint: Some(addr("127.0.0.1:3003")),
         admin_endpoint: Some(addr("127.0.0.1:3004")),
+        colony_endpoint: None,
+        token: None,
         log_format: Some(LogFormat::Text),
         log_level: Some("trace".into()),
     };
@@ -231,7 +233,7 @@ fn disabled_telemetry_and_port_zero_do_not_conflict() {
 
 #[test]
 fn env_var_list_is_complete() {
-    assert_eq!(ENV_VARS.len(), 14);
+    assert_eq!(ENV_VARS.len(), 17);
     for var in ["CORAL_HOME", "HOME", "CORAL_SAMPLE_RATE", "CORAL_LOG_LEVEL"] {
         assert!(ENV_VARS.contains(&var), "{var}");
     }

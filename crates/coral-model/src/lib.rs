@@ -7,16 +7,19 @@
 //! - [`bucket`]: one-minute [`Bucket`]s keyed by [`BucketKey`]
 //!   `(minute, service, kind)`, with a per-operation breakdown, and their
 //!   conversion to and from `coral.common.v1.TelemetryBucket`.
+//! - [`json`]: the JSON form of sample traces in DuckDB columns.
 //! - [`error`]: the error type, [`ModelError`].
 //!
 //! Durations are milliseconds (`f64`); bucket minutes are Unix seconds.
 
 pub mod bucket;
 pub mod error;
+pub mod json;
 pub mod sketch;
 pub mod stats;
 
 pub use bucket::{Bucket, BucketKey, OVERFLOW_OPERATION, SpanKind, minute_of};
 pub use error::ModelError;
+pub use json::{samples_from_json, samples_to_json};
 pub use sketch::{DEFAULT_RELATIVE_ACCURACY, DurationSketch, MAX_BINS, MIN_INDEXABLE_MS};
 pub use stats::{MAX_SAMPLES, Sample, Samples, Stats};

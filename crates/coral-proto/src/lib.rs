@@ -3,7 +3,10 @@
 //! - [`common`]: telemetry shared by agent and colony (`TelemetryBucket`,
 //!   `TelemetrySpan`, `DurationSketch`).
 //! - [`agent`]: the agent's `AgentService` (`QueryTelemetry`, `GetStatus`).
+//! - [`colony`]: the colony's `ColonyService` (registration, push ingest,
+//!   queries).
 //! - [`rpc`]: the `google.rpc.Status` body of OTLP/HTTP error responses.
+//! - [`transport`]: the shared token and TLS for gRPC peers.
 //! - [`otlp`]: the OpenTelemetry protocol types, re-exported so that every crate
 //!   uses one version.
 
@@ -27,10 +30,21 @@ pub mod agent {
     pub use v1::*;
 }
 
+/// `coral.colony.v1`.
+pub mod colony {
+    /// Generated from `proto/coral/colony/v1/colony.proto`.
+    pub mod v1 {
+        tonic::include_proto!("coral.colony.v1");
+    }
+    pub use v1::*;
+}
+
 /// `google.rpc`.
 pub mod rpc {
     tonic::include_proto!("google.rpc");
 }
+
+pub mod transport;
 
 /// The OpenTelemetry protocol (OTLP) types and gRPC services.
 pub use opentelemetry_proto::tonic as otlp;

@@ -71,6 +71,8 @@ pub struct Database {
     session_id: String,
     /// Highest committed seq_id (0 when none).
     latest_seq: AtomicU64,
+    /// Push modes: highest seq_id the colony acknowledged.
+    push_acked: AtomicU64,
     read_template: std::sync::Mutex<Connection>,
 }
 
@@ -113,11 +115,15 @@ impl Database {
         let next: u64 = metadata(&conn, "next_seq_id")?
             .and_then(|v| v.parse().ok())
             .unwrap_or(1);
+        let acked: u64 = metadata(&conn, "push_acked_seq_id")?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
         let read_template = conn.try_clone()?;
         let db = Arc::new(Database {
             path,
             session_id,
             latest_seq: AtomicU64::new(next.saturating_sub(1)),
+            push_acked: AtomicU64::new(acked),
             read_template: std::sync::Mutex::new(read_template),
         });
         Ok((db, conn))
@@ -135,6 +141,15 @@ impl Database {
 
     pub(crate) fn set_latest_seq(&self, seq: u64) {
         self.latest_seq.store(seq, Ordering::Release);
+    }
+
+    /// Push modes: the highest seq_id the colony has acknowledged.
+    pub fn push_acked(&self) -> u64 {
+        self.push_acked.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_push_acked(&self, seq: u64) {
+        self.push_acked.store(seq, Ordering::Release);
     }
 
     /// Path of the database file.
@@ -169,4 +184,16 @@ fn metadata(conn: &Connection, key: &str) -> Result<Option<String>, duckdb::Erro
         Some(row) => Ok(Some(row.get(0)?)),
         None => Ok(None),
     }
+}
+
+/// Sets a `coral_metadata` value (writer thread only).
+pub(crate) fn set_metadata(conn: &Connection, key: &str, value: &str) -> Result<(), duckdb::Error> {
+    let updated = conn.execute(
+        "UPDATE coral_metadata SET value = ? WHERE key = ?",
+        [value, key],
+    )?;
+    if updated == 0 {
+        conn.execute("INSERT INTO coral_metadata VALUES (?, ?)", [key, value])?;
+    }
+    Ok(())
 }

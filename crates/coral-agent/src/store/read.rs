@@ -8,7 +8,7 @@
 
 use coral_proto::agent::{QueryTelemetryRequest, QueryTelemetryResponse};
 use coral_proto::common::{
-    DurationSketch, OperationSummary, SampleTrace, TelemetryBucket, TelemetrySpan,
+    DurationSketch, HostMetrics, OperationSummary, TelemetryBucket, TelemetrySpan,
 };
 use duckdb::types::Value;
 use duckdb::{Connection, Row, params_from_iter};
@@ -36,11 +36,18 @@ pub fn query_telemetry(
     let start = req.start_seq_id;
     let (filter, mut args) = service_filter(&req.service_names);
     args.insert(0, Value::UBigInt(start));
-    let union_args: Vec<Value> = args.iter().cloned().chain(args.iter().cloned()).collect();
-
+    let mut union_args: Vec<Value> = args.iter().cloned().chain(args.iter().cloned()).collect();
+    // Host samples belong to no service: only unfiltered reads carry them.
+    let with_hosts = req.service_names.is_empty();
+    let hosts_union = if with_hosts {
+        union_args.push(Value::UBigInt(start));
+        "UNION ALL SELECT seq_id FROM host_metrics_local WHERE seq_id > ?"
+    } else {
+        ""
+    };
     let sql = format!(
         "SELECT seq_id FROM (SELECT seq_id FROM otel_buckets_local WHERE seq_id > ? {filter} \
-         UNION ALL SELECT seq_id FROM otel_spans_local WHERE seq_id > ? {filter}) \
+         UNION ALL SELECT seq_id FROM otel_spans_local WHERE seq_id > ? {filter} {hosts_union}) \
          ORDER BY seq_id LIMIT {}",
         limit + 1
     );
@@ -55,6 +62,14 @@ pub fn query_telemetry(
         // Everything up to the newest committed row has been examined.
         ids.last().copied().unwrap_or(start).max(latest.max(start))
     };
+    let oldest_seq_id: u64 = conn.query_row(
+        "SELECT coalesce(min(m), 0)::UBIGINT FROM (\
+         SELECT min(seq_id) AS m FROM otel_buckets_local \
+         UNION ALL SELECT min(seq_id) FROM otel_spans_local \
+         UNION ALL SELECT min(seq_id) FROM host_metrics_local)",
+        [],
+        |r| r.get(0),
+    )?;
     let mut response = QueryTelemetryResponse {
         buckets: Vec::new(),
         spans: Vec::new(),
@@ -62,6 +77,8 @@ pub fn query_telemetry(
         session_id: db.session_id().to_owned(),
         has_more,
         latest_seq_id: latest,
+        host_metrics: Vec::new(),
+        oldest_seq_id,
     };
     if ids.is_empty() {
         return Ok(response);
@@ -70,6 +87,9 @@ pub fn query_telemetry(
     range_args.insert(1, Value::UBigInt(max_seq));
     response.buckets = read_buckets(&conn, agent_id, &filter, &range_args)?;
     response.spans = read_spans(&conn, &filter, &range_args)?;
+    if with_hosts {
+        response.host_metrics = read_hosts(&conn, start, max_seq)?;
+    }
     Ok(response)
 }
 
@@ -98,7 +118,7 @@ fn read_buckets(
     let mut stmt = conn.prepare(&sql)?;
     let mut buckets: Vec<TelemetryBucket> = stmt
         .query_map(params_from_iter(args.iter()), |row| {
-            let samples = parse_samples(&row.get::<_, String>(12)?);
+            let samples = coral_model::samples_from_json(&row.get::<_, String>(12)?);
             Ok(TelemetryBucket {
                 agent_id: agent_id.to_owned(),
                 seq_id: row.get(0)?,
@@ -143,7 +163,7 @@ fn read_buckets(
                 min_ms: row.get(7)?,
                 max_ms: row.get(8)?,
                 sum_ms: row.get(9)?,
-                samples: parse_samples(&row.get::<_, String>(10)?),
+                samples: coral_model::samples_from_json(&row.get::<_, String>(10)?),
                 sketch: decode_sketch(row, 11)?,
             },
         ))
@@ -217,16 +237,27 @@ fn decode_sketch(row: &Row<'_>, index: usize) -> Result<Option<DurationSketch>, 
         })
 }
 
-fn parse_samples(json: &str) -> Vec<SampleTrace> {
-    let Ok(serde_json::Value::Array(items)) = serde_json::from_str(json) else {
-        return Vec::new();
-    };
-    items
-        .iter()
-        .map(|item| SampleTrace {
-            trace_id: item["trace_id"].as_str().unwrap_or_default().to_owned(),
-            duration_ms: item["duration_ms"].as_f64().unwrap_or_default(),
-            is_error: item["is_error"].as_bool().unwrap_or_default(),
+fn read_hosts(conn: &Connection, start: u64, end: u64) -> Result<Vec<HostMetrics>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT seq_id, epoch(bucket_time)::BIGINT, hostname, cpu_percent, memory_used_bytes, \
+         memory_total_bytes, net_rx_bytes_per_sec, net_tx_bytes_per_sec, load1, load5, load15, \
+         interval_seconds FROM host_metrics_local WHERE seq_id > ? AND seq_id <= ? ORDER BY seq_id",
+    )?;
+    let rows = stmt.query_map([start, end], |r| {
+        Ok(HostMetrics {
+            seq_id: r.get(0)?,
+            bucket_time: r.get(1)?,
+            hostname: r.get(2)?,
+            cpu_percent: r.get(3)?,
+            memory_used_bytes: r.get(4)?,
+            memory_total_bytes: r.get(5)?,
+            net_rx_bytes_per_sec: r.get(6)?,
+            net_tx_bytes_per_sec: r.get(7)?,
+            load1: r.get(8)?,
+            load5: r.get(9)?,
+            load15: r.get(10)?,
+            interval_seconds: r.get(11)?,
         })
-        .collect()
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }

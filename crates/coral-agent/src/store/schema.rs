@@ -76,4 +76,19 @@ CREATE TABLE IF NOT EXISTS otel_spans_local (
     attributes       VARCHAR   NOT NULL,
     resource         VARCHAR   NOT NULL
 );
+
+CREATE TABLE IF NOT EXISTS host_metrics_local (
+    seq_id               UBIGINT   NOT NULL,
+    bucket_time          TIMESTAMP NOT NULL,
+    hostname             VARCHAR   NOT NULL,
+    cpu_percent          DOUBLE    NOT NULL,
+    memory_used_bytes    UBIGINT   NOT NULL,
+    memory_total_bytes   UBIGINT   NOT NULL,
+    net_rx_bytes_per_sec DOUBLE    NOT NULL,
+    net_tx_bytes_per_sec DOUBLE    NOT NULL,
+    load1                DOUBLE    NOT NULL,
+    load5                DOUBLE    NOT NULL,
+    load15               DOUBLE    NOT NULL,
+    interval_seconds     DOUBLE    NOT NULL
+);
 "#;

@@ -12,7 +12,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use coral_model::Bucket;
-use coral_proto::common::TelemetrySpan;
+use coral_proto::common::{HostMetrics, TelemetrySpan};
 use duckdb::types::{TimeUnit, Value};
 use duckdb::{Connection, params};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
@@ -37,10 +37,24 @@ pub enum WriteOp {
     Spans(Vec<TelemetrySpan>, Option<OwnedSemaphorePermit>),
     /// Flushed one-minute buckets.
     Buckets(Vec<Bucket>),
+    /// A host sample.
+    Host(HostMetrics),
+    /// Push modes: the colony acknowledged every row up to this seq_id.
+    Ack(u64),
     /// Delete rows older than the cutoff, then checkpoint.
-    Retention(SystemTime),
+    Retention(RetentionRule),
     /// Finish the work already queued, checkpoint and stop.
     Close,
+}
+
+/// What retention deletes.
+#[derive(Debug, Clone, Copy)]
+pub struct RetentionRule {
+    /// Rows older than this go.
+    pub cutoff: SystemTime,
+    /// Push modes: rows above the acknowledged seq_id stay until they are
+    /// older than this instead (the outbox keeps unsent rows).
+    pub keep_unacked_until: Option<SystemTime>,
 }
 
 /// Handle on the writer thread. Sending [`WriteOp::Close`] (or dropping every
@@ -91,12 +105,14 @@ fn run(mut conn: Connection, db: Arc<Database>, counters: Arc<Counters>, rx: Rec
         let Batch {
             spans,
             buckets,
+            hosts,
             permits,
+            ack,
             retention,
             close,
         } = batch;
-        if !spans.is_empty() || !buckets.is_empty() {
-            match write_batch(&mut conn, next_seq, &spans, &buckets) {
+        if !spans.is_empty() || !buckets.is_empty() || !hosts.is_empty() {
+            match write_batch(&mut conn, next_seq, &spans, &buckets, &hosts) {
                 Ok(next) => {
                     next_seq = next;
                     db.set_latest_seq(next - 1);
@@ -119,8 +135,14 @@ fn run(mut conn: Connection, db: Arc<Database>, counters: Arc<Counters>, rx: Rec
             }
         }
         drop(permits);
-        if let Some(cutoff) = retention {
-            match apply_retention(&conn, cutoff) {
+        if let Some(acked) = ack {
+            match super::set_metadata(&conn, "push_acked_seq_id", &acked.to_string()) {
+                Ok(()) => db.set_push_acked(acked),
+                Err(error) => tracing::warn!(%error, "cannot persist the push acknowledgement"),
+            }
+        }
+        if let Some(rule) = retention {
+            match apply_retention(&conn, rule, db.push_acked()) {
                 Ok(deleted) => {
                     counters
                         .rows_deleted_by_retention
@@ -144,8 +166,10 @@ fn run(mut conn: Connection, db: Arc<Database>, counters: Arc<Counters>, rx: Rec
 struct Batch {
     spans: Vec<TelemetrySpan>,
     buckets: Vec<Bucket>,
+    hosts: Vec<HostMetrics>,
     permits: Vec<OwnedSemaphorePermit>,
-    retention: Option<SystemTime>,
+    ack: Option<u64>,
+    retention: Option<RetentionRule>,
     close: bool,
 }
 
@@ -157,7 +181,9 @@ impl Batch {
                 self.permits.extend(permit);
             }
             WriteOp::Buckets(mut buckets) => self.buckets.append(&mut buckets),
-            WriteOp::Retention(cutoff) => self.retention = Some(cutoff),
+            WriteOp::Host(sample) => self.hosts.push(sample),
+            WriteOp::Ack(seq) => self.ack = Some(self.ack.unwrap_or(0).max(seq)),
+            WriteOp::Retention(rule) => self.retention = Some(rule),
             WriteOp::Close => self.close = true,
         }
     }
@@ -179,6 +205,7 @@ fn write_batch(
     mut seq: u64,
     spans: &[TelemetrySpan],
     buckets: &[Bucket],
+    hosts: &[HostMetrics],
 ) -> Result<u64, duckdb::Error> {
     let tx = conn.transaction()?;
     {
@@ -237,7 +264,7 @@ fn write_batch(
                 p.min_ms,
                 p.max_ms,
                 p.sum_ms,
-                samples_json(&p.samples),
+                coral_model::samples_to_json(&p.samples),
                 encode_sketch(p.sketch.as_ref()),
                 ts(now),
             ])?;
@@ -253,7 +280,7 @@ fn write_batch(
                     op.min_ms,
                     op.max_ms,
                     op.sum_ms,
-                    samples_json(&op.samples),
+                    coral_model::samples_to_json(&op.samples),
                     encode_sketch(op.sketch.as_ref()),
                 ])?;
             }
@@ -261,6 +288,27 @@ fn write_batch(
         }
         bucket_app.flush()?;
         op_app.flush()?;
+    }
+    if !hosts.is_empty() {
+        let mut app = tx.appender("host_metrics_local")?;
+        for h in hosts {
+            app.append_row(params![
+                seq,
+                ts(h.bucket_time * 1_000_000),
+                h.hostname,
+                h.cpu_percent,
+                h.memory_used_bytes,
+                h.memory_total_bytes,
+                h.net_rx_bytes_per_sec,
+                h.net_tx_bytes_per_sec,
+                h.load1,
+                h.load5,
+                h.load15,
+                h.interval_seconds,
+            ])?;
+            seq += 1;
+        }
+        app.flush()?;
     }
     tx.execute(
         "UPDATE coral_metadata SET value = ? WHERE key = 'next_seq_id'",
@@ -270,40 +318,43 @@ fn write_batch(
     Ok(seq)
 }
 
-/// Samples as a JSON array of `{"trace_id","duration_ms","is_error"}`.
-pub fn samples_json(samples: &[coral_proto::common::SampleTrace]) -> String {
-    let list: Vec<_> = samples
-        .iter()
-        .map(|s| {
-            serde_json::json!({
-                "trace_id": s.trace_id,
-                "duration_ms": s.duration_ms,
-                "is_error": s.is_error,
-            })
-        })
-        .collect();
-    serde_json::Value::Array(list).to_string()
-}
-
 fn encode_sketch(sketch: Option<&coral_proto::common::DurationSketch>) -> Vec<u8> {
     use prost::Message;
     sketch.map(Message::encode_to_vec).unwrap_or_default()
 }
 
-fn apply_retention(conn: &Connection, cutoff: SystemTime) -> Result<u64, duckdb::Error> {
-    let cutoff = ts(micros(cutoff));
-    let mut deleted = conn.execute(
-        "DELETE FROM otel_spans_local WHERE start_time < ?",
-        params![cutoff],
-    )? as u64;
+fn apply_retention(
+    conn: &Connection,
+    rule: RetentionRule,
+    acked: u64,
+) -> Result<u64, duckdb::Error> {
+    let cutoff = ts(micros(rule.cutoff));
+    // In push modes a row above the acknowledged seq_id is still in the
+    // outbox: it stays until the (longer) outbox age passes.
+    let (keep, hard) = match rule.keep_unacked_until {
+        Some(until) => (true, ts(micros(until))),
+        None => (false, cutoff.clone()),
+    };
+    let mut deleted = 0u64;
+    for (table, time) in [
+        ("otel_spans_local", "start_time"),
+        ("host_metrics_local", "bucket_time"),
+    ] {
+        deleted += conn.execute(
+            &format!(
+                "DELETE FROM {table} WHERE {time} < ? AND (NOT ? OR seq_id <= ? OR {time} < ?)"
+            ),
+            params![cutoff, keep, acked, hard],
+        )? as u64;
+    }
     conn.execute(
         "DELETE FROM otel_operations_local WHERE bucket_seq_id IN \
-         (SELECT seq_id FROM otel_buckets_local WHERE bucket_time < ?)",
-        params![cutoff],
+         (SELECT seq_id FROM otel_buckets_local WHERE bucket_time < ? AND (NOT ? OR seq_id <= ? OR bucket_time < ?))",
+        params![cutoff, keep, acked, hard],
     )?;
     deleted += conn.execute(
-        "DELETE FROM otel_buckets_local WHERE bucket_time < ?",
-        params![cutoff],
+        "DELETE FROM otel_buckets_local WHERE bucket_time < ? AND (NOT ? OR seq_id <= ? OR bucket_time < ?)",
+        params![cutoff, keep, acked, hard],
     )? as u64;
     conn.execute_batch("CHECKPOINT")?;
     Ok(deleted)

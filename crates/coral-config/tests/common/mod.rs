@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use coral_config::{AgentConfig, AgentOverrides, ConfigError};
+use coral_config::{AgentConfig, AgentOverrides, ColonyConfig, ColonyOverrides, ConfigError};
 
 /// An environment map from pairs.
 pub fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
@@ -42,6 +42,32 @@ pub fn error_of(yaml: &str) -> String {
     match load_str(yaml) {
         Ok(cfg) => panic!("expected an error for:\n{yaml}\ngot {cfg:?}"),
         Err(err) => err.to_string(),
+    }
+}
+
+/// Loads colony YAML text (origin `colony.yaml`) with `HOME` set and no flags.
+pub fn load_colony_str(yaml: &str) -> Result<ColonyConfig, ConfigError> {
+    ColonyConfig::from_yaml_str(
+        yaml,
+        Path::new("colony.yaml"),
+        &home_env(),
+        &ColonyOverrides::default(),
+    )
+}
+
+/// Like [`load_colony_str`] but expects an error.
+pub fn colony_err(yaml: &str) -> ConfigError {
+    match load_colony_str(yaml) {
+        Ok(cfg) => panic!("expected an error for:\n{yaml}\ngot {cfg:?}"),
+        Err(err) => err,
+    }
+}
+
+/// Like [`load_str`] but expects an error (the error itself, not its message).
+pub fn agent_err(yaml: &str) -> ConfigError {
+    match load_str(yaml) {
+        Ok(cfg) => panic!("expected an error for:\n{yaml}\ngot {cfg:?}"),
+        Err(err) => err,
     }
 }
 

@@ -1,0 +1,147 @@
+//! The agent's link to its colony (`agent.colony`): registration, heartbeats
+//! and the shared client used by push modes.
+//!
+//! The agent registers at start (retrying with backoff while the colony is
+//! away), then heartbeats every `heartbeat_interval`; when the colony answers
+//! that it does not know the agent (a new colony database), it registers
+//! again. The link's state is shown in `GetStatus` and `/status`.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use coral_config::ColonyLink;
+use coral_proto::colony::colony_service_client::ColonyServiceClient;
+use coral_proto::colony::{HeartbeatRequest, RegisterAgentRequest};
+use coral_proto::transport::{BearerToken, ClientTlsSettings, TransportError, channel};
+use tokio_util::sync::CancellationToken;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+
+use crate::store::Database;
+
+/// A colony client that sends the agent's token.
+pub type ColonyClient = ColonyServiceClient<InterceptedService<Channel, BearerToken>>;
+
+/// Timeout of each call to the colony.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Builds the colony client from `agent.colony`.
+pub fn client(link: &ColonyLink) -> Result<ColonyClient, TransportError> {
+    let tls = link.tls.as_ref().map(|t| ClientTlsSettings {
+        ca_file: t.ca_file.clone(),
+        server_name: t.server_name.clone(),
+    });
+    let channel = channel(&link.endpoint, tls.as_ref(), CALL_TIMEOUT)?;
+    Ok(
+        ColonyServiceClient::with_interceptor(channel, BearerToken::new(link.token.as_deref()))
+            .send_compressed(tonic::codec::CompressionEncoding::Gzip)
+            .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
+            .max_decoding_message_size(64 * 1024 * 1024)
+            .max_encoding_message_size(64 * 1024 * 1024),
+    )
+}
+
+/// The link's state as shown to users.
+#[derive(Clone, Default)]
+pub struct LinkState(Arc<Mutex<String>>);
+
+impl LinkState {
+    /// A state with `text`.
+    pub fn new(text: &str) -> Self {
+        LinkState(Arc::new(Mutex::new(text.to_owned())))
+    }
+
+    /// Replaces the state.
+    pub fn set(&self, text: impl Into<String>) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = text.into();
+    }
+
+    /// The current state.
+    pub fn get(&self) -> String {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// Describes a failed call for logs and status.
+pub fn describe(endpoint: &str, status: &tonic::Status) -> String {
+    match status.code() {
+        tonic::Code::Unauthenticated => format!(
+            "colony at {endpoint} refused the agent: {} ",
+            status.message()
+        ),
+        tonic::Code::Unavailable => format!(
+            "cannot reach colony at {endpoint}: {} — is the colony running (coral colony serve / coral up)?",
+            status.message()
+        ),
+        _ => format!(
+            "colony at {endpoint}: {} ({:?})",
+            status.message(),
+            status.code()
+        ),
+    }
+}
+
+/// Registers, then heartbeats until `stop`.
+pub async fn run(
+    mut client: ColonyClient,
+    endpoint: String,
+    registration: RegisterAgentRequest,
+    interval: Duration,
+    db: Arc<Database>,
+    state: LinkState,
+    stop: CancellationToken,
+) {
+    let mut backoff = Duration::from_secs(1);
+    let mut registered = false;
+    loop {
+        let result = if registered {
+            let beat = HeartbeatRequest {
+                agent_id: registration.agent_id.clone(),
+                session_id: db.session_id().to_owned(),
+                latest_seq_id: db.latest_seq(),
+            };
+            tokio::time::timeout(CALL_TIMEOUT, client.heartbeat(beat))
+                .await
+                .map_err(|_| tonic::Status::unavailable("no answer within 10s"))
+                .and_then(|r| r)
+                .map(|r| r.into_inner().known)
+        } else {
+            tokio::time::timeout(CALL_TIMEOUT, client.register_agent(registration.clone()))
+                .await
+                .map_err(|_| tonic::Status::unavailable("no answer within 10s"))
+                .and_then(|r| r)
+                .map(|r| r.into_inner().accepted)
+        };
+        let wait = match result {
+            Ok(true) => {
+                if !registered {
+                    tracing::info!(colony = %endpoint, "registered with the colony");
+                }
+                registered = true;
+                backoff = Duration::from_secs(1);
+                state.set(format!("registered with {endpoint}"));
+                interval
+            }
+            Ok(false) => {
+                // The colony forgot us (new database): register again now.
+                registered = false;
+                Duration::ZERO
+            }
+            Err(status) => {
+                let message = describe(&endpoint, &status);
+                if registered || state.get() != format!("connecting: {message}") {
+                    tracing::warn!("{message}");
+                }
+                registered = false;
+                state.set(format!("connecting: {message}"));
+                let wait = backoff;
+                backoff = (backoff * 2).min(Duration::from_secs(60));
+                wait
+            }
+        };
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}

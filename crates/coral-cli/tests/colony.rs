@@ -1,0 +1,343 @@
+//! The built `coral` binary as a colony: `coral up` end to end, queries and
+//! their errors, and a colony killed mid-poll that loses and duplicates
+//! nothing.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+fn coral() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_coral"));
+    cmd.env_remove("RUST_LOG")
+        .env_remove("CORAL_TOKEN")
+        .env_remove("CORAL_COLONY")
+        .env("NO_COLOR", "1");
+    cmd
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn signal(child: &Child, sig: &str) {
+    let ok = Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "process did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn wait_for(what: &str, timeout: Duration, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// OTLP/JSON with `n` SERVER spans of `service` two minutes ago (a closed
+/// minute); every `error_every`-th has status ERROR. Ids start at `first`.
+fn spans_json(service: &str, first: u64, n: u64, error_every: u64) -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let t0 = (now / 60 - 2) * 60 * 1_000_000_000;
+    let spans: Vec<String> = (first..first + n)
+        .map(|i| {
+            let start = t0 + (i % 50_000) * 1_000_000;
+            let status = if error_every > 0 && i % error_every == 0 { 2 } else { 1 };
+            format!(
+                r#"{{"traceId":"{i:032x}","spanId":"{:016x}","name":"GET /items","kind":2,"startTimeUnixNano":"{start}","endTimeUnixNano":"{}","status":{{"code":{status}}}}}"#,
+                i + 1,
+                start + (i % 1000 + 1) * 1_000_000
+            )
+        })
+        .collect();
+    format!(
+        r#"{{"resourceSpans":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"{service}"}}}}]}},"scopeSpans":[{{"spans":[{}]}}]}}]}}"#,
+        spans.join(",")
+    )
+}
+
+fn post_spans(http: &str, body: String) {
+    let response = reqwest::blocking::Client::new()
+        .post(format!("{http}/v1/traces"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 200, "{:?}", response.text());
+}
+
+/// Runs a CLI query; returns (exit code, stdout, stderr).
+fn run(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = coral().args(args).output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn json(args: &[&str]) -> serde_json::Value {
+    let (code, stdout, stderr) = run(args);
+    assert_eq!(code, Some(0), "{args:?}: {stderr}");
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
+
+#[test]
+fn up_runs_a_colony_and_an_agent_and_answers_queries() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = coral()
+        .args([
+            "up",
+            "--otlp-grpc-endpoint",
+            "127.0.0.1:0",
+            "--otlp-http-endpoint",
+            "127.0.0.1:0",
+            "--api-endpoint",
+            "127.0.0.1:0",
+            "--admin-endpoint",
+            "127.0.0.1:0",
+            "--colony-api-endpoint",
+            "127.0.0.1:0",
+            "--agent-id",
+            "up-agent",
+        ])
+        .env("CORAL_HOME", dir.path())
+        .env("CORAL_POLL_INTERVAL", "1s")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (mut http, mut colony) = (String::new(), String::new());
+    let mut banner = String::new();
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        banner.push_str(&line);
+        banner.push('\n');
+        if let Some(v) = line.trim().strip_prefix("OTLP HTTP:") {
+            http = v.trim().to_owned();
+        }
+        if let Some(v) = line.trim().strip_prefix("colony API:") {
+            colony = v.trim().to_owned();
+        }
+        if line.contains("Ctrl-C") {
+            break;
+        }
+    }
+    assert!(banner.contains("OTEL_EXPORTER_OTLP_ENDPOINT"), "{banner}");
+    assert!(!http.is_empty() && !colony.is_empty(), "{banner}");
+
+    post_spans(&http, spans_json("shop", 1, 50, 5));
+    wait_for("the colony has the minute", Duration::from_secs(90), || {
+        let v = json(&["query", "otel", "shop", "--colony", &colony, "-o", "json"]);
+        v["totals"][0]["total_spans"] == 50
+    });
+    let v = json(&["query", "otel", "shop", "--colony", &colony, "-o", "json"]);
+    assert_eq!(v["service"], "shop");
+    assert_eq!(v["totals"][0]["error_count"], 10);
+    assert_eq!(v["totals"][0]["error_rate"], 0.2);
+    assert_eq!(v["minutes"].as_array().unwrap().len(), 1);
+    assert!(
+        v["minutes"][0]["bucket_time"]
+            .as_str()
+            .unwrap()
+            .ends_with(":00Z")
+    );
+
+    let agents = json(&["agents", "--colony", &colony, "-o", "json"]);
+    assert_eq!(agents["agents"][0]["agent_id"], "up-agent");
+    assert_eq!(agents["agents"][0]["health"], "healthy");
+    assert_eq!(agents["agents"][0]["gap_count"], 0);
+
+    let (code, table, _) = run(&["query", "otel", "shop", "--colony", &colony]);
+    assert_eq!(code, Some(0));
+    assert!(table.contains("Service: shop"), "{table}");
+    assert!(table.contains("Overall SERVER: 50 spans"), "{table}");
+    let (code, csv, _) = run(&["query", "otel", "shop", "--colony", &colony, "-o", "csv"]);
+    assert_eq!(code, Some(0));
+    assert!(
+        csv.starts_with("bucket_time,span_kind,total_spans,"),
+        "{csv}"
+    );
+    let (code, host, stderr) = run(&["query", "host", "shop", "--colony", &colony, "-o", "json"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&host).unwrap()["rows"][0]["total_spans"],
+        50
+    );
+
+    signal(&child, "-INT");
+    assert!(wait_exit(&mut child).success());
+    assert!(dir.path().join("colony/colony.duckdb").exists());
+    assert!(dir.path().join("agent/agent.duckdb").exists());
+}
+
+#[test]
+fn queries_explain_what_to_do_when_the_colony_is_unreachable() {
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let (code, _, stderr) = run(&["agents", "--colony", &addr]);
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains(&format!("cannot reach colony at {addr}")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("coral up"), "{stderr}");
+    let (code, _, stderr) = run(&["query", "otel", "x", "--colony", &addr, "--since", "soon"]);
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("--since \"soon\" is not a duration"),
+        "{stderr}"
+    );
+    let (code, _, _) = run(&["query", "otel"]);
+    assert_eq!(code, Some(2), "usage errors exit 2");
+}
+
+fn count(db: &Path, sql: &str) -> i64 {
+    let conn = duckdb::Connection::open(db).unwrap();
+    conn.query_row(sql, [], |r| r.get(0)).unwrap()
+}
+
+#[test]
+fn killing_the_colony_mid_poll_loses_and_duplicates_nothing() {
+    const SPANS: u64 = 5_000;
+    let dir = tempfile::tempdir().unwrap();
+    let api_port = free_port();
+    let agent_yaml = dir.path().join("agent.yaml");
+    std::fs::write(
+        &agent_yaml,
+        format!(
+            "agent:\n  id: busy\n  telemetry:\n    endpoint: 127.0.0.1:0\n    http_endpoint: 127.0.0.1:0\n    filters:\n      - sample_rate: 1.0\n  api:\n    endpoint: 127.0.0.1:{api_port}\n  admin:\n    endpoint: 127.0.0.1:0\n  host_metrics:\n    enabled: false\n"
+        ),
+    )
+    .unwrap();
+    let mut agent = coral()
+        .args(["agent", "serve", "--config"])
+        .arg(&agent_yaml)
+        .env("CORAL_HOME", dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(agent.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let http = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("otlp-http="))
+        .map(|a| format!("http://{a}"))
+        .unwrap();
+    let admin = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("admin="))
+        .unwrap()
+        .to_owned();
+    for batch in 0..4 {
+        post_spans(
+            &http,
+            spans_json("bulk", 1 + batch * SPANS / 4, SPANS / 4, 0),
+        );
+    }
+    wait_for(
+        "the agent stored every span",
+        Duration::from_secs(60),
+        || {
+            let metrics = reqwest::blocking::get(format!("http://{admin}/metrics"))
+                .and_then(|r| r.text())
+                .unwrap_or_default();
+            metrics.contains(&format!("coral_agent_spans_stored_total {SPANS}"))
+        },
+    );
+
+    let colony_port = free_port();
+    let colony = format!("127.0.0.1:{colony_port}");
+    let colony_yaml = dir.path().join("colony.yaml");
+    std::fs::write(
+        &colony_yaml,
+        format!(
+            "colony:\n  id: c1\n  api:\n    endpoint: {colony}\n  poll:\n    interval: 1s\n    page_size: 40\n  agents:\n    - id: busy\n      endpoint: 127.0.0.1:{api_port}\n"
+        ),
+    )
+    .unwrap();
+    let start_colony = || {
+        let child = coral()
+            .args(["colony", "serve", "--config"])
+            .arg(&colony_yaml)
+            .env("CORAL_HOME", dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_for("colony up", Duration::from_secs(30), || {
+            run(&["agents", "--colony", &colony]).0 == Some(0)
+        });
+        child
+    };
+    let cursor = || {
+        let v = json(&["agents", "--colony", &colony, "-o", "json"]);
+        (
+            v["agents"][0]["cursor_seq_id"].as_u64().unwrap_or(0),
+            v["agents"][0]["agent_latest_seq_id"].as_u64().unwrap_or(0),
+        )
+    };
+    let mut first = start_colony();
+    let seen = std::cell::Cell::new((0, 0));
+    wait_for(
+        "the colony started draining",
+        Duration::from_secs(60),
+        || {
+            seen.set(cursor());
+            seen.get().0 > 0
+        },
+    );
+    signal(&first, "-KILL");
+    let (at, latest) = seen.get();
+    assert!(at < latest, "killed mid-drain: cursor {at} of {latest}");
+    wait_exit(&mut first);
+
+    let mut second = start_colony();
+    wait_for("the colony caught up", Duration::from_secs(180), || {
+        let (at, latest) = cursor();
+        latest >= SPANS && at == latest
+    });
+    signal(&second, "-TERM");
+    assert!(wait_exit(&mut second).success());
+    signal(&agent, "-TERM");
+    wait_exit(&mut agent);
+
+    let db = dir.path().join("colony/colony.duckdb");
+    assert_eq!(count(&db, "SELECT count(*) FROM trace_spans"), SPANS as i64);
+    assert_eq!(
+        count(&db, "SELECT count(DISTINCT seq_id) FROM trace_spans"),
+        SPANS as i64
+    );
+    assert_eq!(
+        count(
+            &db,
+            "SELECT sum(total_spans)::BIGINT FROM otel_spans WHERE service_name = 'bulk'"
+        ),
+        SPANS as i64
+    );
+    assert_eq!(count(&db, "SELECT count(*) FROM gaps"), 0);
+}

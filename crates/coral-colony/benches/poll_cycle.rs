@@ -1,0 +1,283 @@
+//! One poll cycle of the colony against simulated agents, next to DuckDB's raw
+//! Appender rate on the same machine.
+//!
+//! Each simulated agent is a real `AgentService` gRPC server on 127.0.0.1:0
+//! that holds `SPANS` kept spans and their buckets in memory (seq_ids 1..N)
+//! and pages them like a real agent. The colony's poller drains every agent
+//! (bounded concurrency, one transaction per page with its cursor) into a
+//! fresh `colony.duckdb`. The baseline appends the same span rows into a
+//! table of the same shape with one Appender and no gRPC, cursors or merging.
+//!
+//! ```sh
+//! cargo bench -p coral-colony --bench poll_cycle            # 100 agents x 60,000 spans
+//! AGENTS=10 SPANS=6000 cargo bench -p coral-colony --bench poll_cycle
+//! ```
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use coral_colony::poller::{PollSettings, Poller};
+use coral_colony::registry::Registry;
+use coral_colony::store::Database;
+use coral_colony::store::writer::{AgentRecord, Writer};
+use coral_model::{Bucket, BucketKey, SpanKind};
+use coral_proto::agent::agent_service_server::{AgentService, AgentServiceServer};
+use coral_proto::agent::{
+    GetStatusRequest, GetStatusResponse, QueryTelemetryRequest, QueryTelemetryResponse,
+};
+use coral_proto::common::{TelemetryBucket, TelemetrySpan};
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status};
+
+struct Data {
+    spans: Vec<TelemetrySpan>,
+    buckets: Vec<TelemetryBucket>,
+}
+
+impl Data {
+    fn latest(&self) -> u64 {
+        (self.spans.len() + self.buckets.len()) as u64
+    }
+}
+
+fn build(spans: usize) -> Data {
+    let services = ["checkout", "cart", "payments", "search", "auth"];
+    let minute = 1_800_000_000 / 60 * 60;
+    let mut out = Vec::with_capacity(spans);
+    let mut buckets: Vec<Bucket> = Vec::new();
+    for i in 0..spans {
+        let service = services[i % services.len()];
+        let m = minute + 60 * (i * 10 / spans) as i64;
+        let duration_ms = 1.0 + (i % 997) as f64;
+        let trace_id = format!("{:032x}", i as u128 * 7919);
+        let key = BucketKey {
+            minute: m,
+            service: service.into(),
+            kind: SpanKind::Server,
+        };
+        let bucket = match buckets.iter_mut().find(|b| b.key == key) {
+            Some(b) => b,
+            None => {
+                buckets.push(Bucket::new(key));
+                buckets.last_mut().unwrap()
+            }
+        };
+        bucket.stats.record(duration_ms, i % 50 == 0, &trace_id);
+        out.push(TelemetrySpan {
+            seq_id: i as u64 + 1,
+            trace_id,
+            span_id: format!("{:016x}", i + 1),
+            parent_span_id: String::new(),
+            service_name: service.into(),
+            span_name: "POST /api/v1/orders".into(),
+            span_kind: "SERVER".into(),
+            start_time_unix_nano: m * 1_000_000_000 + (i as i64 % 60_000) * 1_000_000,
+            duration_us: (duration_ms * 1000.0) as i64,
+            is_error: i % 50 == 0,
+            status_code: "UNSET".into(),
+            http_status_code: if i % 50 == 0 { 500 } else { 200 },
+            http_method: "POST".into(),
+            http_route: "/api/v1/orders".into(),
+            keep_reason: "sampled".into(),
+            attributes_json: r#"{"http.request.method":"POST","http.route":"/api/v1/orders","http.response.status_code":200,"server.address":"orders.internal","url.scheme":"https","user_agent.original":"okhttp/4.12.0"}"#.into(),
+            resource_json: r#"{"service.name":"checkout","service.version":"1.42.0","host.name":"web-01","deployment.environment":"prod"}"#.into(),
+            ..Default::default()
+        });
+    }
+    let first = spans as u64 + 1;
+    let buckets = buckets
+        .iter()
+        .enumerate()
+        .map(|(i, b)| b.to_proto("", first + i as u64))
+        .collect();
+    Data {
+        spans: out,
+        buckets,
+    }
+}
+
+#[derive(Clone)]
+struct FakeAgent {
+    data: Arc<Data>,
+    session: String,
+}
+
+#[tonic::async_trait]
+impl AgentService for FakeAgent {
+    async fn query_telemetry(
+        &self,
+        request: Request<QueryTelemetryRequest>,
+    ) -> Result<Response<QueryTelemetryResponse>, Status> {
+        let r = request.into_inner();
+        let latest = self.data.latest();
+        let start = r.start_seq_id.min(latest);
+        let end = (start + r.max_records.max(1) as u64).min(latest);
+        let spans_len = self.data.spans.len() as u64;
+        let spans =
+            self.data.spans[start.min(spans_len) as usize..end.min(spans_len) as usize].to_vec();
+        let b0 = start.saturating_sub(spans_len) as usize;
+        let b1 = end.saturating_sub(spans_len) as usize;
+        let buckets = self.data.buckets[b0..b1].to_vec();
+        Ok(Response::new(QueryTelemetryResponse {
+            buckets,
+            spans,
+            max_seq_id: end,
+            session_id: self.session.clone(),
+            has_more: end < latest,
+            latest_seq_id: latest,
+            host_metrics: Vec::new(),
+            oldest_seq_id: 1,
+        }))
+    }
+
+    async fn get_status(
+        &self,
+        _request: Request<GetStatusRequest>,
+    ) -> Result<Response<GetStatusResponse>, Status> {
+        Ok(Response::new(GetStatusResponse::default()))
+    }
+}
+
+fn env(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn raw_appender_rate(spans: &[TelemetrySpan], rows: usize) -> f64 {
+    let dir = tempfile::tempdir().unwrap();
+    let (_db, mut conn) = Database::open(dir.path()).unwrap();
+    let start = Instant::now();
+    let tx = conn.transaction().unwrap();
+    {
+        let mut app = tx.appender("trace_spans").unwrap();
+        for i in 0..rows {
+            let s = &spans[i % spans.len()];
+            app.append_row(duckdb::params![
+                "agent-0",
+                i as u64,
+                s.trace_id,
+                s.span_id,
+                s.parent_span_id,
+                s.service_name,
+                s.span_name,
+                s.span_kind,
+                duckdb::types::Value::Timestamp(
+                    duckdb::types::TimeUnit::Microsecond,
+                    s.start_time_unix_nano / 1000
+                ),
+                s.start_time_unix_nano,
+                s.duration_us,
+                s.is_error,
+                s.status_code,
+                s.status_message,
+                Some(s.http_status_code),
+                s.http_method,
+                s.http_route,
+                s.rpc_system,
+                s.rpc_service,
+                s.rpc_method,
+                s.grpc_status_code,
+                s.db_system,
+                s.db_operation,
+                s.db_collection,
+                s.keep_reason,
+                s.attributes_json,
+                s.resource_json,
+            ])
+            .unwrap();
+        }
+        app.flush().unwrap();
+    }
+    tx.commit().unwrap();
+    rows as f64 / start.elapsed().as_secs_f64()
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    let agents = env("AGENTS", 100);
+    let spans = env("SPANS", 60_000);
+    let page_size = env("PAGE_SIZE", 10_000);
+    let concurrency = env("MAX_CONCURRENT", 32);
+    println!("building {spans} spans per agent…");
+    let data = Arc::new(build(spans));
+    let rows_per_agent = data.latest() as usize;
+
+    let baseline_rows = (agents * spans).min(2_000_000);
+    let raw = tokio::task::block_in_place(|| raw_appender_rate(&data.spans, baseline_rows));
+    println!("raw Appender: {baseline_rows} span rows at {raw:.0} rows/s");
+
+    let registry = Arc::new(Registry::default());
+    for i in 0..agents {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let agent = FakeAgent {
+            data: data.clone(),
+            session: format!("session-{i}"),
+        };
+        tokio::spawn(async move {
+            let incoming = futures::stream::unfold(listener, |l| async move {
+                Some((l.accept().await.map(|(s, _)| s), l))
+            });
+            tonic::transport::Server::builder()
+                .add_service(AgentServiceServer::new(agent).max_encoding_message_size(256 << 20))
+                .serve_with_incoming(incoming)
+                .await
+                .unwrap();
+        });
+        registry.upsert(
+            AgentRecord {
+                agent_id: format!("agent-{i}"),
+                endpoint: format!("http://{addr}"),
+                source: "static".into(),
+                ..Default::default()
+            },
+            true,
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (db, conn) = Database::open(dir.path()).unwrap();
+    let (writer, writer_tx) = Writer::start(conn).unwrap();
+    let poller = Poller::new(
+        PollSettings {
+            interval: Duration::from_secs(3600),
+            timeout: Duration::from_secs(60),
+            max_concurrent: concurrency,
+            page_size,
+            token: None,
+            tls: None,
+        },
+        registry,
+        db,
+        writer_tx.clone(),
+    );
+    println!(
+        "polling {agents} agents x {rows_per_agent} rows (page {page_size}, {concurrency} at once)…"
+    );
+    let stop = CancellationToken::new();
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..agents {
+        let (p, s) = (poller.clone(), stop.clone());
+        tasks.spawn(async move { p.poll_agent(&format!("agent-{i}"), &s).await });
+    }
+    let mut stored = 0;
+    while let Some(result) = tasks.join_next().await {
+        stored += result.unwrap().expect("poll succeeds").rows;
+    }
+    let elapsed = started.elapsed();
+    let rate = stored as f64 / elapsed.as_secs_f64();
+    writer_tx.close();
+    tokio::task::block_in_place(|| writer.join());
+    assert_eq!(stored, agents * rows_per_agent, "every row stored once");
+    println!(
+        "poll cycle: {stored} rows from {agents} agents in {:.2} s = {rate:.0} rows/s ({:.0}% of the raw Appender rate)",
+        elapsed.as_secs_f64(),
+        100.0 * rate / raw
+    );
+    println!(
+        "{{\"agents\":{agents},\"rows_per_agent\":{rows_per_agent},\"cycle_seconds\":{:.3},\"rows_per_second\":{rate:.0},\"raw_appender_rows_per_second\":{raw:.0}}}",
+        elapsed.as_secs_f64()
+    );
+}

@@ -1,0 +1,18 @@
+//! The Coral colony: it knows every agent, pulls their rows with cursors,
+//! accepts pushes from agents that cannot be polled, keeps the history in
+//! DuckDB, and answers the CLI's queries.
+//!
+//! - [`store`]: `colony.duckdb`: schema, the single writer, page ingest with
+//!   cursors and gaps, bucket merging, queries.
+//! - [`registry`]: agents, when they were last seen, their health.
+//! - [`poller`]: the pull loop (bounded concurrency, timeouts, draining).
+//! - [`service`]: the `coral.colony.v1.ColonyService` gRPC API.
+//! - [`runtime`]: start and orderly shutdown.
+
+pub mod poller;
+pub mod registry;
+pub mod runtime;
+pub mod service;
+pub mod store;
+
+pub use runtime::{RunningColony, StartError, start};

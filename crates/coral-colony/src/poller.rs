@@ -1,0 +1,245 @@
+//! The poller: pulls every pollable agent each `poll.interval`.
+//!
+//! Each tick starts a poll for every agent that is not already being polled,
+//! at most `poll.max_concurrent` at once; a poll never waits for another
+//! agent, so one slow or failing agent delays nobody. A poll drains: it asks
+//! for rows after the agent's cursor, stores the page and its cursor in one
+//! transaction, and keeps paging while the agent says more is waiting. Every
+//! call has a timeout. When the agent answers with a different store session,
+//! the cursor restarts from 0 for that session.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use coral_proto::agent::QueryTelemetryRequest;
+use coral_proto::agent::agent_service_client::AgentServiceClient;
+use coral_proto::transport::{BearerToken, ClientTlsSettings, channel};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+
+use crate::registry::Registry;
+use crate::store::Database;
+use crate::store::ingest::{Page, Stream, read_cursor};
+use crate::store::writer::WriterSender;
+
+type Client = AgentServiceClient<InterceptedService<Channel, BearerToken>>;
+
+/// Largest response accepted from an agent.
+pub const MAX_RESPONSE_BYTES: usize = 256 * 1024 * 1024;
+
+/// Poller settings.
+#[derive(Debug, Clone)]
+pub struct PollSettings {
+    /// Time between poll rounds.
+    pub interval: Duration,
+    /// Timeout of each call.
+    pub timeout: Duration,
+    /// Agents polled at once.
+    pub max_concurrent: usize,
+    /// Rows per page.
+    pub page_size: usize,
+    /// Token sent to agents.
+    pub token: Option<String>,
+    /// TLS settings for https agent endpoints.
+    pub tls: Option<ClientTlsSettings>,
+}
+
+/// Runs poll rounds until `stop`.
+pub struct Poller {
+    settings: PollSettings,
+    registry: Arc<Registry>,
+    db: Arc<Database>,
+    writer: WriterSender,
+    in_flight: Arc<Mutex<HashSet<String>>>,
+    clients: Mutex<HashMap<String, (String, Client)>>,
+    limit: Arc<Semaphore>,
+}
+
+/// What one poll of one agent did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PollReport {
+    /// Pages stored.
+    pub pages: usize,
+    /// Rows stored.
+    pub rows: usize,
+    /// Gaps recorded.
+    pub gaps: usize,
+}
+
+impl Poller {
+    /// A poller over `registry`'s agents.
+    pub fn new(
+        settings: PollSettings,
+        registry: Arc<Registry>,
+        db: Arc<Database>,
+        writer: WriterSender,
+    ) -> Arc<Self> {
+        let limit = Arc::new(Semaphore::new(settings.max_concurrent.max(1)));
+        Arc::new(Poller {
+            settings,
+            registry,
+            db,
+            writer,
+            in_flight: Arc::default(),
+            clients: Mutex::default(),
+            limit,
+        })
+    }
+
+    /// Polls every `interval` until `stop` is cancelled; in-flight polls
+    /// finish their current page.
+    pub async fn run(self: Arc<Self>, stop: CancellationToken) {
+        let mut tick = tokio::time::interval(self.settings.interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut tasks = tokio::task::JoinSet::new();
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = tick.tick() => {
+                    for agent in self.registry.snapshot() {
+                        if !agent.pollable() {
+                            continue;
+                        }
+                        let id = agent.record.agent_id.clone();
+                        if !self.in_flight.lock().unwrap_or_else(|p| p.into_inner()).insert(id.clone()) {
+                            continue; // still draining from an earlier round
+                        }
+                        let this = self.clone();
+                        let stop = stop.clone();
+                        tasks.spawn(async move {
+                            let _ = this.poll_agent(&id, &stop).await;
+                            this.in_flight.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+                        });
+                    }
+                }
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            }
+        }
+        while tasks.join_next().await.is_some() {}
+    }
+
+    fn client(&self, agent_id: &str, endpoint: &str) -> Result<Client, String> {
+        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((known, client)) = clients.get(agent_id)
+            && known == endpoint
+        {
+            return Ok(client.clone());
+        }
+        let channel = channel(endpoint, self.settings.tls.as_ref(), self.settings.timeout)
+            .map_err(|e| e.to_string())?;
+        let client = AgentServiceClient::with_interceptor(
+            channel,
+            BearerToken::new(self.settings.token.as_deref()),
+        )
+        .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
+        .max_decoding_message_size(MAX_RESPONSE_BYTES);
+        clients.insert(agent_id.to_owned(), (endpoint.to_owned(), client.clone()));
+        Ok(client)
+    }
+
+    /// Polls one agent now and drains it (also used by tests and benchmarks).
+    pub async fn poll_agent(
+        &self,
+        agent_id: &str,
+        stop: &CancellationToken,
+    ) -> Result<PollReport, String> {
+        let _permit = self.limit.acquire().await.map_err(|e| e.to_string())?;
+        let result = self.drain(agent_id, stop).await;
+        let status = match &result {
+            Ok((_, session, latest)) => Ok((session.clone(), *latest)),
+            Err(error) => {
+                tracing::warn!(agent_id, %error, "poll failed");
+                Err(error.clone())
+            }
+        };
+        self.registry.poll_finished(agent_id, status);
+        result.map(|(report, _, _)| report)
+    }
+
+    async fn drain(
+        &self,
+        agent_id: &str,
+        stop: &CancellationToken,
+    ) -> Result<(PollReport, String, u64), String> {
+        let state = self
+            .registry
+            .get(agent_id)
+            .ok_or_else(|| format!("agent {agent_id} is not registered"))?;
+        let mut client = self.client(agent_id, &state.record.endpoint)?;
+        let (mut session, mut cursor) = self.stored_cursor(agent_id).await?;
+        let mut report = PollReport::default();
+        loop {
+            let request = QueryTelemetryRequest {
+                service_names: Vec::new(),
+                start_seq_id: cursor,
+                max_records: self.settings.page_size as i32,
+            };
+            let call = client.query_telemetry(request);
+            let response = match tokio::time::timeout(self.settings.timeout, call).await {
+                Err(_) => {
+                    return Err(format!(
+                        "no answer from {} within {:?} (colony.poll.timeout)",
+                        state.record.endpoint, self.settings.timeout
+                    ));
+                }
+                Ok(Err(status)) => {
+                    return Err(format!(
+                        "QueryTelemetry to {} failed: {} ({:?})",
+                        state.record.endpoint,
+                        status.message(),
+                        status.code()
+                    ));
+                }
+                Ok(Ok(response)) => response.into_inner(),
+            };
+            if response.session_id != session && cursor != 0 {
+                tracing::info!(agent_id, old = %session, new = %response.session_id, "agent store session changed, reading it from the start");
+                session = response.session_id.clone();
+                cursor = 0;
+                continue;
+            }
+            session = response.session_id.clone();
+            self.registry
+                .progress(agent_id, &session, response.latest_seq_id);
+            let page = Page {
+                agent_id: agent_id.to_owned(),
+                stream: Stream::Pull,
+                session_id: response.session_id.clone(),
+                start_seq: cursor,
+                max_seq: response.max_seq_id,
+                buckets: response.buckets,
+                spans: response.spans,
+                hosts: response.host_metrics,
+            };
+            let outcome = self.writer.store(page).await.map_err(|e| e.to_string())?;
+            if outcome.rejected > 0 {
+                tracing::warn!(agent_id, rejected = outcome.rejected, reason = ?outcome.reject_reason, "rows refused");
+            }
+            if !outcome.gaps.is_empty() {
+                tracing::warn!(agent_id, gaps = ?outcome.gaps, "rows expired at the agent before they were read");
+            }
+            report.pages += 1;
+            report.rows += outcome.stored;
+            report.gaps += outcome.gaps.len();
+            cursor = outcome.cursor;
+            if !response.has_more || stop.is_cancelled() {
+                return Ok((report, session, response.latest_seq_id));
+            }
+        }
+    }
+
+    async fn stored_cursor(&self, agent_id: &str) -> Result<(String, u64), String> {
+        let db = self.db.clone();
+        let agent = agent_id.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let conn = db.reader().map_err(|e| e.to_string())?;
+            read_cursor(&conn, &agent, Stream::Pull).map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map(|c| c.unwrap_or_default())
+    }
+}

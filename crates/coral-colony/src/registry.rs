@@ -1,0 +1,195 @@
+//! The colony's view of its agents: identity (persisted in `agents`), when
+//! each was last seen, how its last poll went, and its health.
+//!
+//! Health: an agent seen (registration, heartbeat, successful poll or push)
+//! within `degraded_after` is healthy, within `unreachable_after` degraded,
+//! later unreachable; one whose last poll failed is at best degraded; one
+//! never seen since the colony started is unknown.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+use crate::store::writer::AgentRecord;
+
+/// What the colony knows about one agent.
+#[derive(Debug, Clone, Default)]
+pub struct AgentState {
+    /// Identity and endpoint.
+    pub record: AgentRecord,
+    /// Last registration, heartbeat, successful poll or push.
+    pub last_seen: Option<SystemTime>,
+    /// Last poll attempt that finished.
+    pub last_poll: Option<SystemTime>,
+    /// Error of the last poll, if it failed.
+    pub last_poll_error: Option<String>,
+    /// The agent's store session as last reported.
+    pub session_id: String,
+    /// Newest seq_id the agent reported.
+    pub agent_latest_seq: u64,
+}
+
+/// Health of an agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    /// Seen recently, last poll fine.
+    Healthy,
+    /// Not seen for a while, or its last poll failed.
+    Degraded,
+    /// Not seen for longer than `unreachable_after`.
+    Unreachable,
+    /// Not seen since the colony started.
+    Unknown,
+}
+
+impl Health {
+    /// The name shown to users.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Healthy => "healthy",
+            Health::Degraded => "degraded",
+            Health::Unreachable => "unreachable",
+            Health::Unknown => "unknown",
+        }
+    }
+}
+
+/// Thresholds for [`Health`].
+#[derive(Debug, Clone, Copy)]
+pub struct HealthPolicy {
+    /// Degraded after this long unseen.
+    pub degraded_after: Duration,
+    /// Unreachable after this long unseen.
+    pub unreachable_after: Duration,
+}
+
+impl AgentState {
+    /// Health at `now`.
+    pub fn health(&self, policy: &HealthPolicy, now: SystemTime) -> Health {
+        let Some(seen) = self.last_seen else {
+            return Health::Unknown;
+        };
+        let age = now.duration_since(seen).unwrap_or_default();
+        if age >= policy.unreachable_after {
+            Health::Unreachable
+        } else if age >= policy.degraded_after || self.last_poll_error.is_some() {
+            Health::Degraded
+        } else {
+            Health::Healthy
+        }
+    }
+
+    /// True when the poller should pull this agent.
+    pub fn pollable(&self) -> bool {
+        !self.record.endpoint.is_empty()
+    }
+}
+
+/// Every known agent, by id.
+#[derive(Default)]
+pub struct Registry {
+    agents: Mutex<HashMap<String, AgentState>>,
+}
+
+impl Registry {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, AgentState>> {
+        self.agents.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Adds or replaces an agent's identity; keeps its observed state.
+    /// Returns the record as stored (first registration time kept).
+    pub fn upsert(&self, mut record: AgentRecord, seen: bool) -> AgentRecord {
+        let mut agents = self.lock();
+        let state = agents.entry(record.agent_id.clone()).or_default();
+        if state.record.registered_at_us != 0 {
+            record.registered_at_us = state.record.registered_at_us;
+        }
+        state.record = record.clone();
+        if seen {
+            state.last_seen = Some(SystemTime::now());
+        }
+        record
+    }
+
+    /// Marks an agent seen; false when unknown.
+    pub fn seen(&self, agent_id: &str, session_id: &str, latest_seq: Option<u64>) -> bool {
+        let mut agents = self.lock();
+        let Some(state) = agents.get_mut(agent_id) else {
+            return false;
+        };
+        state.last_seen = Some(SystemTime::now());
+        if !session_id.is_empty() {
+            state.session_id = session_id.to_owned();
+        }
+        if let Some(seq) = latest_seq {
+            state.agent_latest_seq = seq;
+        }
+        true
+    }
+
+    /// Records what a page said about the agent (during a drain).
+    pub fn progress(&self, agent_id: &str, session_id: &str, latest_seq: u64) {
+        let mut agents = self.lock();
+        if let Some(state) = agents.get_mut(agent_id) {
+            state.last_seen = Some(SystemTime::now());
+            state.session_id = session_id.to_owned();
+            state.agent_latest_seq = latest_seq;
+        }
+    }
+
+    /// Records the end of a poll.
+    pub fn poll_finished(&self, agent_id: &str, result: Result<(String, u64), String>) {
+        let mut agents = self.lock();
+        let Some(state) = agents.get_mut(agent_id) else {
+            return;
+        };
+        let now = SystemTime::now();
+        state.last_poll = Some(now);
+        match result {
+            Ok((session, latest)) => {
+                state.last_seen = Some(now);
+                state.last_poll_error = None;
+                state.session_id = session;
+                state.agent_latest_seq = latest;
+            }
+            Err(error) => state.last_poll_error = Some(error),
+        }
+    }
+
+    /// A copy of every agent's state, sorted by id.
+    pub fn snapshot(&self) -> Vec<AgentState> {
+        let mut all: Vec<_> = self.lock().values().cloned().collect();
+        all.sort_by(|a, b| a.record.agent_id.cmp(&b.record.agent_id));
+        all
+    }
+
+    /// One agent's state.
+    pub fn get(&self, agent_id: &str) -> Option<AgentState> {
+        self.lock().get(agent_id).cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn health_follows_last_seen_and_poll_errors() {
+        let policy = HealthPolicy {
+            degraded_after: Duration::from_secs(45),
+            unreachable_after: Duration::from_secs(120),
+        };
+        let now = SystemTime::now();
+        let mut state = AgentState::default();
+        assert_eq!(state.health(&policy, now), Health::Unknown);
+        state.last_seen = Some(now - Duration::from_secs(10));
+        assert_eq!(state.health(&policy, now), Health::Healthy);
+        state.last_poll_error = Some("refused".into());
+        assert_eq!(state.health(&policy, now), Health::Degraded);
+        state.last_poll_error = None;
+        state.last_seen = Some(now - Duration::from_secs(60));
+        assert_eq!(state.health(&policy, now), Health::Degraded);
+        state.last_seen = Some(now - Duration::from_secs(600));
+        assert_eq!(state.health(&policy, now), Health::Unreachable);
+    }
+}

@@ -1,0 +1,229 @@
+//! Wiring: open the store, start the writer, restore the registry, bind the
+//! API, start the poller and the cleanup loop; stop in reverse order.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use coral_config::ColonyConfig;
+use coral_proto::colony::colony_service_server::ColonyServiceServer;
+use coral_proto::transport::{ClientTlsSettings, TokenCheck, server_tls};
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::poller::{PollSettings, Poller};
+use crate::registry::{HealthPolicy, Registry};
+use crate::service::{Colony, ColonyApi};
+use crate::store::writer::{AgentRecord, Cutoffs, Writer, WriterSender};
+use crate::store::{Database, StoreError, query};
+use tonic::service::interceptor::InterceptedService;
+
+/// Largest request accepted (push batches).
+pub const MAX_REQUEST_BYTES: usize = 64 * 1024 * 1024;
+
+/// Errors starting the colony.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The store could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The API listener could not be bound.
+    #[error(
+        "cannot listen on {address} for the colony API: {source} — is another colony running? Set colony.api.endpoint (or CORAL_COLONY_API_ENDPOINT) to another address, or port 0 to pick a free one"
+    )]
+    Bind {
+        /// The address.
+        address: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// TLS files could not be loaded.
+    #[error("colony TLS: {0}")]
+    Tls(#[from] coral_proto::transport::TransportError),
+    /// The TLS configuration was refused.
+    #[error("colony TLS configuration refused: {0}")]
+    TlsConfig(#[from] tonic::transport::Error),
+    /// A thread could not be started.
+    #[error("cannot start the colony store writer: {0}")]
+    Thread(std::io::Error),
+}
+
+/// A running colony.
+pub struct RunningColony {
+    /// Where the API listens.
+    pub addr: SocketAddr,
+    /// The service state (registry, store).
+    pub colony: Arc<Colony>,
+    /// The poller (tests poll on demand with it).
+    pub poller: Arc<Poller>,
+    writer: Writer,
+    writer_tx: WriterSender,
+    stop: CancellationToken,
+    tasks: JoinSet<()>,
+}
+
+fn client_tls(tls: &Option<coral_config::ClientTls>) -> Option<ClientTlsSettings> {
+    tls.as_ref().map(|t| ClientTlsSettings {
+        ca_file: t.ca_file.clone(),
+        server_name: t.server_name.clone(),
+    })
+}
+
+/// Starts a colony from a validated configuration.
+pub async fn start(config: &ColonyConfig) -> Result<RunningColony, StartError> {
+    let data_dir = config.data_dir.clone();
+    let (db, conn) = tokio::task::spawn_blocking(move || Database::open(&data_dir))
+        .await
+        .expect("store open task")?;
+    let (writer, writer_tx) = Writer::start(conn).map_err(StartError::Thread)?;
+
+    let registry = Arc::new(Registry::default());
+    let reader = db.clone();
+    let persisted = tokio::task::spawn_blocking(move || query::agents(&reader.reader()?))
+        .await
+        .expect("registry load task")?;
+    for record in persisted {
+        registry.upsert(record, false);
+    }
+    for agent in &config.static_agents {
+        let record = AgentRecord {
+            agent_id: agent.id.clone(),
+            endpoint: agent.endpoint.clone(),
+            source: "static".to_owned(),
+            registered_at_us: now_micros(),
+            ..Default::default()
+        };
+        let record = registry.upsert(record, false);
+        writer_tx.upsert_agent(record);
+    }
+
+    let colony = Arc::new(Colony {
+        colony_id: config.colony_id.clone(),
+        registry: registry.clone(),
+        health: HealthPolicy {
+            degraded_after: config.health.degraded_after,
+            unreachable_after: config.health.unreachable_after,
+        },
+        db: db.clone(),
+        writer: writer_tx.clone(),
+    });
+    let poller = Poller::new(
+        PollSettings {
+            interval: config.poll.interval,
+            timeout: config.poll.timeout,
+            max_concurrent: config.poll.max_concurrent,
+            page_size: config.poll.page_size,
+            token: config.auth_token.clone(),
+            tls: client_tls(&config.poll.tls),
+        },
+        registry,
+        db,
+        writer_tx.clone(),
+    );
+
+    let listener = TcpListener::bind(config.api_endpoint)
+        .await
+        .map_err(|source| StartError::Bind {
+            address: config.api_endpoint,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind {
+        address: config.api_endpoint,
+        source,
+    })?;
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = &config.api_tls {
+        builder = builder.tls_config(server_tls(&tls.cert_file, &tls.key_file)?)?;
+    }
+    let service = InterceptedService::new(
+        ColonyServiceServer::new(ColonyApi(colony.clone()))
+            .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
+            .send_compressed(tonic::codec::CompressionEncoding::Gzip)
+            .max_decoding_message_size(MAX_REQUEST_BYTES)
+            .max_encoding_message_size(MAX_REQUEST_BYTES),
+        TokenCheck::new(config.auth_token.as_deref(), "colony"),
+    );
+
+    let stop = CancellationToken::new();
+    let mut tasks = JoinSet::new();
+    let s = stop.clone();
+    let router = builder.add_service(service);
+    tasks.spawn(async move {
+        let incoming = futures::stream::unfold(listener, |listener| async move {
+            let accepted = listener.accept().await.map(|(stream, _)| {
+                let _ = stream.set_nodelay(true);
+                stream
+            });
+            Some((accepted, listener))
+        });
+        if let Err(error) = router
+            .serve_with_incoming_shutdown(incoming, s.cancelled())
+            .await
+        {
+            tracing::error!(%error, "colony API stopped");
+        }
+    });
+    let (p, s) = (poller.clone(), stop.clone());
+    tasks.spawn(p.run(s));
+    let (w, s) = (writer_tx.clone(), stop.clone());
+    let retention = config.retention.clone();
+    let interval = config.cleanup_interval;
+    tasks.spawn(async move {
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = s.cancelled() => return,
+                _ = tick.tick() => {
+                    let now = SystemTime::now();
+                    let cutoffs = Cutoffs {
+                        otel_spans: now - retention.otel_spans,
+                        otel_operations: now - retention.otel_operations,
+                        trace_spans: now - retention.trace_spans,
+                        host_metrics: now - retention.host_metrics,
+                        gaps: now - retention.gaps,
+                    };
+                    match w.retention(cutoffs).await {
+                        Ok(deleted) => tracing::debug!(deleted, "colony retention done"),
+                        Err(error) => tracing::warn!(%error, "colony retention failed, will retry"),
+                    }
+                }
+            }
+        }
+    });
+    tracing::info!(colony_id = %config.colony_id, api = %addr, data_dir = %config.data_dir.display(), "coral colony started");
+    Ok(RunningColony {
+        addr,
+        colony,
+        poller,
+        writer,
+        writer_tx,
+        stop,
+        tasks,
+    })
+}
+
+fn now_micros() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or_default()
+}
+
+impl RunningColony {
+    /// Stops the API, poller and cleanup, then the writer (which commits what
+    /// is queued and checkpoints).
+    pub async fn shutdown(mut self) {
+        self.stop.cancel();
+        while self.tasks.join_next().await.is_some() {}
+        self.writer_tx.close();
+        let writer = self.writer;
+        let _ = tokio::time::timeout(
+            Duration::from_secs(30),
+            tokio::task::spawn_blocking(move || writer.join()),
+        )
+        .await;
+        tracing::info!("coral colony stopped");
+    }
+}

@@ -1,0 +1,315 @@
+//! `coral.colony.v1.ColonyService`: registration, heartbeats, push ingest and
+//! the query API of the CLI.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use coral_proto::colony::colony_service_server::ColonyService;
+use coral_proto::colony::{
+    AgentInfo, HeartbeatRequest, HeartbeatResponse, IngestTelemetryRequest,
+    IngestTelemetryResponse, ListAgentsRequest, ListAgentsResponse, ListGapsRequest,
+    ListGapsResponse, QueryHostCorrelationRequest, QueryHostCorrelationResponse,
+    QueryOtelSummariesRequest, QueryOtelSummariesResponse, RegisterAgentRequest,
+    RegisterAgentResponse,
+};
+use tonic::{Request, Response, Status};
+
+use crate::registry::{HealthPolicy, Registry};
+use crate::store::ingest::{Page, Stream};
+use crate::store::writer::{AgentRecord, WriterSender};
+use crate::store::{Database, StoreError, query};
+
+/// The service state.
+pub struct Colony {
+    /// Colony id.
+    pub colony_id: String,
+    /// Known agents.
+    pub registry: Arc<Registry>,
+    /// Health thresholds.
+    pub health: HealthPolicy,
+    /// The store.
+    pub db: Arc<Database>,
+    /// The store writer.
+    pub writer: WriterSender,
+}
+
+/// An RFC 3339 UTC timestamp (seconds precision).
+pub fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+fn now_unix() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}
+
+/// The default window: the last hour; `to` defaults to now.
+fn window(from: i64, to: i64) -> Result<(i64, i64), Status> {
+    let to = if to == 0 { now_unix() + 60 } else { to };
+    let from = if from == 0 { to - 3600 } else { from };
+    if from >= to {
+        return Err(Status::invalid_argument(format!(
+            "empty time window: from ({from}) must be before to ({to})"
+        )));
+    }
+    Ok((from, to))
+}
+
+fn internal(error: StoreError) -> Status {
+    Status::internal(error.to_string())
+}
+
+impl Colony {
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&duckdb::Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, Status> {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || f(&db.reader()?))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(internal)
+    }
+
+    /// The agent listing (also used by `coral up`'s status).
+    pub async fn agents(&self) -> Result<ListAgentsResponse, Status> {
+        let (cursors, gaps) = self
+            .read(|c| Ok((query::cursors(c)?, query::gap_counts(c)?)))
+            .await?;
+        let now = SystemTime::now();
+        let agents = self
+            .registry
+            .snapshot()
+            .into_iter()
+            .map(|state| {
+                let id = &state.record.agent_id;
+                let stream = if state.pollable() {
+                    "telemetry"
+                } else {
+                    "push"
+                };
+                let cursor = cursors
+                    .get(&(id.clone(), stream.to_owned()))
+                    .cloned()
+                    .unwrap_or_default();
+                let latest = state.agent_latest_seq.max(cursor.seq_id);
+                AgentInfo {
+                    agent_id: id.clone(),
+                    endpoint: state.record.endpoint.clone(),
+                    version: state.record.version.clone(),
+                    mode: state.record.mode.clone(),
+                    capabilities: state.record.capabilities.clone(),
+                    hostname: state.record.hostname.clone(),
+                    source: state.record.source.clone(),
+                    health: state.health(&self.health, now).as_str().to_owned(),
+                    last_seen: state.last_seen.map(rfc3339).unwrap_or_default(),
+                    last_poll: state.last_poll.map(rfc3339).unwrap_or_default(),
+                    last_poll_error: state.last_poll_error.clone().unwrap_or_default(),
+                    session_id: if state.session_id.is_empty() {
+                        cursor.session_id.clone()
+                    } else {
+                        state.session_id.clone()
+                    },
+                    cursor_seq_id: cursor.seq_id,
+                    agent_latest_seq_id: latest,
+                    lag_rows: latest - cursor.seq_id,
+                    gap_count: gaps.get(id).copied().unwrap_or_default(),
+                    rows_received: cursor.rows_received,
+                    registered_at: rfc3339(
+                        UNIX_EPOCH
+                            + Duration::from_micros(state.record.registered_at_us.max(0) as u64),
+                    ),
+                }
+            })
+            .collect();
+        Ok(ListAgentsResponse {
+            agents,
+            colony_id: self.colony_id.clone(),
+        })
+    }
+}
+
+fn micros_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or_default()
+}
+
+/// The tonic service around the shared [`Colony`].
+#[derive(Clone)]
+pub struct ColonyApi(pub Arc<Colony>);
+
+impl std::ops::Deref for ColonyApi {
+    type Target = Colony;
+    fn deref(&self) -> &Colony {
+        &self.0
+    }
+}
+
+#[tonic::async_trait]
+impl ColonyService for ColonyApi {
+    async fn register_agent(
+        &self,
+        request: Request<RegisterAgentRequest>,
+    ) -> Result<Response<RegisterAgentResponse>, Status> {
+        let r = request.into_inner();
+        if r.agent_id.trim().is_empty() {
+            return Err(Status::invalid_argument(
+                "agent_id is empty: set agent.id (or CORAL_AGENT_ID) on the agent",
+            ));
+        }
+        let source = if r.endpoint.is_empty() {
+            "push"
+        } else {
+            "registered"
+        };
+        let record = self.registry.upsert(
+            AgentRecord {
+                agent_id: r.agent_id.clone(),
+                endpoint: r.endpoint,
+                version: r.version,
+                mode: r.mode,
+                capabilities: r.capabilities,
+                hostname: r.hostname,
+                source: source.to_owned(),
+                registered_at_us: micros_now(),
+            },
+            true,
+        );
+        self.registry.seen(&r.agent_id, &r.session_id, None);
+        self.writer.upsert_agent(record);
+        tracing::info!(agent_id = %r.agent_id, "agent registered");
+        Ok(Response::new(RegisterAgentResponse {
+            accepted: true,
+            colony_id: self.colony_id.clone(),
+            message: String::new(),
+        }))
+    }
+
+    async fn heartbeat(
+        &self,
+        request: Request<HeartbeatRequest>,
+    ) -> Result<Response<HeartbeatResponse>, Status> {
+        let r = request.into_inner();
+        let known = self
+            .registry
+            .seen(&r.agent_id, &r.session_id, Some(r.latest_seq_id));
+        Ok(Response::new(HeartbeatResponse { known }))
+    }
+
+    async fn list_agents(
+        &self,
+        _request: Request<ListAgentsRequest>,
+    ) -> Result<Response<ListAgentsResponse>, Status> {
+        Ok(Response::new(self.agents().await?))
+    }
+
+    async fn ingest_telemetry(
+        &self,
+        request: Request<IngestTelemetryRequest>,
+    ) -> Result<Response<IngestTelemetryResponse>, Status> {
+        let r = request.into_inner();
+        if r.agent_id.trim().is_empty() || r.session_id.is_empty() {
+            return Err(Status::invalid_argument(
+                "agent_id and session_id are required on IngestTelemetry",
+            ));
+        }
+        if r.max_seq_id < r.start_seq_id {
+            return Err(Status::invalid_argument(format!(
+                "max_seq_id {} is below start_seq_id {}",
+                r.max_seq_id, r.start_seq_id
+            )));
+        }
+        if self.registry.get(&r.agent_id).is_none() {
+            let record = self.registry.upsert(
+                AgentRecord {
+                    agent_id: r.agent_id.clone(),
+                    source: "push".to_owned(),
+                    registered_at_us: micros_now(),
+                    ..Default::default()
+                },
+                true,
+            );
+            self.writer.upsert_agent(record);
+        }
+        self.registry
+            .seen(&r.agent_id, &r.session_id, Some(r.max_seq_id));
+        let page = Page {
+            agent_id: r.agent_id,
+            stream: Stream::Push,
+            session_id: r.session_id,
+            start_seq: r.start_seq_id,
+            max_seq: r.max_seq_id,
+            buckets: r.buckets,
+            spans: r.spans,
+            hosts: r.host_metrics,
+        };
+        let outcome = self.writer.store(page).await.map_err(|e| {
+            Status::unavailable(format!(
+                "colony cannot store the batch now: {e}; retry later"
+            ))
+        })?;
+        let mut message = Vec::new();
+        if outcome.duplicates > 0 {
+            message.push(format!("{} rows were already stored", outcome.duplicates));
+        }
+        if let Some(reason) = &outcome.reject_reason {
+            message.push(format!("{} rows refused: {reason}", outcome.rejected));
+        }
+        if outcome.session_reset {
+            message.push("new agent store session".to_owned());
+        }
+        Ok(Response::new(IngestTelemetryResponse {
+            accepted: (outcome.stored + outcome.duplicates) as u32,
+            rejected: outcome.rejected as u32,
+            message: message.join("; "),
+            acked_seq_id: outcome.cursor,
+        }))
+    }
+
+    async fn query_otel_summaries(
+        &self,
+        request: Request<QueryOtelSummariesRequest>,
+    ) -> Result<Response<QueryOtelSummariesResponse>, Status> {
+        let r = request.into_inner();
+        if r.service_name.is_empty() {
+            return Err(Status::invalid_argument(
+                "service_name is required: name the service to summarize",
+            ));
+        }
+        let (from, to) = window(r.from_unix, r.to_unix)?;
+        let response = self
+            .read(move |c| {
+                query::otel_summaries(c, &r.service_name, from, to, &r.span_kind, &r.agent_id)
+            })
+            .await?;
+        Ok(Response::new(response))
+    }
+
+    async fn query_host_correlation(
+        &self,
+        request: Request<QueryHostCorrelationRequest>,
+    ) -> Result<Response<QueryHostCorrelationResponse>, Status> {
+        let r = request.into_inner();
+        if r.service_name.is_empty() {
+            return Err(Status::invalid_argument("service_name is required"));
+        }
+        let (from, to) = window(r.from_unix, r.to_unix)?;
+        let response = self
+            .read(move |c| query::host_correlation(c, &r.service_name, from, to))
+            .await?;
+        Ok(Response::new(response))
+    }
+
+    async fn list_gaps(
+        &self,
+        request: Request<ListGapsRequest>,
+    ) -> Result<Response<ListGapsResponse>, Status> {
+        let agent = request.into_inner().agent_id;
+        let gaps = self.read(move |c| query::gaps(c, &agent)).await?;
+        Ok(Response::new(ListGapsResponse { gaps }))
+    }
+}

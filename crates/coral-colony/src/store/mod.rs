@@ -1,0 +1,157 @@
+//! The colony's DuckDB store: one file, `colony.duckdb`, in the data directory.
+//!
+//! As in the agent, DuckDB calls never run on the async runtime: one writer
+//! thread ([`writer`]) owns the write connection and applies pages, agent
+//! records and retention; reads ([`query`]) clone a connection on the blocking
+//! pool.
+
+pub mod ingest;
+pub mod merge;
+pub mod query;
+pub mod schema;
+pub mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use duckdb::Connection;
+use duckdb::types::{TimeUnit, Value};
+use thiserror::Error;
+
+/// File name of the colony database inside the data directory.
+pub const DB_FILE: &str = "colony.duckdb";
+
+/// Errors from the colony store.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// The data directory could not be created.
+    #[error(
+        "cannot create data directory {path}: {source} — check permissions or set colony.data_dir"
+    )]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The database could not be opened.
+    #[error(
+        "cannot open colony database {path}: {source} — if another colony uses this data directory, stop it or set a different colony.data_dir"
+    )]
+    Open {
+        /// The database file.
+        path: PathBuf,
+        /// The DuckDB error.
+        source: duckdb::Error,
+    },
+    /// A DuckDB statement failed.
+    #[error("colony database error: {0}")]
+    Db(#[from] duckdb::Error),
+    /// Stored data could not be decoded.
+    #[error("colony database holds an undecodable {what}: {detail}")]
+    Corrupt {
+        /// What was being read.
+        what: &'static str,
+        /// The decoder's complaint.
+        detail: String,
+    },
+    /// The database holds data from an incompatible schema version.
+    #[error(
+        "colony database {path} has schema version {found}, this colony needs {expected} — move the file away to start fresh"
+    )]
+    Schema {
+        /// The database file.
+        path: PathBuf,
+        /// Version found in the file.
+        found: String,
+        /// Version this build writes.
+        expected: String,
+    },
+    /// The writer thread has stopped.
+    #[error("colony store writer has stopped")]
+    WriterGone,
+}
+
+/// Shared handle on the opened database.
+pub struct Database {
+    path: PathBuf,
+    read_template: Mutex<Connection>,
+}
+
+impl Database {
+    /// Opens (or creates) `colony.duckdb` in `data_dir`; returns the handle and
+    /// the write connection for the writer thread.
+    pub fn open(data_dir: &Path) -> Result<(Arc<Database>, Connection), StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::DataDir {
+            path: data_dir.to_owned(),
+            source,
+        })?;
+        let path = data_dir.join(DB_FILE);
+        let conn = Connection::open(&path).map_err(|source| StoreError::Open {
+            path: path.clone(),
+            source,
+        })?;
+        // The colony appends large pages and answers analytical queries: two
+        // threads and a bounded buffer pool keep it a good neighbour.
+        conn.execute_batch("SET threads = 2; SET memory_limit = '1GB';")?;
+        conn.execute_batch(schema::DDL)?;
+        let version: Option<String> = conn
+            .query_row(
+                "SELECT value FROM coral_metadata WHERE key = 'schema_version'",
+                [],
+                |r| r.get(0),
+            )
+            .ok();
+        match version {
+            Some(found) if found != schema::SCHEMA_VERSION => {
+                return Err(StoreError::Schema {
+                    path,
+                    found,
+                    expected: schema::SCHEMA_VERSION.to_owned(),
+                });
+            }
+            Some(_) => {}
+            None => {
+                conn.execute(
+                    "INSERT INTO coral_metadata VALUES ('schema_version', ?)",
+                    [schema::SCHEMA_VERSION],
+                )?;
+            }
+        }
+        let read_template = Mutex::new(conn.try_clone()?);
+        Ok((
+            Arc::new(Database {
+                path,
+                read_template,
+            }),
+            conn,
+        ))
+    }
+
+    /// Path of the database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A new connection for a read (call from a blocking context).
+    pub fn reader(&self) -> Result<Connection, StoreError> {
+        let template = self
+            .read_template
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        Ok(template.try_clone()?)
+    }
+}
+
+/// A DuckDB TIMESTAMP value from Unix microseconds.
+pub(crate) fn ts_micros(micros: i64) -> Value {
+    Value::Timestamp(TimeUnit::Microsecond, micros)
+}
+
+/// Now, in Unix microseconds.
+pub(crate) fn now_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or_default()
+}

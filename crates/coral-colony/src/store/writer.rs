@@ -1,0 +1,269 @@
+//! The colony's single writer thread.
+//!
+//! Pages from the poller and from push ingest queue on one channel. The writer
+//! takes what is waiting (up to [`MAX_BATCH_ROWS`]) and stores it in one
+//! transaction: each page with its cursor, so group commit never weakens the
+//! per-page guarantee. If the transaction fails, every page in it is retried
+//! in a transaction of its own, so one bad page cannot fail its neighbours.
+
+use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
+use std::thread::JoinHandle;
+use std::time::SystemTime;
+
+use duckdb::{Connection, params};
+use tokio::sync::oneshot;
+
+use super::ingest::{Page, PageOutcome, store_page};
+use super::{StoreError, now_micros, ts_micros};
+
+/// Rows gathered into one transaction at most.
+pub const MAX_BATCH_ROWS: usize = 200_000;
+
+/// A registered or configured agent, as persisted in `agents`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AgentRecord {
+    /// Agent id.
+    pub agent_id: String,
+    /// AgentService address (`http(s)://host:port`), empty for push-only agents.
+    pub endpoint: String,
+    /// Agent version.
+    pub version: String,
+    /// Agent mode.
+    pub mode: String,
+    /// Capabilities.
+    pub capabilities: Vec<String>,
+    /// Host name.
+    pub hostname: String,
+    /// "registered", "static" or "push".
+    pub source: String,
+    /// Unix microseconds of the first registration.
+    pub registered_at_us: i64,
+}
+
+/// Retention cutoffs, one per table.
+#[derive(Debug, Clone, Copy)]
+pub struct Cutoffs {
+    /// `otel_spans`.
+    pub otel_spans: SystemTime,
+    /// `otel_operations`.
+    pub otel_operations: SystemTime,
+    /// `trace_spans`.
+    pub trace_spans: SystemTime,
+    /// `host_metrics`.
+    pub host_metrics: SystemTime,
+    /// `gaps`.
+    pub gaps: SystemTime,
+}
+
+type Reply<T> = oneshot::Sender<Result<T, String>>;
+
+/// Work for the writer.
+pub enum WriteOp {
+    /// Store a page and advance its cursor.
+    Page(Page, Reply<PageOutcome>),
+    /// Insert or update an agent record.
+    Agent(AgentRecord),
+    /// Delete rows older than the cutoffs; replies with rows deleted.
+    Retention(Cutoffs, Reply<u64>),
+    /// Finish queued work, checkpoint and stop.
+    Close,
+}
+
+/// Handle on the writer thread.
+pub struct Writer {
+    handle: JoinHandle<()>,
+}
+
+/// Sends work to the writer.
+#[derive(Clone)]
+pub struct WriterSender(Sender<WriteOp>);
+
+impl WriterSender {
+    /// Queues a page; resolves when it is committed (or failed).
+    pub async fn store(&self, page: Page) -> Result<PageOutcome, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.0
+            .send(WriteOp::Page(page, tx))
+            .map_err(|_| StoreError::WriterGone)?;
+        rx.await
+            .map_err(|_| StoreError::WriterGone)?
+            .map_err(|detail| StoreError::Corrupt {
+                what: "page",
+                detail,
+            })
+    }
+
+    /// Queues an agent record (fire and forget).
+    pub fn upsert_agent(&self, record: AgentRecord) {
+        let _ = self.0.send(WriteOp::Agent(record));
+    }
+
+    /// Runs retention; resolves with rows deleted.
+    pub async fn retention(&self, cutoffs: Cutoffs) -> Result<u64, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.0
+            .send(WriteOp::Retention(cutoffs, tx))
+            .map_err(|_| StoreError::WriterGone)?;
+        rx.await
+            .map_err(|_| StoreError::WriterGone)?
+            .map_err(|detail| StoreError::Corrupt {
+                what: "retention",
+                detail,
+            })
+    }
+
+    /// Asks the writer to stop after the queued work.
+    pub fn close(&self) {
+        let _ = self.0.send(WriteOp::Close);
+    }
+}
+
+impl Writer {
+    /// Starts the writer thread on `conn`.
+    pub fn start(conn: Connection) -> std::io::Result<(Writer, WriterSender)> {
+        let (tx, rx) = channel();
+        let handle = std::thread::Builder::new()
+            .name("coral-colony-writer".into())
+            .spawn(move || run(conn, rx))?;
+        Ok((Writer { handle }, WriterSender(tx)))
+    }
+
+    /// Waits for the thread to finish (after [`WriterSender::close`]).
+    pub fn join(self) {
+        if self.handle.join().is_err() {
+            tracing::error!("colony store writer panicked");
+        }
+    }
+}
+
+fn run(mut conn: Connection, rx: Receiver<WriteOp>) {
+    let mut open = true;
+    while open {
+        let Ok(first) = rx.recv() else { break };
+        let mut pages: Vec<(Page, Reply<PageOutcome>)> = Vec::new();
+        let mut rows = 0;
+        let mut next = Some(first);
+        while let Some(op) = next.take() {
+            match op {
+                WriteOp::Page(page, reply) => {
+                    rows += page.rows();
+                    pages.push((page, reply));
+                }
+                WriteOp::Agent(record) => {
+                    if let Err(error) = upsert_agent(&conn, &record) {
+                        tracing::warn!(%error, agent_id = %record.agent_id, "cannot persist agent record");
+                    }
+                }
+                WriteOp::Retention(cutoffs, reply) => {
+                    let _ = reply.send(retention(&conn, &cutoffs).map_err(|e| e.to_string()));
+                }
+                WriteOp::Close => open = false,
+            }
+            if open && rows < MAX_BATCH_ROWS {
+                next = match rx.try_recv() {
+                    Ok(op) => Some(op),
+                    Err(TryRecvError::Empty | TryRecvError::Disconnected) => None,
+                };
+            }
+        }
+        if !pages.is_empty() {
+            commit_pages(&mut conn, pages);
+        }
+    }
+    if let Err(error) = conn.execute_batch("CHECKPOINT") {
+        tracing::warn!(%error, "final colony checkpoint failed");
+    }
+}
+
+fn commit_pages(conn: &mut Connection, pages: Vec<(Page, Reply<PageOutcome>)>) {
+    if pages.len() > 1 {
+        let attempt = (|| -> Result<Vec<PageOutcome>, StoreError> {
+            let tx = conn.transaction()?;
+            let mut outcomes = Vec::with_capacity(pages.len());
+            for (page, _) in &pages {
+                outcomes.push(store_page(&tx, page)?);
+            }
+            tx.commit()?;
+            Ok(outcomes)
+        })();
+        match attempt {
+            Ok(outcomes) => {
+                for ((_, reply), outcome) in pages.into_iter().zip(outcomes) {
+                    let _ = reply.send(Ok(outcome));
+                }
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(%error, pages = pages.len(), "group commit failed, storing pages one by one");
+            }
+        }
+    }
+    for (page, reply) in pages {
+        let (agent, rows) = (page.agent_id.clone(), page.rows());
+        let result = (|| -> Result<PageOutcome, StoreError> {
+            let tx = conn.transaction()?;
+            let outcome = store_page(&tx, &page)?;
+            tx.commit()?;
+            Ok(outcome)
+        })();
+        if let Err(error) = &result {
+            tracing::error!(%error, agent_id = %agent, rows, "cannot store page; its cursor was not advanced, it will be read again");
+        }
+        let _ = reply.send(result.map_err(|e| e.to_string()));
+    }
+}
+
+fn upsert_agent(conn: &Connection, r: &AgentRecord) -> Result<(), StoreError> {
+    let caps = r.capabilities.join(",");
+    let updated = conn.execute(
+        "UPDATE agents SET endpoint = ?, version = ?, mode = ?, capabilities = ?, hostname = ?, source = ?, last_seen = ? WHERE agent_id = ?",
+        params![r.endpoint, r.version, r.mode, caps, r.hostname, r.source, ts_micros(now_micros()), r.agent_id],
+    )?;
+    if updated == 0 {
+        conn.execute(
+            "INSERT INTO agents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            params![
+                r.agent_id,
+                r.endpoint,
+                r.version,
+                r.mode,
+                caps,
+                r.hostname,
+                r.source,
+                ts_micros(r.registered_at_us),
+                ts_micros(now_micros())
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+fn micros(t: SystemTime) -> i64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or_default()
+}
+
+fn retention(conn: &Connection, c: &Cutoffs) -> Result<u64, StoreError> {
+    let mut deleted = 0u64;
+    for (sql, cutoff) in [
+        ("DELETE FROM otel_spans WHERE bucket_time < ?", c.otel_spans),
+        (
+            "DELETE FROM otel_operations WHERE bucket_time < ?",
+            c.otel_operations,
+        ),
+        (
+            "DELETE FROM trace_spans WHERE start_time < ?",
+            c.trace_spans,
+        ),
+        (
+            "DELETE FROM host_metrics WHERE bucket_time < ?",
+            c.host_metrics,
+        ),
+        ("DELETE FROM gaps WHERE detected_at < ?", c.gaps),
+    ] {
+        deleted += conn.execute(sql, params![ts_micros(micros(cutoff))])? as u64;
+    }
+    conn.execute_batch("CHECKPOINT")?;
+    Ok(deleted)
+}

@@ -1,0 +1,206 @@
+//! Shared helpers for the colony's integration tests: a real colony and real
+//! agents on port 0 with real DuckDB files, OpenTelemetry SDK clients, a
+//! colony gRPC client and condition waits.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use coral_agent::RunningAgent;
+use coral_colony::RunningColony;
+use coral_config::{AgentConfig, AgentOverrides, ColonyConfig, ColonyOverrides};
+use coral_proto::colony::colony_service_client::ColonyServiceClient;
+use coral_proto::colony::{ListAgentsRequest, QueryOtelSummariesRequest};
+use coral_proto::transport::BearerToken;
+use opentelemetry::KeyValue;
+use opentelemetry::trace::{Span as _, SpanKind, Tracer, TracerProvider as _};
+use opentelemetry_otlp::{SpanExporter, WithExportConfig};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+
+/// Colony YAML on port 0 with `extra` lines under `colony:`.
+pub fn colony_config(data_dir: &Path, address: &str, extra: &str) -> ColonyConfig {
+    let yaml = format!(
+        "colony:\n  id: test-colony\n  data_dir: {dir}\n  api:\n    endpoint: \"{address}\"\n{extra}\n",
+        dir = data_dir.display()
+    );
+    ColonyConfig::from_yaml_str(
+        &yaml,
+        Path::new("test-colony.yaml"),
+        &HashMap::new(),
+        &ColonyOverrides::default(),
+    )
+    .unwrap_or_else(|e| panic!("test colony config must be valid: {e}\n{yaml}"))
+}
+
+/// Agent YAML on port 0 that registers with `colony` (every span kept).
+/// `extra` lines go under `agent:`.
+pub fn agent_config(id: &str, data_dir: &Path, colony: SocketAddr, extra: &str) -> AgentConfig {
+    let yaml = format!(
+        "agent:\n  id: {id}\n  data_dir: {dir}\n  telemetry:\n    endpoint: 127.0.0.1:0\n    http_endpoint: 127.0.0.1:0\n    filters:\n      - sample_rate: 1.0\n  api:\n    endpoint: 127.0.0.1:0\n  admin:\n    endpoint: 127.0.0.1:0\n  colony:\n    endpoint: \"{colony}\"\n    heartbeat_interval: 1s\n{extra}\n",
+        dir = data_dir.display()
+    );
+    AgentConfig::from_yaml_str(
+        &yaml,
+        Path::new("test-agent.yaml"),
+        &HashMap::new(),
+        &AgentOverrides::default(),
+    )
+    .unwrap_or_else(|e| panic!("test agent config must be valid: {e}\n{yaml}"))
+}
+
+/// Starts a colony.
+pub async fn start_colony(config: &ColonyConfig) -> RunningColony {
+    coral_colony::start(config).await.expect("colony starts")
+}
+
+/// Starts an agent.
+pub async fn start_agent(config: &AgentConfig) -> RunningAgent {
+    coral_agent::start(config).await.expect("agent starts")
+}
+
+/// A colony client, with an optional token.
+pub async fn client(
+    addr: SocketAddr,
+    token: Option<&str>,
+) -> ColonyServiceClient<InterceptedService<Channel, BearerToken>> {
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .expect("colony reachable");
+    ColonyServiceClient::with_interceptor(channel, BearerToken::new(token))
+}
+
+/// Awaits `condition` every 50 ms until it holds, or panics after `timeout`.
+pub async fn wait_for<F, Fut>(what: &str, timeout: Duration, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    while !condition().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Start of the minute two minutes ago: every span of a test lands in one
+/// closed minute.
+pub fn minute_start() -> SystemTime {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    UNIX_EPOCH + Duration::from_secs((now / 60 - 2) * 60)
+}
+
+/// Sends `n` SERVER spans of `service` through the OpenTelemetry SDK (gRPC
+/// exporter); every `error_every`-th is a 500. Durations 1..=n ms.
+pub async fn send_spans(agent: &RunningAgent, service: &str, n: u64, error_every: u64) {
+    send_spans_at(agent, service, n, error_every, minute_start()).await;
+}
+
+/// [`send_spans`] with spans starting at `t0` (+ i ms).
+pub async fn send_spans_at(
+    agent: &RunningAgent,
+    service: &str,
+    n: u64,
+    error_every: u64,
+    t0: SystemTime,
+) {
+    let grpc = agent.addrs.otlp_grpc.expect("otlp enabled");
+    let exporter = SpanExporter::builder()
+        .with_tonic()
+        .with_endpoint(format!("http://{grpc}"))
+        .build()
+        .expect("exporter builds");
+    let provider = SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_resource(
+            Resource::builder_empty()
+                .with_service_name(service.to_owned())
+                .build(),
+        )
+        .build();
+    let tracer = provider.tracer("coral-colony-test");
+    for i in 1..=n {
+        let is_error = error_every > 0 && i % error_every == 0;
+        let start = t0 + Duration::from_millis(i % 1_000);
+        let mut span = tracer
+            .span_builder("POST /checkout")
+            .with_kind(SpanKind::Server)
+            .with_start_time(start)
+            .with_attributes(vec![
+                KeyValue::new("http.request.method", "POST"),
+                KeyValue::new(
+                    "http.response.status_code",
+                    if is_error { 500i64 } else { 200 },
+                ),
+            ])
+            .start(&tracer);
+        span.end_with_timestamp(start + Duration::from_millis(i));
+    }
+    tokio::task::spawn_blocking(move || {
+        provider.force_flush().expect("spans exported");
+        provider.shutdown().expect("provider shut down");
+    })
+    .await
+    .expect("flush task");
+}
+
+/// Flushes the agent's open minutes and waits until `spans` spans and at least
+/// one bucket are committed.
+pub async fn flush_agent(agent: &RunningAgent, spans: u64) {
+    agent.flush_all();
+    let counters = agent.api.counters().clone();
+    wait_for("agent stored the spans", Duration::from_secs(30), || {
+        let c = counters.to_proto(0);
+        async move { c.spans_stored >= spans && c.buckets_stored >= 1 }
+    })
+    .await;
+}
+
+/// (total_spans, error_count) of `service` at the colony over the last hour.
+pub async fn totals(colony: SocketAddr, token: Option<&str>, service: &str) -> (i64, i64) {
+    let mut c = client(colony, token).await;
+    let r = c
+        .query_otel_summaries(QueryOtelSummariesRequest {
+            service_name: service.to_owned(),
+            ..Default::default()
+        })
+        .await
+        .expect("QueryOtelSummaries")
+        .into_inner();
+    r.totals.iter().fold((0, 0), |(t, e), row| {
+        (t + row.total_spans, e + row.error_count)
+    })
+}
+
+/// Waits until the colony knows `n` agents.
+pub async fn wait_registered(colony: SocketAddr, token: Option<&str>, n: usize) {
+    wait_for(
+        "agents registered",
+        Duration::from_secs(30),
+        || async move {
+            let mut c = client(colony, token).await;
+            c.list_agents(ListAgentsRequest {})
+                .await
+                .map(|r| r.into_inner().agents.len() >= n)
+                .unwrap_or(false)
+        },
+    )
+    .await;
+}
+
+/// Rows of `sql` (a COUNT query) in the colony database at `data_dir`, read
+/// after the colony has stopped.
+pub fn count(data_dir: &Path, sql: &str) -> i64 {
+    let conn = duckdb::Connection::open(data_dir.join("colony.duckdb")).expect("open colony db");
+    conn.query_row(sql, [], |r| r.get(0)).expect("count query")
+}

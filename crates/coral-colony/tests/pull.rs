@@ -1,0 +1,247 @@
+//! The pull path end to end: real agents ingest spans from the OpenTelemetry
+//! SDK, the colony polls them with cursors, and the colony's numbers are exact
+//! across colony restarts, agent restarts and agent database replacement.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use coral_proto::colony::{ListAgentsRequest, ListGapsRequest};
+use tokio_util::sync::CancellationToken;
+
+const NO_HOST: &str = "  host_metrics:\n    enabled: false";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_agents_give_exact_totals_at_the_colony() {
+    let dir = tempfile::tempdir().unwrap();
+    let colony = start_colony(&colony_config(
+        &dir.path().join("colony"),
+        "127.0.0.1:0",
+        "  poll:\n    interval: 1s",
+    ))
+    .await;
+    let mut agents = Vec::new();
+    for (i, n) in [200u64, 300, 400].into_iter().enumerate() {
+        let id = format!("agent-{i}");
+        let cfg = agent_config(&id, &dir.path().join(&id), colony.addr, NO_HOST);
+        let agent = start_agent(&cfg).await;
+        send_spans(&agent, "checkout", n, 10).await;
+        flush_agent(&agent, n).await;
+        agents.push(agent);
+    }
+    let addr = colony.addr;
+    wait_for("colony totals", Duration::from_secs(60), || async move {
+        totals(addr, None, "checkout").await == (900, 90)
+    })
+    .await;
+    let mut c = client(addr, None).await;
+    let listed = c
+        .list_agents(ListAgentsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.agents.len(), 3);
+    for a in &listed.agents {
+        assert_eq!(a.health, "healthy", "{a:?}");
+        assert_eq!(a.source, "registered");
+        assert_eq!(a.gap_count, 0);
+        assert!(!a.last_seen.is_empty() && a.rows_received > 0, "{a:?}");
+    }
+    for agent in agents {
+        agent.shutdown().await;
+    }
+    colony.shutdown().await;
+    let db = dir.path().join("colony");
+    assert_eq!(count(&db, "SELECT count(*) FROM trace_spans"), 900);
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(DISTINCT (agent_id, seq_id)) FROM trace_spans"
+        ),
+        900
+    );
+    assert_eq!(
+        count(
+            &db,
+            "SELECT sum(total_spans)::BIGINT FROM otel_spans WHERE service_name = 'checkout'"
+        ),
+        900
+    );
+}
+
+/// One manual poll of `agent_id`, returning rows stored.
+async fn poll(colony: &coral_colony::RunningColony, agent_id: &str) -> usize {
+    colony
+        .poller
+        .poll_agent(agent_id, &CancellationToken::new())
+        .await
+        .expect("poll succeeds")
+        .rows
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn colony_restart_resumes_from_its_cursor() {
+    let dir = tempfile::tempdir().unwrap();
+    let colony_dir = dir.path().join("colony");
+    // Polls happen only when the test asks (the first tick is at start).
+    let slow = "  poll:\n    interval: 1h\n    page_size: 17";
+    let colony = start_colony(&colony_config(&colony_dir, "127.0.0.1:0", slow)).await;
+    let addr = colony.addr;
+    let agent = start_agent(&agent_config("a1", &dir.path().join("a1"), addr, NO_HOST)).await;
+    wait_registered(addr, None, 1).await;
+    send_spans(&agent, "cart", 100, 0).await;
+    flush_agent(&agent, 100).await;
+    poll(&colony, "a1").await;
+    assert_eq!(totals(addr, None, "cart").await, (100, 0));
+    colony.shutdown().await;
+
+    // While the colony is down, the agent keeps ingesting.
+    send_spans(&agent, "cart", 150, 0).await;
+    flush_agent(&agent, 250).await;
+    let colony = start_colony(&colony_config(&colony_dir, &addr.to_string(), slow)).await;
+    // The registry was restored from the database: no re-registration needed.
+    poll(&colony, "a1").await;
+    assert_eq!(totals(addr, None, "cart").await, (250, 0));
+    // Polling again finds nothing new.
+    assert_eq!(poll(&colony, "a1").await, 0);
+    agent.shutdown().await;
+    colony.shutdown().await;
+    assert_eq!(count(&colony_dir, "SELECT count(*) FROM trace_spans"), 250);
+    assert_eq!(
+        count(
+            &colony_dir,
+            "SELECT count(DISTINCT seq_id) FROM trace_spans"
+        ),
+        250
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_restart_continues_and_a_new_database_resets_the_cursor() {
+    let dir = tempfile::tempdir().unwrap();
+    let colony = start_colony(&colony_config(
+        &dir.path().join("colony"),
+        "127.0.0.1:0",
+        "  poll:\n    interval: 1h",
+    ))
+    .await;
+    let addr = colony.addr;
+    let agent_dir = dir.path().join("a1");
+    let cfg = agent_config("a1", &agent_dir, addr, NO_HOST);
+
+    let agent = start_agent(&cfg).await;
+    wait_registered(addr, None, 1).await;
+    send_spans(&agent, "pay", 50, 0).await;
+    flush_agent(&agent, 50).await;
+    poll(&colony, "a1").await;
+    let session = agent.api.status().session_id;
+    agent.shutdown().await;
+
+    // Same database: same session, the cursor continues.
+    let agent = start_agent(&cfg).await;
+    assert_eq!(agent.api.status().session_id, session);
+    send_spans(&agent, "pay", 60, 0).await;
+    flush_agent(&agent, 60).await;
+    // The agent re-registers with its new API port; wait for it.
+    let endpoint = format!("http://{}", agent.addrs.api);
+    wait_for("re-registration", Duration::from_secs(30), || {
+        let endpoint = endpoint.clone();
+        async move {
+            let mut c = client(addr, None).await;
+            let r = c
+                .list_agents(ListAgentsRequest {})
+                .await
+                .unwrap()
+                .into_inner();
+            r.agents.iter().any(|a| a.endpoint == endpoint)
+        }
+    })
+    .await;
+    poll(&colony, "a1").await;
+    assert_eq!(totals(addr, None, "pay").await, (110, 0));
+    agent.shutdown().await;
+
+    // A replaced database is a new session: read from its start.
+    std::fs::remove_dir_all(&agent_dir).unwrap();
+    let agent = start_agent(&cfg).await;
+    assert_ne!(agent.api.status().session_id, session);
+    send_spans(&agent, "pay", 70, 0).await;
+    flush_agent(&agent, 70).await;
+    let endpoint = format!("http://{}", agent.addrs.api);
+    wait_for("re-registration", Duration::from_secs(30), || {
+        let endpoint = endpoint.clone();
+        async move {
+            let mut c = client(addr, None).await;
+            let r = c
+                .list_agents(ListAgentsRequest {})
+                .await
+                .unwrap()
+                .into_inner();
+            r.agents.iter().any(|a| a.endpoint == endpoint)
+        }
+    })
+    .await;
+    poll(&colony, "a1").await;
+    assert_eq!(totals(addr, None, "pay").await, (180, 0));
+    let mut c = client(addr, None).await;
+    let gaps = c
+        .list_gaps(ListGapsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(gaps.gaps.is_empty(), "no row was lost: {:?}", gaps.gaps);
+    agent.shutdown().await;
+    colony.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_expired_before_a_poll_are_recorded_as_gaps() {
+    let dir = tempfile::tempdir().unwrap();
+    let colony = start_colony(&colony_config(
+        &dir.path().join("colony"),
+        "127.0.0.1:0",
+        "  poll:\n    interval: 1h",
+    ))
+    .await;
+    let addr = colony.addr;
+    // Rows older than 1 s are deleted every 200 ms; the test spans are minutes old.
+    let extra = format!("{NO_HOST}\n  storage:\n    retention: 1s\n    cleanup_interval: 200ms");
+    let agent = start_agent(&agent_config("a1", &dir.path().join("a1"), addr, &extra)).await;
+    wait_registered(addr, None, 1).await;
+    send_spans(&agent, "old", 30, 0).await;
+    flush_agent(&agent, 30).await;
+    let counters = agent.api.counters().clone();
+    wait_for(
+        "retention deleted the rows",
+        Duration::from_secs(30),
+        || {
+            let c = counters.to_proto(0);
+            async move { c.rows_deleted_by_retention >= 31 }
+        },
+    )
+    .await;
+    let latest = agent.api.status().latest_seq_id;
+    poll(&colony, "a1").await;
+    let mut c = client(addr, None).await;
+    let gaps = c
+        .list_gaps(ListGapsRequest {
+            agent_id: "a1".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .gaps;
+    assert_eq!(gaps.len(), 1, "{gaps:?}");
+    assert_eq!((gaps[0].from_seq_id, gaps[0].to_seq_id), (1, latest));
+    assert_eq!(gaps[0].stream, "telemetry");
+    let listed = c
+        .list_agents(ListAgentsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.agents[0].gap_count, 1);
+    assert_eq!(listed.agents[0].lag_rows, 0);
+    agent.shutdown().await;
+    colony.shutdown().await;
+}

@@ -1,0 +1,301 @@
+//! The colony configuration: [`ColonyConfig`], loaded with
+//! [`ColonyConfig::load`] from an optional YAML file, `CORAL_*` environment
+//! overrides ([`COLONY_ENV_VARS`](crate::COLONY_ENV_VARS)) and
+//! [`ColonyOverrides`] (flags), in that order of precedence above the
+//! built-in defaults.
+//!
+//! File paths are taken as written: relative paths are relative to the
+//! process's working directory, not to the config file.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::link::redacted;
+use crate::tls::{ClientTls, ServerTls};
+use crate::types::LogConfig;
+use crate::{ConfigError, colony_build, colony_file, env, yaml};
+
+/// The complete, validated colony configuration.
+///
+/// `Debug` output hides [`auth_token`](Self::auth_token).
+#[derive(Clone, PartialEq, Eq)]
+pub struct ColonyConfig {
+    /// Colony identity (`colony.id`); defaults to the host name.
+    pub colony_id: String,
+    /// Where the colony keeps its data (`colony.data_dir`); defaults to
+    /// `$CORAL_HOME/colony`.
+    pub data_dir: PathBuf,
+    /// ColonyService gRPC listen address (`colony.api.endpoint`; port 0 =
+    /// any free port). Default `127.0.0.1:9000`.
+    pub api_endpoint: SocketAddr,
+    /// Serve the colony API over TLS (`colony.api.tls`); `None` = plain text.
+    /// Both files existed when the config was loaded.
+    pub api_tls: Option<ServerTls>,
+    /// Shared secret (`colony.auth.token` / `token_file`, `CORAL_TOKEN`,
+    /// `--token`). When set, every colony RPC must carry
+    /// `authorization: Bearer <token>`, and the colony sends it when
+    /// polling agents.
+    pub auth_token: Option<String>,
+    /// Polling of agents (`colony.poll`).
+    pub poll: PollConfig,
+    /// Agent health thresholds (`colony.health`).
+    pub health: HealthConfig,
+    /// Agents polled without registration (`colony.agents`), in file order;
+    /// ids are unique.
+    pub static_agents: Vec<StaticAgent>,
+    /// How long each kind of data is kept (`storage.retention`,
+    /// `storage.beyla.retention`).
+    pub retention: ColonyRetention,
+    /// How often expired data is deleted (`storage.cleanup_interval`, ≥ 1s;
+    /// default 5m).
+    pub cleanup_interval: Duration,
+    /// Logging of the colony itself (`colony.log`).
+    pub log: LogConfig,
+    /// The file the configuration was loaded from, if any.
+    pub source: Option<PathBuf>,
+}
+
+impl fmt::Debug for ColonyConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Destructured so that a new field cannot be forgotten here.
+        let ColonyConfig {
+            colony_id,
+            data_dir,
+            api_endpoint,
+            api_tls,
+            auth_token,
+            poll,
+            health,
+            static_agents,
+            retention,
+            cleanup_interval,
+            log,
+            source,
+        } = self;
+        f.debug_struct("ColonyConfig")
+            .field("colony_id", colony_id)
+            .field("data_dir", data_dir)
+            .field("api_endpoint", api_endpoint)
+            .field("api_tls", api_tls)
+            .field("auth_token", &redacted(auth_token))
+            .field("poll", poll)
+            .field("health", health)
+            .field("static_agents", static_agents)
+            .field("retention", retention)
+            .field("cleanup_interval", cleanup_interval)
+            .field("log", log)
+            .field("source", source)
+            .finish()
+    }
+}
+
+/// How the colony polls agents (`colony.poll`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PollConfig {
+    /// Time between polls of one agent (`interval`, 1s–1h; default 30s).
+    pub interval: Duration,
+    /// Deadline of each RPC to an agent (`timeout`, ≥ 100ms; default 10s).
+    pub timeout: Duration,
+    /// Agents polled at once (`max_concurrent`, 1–1024; default 32).
+    pub max_concurrent: usize,
+    /// `max_records` of each `QueryTelemetry` call (`page_size`, 1–50000;
+    /// default 10000).
+    pub page_size: usize,
+    /// Holes in an agent's data older than this are recorded as gaps
+    /// (`gap_grace`; default 2m).
+    pub gap_grace: Duration,
+    /// How agents' API certificates are verified (`tls`); `None` = no custom
+    /// settings: `https://` agents are verified against the system roots.
+    /// When set, static agents written as a bare `host:port` are dialed
+    /// with `https://`.
+    pub tls: Option<ClientTls>,
+}
+
+impl PollConfig {
+    /// The defaults: every 30s, 10s timeout, 32 at once, 10000 rows per
+    /// page, 2m gap grace, no TLS settings.
+    pub const DEFAULT: PollConfig = PollConfig {
+        interval: Duration::from_secs(30),
+        timeout: Duration::from_secs(10),
+        max_concurrent: 32,
+        page_size: 10_000,
+        gap_grace: Duration::from_secs(120),
+        tls: None,
+    };
+}
+
+impl Default for PollConfig {
+    fn default() -> Self {
+        PollConfig::DEFAULT
+    }
+}
+
+/// When an agent counts as degraded or unreachable (`colony.health`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HealthConfig {
+    /// No heartbeat or successful poll for this long → degraded
+    /// (`degraded_after`, ≥ 1s; default 45s).
+    pub degraded_after: Duration,
+    /// No heartbeat or successful poll for this long → unreachable
+    /// (`unreachable_after`, longer than `degraded_after`; default 2m).
+    pub unreachable_after: Duration,
+}
+
+impl HealthConfig {
+    /// The defaults: degraded after 45s, unreachable after 2m.
+    pub const DEFAULT: HealthConfig = HealthConfig {
+        degraded_after: Duration::from_secs(45),
+        unreachable_after: Duration::from_secs(120),
+    };
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        HealthConfig::DEFAULT
+    }
+}
+
+/// An agent the colony polls without it registering (`colony.agents[i]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaticAgent {
+    /// The agent's id (`id`), unique in the list.
+    pub id: String,
+    /// The agent API address (`endpoint`), normalized to `http://host:port`
+    /// or `https://host:port`. A bare `host:port` becomes `https://` when
+    /// `colony.poll.tls` is set, else `http://`; an explicit scheme is kept.
+    pub endpoint: String,
+}
+
+/// How long the colony keeps each kind of data (`storage.retention`,
+/// `storage.beyla.retention`). Every value is longer than 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ColonyRetention {
+    /// 1-minute OTLP summaries (`otel_spans`; default 24h).
+    pub otel_spans: Duration,
+    /// Per-operation breakdown (`otel_operations`; default 24h).
+    pub otel_operations: Duration,
+    /// Kept raw spans (`trace_spans`; default 24h).
+    pub trace_spans: Duration,
+    /// Host metrics (`host_metrics`; default 7d).
+    pub host_metrics: Duration,
+    /// Recorded gaps in agents' data (`gaps`; default 30d).
+    pub gaps: Duration,
+    /// Beyla HTTP metrics (`beyla.retention.http_metrics`; default 30d).
+    pub beyla_http: Duration,
+    /// Beyla gRPC metrics (`beyla.retention.grpc_metrics`; default 30d).
+    pub beyla_grpc: Duration,
+    /// Beyla SQL metrics (`beyla.retention.sql_metrics`; default 14d).
+    pub beyla_sql: Duration,
+    /// Beyla traces (`beyla.retention.traces`; default 7d).
+    pub beyla_traces: Duration,
+}
+
+impl ColonyRetention {
+    /// The defaults listed on each field.
+    pub const DEFAULT: ColonyRetention = ColonyRetention {
+        otel_spans: Duration::from_secs(DAY),
+        otel_operations: Duration::from_secs(DAY),
+        trace_spans: Duration::from_secs(DAY),
+        host_metrics: Duration::from_secs(7 * DAY),
+        gaps: Duration::from_secs(30 * DAY),
+        beyla_http: Duration::from_secs(30 * DAY),
+        beyla_grpc: Duration::from_secs(30 * DAY),
+        beyla_sql: Duration::from_secs(14 * DAY),
+        beyla_traces: Duration::from_secs(7 * DAY),
+    };
+}
+
+impl Default for ColonyRetention {
+    fn default() -> Self {
+        ColonyRetention::DEFAULT
+    }
+}
+
+const DAY: u64 = 86_400;
+
+/// Overrides from command-line flags; `None` = not given. Values are
+/// validated like the file's; errors name the flag: `--colony-id`,
+/// `--data-dir`, `--api-endpoint`, `--poll-interval`, `--token`,
+/// `--log-format`, `--log-level`.
+///
+/// `Debug` output hides the token.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct ColonyOverrides {
+    /// `--data-dir`: overrides `colony.data_dir`.
+    pub data_dir: Option<PathBuf>,
+    /// `--api-endpoint`: overrides `colony.api.endpoint` (`ip:port`).
+    pub api_endpoint: Option<String>,
+    /// `--poll-interval`: overrides `colony.poll.interval` (duration, 1s–1h).
+    pub poll_interval: Option<String>,
+    /// `--token`: overrides `colony.auth.token`.
+    pub token: Option<String>,
+    /// `--colony-id`: overrides `colony.id`.
+    pub colony_id: Option<String>,
+    /// `--log-format`: overrides `colony.log.format` (`text` or `json`).
+    pub log_format: Option<String>,
+    /// `--log-level`: overrides `colony.log.level`.
+    pub log_level: Option<String>,
+}
+
+impl fmt::Debug for ColonyOverrides {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ColonyOverrides")
+            .field("data_dir", &self.data_dir)
+            .field("api_endpoint", &self.api_endpoint)
+            .field("poll_interval", &self.poll_interval)
+            .field("token", &redacted(&self.token))
+            .field("colony_id", &self.colony_id)
+            .field("log_format", &self.log_format)
+            .field("log_level", &self.log_level)
+            .finish()
+    }
+}
+
+impl ColonyConfig {
+    /// Load: file (optional path) → env overrides → flag overrides → validate.
+    ///
+    /// Without a path only defaults, `env` and `overrides` are used. A path
+    /// that cannot be read is an error ([`ConfigError::Read`]).
+    pub fn load(
+        path: Option<&Path>,
+        env: &HashMap<String, String>,
+        overrides: &ColonyOverrides,
+    ) -> Result<ColonyConfig, ConfigError> {
+        match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+                ColonyConfig::from_yaml_str(&text, path, env, overrides)
+            }
+            None => {
+                let mut b = colony_build::ColonyBuilder::new(env, None);
+                env::apply_colony(&mut b, env)?;
+                b.apply_flags(overrides)?;
+                b.finish()
+            }
+        }
+    }
+
+    /// Same from a YAML string (`origin` is the name used in errors and
+    /// becomes [`ColonyConfig::source`]).
+    pub fn from_yaml_str(
+        yaml: &str,
+        origin: &Path,
+        env: &HashMap<String, String>,
+        overrides: &ColonyOverrides,
+    ) -> Result<ColonyConfig, ConfigError> {
+        let document = yaml::parse(yaml, origin)?;
+        let mut b = colony_build::ColonyBuilder::new(env, Some(origin));
+        if let Some(root) = &document {
+            colony_file::apply(&mut b, root, origin)?;
+        }
+        env::apply_colony(&mut b, env)?;
+        b.apply_flags(overrides)?;
+        b.finish()
+    }
+}

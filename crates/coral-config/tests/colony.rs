@@ -1,0 +1,378 @@
+//! The colony configuration: defaults, the fixtures, precedence and errors.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::{assert_contains_all, env, fixture, home_env, load_colony_str};
+use coral_config::{
+    COLONY_ENV_VARS, ClientTls, ColonyConfig, ColonyOverrides, ColonyRetention, ConfigError,
+    HealthConfig, LogFormat, PollConfig, ServerTls, StaticAgent, default_colony_id,
+};
+
+const DAY: u64 = 86_400;
+
+fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+fn load_fixture(name: &str) -> Result<ColonyConfig, ConfigError> {
+    ColonyConfig::load(
+        Some(&fixture(name)),
+        &home_env(),
+        &ColonyOverrides::default(),
+    )
+}
+
+#[test]
+fn every_default() {
+    let cfg = load_colony_str("").unwrap();
+    assert_eq!(cfg.colony_id, default_colony_id());
+    assert_eq!(cfg.data_dir, Path::new("/home/test/.coral/colony"));
+    assert_eq!(cfg.api_endpoint, addr("127.0.0.1:9000"));
+    assert_eq!(cfg.api_tls, None);
+    assert_eq!(cfg.auth_token, None);
+    assert_eq!(
+        cfg.poll,
+        PollConfig {
+            interval: secs(30),
+            timeout: secs(10),
+            max_concurrent: 32,
+            page_size: 10_000,
+            gap_grace: secs(120),
+            tls: None,
+        }
+    );
+    assert_eq!(cfg.poll, PollConfig::default());
+    assert_eq!(
+        cfg.health,
+        HealthConfig {
+            degraded_after: secs(45),
+            unreachable_after: secs(120),
+        }
+    );
+    assert!(cfg.static_agents.is_empty());
+    assert_eq!(
+        cfg.retention,
+        ColonyRetention {
+            otel_spans: secs(DAY),
+            otel_operations: secs(DAY),
+            trace_spans: secs(DAY),
+            host_metrics: secs(7 * DAY),
+            gaps: secs(30 * DAY),
+            beyla_http: secs(30 * DAY),
+            beyla_grpc: secs(30 * DAY),
+            beyla_sql: secs(14 * DAY),
+            beyla_traces: secs(7 * DAY),
+        }
+    );
+    assert_eq!(cfg.cleanup_interval, secs(300));
+    assert_eq!(cfg.log.format, LogFormat::Text);
+    assert_eq!(cfg.log.level, "info");
+    assert_eq!(cfg.source.as_deref(), Some(Path::new("colony.yaml")));
+
+    let empty_sections = load_colony_str("colony:\n  poll:\n  health:\nstorage:\n").unwrap();
+    assert_eq!(empty_sections, cfg);
+}
+
+#[test]
+fn no_file_and_data_dir_derivation() {
+    let none = ColonyOverrides::default();
+    let cfg = ColonyConfig::load(None, &env(&[("CORAL_HOME", "/opt/coral")]), &none).unwrap();
+    assert_eq!(cfg.data_dir, Path::new("/opt/coral/colony"));
+    assert_eq!(cfg.source, None);
+
+    let err = ColonyConfig::load(None, &env(&[]), &none).unwrap_err();
+    assert!(matches!(err, ConfigError::NoColonyDataDir), "{err:?}");
+    assert_contains_all(
+        &err.to_string(),
+        &[
+            "colony data directory",
+            "CORAL_COLONY_DATA_DIR",
+            "colony.data_dir",
+        ],
+    );
+    let env_dir = env(&[("CORAL_COLONY_DATA_DIR", "/data/colony")]);
+    let cfg = ColonyConfig::load(None, &env_dir, &none).unwrap();
+    assert_eq!(cfg.data_dir, Path::new("/data/colony"));
+}
+
+#[test]
+fn full_fixture_sets_every_field() {
+    let cfg = load_fixture("colony-full.yaml").expect("colony-full.yaml loads");
+    assert_eq!(cfg.colony_id, "main");
+    assert_eq!(cfg.data_dir, Path::new("/var/lib/coral/colony"));
+    assert_eq!(cfg.api_endpoint, addr("0.0.0.0:19000"));
+    assert_eq!(
+        cfg.api_tls,
+        Some(ServerTls {
+            cert_file: PathBuf::from("tests/fixtures/tls-dummy-cert.pem"),
+            key_file: PathBuf::from("tests/fixtures/tls-dummy-key.pem"),
+        })
+    );
+    assert_eq!(cfg.auth_token.as_deref(), Some("dummy-token-from-file"));
+    assert_eq!(
+        cfg.poll,
+        PollConfig {
+            interval: secs(45),
+            timeout: secs(3),
+            max_concurrent: 8,
+            page_size: 2500,
+            gap_grace: secs(300),
+            tls: Some(ClientTls {
+                ca_file: Some(PathBuf::from("tests/fixtures/tls-dummy-cert.pem")),
+                server_name: Some("agents.internal".to_owned()),
+            }),
+        }
+    );
+    assert_eq!(
+        cfg.health,
+        HealthConfig {
+            degraded_after: secs(60),
+            unreachable_after: secs(300),
+        }
+    );
+    let agent = |id: &str, endpoint: &str| StaticAgent {
+        id: id.to_owned(),
+        endpoint: endpoint.to_owned(),
+    };
+    assert_eq!(
+        cfg.static_agents,
+        [
+            // Bare host:port + poll.tls → https; explicit schemes are kept.
+            agent("web-1", "https://10.0.0.5:9001"),
+            agent("web-2", "http://web-2.internal:9001"),
+            agent("db-1", "https://[fd00::7]:9443"),
+        ]
+    );
+    assert_eq!(
+        cfg.retention,
+        ColonyRetention {
+            otel_spans: secs(36 * 3600),
+            otel_operations: secs(12 * 3600),
+            trace_spans: secs(6 * 3600),
+            host_metrics: secs(3 * DAY),
+            gaps: secs(60 * DAY),
+            beyla_http: secs(20 * DAY),
+            beyla_grpc: secs(21 * DAY),
+            beyla_sql: secs(7 * DAY),
+            beyla_traces: secs(2 * DAY),
+        }
+    );
+    assert_eq!(cfg.cleanup_interval, secs(600));
+    assert_eq!(cfg.log.format, LogFormat::Json);
+    assert_eq!(cfg.log.level, "coral=debug,info");
+    assert_eq!(
+        cfg.source.as_deref(),
+        Some(fixture("colony-full.yaml").as_path())
+    );
+    let debug = format!("{cfg:?}");
+    assert!(!debug.contains("dummy-token-from-file"), "{debug}");
+    assert!(debug.contains("<redacted>"), "{debug}");
+}
+
+#[test]
+fn minimal_fixture_defaults_the_rest() {
+    let cfg = load_fixture("colony-minimal.yaml").expect("colony-minimal.yaml loads");
+    assert_eq!(
+        cfg.static_agents,
+        [StaticAgent {
+            id: "web-1".to_owned(),
+            endpoint: "http://127.0.0.1:9001".to_owned(),
+        }]
+    );
+    assert_eq!(cfg.poll, PollConfig::DEFAULT);
+    assert_eq!(cfg.health, HealthConfig::DEFAULT);
+    assert_eq!(cfg.retention, ColonyRetention::DEFAULT);
+    assert_eq!(cfg.api_endpoint, addr("127.0.0.1:9000"));
+}
+
+#[test]
+fn misspelled_key_fixture_names_file_key_line_and_suggestion() {
+    let err = load_fixture("colony-misspelled-key.yaml").unwrap_err();
+    assert!(matches!(err, ConfigError::UnknownKey { .. }), "{err:?}");
+    assert_eq!(err.key(), Some("colony.poll.intervall"));
+    assert_eq!(err.line(), Some(5));
+    assert_contains_all(
+        &err.to_string(),
+        &[
+            "colony-misspelled-key.yaml",
+            "unknown key `colony.poll.intervall`",
+            "(line 5)",
+            "did you mean `interval`?",
+            "expected one of: interval, timeout, max_concurrent, page_size, gap_grace, tls",
+        ],
+    );
+}
+
+const PRECEDENCE_FILE: &str = "\
+colony:
+  id: from-file
+  data_dir: /file/colony
+  api:
+    endpoint: \"127.0.0.1:1000\"
+  auth:
+    token: file-token
+  poll:
+    interval: 10s
+  log:
+    format: text
+    level: warn
+";
+
+fn load_precedence(
+    pairs: &[(&str, &str)],
+    flags: &ColonyOverrides,
+) -> Result<ColonyConfig, ConfigError> {
+    ColonyConfig::from_yaml_str(
+        PRECEDENCE_FILE,
+        Path::new("colony.yaml"),
+        &env(pairs),
+        flags,
+    )
+}
+
+const COLONY_ENV: &[(&str, &str)] = &[
+    ("HOME", "/home/test"),
+    ("CORAL_COLONY_ID", "from-env"),
+    ("CORAL_COLONY_DATA_DIR", "/env/colony"),
+    ("CORAL_COLONY_API_ENDPOINT", "127.0.0.1:2000"),
+    ("CORAL_POLL_INTERVAL", "20s"),
+    ("CORAL_TOKEN", "env-token"),
+    ("CORAL_LOG_FORMAT", "json"),
+    ("CORAL_LOG_LEVEL", "debug"),
+];
+
+#[test]
+fn file_then_env_then_flags() {
+    let none = ColonyOverrides::default();
+    let cfg = load_precedence(&[("HOME", "/home/test")], &none).unwrap();
+    assert_eq!(cfg.colony_id, "from-file");
+    assert_eq!(cfg.data_dir, Path::new("/file/colony"));
+    assert_eq!(cfg.api_endpoint, addr("127.0.0.1:1000"));
+    assert_eq!(cfg.poll.interval, secs(10));
+    assert_eq!(cfg.auth_token.as_deref(), Some("file-token"));
+    assert_eq!(cfg.log.level, "warn");
+
+    let cfg = load_precedence(COLONY_ENV, &none).unwrap();
+    assert_eq!(cfg.colony_id, "from-env");
+    assert_eq!(cfg.data_dir, Path::new("/env/colony"));
+    assert_eq!(cfg.api_endpoint, addr("127.0.0.1:2000"));
+    assert_eq!(cfg.poll.interval, secs(20));
+    assert_eq!(cfg.auth_token.as_deref(), Some("env-token"));
+    assert_eq!(cfg.log.format, LogFormat::Json);
+    assert_eq!(cfg.log.level, "debug");
+
+    let flags = ColonyOverrides {
+        data_dir: Some(PathBuf::from("/flag/colony")),
+        api_endpoint: Some("127.0.0.1:3000".into()),
+        poll_interval: Some("1m".into()),
+        token: Some("flag-token".into()),
+        colony_id: Some("from-flag".into()),
+        log_format: Some("text".into()),
+        log_level: Some("trace".into()),
+    };
+    let cfg = load_precedence(COLONY_ENV, &flags).unwrap();
+    assert_eq!(cfg.colony_id, "from-flag");
+    assert_eq!(cfg.data_dir, Path::new("/flag/colony"));
+    assert_eq!(cfg.api_endpoint, addr("127.0.0.1:3000"));
+    assert_eq!(cfg.poll.interval, secs(60));
+    assert_eq!(cfg.auth_token.as_deref(), Some("flag-token"));
+    assert_eq!(cfg.log.format, LogFormat::Text);
+    assert_eq!(cfg.log.level, "trace");
+    assert!(!format!("{flags:?}").contains("flag-token"));
+}
+
+#[test]
+fn bad_env_and_flag_values_name_the_source() {
+    let cases = [
+        ("CORAL_COLONY_ID", "a b", "whitespace"),
+        (
+            "CORAL_COLONY_API_ENDPOINT",
+            "localhost:9000",
+            "not a valid host:port",
+        ),
+        ("CORAL_POLL_INTERVAL", "500ms", "at least 1s"),
+        ("CORAL_POLL_INTERVAL", "2h", "at most 1h"),
+        ("CORAL_POLL_INTERVAL", "soon", "\"500ms\""),
+        ("CORAL_LOG_FORMAT", "xml", "text, json"),
+    ];
+    for (var, value, expected) in cases {
+        let err = load_precedence(&[("HOME", "/h"), (var, value)], &ColonyOverrides::default())
+            .unwrap_err();
+        assert!(matches!(err, ConfigError::Env { .. }), "{var}: {err:?}");
+        assert_contains_all(&err.to_string(), &[var, &format!("{value:?}"), expected]);
+    }
+    // The token's value is never shown.
+    let err = load_precedence(
+        &[("HOME", "/h"), ("CORAL_TOKEN", "sec ret")],
+        &ColonyOverrides::default(),
+    )
+    .unwrap_err();
+    let msg = err.to_string();
+    assert_contains_all(&msg, &["CORAL_TOKEN", "hidden", "printable ASCII"]);
+    assert!(!msg.contains("sec ret"), "{msg}");
+
+    let flag_cases = [
+        (
+            ColonyOverrides {
+                api_endpoint: Some("nope".into()),
+                ..Default::default()
+            },
+            "--api-endpoint",
+            "not a valid host:port",
+        ),
+        (
+            ColonyOverrides {
+                poll_interval: Some("500ms".into()),
+                ..Default::default()
+            },
+            "--poll-interval",
+            "at least 1s",
+        ),
+        (
+            ColonyOverrides {
+                log_format: Some("xml".into()),
+                ..Default::default()
+            },
+            "--log-format",
+            "text, json",
+        ),
+        (
+            ColonyOverrides {
+                colony_id: Some(String::new()),
+                ..Default::default()
+            },
+            "--colony-id",
+            "colony id must not be empty",
+        ),
+        (
+            ColonyOverrides {
+                token: Some(" ".into()),
+                ..Default::default()
+            },
+            "--token",
+            "must not be empty",
+        ),
+    ];
+    for (flags, flag, expected) in flag_cases {
+        let err = load_precedence(&[("HOME", "/h")], &flags).unwrap_err();
+        assert!(matches!(err, ConfigError::Flag { .. }), "{flag}: {err:?}");
+        assert_contains_all(&err.to_string(), &[&format!("flag {flag}"), expected]);
+    }
+}
+
+#[test]
+fn env_var_list_is_complete() {
+    assert_eq!(COLONY_ENV_VARS.len(), 9);
+    for (var, _) in COLONY_ENV {
+        assert!(COLONY_ENV_VARS.contains(var), "{var}");
+    }
+    assert!(COLONY_ENV_VARS.contains(&"CORAL_HOME"));
+}
