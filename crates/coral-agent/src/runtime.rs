@@ -359,7 +359,7 @@ pub async fn start(config: &AgentConfig) -> Result<RunningAgent, StartError> {
                 client,
                 link.endpoint.clone(),
                 config.agent_id.clone(),
-                link.push.clone(),
+                link.push,
                 d,
                 w,
                 state,

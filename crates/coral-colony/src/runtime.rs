@@ -167,7 +167,7 @@ pub async fn start(config: &ColonyConfig) -> Result<RunningColony, StartError> {
     let (p, s) = (poller.clone(), stop.clone());
     tasks.spawn(p.run(s));
     let (w, s) = (writer_tx.clone(), stop.clone());
-    let retention = config.retention.clone();
+    let retention = config.retention;
     let interval = config.cleanup_interval;
     tasks.spawn(async move {
         let mut tick = tokio::time::interval(interval);

@@ -148,3 +148,52 @@ async fn forwarder_outbox_waits_for_the_colony_and_arrives_exactly_once() {
         150
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_removes_summaries_older_than_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    // Summaries are kept 1 s, cleaned every second; the pushed minute is old.
+    let extra = "storage:\n  retention:\n    otel_spans: 1s\n    otel_operations: 1s\n  cleanup_interval: 1s";
+    let colony = start_colony(&colony_config(dir.path(), "127.0.0.1:0", extra)).await;
+    let mut c = client(colony.addr, None).await;
+    let mut bucket = part((1..=10).map(f64::from), 1);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    bucket.bucket_time = (now / 60 - 5) * 60;
+    let minute = bucket.bucket_time;
+    let r = c
+        .ingest_telemetry(IngestTelemetryRequest {
+            agent_id: "pusher".into(),
+            session_id: "s1".into(),
+            buckets: vec![bucket],
+            start_seq_id: 0,
+            max_seq_id: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.accepted, 1);
+    let query = QueryOtelSummariesRequest {
+        service_name: "search".into(),
+        from_unix: minute,
+        to_unix: minute + 60,
+        ..Default::default()
+    };
+    wait_for("retention", Duration::from_secs(30), || {
+        let (mut c, q) = (c.clone(), query.clone());
+        async move {
+            c.query_otel_summaries(q)
+                .await
+                .unwrap()
+                .into_inner()
+                .rows
+                .is_empty()
+        }
+    })
+    .await;
+    colony.shutdown().await;
+    assert_eq!(count(dir.path(), "SELECT count(*) FROM otel_operations"), 0);
+}

@@ -104,9 +104,6 @@ pub struct PollConfig {
     /// `max_records` of each `QueryTelemetry` call (`page_size`, 1–50000;
     /// default 10000).
     pub page_size: usize,
-    /// Holes in an agent's data older than this are recorded as gaps
-    /// (`gap_grace`; default 2m).
-    pub gap_grace: Duration,
     /// How agents' API certificates are verified (`tls`); `None` = no custom
     /// settings: `https://` agents are verified against the system roots.
     /// When set, static agents written as a bare `host:port` are dialed
@@ -122,7 +119,6 @@ impl PollConfig {
         timeout: Duration::from_secs(10),
         max_concurrent: 32,
         page_size: 10_000,
-        gap_grace: Duration::from_secs(120),
         tls: None,
     };
 }

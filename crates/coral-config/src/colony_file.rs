@@ -20,14 +20,7 @@ const COLONY_KEYS: &[&str] = &[
 ];
 const API_KEYS: &[&str] = &["endpoint", "tls"];
 const AUTH_KEYS: &[&str] = &["token", "token_file"];
-const POLL_KEYS: &[&str] = &[
-    "interval",
-    "timeout",
-    "max_concurrent",
-    "page_size",
-    "gap_grace",
-    "tls",
-];
+const POLL_KEYS: &[&str] = &["interval", "timeout", "max_concurrent", "page_size", "tls"];
 const HEALTH_KEYS: &[&str] = &["degraded_after", "unreachable_after"];
 const AGENT_KEYS: &[&str] = &["id", "endpoint"];
 const LOG_KEYS: &[&str] = &["format", "level"];
@@ -129,7 +122,6 @@ fn poll(f: &FileCtx, b: &mut ColonyBuilder, node: &Node) -> Result<(), ConfigErr
             "timeout" => p.timeout = f.duration(v, &k, Duration::from_millis(100))?,
             "max_concurrent" => p.max_concurrent = f.count_in(v, &k, 1, MAX_CONCURRENT)?,
             "page_size" => p.page_size = f.count_in(v, &k, 1, MAX_PUSH_RECORDS)?,
-            "gap_grace" => p.gap_grace = f.duration(v, &k, Duration::ZERO)?,
             "tls" => p.tls = Some(tls::client_tls(f, v, &k)?),
             _ => return Err(f.unknown(key, P, POLL_KEYS, None)),
         }

@@ -115,7 +115,6 @@
 //!     timeout: 10s                    # per RPC, ≥ 100ms
 //!     max_concurrent: 32              # agents polled at once, 1–1024
 //!     page_size: 10000                # max_records per QueryTelemetry, 1–50000
-//!     gap_grace: 2m                   # holes older than this are recorded as gaps
 //!     tls:                            # how agents' API TLS is verified; bare host:port agents use https
 //!       ca_file: /etc/coral/ca.pem
 //!       server_name: agents.internal

@@ -45,7 +45,6 @@ fn every_default() {
             timeout: secs(10),
             max_concurrent: 32,
             page_size: 10_000,
-            gap_grace: secs(120),
             tls: None,
         }
     );
@@ -124,7 +123,6 @@ fn full_fixture_sets_every_field() {
             timeout: secs(3),
             max_concurrent: 8,
             page_size: 2500,
-            gap_grace: secs(300),
             tls: Some(ClientTls {
                 ca_file: Some(PathBuf::from("tests/fixtures/tls-dummy-cert.pem")),
                 server_name: Some("agents.internal".to_owned()),
@@ -206,7 +204,7 @@ fn misspelled_key_fixture_names_file_key_line_and_suggestion() {
             "unknown key `colony.poll.intervall`",
             "(line 5)",
             "did you mean `interval`?",
-            "expected one of: interval, timeout, max_concurrent, page_size, gap_grace, tls",
+            "expected one of: interval, timeout, max_concurrent, page_size, tls",
         ],
     );
 }

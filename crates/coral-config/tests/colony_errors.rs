@@ -271,13 +271,12 @@ fn value_ranges() {
             &["colony.yaml", &format!("`{key}`"), expected],
         );
     }
-    // Bounds are inclusive; gap_grace may be 0.
+    // Bounds are inclusive.
     let cfg = load_colony_str(
-        "colony:\n  poll:\n    interval: 1h\n    max_concurrent: 1024\n    page_size: 50000\n    gap_grace: 0s\n",
+        "colony:\n  poll:\n    interval: 1h\n    max_concurrent: 1024\n    page_size: 50000\n",
     )
     .unwrap();
     assert_eq!(cfg.poll.interval, Duration::from_secs(3600));
-    assert_eq!(cfg.poll.gap_grace, Duration::ZERO);
 }
 
 #[test]

@@ -157,9 +157,9 @@ pub fn store_page(tx: &Transaction<'_>, page: &Page) -> Result<PageOutcome, Stor
         app.flush()?;
     }
 
-    append_spans(tx, &agent_id, &spans)?;
-    append_hosts(tx, &agent_id, &hosts)?;
-    let merged = merge::merge_buckets(tx, &agent_id, &buckets)?;
+    append_spans(tx, agent_id, &spans)?;
+    append_hosts(tx, agent_id, &hosts)?;
+    let merged = merge::merge_buckets(tx, agent_id, &buckets)?;
     outcome.rejected = merged.rejected;
     outcome.reject_reason = merged.reject_reason;
     outcome.stored = spans.len() + hosts.len() + merged.stored;

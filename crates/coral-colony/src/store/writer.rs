@@ -6,7 +6,7 @@
 //! per-page guarantee. If the transaction fails, every page in it is retried
 //! in a transaction of its own, so one bad page cannot fail its neighbours.
 
-use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
+use std::sync::mpsc::{Receiver, Sender, channel};
 use std::thread::JoinHandle;
 use std::time::SystemTime;
 
@@ -160,10 +160,7 @@ fn run(mut conn: Connection, rx: Receiver<WriteOp>) {
                 WriteOp::Close => open = false,
             }
             if open && rows < MAX_BATCH_ROWS {
-                next = match rx.try_recv() {
-                    Ok(op) => Some(op),
-                    Err(TryRecvError::Empty | TryRecvError::Disconnected) => None,
-                };
+                next = rx.try_recv().ok();
             }
         }
         if !pages.is_empty() {
