@@ -60,6 +60,9 @@ async fn status(State(api): State<Arc<AgentApi>>) -> impl IntoResponse {
         "started_at": s.started_at,
         "data_dir": s.data_dir,
         "latest_seq_id": s.latest_seq_id,
+        "capabilities": s.capabilities,
+        "colony_state": s.colony_state,
+        "push_acked_seq_id": s.push_acked_seq_id,
         "endpoints": s.endpoints.iter().map(|e| (e.name.clone(), serde_json::Value::String(e.address.clone()))).collect::<serde_json::Map<_, _>>(),
         "counters": {
             "spans_received": c.spans_received,

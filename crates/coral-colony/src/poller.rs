@@ -178,7 +178,20 @@ impl Poller {
                 max_records: self.settings.page_size as i32,
             };
             let call = client.query_telemetry(request);
+            // A colony that is stopping does not wait for slow agents; a page
+            // already handed to the writer is committed (with its cursor) anyway.
+            let call = async {
+                tokio::select! {
+                    result = call => Ok(result),
+                    _ = stop.cancelled() => Err(()),
+                }
+            };
             let response = match tokio::time::timeout(self.settings.timeout, call).await {
+                Ok(Err(())) => return Err("the colony is stopping".to_owned()),
+                Ok(Ok(result)) => Ok(result),
+                Err(elapsed) => Err(elapsed),
+            };
+            let response = match response {
                 Err(_) => {
                     return Err(format!(
                         "no answer from {} within {:?} (colony.poll.timeout)",

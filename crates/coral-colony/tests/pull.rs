@@ -245,3 +245,64 @@ async fn rows_expired_before_a_poll_are_recorded_as_gaps() {
     agent.shutdown().await;
     colony.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_agent_delays_nobody_and_a_silent_one_turns_degraded_then_unreachable() {
+    let dir = tempfile::tempdir().unwrap();
+    // A "stuck" agent: accepts connections and never answers.
+    let stuck = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let stuck_addr = stuck.local_addr().unwrap();
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((socket, _)) = stuck.accept().await {
+            open.push(socket);
+        }
+    });
+    let colony = start_colony(&colony_config(
+        &dir.path().join("colony"),
+        "127.0.0.1:0",
+        &format!(
+            "  poll:\n    interval: 1s\n    timeout: 30s\n  health:\n    degraded_after: 2s\n    unreachable_after: 4s\n  agents:\n    - id: stuck\n      endpoint: \"{stuck_addr}\""
+        ),
+    ))
+    .await;
+    let addr = colony.addr;
+    let agent = start_agent(&agent_config(
+        "live",
+        &dir.path().join("live"),
+        addr,
+        NO_HOST,
+    ))
+    .await;
+    send_spans(&agent, "orders", 80, 0).await;
+    flush_agent(&agent, 80).await;
+    // The stuck agent's poll is still waiting out its 30 s timeout; the live
+    // agent's rows arrive anyway.
+    wait_for(
+        "the live agent's rows",
+        Duration::from_secs(20),
+        || async move { totals(addr, None, "orders").await == (80, 0) },
+    )
+    .await;
+
+    // The live agent goes away: degraded, then unreachable, with its last-seen time.
+    agent.shutdown().await;
+    let health = |wanted: &'static str| async move {
+        let mut c = client(addr, None).await;
+        let r = c
+            .list_agents(ListAgentsRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        r.agents
+            .iter()
+            .any(|a| a.agent_id == "live" && a.health == wanted && !a.last_seen.is_empty())
+    };
+    wait_for("degraded", Duration::from_secs(20), || health("degraded")).await;
+    wait_for("unreachable", Duration::from_secs(20), || {
+        health("unreachable")
+    })
+    .await;
+    colony.shutdown().await;
+    held.abort();
+}
