@@ -12,6 +12,7 @@ mod logging;
 mod output;
 mod query;
 mod up;
+mod views;
 
 use std::process::ExitCode;
 
