@@ -22,6 +22,9 @@ use tonic::service::interceptor::InterceptedService;
 /// Largest request accepted (push batches).
 pub const MAX_REQUEST_BYTES: usize = 64 * 1024 * 1024;
 
+/// Requests served at once; more wait their turn.
+pub const MAX_CONCURRENT_REQUESTS: usize = 64;
+
 /// Errors starting the colony.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -148,7 +151,13 @@ pub async fn start(config: &ColonyConfig) -> Result<RunningColony, StartError> {
     let stop = CancellationToken::new();
     let mut tasks = JoinSet::new();
     let s = stop.clone();
-    let router = builder.add_service(service);
+    // Push batches are decoded inside the limit: at most this many requests
+    // (of at most MAX_REQUEST_BYTES each) are in memory at once.
+    let router = builder
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+            MAX_CONCURRENT_REQUESTS,
+        ))
+        .add_service(service);
     tasks.spawn(async move {
         let incoming = futures::stream::unfold(listener, |listener| async move {
             let accepted = listener.accept().await.map(|(stream, _)| {
