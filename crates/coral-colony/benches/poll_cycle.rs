@@ -9,8 +9,8 @@
 //! table of the same shape with one Appender and no gRPC, cursors or merging.
 //!
 //! ```sh
-//! cargo bench -p coral-colony --bench poll_cycle            # 100 agents x 60,000 spans
-//! AGENTS=10 SPANS=6000 cargo bench -p coral-colony --bench poll_cycle
+//! cargo bench --workspace --bench poll_cycle            # 100 agents x 60,000 spans
+//! AGENTS=10 SPANS=6000 cargo bench --workspace --bench poll_cycle
 //! ```
 
 use std::sync::Arc;
