@@ -77,7 +77,6 @@ pub async fn run(
             host_metrics: page.host_metrics,
             start_seq_id: acked,
             max_seq_id: page.max_seq_id,
-            oldest_seq_id: page.oldest_seq_id,
         };
         let call = client.ingest_telemetry(request);
         match tokio::time::timeout(crate::link::CALL_TIMEOUT * 3, call).await {

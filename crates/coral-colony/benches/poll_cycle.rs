@@ -126,7 +126,6 @@ impl AgentService for FakeAgent {
             has_more: end < latest,
             latest_seq_id: latest,
             host_metrics: Vec::new(),
-            oldest_seq_id: 1,
         }))
     }
 

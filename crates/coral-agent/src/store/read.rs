@@ -62,14 +62,6 @@ pub fn query_telemetry(
         // Everything up to the newest committed row has been examined.
         ids.last().copied().unwrap_or(start).max(latest.max(start))
     };
-    let oldest_seq_id: u64 = conn.query_row(
-        "SELECT coalesce(min(m), 0)::UBIGINT FROM (\
-         SELECT min(seq_id) AS m FROM otel_buckets_local \
-         UNION ALL SELECT min(seq_id) FROM otel_spans_local \
-         UNION ALL SELECT min(seq_id) FROM host_metrics_local)",
-        [],
-        |r| r.get(0),
-    )?;
     let mut response = QueryTelemetryResponse {
         buckets: Vec::new(),
         spans: Vec::new(),
@@ -78,7 +70,6 @@ pub fn query_telemetry(
         has_more,
         latest_seq_id: latest,
         host_metrics: Vec::new(),
-        oldest_seq_id,
     };
     if ids.is_empty() {
         return Ok(response);
