@@ -36,12 +36,3 @@ pub mod runtime;
 pub mod store;
 
 pub use runtime::{BoundAddrs, RunningAgent, StartError, start};
-
-/// This host's name (from the kernel), or "localhost".
-pub fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_owned())
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".to_owned())
-}

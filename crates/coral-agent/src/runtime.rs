@@ -286,13 +286,15 @@ pub async fn start(config: &AgentConfig) -> Result<RunningAgent, StartError> {
             }
         }
     });
+    // Read once: the sampler, the advertised endpoint and the registration use it.
+    let hostname = coral_config::host_name().unwrap_or_else(|| "localhost".to_owned());
     if config.host_metrics.enabled {
         let (tx, stop, every) = (
             writer_tx.clone(),
             services_stop.clone(),
             config.host_metrics.interval,
         );
-        let hostname = crate::host_name();
+        let hostname = hostname.clone();
         services.spawn(async move {
             let mut sampler = crate::host::HostSampler::new("/proc", hostname);
             let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
@@ -316,7 +318,7 @@ pub async fn start(config: &AgentConfig) -> Result<RunningAgent, StartError> {
         };
         let advertised = link.advertise_endpoint.clone().unwrap_or_else(|| {
             let host = if addrs.api.ip().is_unspecified() {
-                crate::host_name()
+                hostname.clone()
             } else {
                 addrs.api.ip().to_string()
             };
@@ -329,7 +331,7 @@ pub async fn start(config: &AgentConfig) -> Result<RunningAgent, StartError> {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             mode: config.mode.to_string(),
             capabilities,
-            hostname: crate::host_name(),
+            hostname,
             session_id: db.session_id().to_owned(),
         };
         let (c, stop, state, d) = (

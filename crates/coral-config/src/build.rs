@@ -265,7 +265,7 @@ pub fn default_colony_id() -> String {
 
 /// The host name from `/proc/sys/kernel/hostname` or `/etc/hostname`, if
 /// readable and a valid id.
-fn host_name() -> Option<String> {
+pub fn host_name() -> Option<String> {
     ["/proc/sys/kernel/hostname", "/etc/hostname"]
         .iter()
         .filter_map(|path| std::fs::read_to_string(path).ok())

@@ -164,7 +164,7 @@ mod types;
 mod values;
 mod yaml;
 
-pub use build::{coral_home, default_agent_id, default_colony_id};
+pub use build::{coral_home, default_agent_id, default_colony_id, host_name};
 pub use colony::{
     ColonyConfig, ColonyOverrides, ColonyRetention, HealthConfig, PollConfig, StaticAgent,
 };
@@ -189,13 +189,7 @@ impl AgentConfig {
         overrides: &AgentOverrides,
     ) -> Result<AgentConfig, ConfigError> {
         match path {
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                    path: path.to_path_buf(),
-                    source,
-                })?;
-                AgentConfig::from_yaml_str(&text, path, env, overrides)
-            }
+            Some(path) => AgentConfig::from_yaml_str(&yaml::read(path)?, path, env, overrides),
             None => {
                 let mut b = build::Builder::new(env, None);
                 env::apply(&mut b, env)?;
