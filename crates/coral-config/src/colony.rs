@@ -261,13 +261,7 @@ impl ColonyConfig {
         overrides: &ColonyOverrides,
     ) -> Result<ColonyConfig, ConfigError> {
         match path {
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                    path: path.to_path_buf(),
-                    source,
-                })?;
-                ColonyConfig::from_yaml_str(&text, path, env, overrides)
-            }
+            Some(path) => ColonyConfig::from_yaml_str(&yaml::read(path)?, path, env, overrides),
             None => {
                 let mut b = colony_build::ColonyBuilder::new(env, None);
                 env::apply_colony(&mut b, env)?;

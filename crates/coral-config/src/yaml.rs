@@ -158,6 +158,14 @@ impl<'de> Visitor<'de> for ValueVisitor {
     }
 }
 
+/// Reads a configuration file ([`ConfigError::Read`] names the path).
+pub(crate) fn read(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
