@@ -16,7 +16,7 @@ use crate::poller::{PollSettings, Poller};
 use crate::registry::{HealthPolicy, Registry};
 use crate::service::{Colony, ColonyApi};
 use crate::store::writer::{AgentRecord, Cutoffs, Writer, WriterSender};
-use crate::store::{Database, StoreError, query};
+use crate::store::{Database, StoreError, now_micros, query};
 use tonic::service::interceptor::InterceptedService;
 
 /// Largest request accepted (push batches).
@@ -211,13 +211,6 @@ pub async fn start(config: &ColonyConfig) -> Result<RunningColony, StartError> {
         stop,
         tasks,
     })
-}
-
-fn now_micros() -> i64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or_default()
 }
 
 impl RunningColony {

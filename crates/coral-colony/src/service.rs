@@ -17,7 +17,7 @@ use tonic::{Request, Response, Status};
 use crate::registry::{HealthPolicy, Registry};
 use crate::store::ingest::{Page, Stream};
 use crate::store::writer::{AgentRecord, WriterSender};
-use crate::store::{Database, StoreError, query};
+use crate::store::{Database, StoreError, now_micros, query};
 
 /// The service state.
 pub struct Colony {
@@ -131,13 +131,6 @@ impl Colony {
     }
 }
 
-fn micros_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or_default()
-}
-
 /// The tonic service around the shared [`Colony`].
 #[derive(Clone)]
 pub struct ColonyApi(pub Arc<Colony>);
@@ -175,7 +168,7 @@ impl ColonyService for ColonyApi {
                 capabilities: r.capabilities,
                 hostname: r.hostname,
                 source: source.to_owned(),
-                registered_at_us: micros_now(),
+                registered_at_us: now_micros(),
             },
             true,
         );
@@ -228,7 +221,7 @@ impl ColonyService for ColonyApi {
                 AgentRecord {
                     agent_id: r.agent_id.clone(),
                     source: "push".to_owned(),
-                    registered_at_us: micros_now(),
+                    registered_at_us: now_micros(),
                     ..Default::default()
                 },
                 true,

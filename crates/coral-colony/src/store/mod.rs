@@ -148,10 +148,14 @@ pub(crate) fn ts_micros(micros: i64) -> Value {
     Value::Timestamp(TimeUnit::Microsecond, micros)
 }
 
-/// Now, in Unix microseconds.
-pub(crate) fn now_micros() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
+/// `t` in Unix microseconds (0 before the epoch).
+pub(crate) fn micros(t: std::time::SystemTime) -> i64 {
+    t.duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_micros() as i64)
         .unwrap_or_default()
+}
+
+/// Now, in Unix microseconds.
+pub(crate) fn now_micros() -> i64 {
+    micros(std::time::SystemTime::now())
 }

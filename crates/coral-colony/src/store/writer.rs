@@ -14,7 +14,7 @@ use duckdb::{Connection, params};
 use tokio::sync::oneshot;
 
 use super::ingest::{Page, PageOutcome, store_page};
-use super::{StoreError, now_micros, ts_micros};
+use super::{StoreError, micros, now_micros, ts_micros};
 
 /// Rows gathered into one transaction at most.
 pub const MAX_BATCH_ROWS: usize = 200_000;
@@ -233,12 +233,6 @@ fn upsert_agent(conn: &Connection, r: &AgentRecord) -> Result<(), StoreError> {
         )?;
     }
     Ok(())
-}
-
-fn micros(t: SystemTime) -> i64 {
-    t.duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or_default()
 }
 
 fn retention(conn: &Connection, c: &Cutoffs) -> Result<u64, StoreError> {
