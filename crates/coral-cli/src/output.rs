@@ -70,6 +70,11 @@ pub fn csv(headers: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
+/// A JSON document, pretty-printed, with a final newline.
+pub fn json(doc: &serde_json::Value) -> String {
+    format!("{doc:#}\n")
+}
+
 /// 45200 → "45.2k", 1500000 → "1.5M".
 pub fn count(n: i64) -> String {
     let f = n as f64;

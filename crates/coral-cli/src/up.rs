@@ -38,8 +38,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         ..Default::default()
     };
     let colony_config = colony_args.load(&env)?;
-    let (mut agent_args, agent_config_path) = (args.agent, None::<()>);
-    let _ = agent_config_path;
+    let mut agent_args = args.agent;
     let log = agent_args.log_overrides();
     let level = log
         .1

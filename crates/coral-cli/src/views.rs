@@ -50,10 +50,7 @@ pub fn render_otel(service: &str, r: &QueryOtelSummariesResponse, format: Format
                 "minutes": r.rows.iter().map(|x| row_json(x, true)).collect::<Vec<_>>(),
                 "totals": r.totals.iter().map(|x| row_json(x, false)).collect::<Vec<_>>(),
             });
-            format!(
-                "{}\n",
-                serde_json::to_string_pretty(&doc).unwrap_or_default()
-            )
+            output::json(&doc)
         }
         Format::Csv => {
             let rows: Vec<Vec<String>> = r
@@ -155,10 +152,7 @@ pub fn render_host(service: &str, r: &QueryHostCorrelationResponse, format: Form
                 })
                 .collect();
             let doc = json!({"service": service, "from": rfc3339(r.from_unix), "to": rfc3339(r.to_unix), "rows": rows});
-            format!(
-                "{}\n",
-                serde_json::to_string_pretty(&doc).unwrap_or_default()
-            )
+            output::json(&doc)
         }
         Format::Csv => {
             let s = |v: Option<f64>| v.map(|x| x.to_string()).unwrap_or_default();
@@ -276,10 +270,7 @@ pub fn render_agents(r: &ListAgentsResponse, format: Format) -> String {
                 })
                 .collect();
             let doc = json!({"colony_id": r.colony_id, "agents": agents});
-            format!(
-                "{}\n",
-                serde_json::to_string_pretty(&doc).unwrap_or_default()
-            )
+            output::json(&doc)
         }
         Format::Csv => {
             let rows: Vec<Vec<String>> = r

@@ -70,6 +70,25 @@ async fn several_agents_give_exact_totals_at_the_colony() {
     );
 }
 
+/// Waits until the colony lists `agent` at its current API address (an agent
+/// restarted on a new port registers again).
+async fn wait_reregistered(addr: std::net::SocketAddr, agent: &coral_agent::RunningAgent) {
+    let endpoint = format!("http://{}", agent.addrs.api);
+    wait_for("re-registration", Duration::from_secs(30), || {
+        let endpoint = endpoint.clone();
+        async move {
+            let mut c = client(addr, None).await;
+            let r = c
+                .list_agents(ListAgentsRequest {})
+                .await
+                .unwrap()
+                .into_inner();
+            r.agents.iter().any(|a| a.endpoint == endpoint)
+        }
+    })
+    .await;
+}
+
 /// One manual poll of `agent_id`, returning rows stored.
 async fn poll(colony: &coral_colony::RunningColony, agent_id: &str) -> usize {
     colony
@@ -144,20 +163,7 @@ async fn agent_restart_continues_and_a_new_database_resets_the_cursor() {
     send_spans(&agent, "pay", 60, 0).await;
     flush_agent(&agent, 60).await;
     // The agent re-registers with its new API port; wait for it.
-    let endpoint = format!("http://{}", agent.addrs.api);
-    wait_for("re-registration", Duration::from_secs(30), || {
-        let endpoint = endpoint.clone();
-        async move {
-            let mut c = client(addr, None).await;
-            let r = c
-                .list_agents(ListAgentsRequest {})
-                .await
-                .unwrap()
-                .into_inner();
-            r.agents.iter().any(|a| a.endpoint == endpoint)
-        }
-    })
-    .await;
+    wait_reregistered(addr, &agent).await;
     poll(&colony, "a1").await;
     assert_eq!(totals(addr, None, "pay").await, (110, 0));
     agent.shutdown().await;
@@ -168,20 +174,7 @@ async fn agent_restart_continues_and_a_new_database_resets_the_cursor() {
     assert_ne!(agent.api.status().session_id, session);
     send_spans(&agent, "pay", 70, 0).await;
     flush_agent(&agent, 70).await;
-    let endpoint = format!("http://{}", agent.addrs.api);
-    wait_for("re-registration", Duration::from_secs(30), || {
-        let endpoint = endpoint.clone();
-        async move {
-            let mut c = client(addr, None).await;
-            let r = c
-                .list_agents(ListAgentsRequest {})
-                .await
-                .unwrap()
-                .into_inner();
-            r.agents.iter().any(|a| a.endpoint == endpoint)
-        }
-    })
-    .await;
+    wait_reregistered(addr, &agent).await;
     poll(&colony, "a1").await;
     assert_eq!(totals(addr, None, "pay").await, (180, 0));
     let mut c = client(addr, None).await;
