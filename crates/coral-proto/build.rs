@@ -6,6 +6,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto");
     let files = [
         "coral/common/v1/telemetry.proto",
+        "coral/common/v1/beyla.proto",
         "coral/agent/v1/agent.proto",
         "coral/colony/v1/colony.proto",
         "google/rpc/status.proto",

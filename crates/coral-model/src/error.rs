@@ -26,6 +26,9 @@ pub enum ModelError {
         /// Key of the bucket merged from, as `minute/service/kind`.
         right: String,
     },
+    /// A histogram failed validation.
+    #[error("invalid histogram: {0}")]
+    InvalidHistogram(String),
     /// A span kind string is none of the known kinds.
     #[error("unknown span kind {0:?}")]
     UnknownSpanKind(String),

@@ -7,6 +7,8 @@
 //! - [`bucket`]: one-minute [`Bucket`]s keyed by [`BucketKey`]
 //!   `(minute, service, kind)`, with a per-operation breakdown, and their
 //!   conversion to and from `coral.common.v1.TelemetryBucket`.
+//! - [`histogram`]: [`Histogram`], the explicit-bucket latency histogram of
+//!   Beyla metrics, with exact merges and Coral's percentile rule.
 //! - [`json`]: the JSON form of sample traces in DuckDB columns.
 //! - [`error`]: the error type, [`ModelError`].
 //!
@@ -14,12 +16,14 @@
 
 pub mod bucket;
 pub mod error;
+pub mod histogram;
 pub mod json;
 pub mod sketch;
 pub mod stats;
 
 pub use bucket::{Bucket, BucketKey, OVERFLOW_OPERATION, SpanKind, minute_of};
 pub use error::ModelError;
+pub use histogram::{Histogram, Quantile};
 pub use json::{samples_from_json, samples_to_json};
 pub use sketch::{DEFAULT_RELATIVE_ACCURACY, DurationSketch, MAX_BINS, MIN_INDEXABLE_MS};
 pub use stats::{MAX_SAMPLES, Sample, Samples, Stats};
