@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::beyla::BeylaConfig;
 use crate::dial::parse_dial_target;
 use crate::link::LinkDraft;
 use crate::token::{self, TokenSource};
@@ -95,6 +96,7 @@ impl Builder {
                 format: LogFormat::Text,
                 level: "info".to_owned(),
             },
+            beyla: BeylaConfig::default(),
             source: source.map(Path::to_path_buf),
         };
         Builder {

@@ -52,6 +52,9 @@ pub struct ColonyConfig {
     /// How often expired data is deleted (`storage.cleanup_interval`, ≥ 1s;
     /// default 5m).
     pub cleanup_interval: Duration,
+    /// Which Beyla traces the colony keeps (`storage.beyla.trace_sampling_rate`,
+    /// `storage.beyla.trace_slow_threshold`).
+    pub beyla_traces: BeylaTraceSampling,
     /// Logging of the colony itself (`colony.log`).
     pub log: LogConfig,
     /// The file the configuration was loaded from, if any.
@@ -72,6 +75,7 @@ impl fmt::Debug for ColonyConfig {
             static_agents,
             retention,
             cleanup_interval,
+            beyla_traces,
             log,
             source,
         } = self;
@@ -86,6 +90,7 @@ impl fmt::Debug for ColonyConfig {
             .field("static_agents", static_agents)
             .field("retention", retention)
             .field("cleanup_interval", cleanup_interval)
+            .field("beyla_traces", beyla_traces)
             .field("log", log)
             .field("source", source)
             .finish()
@@ -211,6 +216,37 @@ impl Default for ColonyRetention {
 }
 
 const DAY: u64 = 86_400;
+
+/// Which Beyla traces the colony keeps (`storage.beyla`): every trace with
+/// an error or a span slower than [`slow_threshold`](Self::slow_threshold),
+/// and [`rate`](Self::rate) of the others, decided from the trace id so that
+/// kept traces are whole.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BeylaTraceSampling {
+    /// Fraction of the other traces kept (`trace_sampling_rate`, greater
+    /// than 0 and at most 1; default 1.0 = all). Never NaN.
+    pub rate: f64,
+    /// Traces with a span at least this slow are always kept
+    /// (`trace_slow_threshold`, longer than 0; default 500ms).
+    pub slow_threshold: Duration,
+}
+
+impl BeylaTraceSampling {
+    /// The defaults: keep every trace; 500ms counts as slow.
+    pub const DEFAULT: BeylaTraceSampling = BeylaTraceSampling {
+        rate: 1.0,
+        slow_threshold: Duration::from_millis(500),
+    };
+}
+
+impl Default for BeylaTraceSampling {
+    fn default() -> Self {
+        BeylaTraceSampling::DEFAULT
+    }
+}
+
+// `rate` is validated to be a finite number, so equality is an equivalence.
+impl Eq for BeylaTraceSampling {}
 
 /// Overrides from command-line flags; `None` = not given. Values are
 /// validated like the file's; errors name the flag: `--colony-id`,

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use crate::build::{coral_home, default_colony_id};
 use crate::colony::{
-    ColonyConfig, ColonyOverrides, ColonyRetention, HealthConfig, PollConfig, StaticAgent,
+    BeylaTraceSampling, ColonyConfig, ColonyOverrides, ColonyRetention, HealthConfig, PollConfig,
+    StaticAgent,
 };
 use crate::dial::DialTarget;
 use crate::token::{self, TokenSource};
@@ -49,6 +50,7 @@ impl ColonyBuilder {
             static_agents: Vec::new(),
             retention: ColonyRetention::DEFAULT,
             cleanup_interval: Duration::from_secs(300),
+            beyla_traces: BeylaTraceSampling::DEFAULT,
             log: LogConfig {
                 format: LogFormat::Text,
                 level: "info".to_owned(),

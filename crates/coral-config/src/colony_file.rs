@@ -12,7 +12,7 @@ use crate::dial::parse_dial_target;
 use crate::link::MAX_PUSH_RECORDS;
 use crate::types::LogFormat;
 use crate::yaml::{Node, line_of};
-use crate::{ConfigError, tls, token, values};
+use crate::{ConfigError, beyla_file, tls, token, values};
 
 const ROOT_KEYS: &[&str] = &["colony", "storage"];
 const COLONY_KEYS: &[&str] = &[
@@ -32,7 +32,7 @@ const RETENTION_KEYS: &[&str] = &[
     "host_metrics",
     "gaps",
 ];
-const BEYLA_KEYS: &[&str] = &["retention"];
+const BEYLA_KEYS: &[&str] = &["retention", "trace_sampling_rate", "trace_slow_threshold"];
 const BEYLA_RETENTION_KEYS: &[&str] = &["http_metrics", "grpc_metrics", "sql_metrics", "traces"];
 
 /// Most agents polled at once (`colony.poll.max_concurrent`).
@@ -207,8 +207,15 @@ fn storage(f: &FileCtx, b: &mut ColonyBuilder, node: &Node) -> Result<(), Config
             }
             "beyla" => {
                 for (key, v) in f.mapping(v, &k, BEYLA_KEYS)? {
+                    let kk = f.join(&k, key);
                     match key.value.as_str() {
                         "retention" => beyla_retention(f, b, v)?,
+                        "trace_sampling_rate" => {
+                            b.cfg.beyla_traces.rate = beyla_file::rate(f, v, &kk)?
+                        }
+                        "trace_slow_threshold" => {
+                            b.cfg.beyla_traces.slow_threshold = f.duration(v, &kk, ONE_MS)?;
+                        }
                         _ => return Err(f.unknown(key, &k, BEYLA_KEYS, None)),
                     }
                 }

@@ -28,6 +28,7 @@
 //! | `CORAL_SAMPLE_RATE`        | the `sample_rate` filter rule      | `0.0`–`1.0`; other filter rules are unchanged |
 //! | `CORAL_LOG_FORMAT`         | `agent.log.format`                 | `text`, `json` |
 //! | `CORAL_LOG_LEVEL`          | `agent.log.level`                  | `tracing` filter directive, e.g. `info`, `coral=debug,info` |
+//! | `CORAL_BEYLA_ENABLED`      | `beyla.enabled`                    | `true`, `false`, `1`, `0` |
 //!
 //! Colony:
 //!
@@ -57,7 +58,7 @@ use crate::types::{AgentMode, LogFormat};
 use crate::values;
 
 /// Every environment variable the agent configuration reads.
-pub const ENV_VARS: [&str; 17] = [
+pub const ENV_VARS: [&str; 18] = [
     "CORAL_HOME",
     "HOME",
     "CORAL_AGENT_ID",
@@ -75,6 +76,7 @@ pub const ENV_VARS: [&str; 17] = [
     "CORAL_SAMPLE_RATE",
     "CORAL_LOG_FORMAT",
     "CORAL_LOG_LEVEL",
+    "CORAL_BEYLA_ENABLED",
 ];
 
 /// Every environment variable the colony configuration reads.
@@ -152,6 +154,9 @@ pub(crate) fn apply(b: &mut Builder, env: &HashMap<String, String>) -> Result<()
     }
     if let Some((var, v)) = get("CORAL_LOG_LEVEL") {
         b.cfg.log.level = check(var, v, values::check_log_level(v))?;
+    }
+    if let Some((var, v)) = get("CORAL_BEYLA_ENABLED") {
+        b.cfg.beyla.enabled = check(var, v, values::parse_env_bool(v))?;
     }
     Ok(())
 }

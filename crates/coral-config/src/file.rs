@@ -2,7 +2,8 @@
 //!
 //! Unknown keys are rejected at every level (the equivalent of serde's
 //! `deny_unknown_fields`), with the full dotted key path, the line, the
-//! accepted keys and a spelling suggestion.
+//! accepted keys and a spelling suggestion. The `beyla:` section is walked
+//! by `beyla_file.rs`.
 
 use std::path::Path;
 use std::time::Duration;
@@ -11,9 +12,9 @@ use crate::build::{ADMIN_KEY, API_KEY, Builder, GRPC_KEY, HTTP_KEY, Origin};
 use crate::ctx::FileCtx;
 use crate::types::{AgentMode, LogFormat};
 use crate::yaml::{Node, Value, line_of};
-use crate::{ConfigError, filters, link, tls, values};
+use crate::{ConfigError, beyla_file, filters, link, tls, values};
 
-const ROOT_KEYS: &[&str] = &["agent"];
+const ROOT_KEYS: &[&str] = &["agent", "beyla"];
 const AGENT_KEYS: &[&str] = &[
     "id",
     "data_dir",
@@ -49,6 +50,7 @@ pub(crate) fn apply(b: &mut Builder, root: &Node, path: &Path) -> Result<(), Con
     for (key, value) in f.mapping(root, "", ROOT_KEYS)? {
         match key.value.as_str() {
             "agent" => agent(&f, b, value)?,
+            "beyla" => beyla_file::apply(&f, value, &mut b.cfg.beyla)?,
             other => {
                 // A known setting at the top level: it belongs under `agent:`.
                 let hint = AGENT_KEYS

@@ -96,7 +96,48 @@
 //!   log:
 //!     format: text                    # text | json
 //!     level: info                     # tracing EnvFilter directive
+//! beyla:                              # the eBPF instrumenter the agent runs (see BeylaConfig)
+//!   enabled: true                     # runs only if a binary is found and the kernel allows it
+//!   binary: /opt/beyla/beyla          # BEYLA_PATH still wins; default: $CORAL_HOME/bin, $PATH
+//!   discovery:
+//!     services:                       # absent = every process listening on a port, except Coral/Beyla
+//!       - name: checkout-api          # service name reported for matches (optional)
+//!         open_port: 8080             # a port, "80,8000-8999", or [80, "8000-8999"]
+//!         exe_path: "*checkout*"      # glob on the executable path
+//!         process_name: checkout      # alternative to exe_path: means exe_path "*/checkout"
+//!         k8s_namespace: prod         # glob
+//!         k8s_pod_name: "checkout-*"  # glob
+//!         k8s_pod_label: {app: payments}  # label → glob, all must match (also `k8s_pod_labels`)
+//!   protocols:                        # Beyla's instrumentations
+//!     http:
+//!       enabled: true
+//!       route_patterns: ["/api/v1/users/:id"]   # Beyla's routes.patterns
+//!       unmatched_routes: low-cardinality       # unset | path | wildcard | heuristic | low-cardinality
+//!       capture_headers: false        # only false: header capture is not supported
+//!     grpc: {enabled: true}
+//!     sql: {enabled: true, obfuscate_queries: true}   # obfuscation is done by Coral
+//!     kafka: {enabled: false}
+//!     redis: {enabled: false}
+//!   attributes: {environment: production}      # resource attributes on everything Beyla reports
+//!   sampling: {rate: 1.0}             # traces Beyla exports, (0, 1]; RED metrics are never sampled
+//!   limits:
+//!     max_routes_per_service: 200     # enforced by Coral's transformer
+//!     wakeup_len: 100                 # Beyla's ebpf.wakeup_len (default: Beyla's)
+//!   storage_retention_hours: 1        # agent-local retention of Beyla rows, whole hours ≥ 1
+//!   export_interval: 15s              # Beyla's metrics export interval, 1s–1m
+//!   restart:                          # the supervisor's restart policy
+//!     max_rapid_failures: 5           # runs shorter than stable_after before giving up, 1–1000
+//!     backoff_initial: 1s             # ≥ 10ms; doubles after each rapid failure
+//!     backoff_max: 60s                # ≥ backoff_initial
+//!     stable_after: 60s               # ≥ 1s
+//!     stop_timeout: 10s               # SIGTERM → SIGKILL grace, ≥ 100ms
+//!   log_level: info                   # Beyla's own: debug | info | warn | error
 //! ```
+//!
+//! Every `beyla` key either reaches Beyla's generated config or is enforced
+//! by Coral. The seed's `limits.max_traced_connections` and
+//! `limits.ring_buffer_size`, and `protocols.http.capture_headers: true`,
+//! have no Beyla equivalent and are rejected with the reason.
 //!
 //! The colony's YAML schema (every key optional):
 //!
@@ -141,11 +182,17 @@
 //!       grpc_metrics: 30d
 //!       sql_metrics: 14d
 //!       traces: 7d
+//!     trace_sampling_rate: 1.0        # other traces kept, (0, 1]; by trace id
+//!     trace_slow_threshold: 500ms     # traces this slow (and errors) are always kept
 //! ```
 
 use std::collections::HashMap;
 use std::path::Path;
 
+mod beyla;
+mod beyla_file;
+mod beyla_kinds;
+mod beyla_values;
 mod build;
 mod colony;
 mod colony_build;
@@ -164,9 +211,14 @@ mod types;
 mod values;
 mod yaml;
 
+pub use beyla::{
+    BeylaConfig, BeylaLimits, BeylaLogLevel, BeylaProtocols, BeylaRestart, BeylaService,
+    HttpProtocol, PortSet, SqlProtocol, UnmatchedRoutes,
+};
 pub use build::{coral_home, default_agent_id, default_colony_id, host_name};
 pub use colony::{
-    ColonyConfig, ColonyOverrides, ColonyRetention, HealthConfig, PollConfig, StaticAgent,
+    BeylaTraceSampling, ColonyConfig, ColonyOverrides, ColonyRetention, HealthConfig, PollConfig,
+    StaticAgent,
 };
 pub use duration::parse_duration;
 pub use env::{COLONY_ENV_VARS, ENV_VARS};

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
+use crate::beyla::BeylaConfig;
 use crate::link::{ColonyLink, redacted};
 use crate::tls::ServerTls;
 
@@ -49,6 +50,9 @@ pub struct AgentConfig {
     pub host_metrics: HostMetricsConfig,
     /// Logging of the agent itself (`agent.log`).
     pub log: LogConfig,
+    /// Beyla, the eBPF instrumenter the agent runs (`beyla`, a top-level
+    /// section beside `agent`).
+    pub beyla: BeylaConfig,
     /// The file the configuration was loaded from, if any.
     pub source: Option<PathBuf>,
 }
@@ -69,6 +73,7 @@ impl fmt::Debug for AgentConfig {
             storage,
             host_metrics,
             log,
+            beyla,
             source,
         } = self;
         f.debug_struct("AgentConfig")
@@ -84,6 +89,7 @@ impl fmt::Debug for AgentConfig {
             .field("storage", storage)
             .field("host_metrics", host_metrics)
             .field("log", log)
+            .field("beyla", beyla)
             .field("source", source)
             .finish()
     }

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use common::{assert_contains_all, env, fixture, home_env, load_colony_str};
 use coral_config::{
-    COLONY_ENV_VARS, ClientTls, ColonyConfig, ColonyOverrides, ColonyRetention, ConfigError,
-    HealthConfig, LogFormat, PollConfig, ServerTls, StaticAgent, default_colony_id,
+    BeylaTraceSampling, COLONY_ENV_VARS, ClientTls, ColonyConfig, ColonyOverrides, ColonyRetention,
+    ConfigError, HealthConfig, LogFormat, PollConfig, ServerTls, StaticAgent, default_colony_id,
 };
 
 const DAY: u64 = 86_400;
@@ -72,6 +72,9 @@ fn every_default() {
         }
     );
     assert_eq!(cfg.cleanup_interval, secs(300));
+    assert_eq!(cfg.beyla_traces, BeylaTraceSampling::DEFAULT);
+    assert_eq!(cfg.beyla_traces.rate, 1.0);
+    assert_eq!(cfg.beyla_traces.slow_threshold, Duration::from_millis(500));
     assert_eq!(cfg.log.format, LogFormat::Text);
     assert_eq!(cfg.log.level, "info");
     assert_eq!(cfg.source.as_deref(), Some(Path::new("colony.yaml")));
@@ -164,6 +167,13 @@ fn full_fixture_sets_every_field() {
         }
     );
     assert_eq!(cfg.cleanup_interval, secs(600));
+    assert_eq!(
+        cfg.beyla_traces,
+        BeylaTraceSampling {
+            rate: 0.1,
+            slow_threshold: Duration::from_millis(750),
+        }
+    );
     assert_eq!(cfg.log.format, LogFormat::Json);
     assert_eq!(cfg.log.level, "coral=debug,info");
     assert_eq!(
