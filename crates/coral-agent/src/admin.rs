@@ -79,7 +79,28 @@ async fn status(State(api): State<Arc<AgentApi>>) -> impl IntoResponse {
             "log_records_received": c.log_records_received,
             "db_size_bytes": c.db_size_bytes,
             "rows_deleted_by_retention": c.rows_deleted_by_retention,
-        }
+            "beyla_points_received": c.beyla_points_received,
+            "beyla_points_skipped": c.beyla_points_skipped,
+            "beyla_spans_received": c.beyla_spans_received,
+            "beyla_spans_sampled_out": c.beyla_spans_sampled_out,
+            "beyla_rows_stored": c.beyla_rows_stored,
+        },
+        "beyla": s.beyla.map(|b| serde_json::json!({
+            "enabled": b.enabled,
+            "mode": b.mode,
+            "state": b.state,
+            "summary": b.summary,
+            "reason": b.reason,
+            "version": b.version,
+            "binary": b.binary,
+            "protocols": b.supported_protocols,
+            "tracing": b.tracing_enabled,
+            "kernel": b.kernel,
+            "btf": b.btf,
+            "capabilities": b.capabilities,
+            "restarts": b.restarts,
+            "last_error": b.last_error,
+        })),
     }))
 }
 

@@ -1,12 +1,14 @@
 //! The agent's gRPC API (`coral.agent.v1.AgentService`), default
-//! `127.0.0.1:9001`: `QueryTelemetry` for the colony's poller and `GetStatus`.
+//! `127.0.0.1:9001`: `QueryTelemetry` and `QueryBeylaMetrics` for the colony's
+//! poller and for ad-hoc reads, and `GetStatus`.
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use coral_proto::agent::agent_service_server::{AgentService, AgentServiceServer};
 use coral_proto::agent::{
-    Endpoint, GetStatusRequest, GetStatusResponse, QueryTelemetryRequest, QueryTelemetryResponse,
+    Endpoint, GetStatusRequest, GetStatusResponse, QueryBeylaMetricsRequest,
+    QueryBeylaMetricsResponse, QueryTelemetryRequest, QueryTelemetryResponse,
 };
 use coral_proto::transport::TokenCheck;
 use tokio::net::TcpListener;
@@ -41,6 +43,7 @@ pub struct AgentApi {
     started: Instant,
     started_at: SystemTime,
     link: crate::link::LinkState,
+    beyla: crate::beyla::BeylaStatus,
 }
 
 impl AgentApi {
@@ -50,6 +53,7 @@ impl AgentApi {
         counters: Arc<Counters>,
         identity: Identity,
         link: crate::link::LinkState,
+        beyla: crate::beyla::BeylaStatus,
     ) -> AgentApi {
         AgentApi {
             db,
@@ -58,6 +62,7 @@ impl AgentApi {
             started: Instant::now(),
             started_at: SystemTime::now(),
             link,
+            beyla,
         }
     }
 
@@ -90,6 +95,7 @@ impl AgentApi {
             capabilities: self.identity.capabilities.clone(),
             colony_state: self.link.get(),
             push_acked_seq_id: self.db.push_acked(),
+            beyla: Some(self.beyla.get()),
         }
     }
 }
@@ -115,6 +121,55 @@ impl AgentService for AgentApiService {
             Ok(response) => Ok(Response::new(response)),
             Err(error) => {
                 tracing::error!(%error, "QueryTelemetry failed");
+                Err(Status::internal(format!(
+                    "agent store query failed: {error}"
+                )))
+            }
+        }
+    }
+
+    async fn query_beyla_metrics(
+        &self,
+        request: Request<QueryBeylaMetricsRequest>,
+    ) -> Result<Response<QueryBeylaMetricsResponse>, Status> {
+        let request = request.into_inner();
+        if !request.trace_id.is_empty()
+            && (request.trace_id.len() != 32
+                || !request.trace_id.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            return Err(Status::invalid_argument(format!(
+                "trace_id {:?} is not a trace id: expected 32 hex characters",
+                request.trace_id
+            )));
+        }
+        let api = self.0.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            let mut response = crate::store::beyla::query(&api.db, &request)?;
+            let agent = &api.identity.agent_id;
+            response
+                .http_metrics
+                .iter_mut()
+                .for_each(|m| m.agent_id.clone_from(agent));
+            response
+                .grpc_metrics
+                .iter_mut()
+                .for_each(|m| m.agent_id.clone_from(agent));
+            response
+                .sql_metrics
+                .iter_mut()
+                .for_each(|m| m.agent_id.clone_from(agent));
+            response
+                .trace_spans
+                .iter_mut()
+                .for_each(|s| s.agent_id.clone_from(agent));
+            Ok::<_, crate::store::StoreError>(response)
+        })
+        .await
+        .map_err(|e| Status::internal(format!("query task failed: {e}")))?;
+        match result {
+            Ok(response) => Ok(Response::new(response)),
+            Err(error) => {
+                tracing::error!(%error, "QueryBeylaMetrics failed");
                 Err(Status::internal(format!(
                     "agent store query failed: {error}"
                 )))

@@ -24,6 +24,7 @@
 pub mod admin;
 pub mod aggregate;
 pub mod api;
+pub mod beyla;
 pub mod filter;
 pub mod host;
 pub mod link;
@@ -35,4 +36,4 @@ pub mod receiver;
 pub mod runtime;
 pub mod store;
 
-pub use runtime::{BoundAddrs, RunningAgent, StartError, start};
+pub use runtime::{AgentOptions, BoundAddrs, RunningAgent, StartError, start, start_with};

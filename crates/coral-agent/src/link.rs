@@ -81,16 +81,26 @@ pub fn describe(endpoint: &str, status: &tonic::Status) -> String {
     }
 }
 
+/// What the link reports about the agent and where it shows its own state.
+pub struct Reporting {
+    /// The store (session, latest seq_id).
+    pub db: Arc<Database>,
+    /// The link state shown in `GetStatus`.
+    pub state: LinkState,
+    /// Beyla's status, sent with every registration and heartbeat.
+    pub beyla: crate::beyla::BeylaStatus,
+}
+
 /// Registers, then heartbeats until `stop`.
 pub async fn run(
     mut client: ColonyClient,
     endpoint: String,
     registration: RegisterAgentRequest,
     interval: Duration,
-    db: Arc<Database>,
-    state: LinkState,
+    reporting: Reporting,
     stop: CancellationToken,
 ) {
+    let Reporting { db, state, beyla } = reporting;
     let mut backoff = Duration::from_secs(1);
     let mut registered = false;
     loop {
@@ -99,6 +109,7 @@ pub async fn run(
                 agent_id: registration.agent_id.clone(),
                 session_id: db.session_id().to_owned(),
                 latest_seq_id: db.latest_seq(),
+                beyla: Some(beyla.get()),
             };
             tokio::time::timeout(CALL_TIMEOUT, client.heartbeat(beat))
                 .await
@@ -106,7 +117,9 @@ pub async fn run(
                 .and_then(|r| r)
                 .map(|r| r.into_inner().known)
         } else {
-            tokio::time::timeout(CALL_TIMEOUT, client.register_agent(registration.clone()))
+            let mut registration = registration.clone();
+            registration.beyla = Some(beyla.get());
+            tokio::time::timeout(CALL_TIMEOUT, client.register_agent(registration))
                 .await
                 .map_err(|_| tonic::Status::unavailable("no answer within 10s"))
                 .and_then(|r| r)

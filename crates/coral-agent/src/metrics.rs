@@ -67,6 +67,18 @@ counters! {
     log_records_received,
     /// Rows deleted by retention.
     rows_deleted_by_retention,
+    /// Beyla metric data points received on the private receiver.
+    beyla_points_received,
+    /// Beyla data points not turned into rows (unknown metric, bad shape).
+    beyla_points_skipped,
+    /// Beyla spans received on the private receiver.
+    beyla_spans_received,
+    /// Beyla spans dropped by trace-id sampling (`beyla.sampling.rate`).
+    beyla_spans_sampled_out,
+    /// Beyla rows (histograms and spans) written to the store.
+    beyla_rows_stored,
+    /// Beyla rows lost because a write failed.
+    beyla_rows_dropped,
 }
 
 impl Counters {
@@ -93,6 +105,11 @@ impl Counters {
             log_records_received: get(&self.log_records_received),
             db_size_bytes,
             rows_deleted_by_retention: get(&self.rows_deleted_by_retention),
+            beyla_points_received: get(&self.beyla_points_received),
+            beyla_points_skipped: get(&self.beyla_points_skipped),
+            beyla_spans_received: get(&self.beyla_spans_received),
+            beyla_spans_sampled_out: get(&self.beyla_spans_sampled_out),
+            beyla_rows_stored: get(&self.beyla_rows_stored),
         }
     }
 }

@@ -48,6 +48,50 @@ pub struct PartialOutcome {
     pub message: String,
 }
 
+/// What an OTLP receiver hands decoded requests to: the main [`Pipeline`],
+/// or the Beyla sink behind the private receiver
+/// ([`crate::beyla::BeylaSink`]).
+pub trait OtlpSink: Send + Sync + 'static {
+    /// A trace export.
+    fn export_traces(
+        &self,
+        request: &ExportTraceServiceRequest,
+    ) -> Result<PartialOutcome, IngestError>;
+    /// A metrics export.
+    fn export_metrics(
+        &self,
+        request: &ExportMetricsServiceRequest,
+    ) -> Result<PartialOutcome, IngestError>;
+    /// A logs export.
+    fn export_logs(&self, request: &ExportLogsServiceRequest) -> PartialOutcome;
+    /// The agent's counters (refusals are counted by the receivers).
+    fn counters(&self) -> &Arc<Counters>;
+}
+
+impl OtlpSink for Pipeline {
+    fn export_traces(
+        &self,
+        request: &ExportTraceServiceRequest,
+    ) -> Result<PartialOutcome, IngestError> {
+        self.ingest_traces(request)
+    }
+
+    fn export_metrics(
+        &self,
+        request: &ExportMetricsServiceRequest,
+    ) -> Result<PartialOutcome, IngestError> {
+        Ok(self.ingest_metrics(request))
+    }
+
+    fn export_logs(&self, request: &ExportLogsServiceRequest) -> PartialOutcome {
+        self.ingest_logs(request)
+    }
+
+    fn counters(&self) -> &Arc<Counters> {
+        &self.counters
+    }
+}
+
 /// The pipeline. Cheap to share behind an `Arc`.
 pub struct Pipeline {
     aggregator: Mutex<Aggregator>,
@@ -79,11 +123,6 @@ impl Pipeline {
             writer,
             counters,
         }
-    }
-
-    /// The agent's counters.
-    pub fn counters(&self) -> &Arc<Counters> {
-        &self.counters
     }
 
     /// Ingests one trace export.

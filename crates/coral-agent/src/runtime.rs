@@ -86,6 +86,7 @@ pub struct RunningAgent {
     /// The shared API object (status, counters).
     pub api: Arc<AgentApi>,
     pipeline: Arc<Pipeline>,
+    beyla: Option<crate::beyla::BeylaHandle>,
     writer: Writer,
     writer_tx: WriterSender,
     receivers_stop: CancellationToken,
@@ -115,8 +116,26 @@ fn local(listener: &TcpListener) -> SocketAddr {
         .expect("bound listener has an address")
 }
 
+/// Options of [`start_with`] beyond the configuration.
+#[derive(Clone, Default)]
+pub struct AgentOptions {
+    /// How Beyla is found, assessed and reloaded.
+    pub beyla: crate::beyla::BeylaOptions,
+    /// Ports of a colony in the same process (`coral up`), kept out of
+    /// Beyla's instrumentation.
+    pub colony_ports: Vec<u16>,
+}
+
 /// Starts an agent from a validated configuration.
 pub async fn start(config: &AgentConfig) -> Result<RunningAgent, StartError> {
+    start_with(config, AgentOptions::default()).await
+}
+
+/// Starts an agent from a validated configuration, with options.
+pub async fn start_with(
+    config: &AgentConfig,
+    options: AgentOptions,
+) -> Result<RunningAgent, StartError> {
     let push_mode = config.mode != coral_config::AgentMode::Agent;
     if push_mode && config.colony.is_none() {
         return Err(StartError::NoColony {
@@ -199,6 +218,37 @@ pub async fn start(config: &AgentConfig) -> Result<RunningAgent, StartError> {
     if push_mode {
         capabilities.push("push".to_owned());
     }
+    let mut own_ports: Vec<u16> = [
+        addrs.otlp_grpc.map(|a| a.port()),
+        addrs.otlp_http.map(|a| a.port()),
+        Some(addrs.api.port()),
+        Some(addrs.admin.port()),
+    ]
+    .into_iter()
+    .flatten()
+    .chain(options.colony_ports.iter().copied())
+    .collect();
+    if let Some(port) = config
+        .colony
+        .as_ref()
+        .and_then(|c| c.endpoint.rsplit(':').next())
+        .and_then(|p| p.trim_end_matches('/').parse().ok())
+    {
+        own_ports.push(port);
+    }
+    let beyla = crate::beyla::manager::start(
+        crate::beyla::AgentSide {
+            config,
+            writer: writer_tx.clone(),
+            counters: counters.clone(),
+            own_ports,
+        },
+        options.beyla,
+    )
+    .await;
+    if beyla.status().get().state != "disabled" {
+        capabilities.push("beyla".to_owned());
+    }
     let link_state = crate::link::LinkState::new(if config.colony.is_some() {
         "connecting"
     } else {
@@ -215,6 +265,7 @@ pub async fn start(config: &AgentConfig) -> Result<RunningAgent, StartError> {
             capabilities: capabilities.clone(),
         },
         link_state.clone(),
+        beyla.status(),
     ));
 
     let receivers_stop = CancellationToken::new();
@@ -269,6 +320,7 @@ pub async fn start(config: &AgentConfig) -> Result<RunningAgent, StartError> {
     });
     let (p, stop) = (pipeline.clone(), services_stop.clone());
     let (retention, interval) = (config.storage.retention, config.storage.cleanup_interval);
+    let beyla_retention = config.beyla.storage_retention;
     let outbox_max_age = push_mode.then_some(config.storage.outbox_max_age.max(retention));
     services.spawn(async move {
         let mut tick = tokio::time::interval(interval.max(Duration::from_millis(100)));
@@ -281,6 +333,7 @@ pub async fn start(config: &AgentConfig) -> Result<RunningAgent, StartError> {
                     p.request_retention(RetentionRule {
                         cutoff: now - retention,
                         keep_unacked_until: outbox_max_age.map(|age| now - age),
+                        beyla_cutoff: Some(now - beyla_retention),
                     });
                 }
             }
@@ -333,6 +386,7 @@ pub async fn start(config: &AgentConfig) -> Result<RunningAgent, StartError> {
             capabilities,
             hostname,
             session_id: db.session_id().to_owned(),
+            beyla: None,
         };
         let (c, stop, state, d) = (
             client.clone(),
@@ -346,8 +400,11 @@ pub async fn start(config: &AgentConfig) -> Result<RunningAgent, StartError> {
             endpoint,
             registration,
             every,
-            d,
-            state,
+            crate::link::Reporting {
+                db: d,
+                state,
+                beyla: beyla.status(),
+            },
             stop,
         ));
         if push_mode {
@@ -384,6 +441,7 @@ pub async fn start(config: &AgentConfig) -> Result<RunningAgent, StartError> {
         addrs,
         api,
         pipeline,
+        beyla: Some(beyla),
         writer,
         writer_tx,
         receivers_stop,
@@ -397,10 +455,17 @@ impl RunningAgent {
     /// Flushes every open minute now (tests and shutdown use this).
     pub fn flush_all(&self) {
         self.pipeline.flush(true);
+        if let Some(beyla) = &self.beyla {
+            beyla.flush(true);
+        }
     }
 
-    /// Stops in order: receivers, API/admin/loops, final flush, writer.
+    /// Stops in order: Beyla (and its receiver), receivers, API/admin/loops,
+    /// final flush, writer.
     pub async fn shutdown(mut self) {
+        if let Some(beyla) = self.beyla.take() {
+            beyla.stop().await;
+        }
         self.receivers_stop.cancel();
         while self.receivers.join_next().await.is_some() {}
         self.services_stop.cancel();

@@ -9,6 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use coral_agent::aggregate::{Aggregator, Limits};
 use coral_agent::filter::StaticFilter;
 use coral_agent::metrics::Counters;
+use coral_agent::pipeline::OtlpSink;
 use coral_agent::pipeline::Pipeline;
 use coral_agent::receiver;
 use coral_config::FilterConfig;

@@ -22,7 +22,7 @@
 //! | `protocols.http.route_patterns` | `routes.patterns` |
 //! | `protocols.http.unmatched_routes` | `routes.unmatched` |
 //! | `protocols.http.capture_headers` | only `false` (Beyla's default) is accepted |
-//! | `protocols.sql.enabled` (with tracing) | also `attributes.select.traces.include: [db.query.text]` |
+//! | `protocols.sql.enabled` | also `attributes.select."db.client.operation.duration".include: ["*"]` (the table, `db.collection.name`, is hidden by default) and, with tracing, `attributes.select.traces.include: [db.query.text]` |
 //! | `attributes` | `OTEL_RESOURCE_ATTRIBUTES` (with `coral.agent.id`) |
 //! | `sampling.rate` | `otel_traces_export.sampler`: `always_on` at 1.0, else `traceidratio` with `arg` |
 //! | `export_interval` | `otel_metrics_export.interval` |
@@ -213,15 +213,24 @@ pub fn generate(cfg: &BeylaConfig, ctx: &GenContext) -> Result<Generated, GenErr
         protocol: "http/protobuf",
         sampler: sampler(cfg.sampling_rate),
     });
-    let attributes = (ctx.tracing && protocols.contains(&"sql")).then(|| Attributes {
-        select: [(
-            "traces",
-            Select {
-                include: vec!["db.query.text"],
-            },
-        )]
-        .into(),
-    });
+    // Opt-in attributes: the table of database metrics (hidden by default,
+    // and the SQL view groups by it) and the query text of database spans.
+    let mut select = std::collections::BTreeMap::new();
+    if protocols.contains(&"sql") {
+        select.insert(
+            "db.client.operation.duration",
+            Select { include: vec!["*"] },
+        );
+        if ctx.tracing {
+            select.insert(
+                "traces",
+                Select {
+                    include: vec!["db.query.text"],
+                },
+            );
+        }
+    }
+    let attributes = (!select.is_empty()).then_some(Attributes { select });
     let doc = BeylaYaml {
         attributes,
         discovery: Discovery {

@@ -104,6 +104,13 @@ struct FakeAgent {
 
 #[tonic::async_trait]
 impl AgentService for FakeAgent {
+    async fn query_beyla_metrics(
+        &self,
+        _request: Request<coral_proto::agent::QueryBeylaMetricsRequest>,
+    ) -> Result<Response<coral_proto::agent::QueryBeylaMetricsResponse>, Status> {
+        Err(Status::unimplemented("this fake agent has no Beyla"))
+    }
+
     async fn query_telemetry(
         &self,
         request: Request<QueryTelemetryRequest>,
@@ -237,7 +244,7 @@ async fn main() {
     }
     let dir = tempfile::tempdir().unwrap();
     let (db, conn) = Database::open(dir.path()).unwrap();
-    let (writer, writer_tx) = Writer::start(conn).unwrap();
+    let (writer, writer_tx) = Writer::start(conn, Default::default()).unwrap();
     let poller = Poller::new(
         PollSettings {
             interval: Duration::from_secs(3600),

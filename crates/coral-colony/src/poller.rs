@@ -6,14 +6,16 @@
 //! for rows after the agent's cursor, stores the page and its cursor in one
 //! transaction, and keeps paging while the agent says more is waiting. Every
 //! call has a timeout. When the agent answers with a different store session,
-//! the cursor restarts from 0 for that session.
+//! the cursor restarts from 0 for that session. Each poll drains the
+//! telemetry stream (`QueryTelemetry`), then the Beyla stream
+//! (`QueryBeylaMetrics`, its own cursor and gaps).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use coral_proto::agent::QueryTelemetryRequest;
 use coral_proto::agent::agent_service_client::AgentServiceClient;
+use coral_proto::agent::{QueryBeylaMetricsRequest, QueryTelemetryRequest};
 use coral_proto::transport::{BearerToken, ClientTlsSettings, channel};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -22,6 +24,7 @@ use tonic::transport::Channel;
 
 use crate::registry::Registry;
 use crate::store::Database;
+use crate::store::beyla::BeylaPage;
 use crate::store::ingest::{Page, Stream, read_cursor};
 use crate::store::writer::WriterSender;
 
@@ -164,92 +167,170 @@ impl Poller {
         agent_id: &str,
         stop: &CancellationToken,
     ) -> Result<(PollReport, String, u64), String> {
+        let (mut report, session, latest) = self.drain_stream(agent_id, Stream::Pull, stop).await?;
+        if !stop.is_cancelled() {
+            match self.drain_stream(agent_id, Stream::Beyla, stop).await {
+                Ok((beyla, _, beyla_latest)) => {
+                    report.pages += beyla.pages;
+                    report.rows += beyla.rows;
+                    report.gaps += beyla.gaps;
+                    self.registry.beyla_progress(agent_id, beyla_latest);
+                }
+                // An agent without the Beyla API (an older version) is
+                // still polled for telemetry.
+                Err(error) if error.contains("Unimplemented") => {
+                    tracing::debug!(agent_id, %error, "agent has no Beyla API")
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        Ok((report, session, latest))
+    }
+
+    /// Pages through one stream of one agent until it is caught up.
+    async fn drain_stream(
+        &self,
+        agent_id: &str,
+        stream: Stream,
+        stop: &CancellationToken,
+    ) -> Result<(PollReport, String, u64), String> {
         let state = self
             .registry
             .get(agent_id)
             .ok_or_else(|| format!("agent {agent_id} is not registered"))?;
-        let mut client = self.client(agent_id, &state.record.endpoint)?;
-        let (mut session, mut cursor) = self.stored_cursor(agent_id).await?;
+        let endpoint = state.record.endpoint.clone();
+        let mut client = self.client(agent_id, &endpoint)?;
+        let (mut session, mut cursor) = self.stored_cursor(agent_id, stream).await?;
         let mut report = PollReport::default();
+        let max_records = self.settings.page_size as i32;
         loop {
-            let request = QueryTelemetryRequest {
-                service_names: Vec::new(),
-                start_seq_id: cursor,
-                max_records: self.settings.page_size as i32,
-            };
-            let call = client.query_telemetry(request);
-            // A colony that is stopping does not wait for slow agents; a page
-            // already handed to the writer is committed (with its cursor) anyway.
-            let call = async {
-                tokio::select! {
-                    result = call => Ok(result),
-                    _ = stop.cancelled() => Err(()),
+            let (mut page, has_more, latest) = match stream {
+                Stream::Beyla => {
+                    let request = QueryBeylaMetricsRequest {
+                        start_seq_id: cursor,
+                        max_records,
+                        include_traces: true,
+                        ..Default::default()
+                    };
+                    let r = self
+                        .call(
+                            &endpoint,
+                            "QueryBeylaMetrics",
+                            client.query_beyla_metrics(request),
+                            stop,
+                        )
+                        .await?;
+                    let page = Page {
+                        agent_id: agent_id.to_owned(),
+                        stream,
+                        session_id: r.session_id,
+                        start_seq: cursor,
+                        max_seq: r.max_seq_id,
+                        buckets: Vec::new(),
+                        spans: Vec::new(),
+                        hosts: Vec::new(),
+                        beyla: BeylaPage {
+                            http: r.http_metrics,
+                            grpc: r.grpc_metrics,
+                            sql: r.sql_metrics,
+                            spans: r.trace_spans,
+                        },
+                    };
+                    (page, r.has_more, r.latest_seq_id)
+                }
+                _ => {
+                    let request = QueryTelemetryRequest {
+                        service_names: Vec::new(),
+                        start_seq_id: cursor,
+                        max_records,
+                    };
+                    let r = self
+                        .call(
+                            &endpoint,
+                            "QueryTelemetry",
+                            client.query_telemetry(request),
+                            stop,
+                        )
+                        .await?;
+                    let page = Page {
+                        agent_id: agent_id.to_owned(),
+                        stream: Stream::Pull,
+                        session_id: r.session_id,
+                        start_seq: cursor,
+                        max_seq: r.max_seq_id,
+                        buckets: r.buckets,
+                        spans: r.spans,
+                        hosts: r.host_metrics,
+                        beyla: BeylaPage::default(),
+                    };
+                    (page, r.has_more, r.latest_seq_id)
                 }
             };
-            let response = match tokio::time::timeout(self.settings.timeout, call).await {
-                Ok(Err(())) => return Err("the colony is stopping".to_owned()),
-                Ok(Ok(result)) => Ok(result),
-                Err(elapsed) => Err(elapsed),
-            };
-            let response = match response {
-                Err(_) => {
-                    return Err(format!(
-                        "no answer from {} within {:?} (colony.poll.timeout)",
-                        state.record.endpoint, self.settings.timeout
-                    ));
-                }
-                Ok(Err(status)) => {
-                    return Err(format!(
-                        "QueryTelemetry to {} failed: {} ({:?})",
-                        state.record.endpoint,
-                        status.message(),
-                        status.code()
-                    ));
-                }
-                Ok(Ok(response)) => response.into_inner(),
-            };
-            if response.session_id != session && cursor != 0 {
-                tracing::info!(agent_id, old = %session, new = %response.session_id, "agent store session changed, reading it from the start");
-                session = response.session_id.clone();
+            if page.session_id != session && cursor != 0 {
+                tracing::info!(agent_id, stream = stream.as_str(), old = %session, new = %page.session_id, "agent store session changed, reading it from the start");
+                session = page.session_id.clone();
                 cursor = 0;
                 continue;
             }
-            session = response.session_id.clone();
-            self.registry
-                .progress(agent_id, &session, response.latest_seq_id);
-            let page = Page {
-                agent_id: agent_id.to_owned(),
-                stream: Stream::Pull,
-                session_id: response.session_id.clone(),
-                start_seq: cursor,
-                max_seq: response.max_seq_id,
-                buckets: response.buckets,
-                spans: response.spans,
-                hosts: response.host_metrics,
-            };
+            session = page.session_id.clone();
+            if stream == Stream::Pull {
+                self.registry.progress(agent_id, &session, latest);
+            }
+            page.start_seq = cursor;
             let outcome = self.writer.store(page).await.map_err(|e| e.to_string())?;
             if outcome.rejected > 0 {
-                tracing::warn!(agent_id, rejected = outcome.rejected, reason = ?outcome.reject_reason, "rows refused");
+                tracing::warn!(agent_id, stream = stream.as_str(), rejected = outcome.rejected, reason = ?outcome.reject_reason, "rows refused");
             }
             if !outcome.gaps.is_empty() {
-                tracing::warn!(agent_id, gaps = ?outcome.gaps, "rows expired at the agent before they were read");
+                tracing::warn!(agent_id, stream = stream.as_str(), gaps = ?outcome.gaps, "rows expired at the agent before they were read");
             }
             report.pages += 1;
             report.rows += outcome.stored;
             report.gaps += outcome.gaps.len();
             cursor = outcome.cursor;
-            if !response.has_more || stop.is_cancelled() {
-                return Ok((report, session, response.latest_seq_id));
+            if !has_more || stop.is_cancelled() {
+                return Ok((report, session, latest));
             }
         }
     }
 
-    async fn stored_cursor(&self, agent_id: &str) -> Result<(String, u64), String> {
+    /// One RPC with the poll timeout; a stopping colony does not wait for
+    /// slow agents (a page already handed to the writer is committed, with
+    /// its cursor, anyway).
+    async fn call<T>(
+        &self,
+        endpoint: &str,
+        what: &str,
+        call: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+        stop: &CancellationToken,
+    ) -> Result<T, String> {
+        let call = async {
+            tokio::select! {
+                result = call => Ok(result),
+                _ = stop.cancelled() => Err(()),
+            }
+        };
+        match tokio::time::timeout(self.settings.timeout, call).await {
+            Ok(Err(())) => Err("the colony is stopping".to_owned()),
+            Err(_) => Err(format!(
+                "no answer from {endpoint} within {:?} (colony.poll.timeout)",
+                self.settings.timeout
+            )),
+            Ok(Ok(Err(status))) => Err(format!(
+                "{what} to {endpoint} failed: {} ({:?})",
+                status.message(),
+                status.code()
+            )),
+            Ok(Ok(Ok(response))) => Ok(response.into_inner()),
+        }
+    }
+
+    async fn stored_cursor(&self, agent_id: &str, stream: Stream) -> Result<(String, u64), String> {
         let db = self.db.clone();
         let agent = agent_id.to_owned();
         tokio::task::spawn_blocking(move || {
             let conn = db.reader().map_err(|e| e.to_string())?;
-            read_cursor(&conn, &agent, Stream::Pull).map_err(|e| e.to_string())
+            read_cursor(&conn, &agent, stream).map_err(|e| e.to_string())
         })
         .await
         .map_err(|e| e.to_string())?

@@ -27,6 +27,10 @@ pub struct AgentState {
     pub session_id: String,
     /// Newest seq_id the agent reported.
     pub agent_latest_seq: u64,
+    /// Beyla on the agent, as last reported (registration or heartbeat).
+    pub beyla: Option<coral_proto::common::BeylaCapabilities>,
+    /// Newest Beyla seq_id the agent reported.
+    pub beyla_latest_seq: u64,
 }
 
 /// Health of an agent.
@@ -134,6 +138,20 @@ impl Registry {
             state.last_seen = Some(SystemTime::now());
             state.session_id = session_id.to_owned();
             state.agent_latest_seq = latest_seq;
+        }
+    }
+
+    /// Records the agent's Beyla status.
+    pub fn set_beyla(&self, agent_id: &str, beyla: coral_proto::common::BeylaCapabilities) {
+        if let Some(state) = self.lock().get_mut(agent_id) {
+            state.beyla = Some(beyla);
+        }
+    }
+
+    /// Records the agent's newest Beyla seq_id (during a Beyla drain).
+    pub fn beyla_progress(&self, agent_id: &str, latest_seq: u64) {
+        if let Some(state) = self.lock().get_mut(agent_id) {
+            state.beyla_latest_seq = latest_seq;
         }
     }
 

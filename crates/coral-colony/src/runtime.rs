@@ -79,7 +79,11 @@ pub async fn start(config: &ColonyConfig) -> Result<RunningColony, StartError> {
     let (db, conn) = tokio::task::spawn_blocking(move || Database::open(&data_dir))
         .await
         .expect("store open task")?;
-    let (writer, writer_tx) = Writer::start(conn).map_err(StartError::Thread)?;
+    let sampling = crate::store::beyla::TraceSampling {
+        rate: config.beyla_traces.rate,
+        slow_us: config.beyla_traces.slow_threshold.as_micros() as i64,
+    };
+    let (writer, writer_tx) = Writer::start(conn, sampling).map_err(StartError::Thread)?;
 
     let registry = Arc::new(Registry::default());
     let reader = db.clone();
@@ -192,6 +196,10 @@ pub async fn start(config: &ColonyConfig) -> Result<RunningColony, StartError> {
                         trace_spans: now - retention.trace_spans,
                         host_metrics: now - retention.host_metrics,
                         gaps: now - retention.gaps,
+                        beyla_http: now - retention.beyla_http,
+                        beyla_grpc: now - retention.beyla_grpc,
+                        beyla_sql: now - retention.beyla_sql,
+                        beyla_traces: now - retention.beyla_traces,
                     };
                     match w.retention(cutoffs).await {
                         Ok(deleted) => tracing::debug!(deleted, "colony retention done"),

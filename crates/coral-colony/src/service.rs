@@ -8,7 +8,8 @@ use coral_proto::colony::colony_service_server::ColonyService;
 use coral_proto::colony::{
     AgentInfo, HeartbeatRequest, HeartbeatResponse, IngestTelemetryRequest,
     IngestTelemetryResponse, ListAgentsRequest, ListAgentsResponse, ListGapsRequest,
-    ListGapsResponse, QueryHostCorrelationRequest, QueryHostCorrelationResponse,
+    ListGapsResponse, ListServicesRequest, ListServicesResponse, QueryBeylaRequest,
+    QueryBeylaResponse, QueryHostCorrelationRequest, QueryHostCorrelationResponse,
     QueryOtelSummariesRequest, QueryOtelSummariesResponse, RegisterAgentRequest,
     RegisterAgentResponse,
 };
@@ -95,6 +96,13 @@ impl Colony {
                     .cloned()
                     .unwrap_or_default();
                 let latest = state.agent_latest_seq.max(cursor.seq_id);
+                let beyla_cursor = cursors
+                    .get(&(
+                        id.clone(),
+                        crate::store::ingest::Stream::Beyla.as_str().to_owned(),
+                    ))
+                    .map(|c| c.seq_id)
+                    .unwrap_or_default();
                 AgentInfo {
                     agent_id: id.clone(),
                     endpoint: state.record.endpoint.clone(),
@@ -121,6 +129,9 @@ impl Colony {
                         UNIX_EPOCH
                             + Duration::from_micros(state.record.registered_at_us.max(0) as u64),
                     ),
+                    beyla: state.beyla.clone(),
+                    beyla_cursor_seq_id: beyla_cursor,
+                    beyla_latest_seq_id: state.beyla_latest_seq.max(beyla_cursor),
                 }
             })
             .collect();
@@ -173,6 +184,9 @@ impl ColonyService for ColonyApi {
             true,
         );
         self.registry.seen(&r.agent_id, &r.session_id, None);
+        if let Some(beyla) = r.beyla {
+            self.registry.set_beyla(&r.agent_id, beyla);
+        }
         self.writer.upsert_agent(record);
         tracing::info!(agent_id = %r.agent_id, "agent registered");
         Ok(Response::new(RegisterAgentResponse {
@@ -190,6 +204,9 @@ impl ColonyService for ColonyApi {
         let known = self
             .registry
             .seen(&r.agent_id, &r.session_id, Some(r.latest_seq_id));
+        if let Some(beyla) = r.beyla {
+            self.registry.set_beyla(&r.agent_id, beyla);
+        }
         Ok(Response::new(HeartbeatResponse { known }))
     }
 
@@ -239,6 +256,7 @@ impl ColonyService for ColonyApi {
             buckets: r.buckets,
             spans: r.spans,
             hosts: r.host_metrics,
+            beyla: Default::default(),
         };
         let outcome = self.writer.store(page).await.map_err(|e| {
             Status::unavailable(format!(
@@ -304,5 +322,44 @@ impl ColonyService for ColonyApi {
         let agent = request.into_inner().agent_id;
         let gaps = self.read(move |c| query::gaps(c, &agent)).await?;
         Ok(Response::new(ListGapsResponse { gaps }))
+    }
+
+    async fn list_services(
+        &self,
+        request: Request<ListServicesRequest>,
+    ) -> Result<Response<ListServicesResponse>, Status> {
+        let req = request.into_inner();
+        let services = self
+            .read(move |c| crate::store::services::services(c, &req))
+            .await?;
+        Ok(Response::new(ListServicesResponse { services }))
+    }
+
+    async fn query_beyla(
+        &self,
+        request: Request<QueryBeylaRequest>,
+    ) -> Result<Response<QueryBeylaResponse>, Status> {
+        let req = request.into_inner();
+        if let Some(bad) = req
+            .metric_types
+            .iter()
+            .find(|t| !matches!(t.as_str(), "http" | "grpc" | "sql" | "none"))
+        {
+            return Err(Status::invalid_argument(format!(
+                "unknown Beyla metric type {bad:?}: use http, grpc, sql or none"
+            )));
+        }
+        if !req.trace_id.is_empty()
+            && (req.trace_id.len() != 32 || !req.trace_id.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            return Err(Status::invalid_argument(format!(
+                "trace id {:?} is not a trace id: expected 32 hex characters",
+                req.trace_id
+            )));
+        }
+        let response = self
+            .read(move |c| crate::store::query_beyla::query(c, &req))
+            .await?;
+        Ok(Response::new(response))
     }
 }

@@ -83,12 +83,14 @@ impl Histogram {
 
     /// Adds `other` into `self`. Identical bounds merge exactly; otherwise
     /// each of `other`'s buckets is added to the bucket of `self` that holds
-    /// its upper bound (a conservative, upward re-bucketing).
+    /// its upper bound (a conservative, upward re-bucketing). The merged min
+    /// (max) is known only when every non-empty side reported one.
     pub fn merge(&mut self, other: &Histogram) {
         if self.counts.is_empty() {
             *self = other.clone();
             return;
         }
+        let (mine, theirs) = (self.count, other.count);
         if self.bounds_ms == other.bounds_ms {
             for (a, b) in self.counts.iter_mut().zip(&other.counts) {
                 *a += b;
@@ -102,8 +104,8 @@ impl Histogram {
         }
         self.count += other.count;
         self.sum_ms += other.sum_ms;
-        self.min_ms = merge_opt(self.min_ms, other.min_ms, f64::min);
-        self.max_ms = merge_opt(self.max_ms, other.max_ms, f64::max);
+        self.min_ms = merge_extreme((mine, self.min_ms), (theirs, other.min_ms), f64::min);
+        self.max_ms = merge_extreme((mine, self.max_ms), (theirs, other.max_ms), f64::max);
     }
 
     /// The `q` quantile (0 ≤ q ≤ 1), `None` when the histogram is empty.
@@ -189,11 +191,18 @@ impl Histogram {
     }
 }
 
-fn merge_opt(a: Option<f64>, b: Option<f64>, f: fn(f64, f64) -> f64) -> Option<f64> {
+/// Merges an extreme of two sides given as (count, extreme): an empty side
+/// does not count; a non-empty side without the extreme makes it unknown.
+fn merge_extreme(
+    a: (u64, Option<f64>),
+    b: (u64, Option<f64>),
+    f: fn(f64, f64) -> f64,
+) -> Option<f64> {
     match (a, b) {
-        (Some(a), Some(b)) => Some(f(a, b)),
-        (a, None) => a,
-        (None, b) => b,
+        ((0, _), (_, b)) => b,
+        ((_, a), (0, _)) => a,
+        ((_, Some(a)), (_, Some(b))) => Some(f(a, b)),
+        _ => None,
     }
 }
 
@@ -271,6 +280,14 @@ mod tests {
         let mut empty = Histogram::default();
         empty.merge(&b);
         assert_eq!(empty, b);
+        // A side with values but no reported max makes the max unknown; an
+        // empty side does not.
+        let mut c = hist(&[(4, 1)], Some(30.0), Some(40.0));
+        c.merge(&hist(&[(15, 1)], None, None));
+        assert_eq!((c.min_ms, c.max_ms), (None, None));
+        let mut d = hist(&[(4, 1)], Some(30.0), Some(40.0));
+        d.merge(&hist(&[], None, None));
+        assert_eq!((d.min_ms, d.max_ms), (Some(30.0), Some(40.0)));
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! - [`histogram`]: [`Histogram`], the explicit-bucket latency histogram of
 //!   Beyla metrics, with exact merges and Coral's percentile rule.
 //! - [`json`]: the JSON form of sample traces in DuckDB columns.
+//! - [`sampling`]: trace-consistent sampling from the trace id.
 //! - [`error`]: the error type, [`ModelError`].
 //!
 //! Durations are milliseconds (`f64`); bucket minutes are Unix seconds.
@@ -18,6 +19,7 @@ pub mod bucket;
 pub mod error;
 pub mod histogram;
 pub mod json;
+pub mod sampling;
 pub mod sketch;
 pub mod stats;
 

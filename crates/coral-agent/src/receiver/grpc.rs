@@ -35,14 +35,14 @@ use tonic::{Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::metrics::Counters;
-use crate::pipeline::{IngestError, PartialOutcome, Pipeline};
+use crate::pipeline::{IngestError, OtlpSink, PartialOutcome};
 
 /// Exports decoded concurrently, across all connections.
 pub const MAX_CONCURRENT_REQUESTS: usize = 16;
 
 #[derive(Clone)]
 struct Otlp {
-    pipeline: Arc<Pipeline>,
+    sink: Arc<dyn OtlpSink>,
 }
 
 fn refused(error: IngestError) -> Status {
@@ -69,8 +69,8 @@ impl TraceService for Otlp {
         request: Request<ExportTraceServiceRequest>,
     ) -> Result<Response<ExportTraceServiceResponse>, Status> {
         let outcome = self
-            .pipeline
-            .ingest_traces(request.get_ref())
+            .sink
+            .export_traces(request.get_ref())
             .map_err(refused)?;
         Ok(Response::new(ExportTraceServiceResponse {
             partial_success: partial(outcome, |rejected, message| ExportTracePartialSuccess {
@@ -87,7 +87,10 @@ impl MetricsService for Otlp {
         &self,
         request: Request<ExportMetricsServiceRequest>,
     ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
-        let outcome = self.pipeline.ingest_metrics(request.get_ref());
+        let outcome = self
+            .sink
+            .export_metrics(request.get_ref())
+            .map_err(refused)?;
         Ok(Response::new(ExportMetricsServiceResponse {
             partial_success: partial(outcome, |rejected, message| ExportMetricsPartialSuccess {
                 rejected_data_points: rejected,
@@ -103,7 +106,7 @@ impl LogsService for Otlp {
         &self,
         request: Request<ExportLogsServiceRequest>,
     ) -> Result<Response<ExportLogsServiceResponse>, Status> {
-        let outcome = self.pipeline.ingest_logs(request.get_ref());
+        let outcome = self.sink.export_logs(request.get_ref());
         Ok(Response::new(ExportLogsServiceResponse {
             partial_success: partial(outcome, |rejected, message| ExportLogsPartialSuccess {
                 rejected_log_records: rejected,
@@ -144,14 +147,12 @@ fn map_oversize<B>(mut response: http::Response<B>, counters: &Counters) -> http
 /// Serves OTLP/gRPC on `listener` until `shutdown` is cancelled.
 pub async fn serve(
     listener: TcpListener,
-    pipeline: Arc<Pipeline>,
+    sink: Arc<dyn OtlpSink>,
     max_message_bytes: usize,
     shutdown: CancellationToken,
 ) -> Result<(), tonic::transport::Error> {
-    let otlp = Otlp {
-        pipeline: pipeline.clone(),
-    };
-    let counters = pipeline.counters().clone();
+    let counters = sink.counters().clone();
+    let otlp = Otlp { sink };
     let traces = TraceServiceServer::new(otlp.clone())
         .accept_compressed(CompressionEncoding::Gzip)
         .send_compressed(CompressionEncoding::Gzip)

@@ -42,14 +42,14 @@ use tokio_util::sync::CancellationToken;
 
 use super::grpc::partial;
 use crate::metrics::Counters;
-use crate::pipeline::{IngestError, Pipeline};
+use crate::pipeline::{IngestError, OtlpSink};
 
 /// Requests decoded concurrently; beyond this, 429.
 pub const MAX_CONCURRENT_REQUESTS: usize = 16;
 
 #[derive(Clone)]
 struct HttpState {
-    pipeline: Arc<Pipeline>,
+    sink: Arc<dyn OtlpSink>,
     max_bytes: usize,
     inflight: Arc<Semaphore>,
 }
@@ -146,9 +146,9 @@ fn encode<M: Message + Reply>(encoding: Encoding, message: &M, status: StatusCod
 }
 
 /// The router, for tests and for [`serve`].
-pub fn router(pipeline: Arc<Pipeline>, max_bytes: usize) -> Router {
+pub fn router(sink: Arc<dyn OtlpSink>, max_bytes: usize) -> Router {
     let state = HttpState {
-        pipeline,
+        sink,
         max_bytes,
         inflight: Arc::new(Semaphore::new(MAX_CONCURRENT_REQUESTS)),
     };
@@ -164,18 +164,18 @@ pub fn router(pipeline: Arc<Pipeline>, max_bytes: usize) -> Router {
 /// Serves OTLP/HTTP on `listener` until `shutdown` is cancelled.
 pub async fn serve(
     listener: TcpListener,
-    pipeline: Arc<Pipeline>,
+    sink: Arc<dyn OtlpSink>,
     max_bytes: usize,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(pipeline, max_bytes))
+    axum::serve(listener, router(sink, max_bytes))
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await
 }
 
 async fn traces(State(state): State<HttpState>, headers: HeaderMap, body: Body) -> Response {
     handle::<ExportTraceServiceRequest, _, _>(state, headers, body, "traces", |p, req| {
-        p.ingest_traces(req)
+        p.export_traces(req)
             .map(|outcome| ExportTraceServiceResponse {
                 partial_success: partial(outcome, |rejected, message| ExportTracePartialSuccess {
                     rejected_spans: rejected,
@@ -188,14 +188,15 @@ async fn traces(State(state): State<HttpState>, headers: HeaderMap, body: Body) 
 
 async fn metrics(State(state): State<HttpState>, headers: HeaderMap, body: Body) -> Response {
     handle::<ExportMetricsServiceRequest, _, _>(state, headers, body, "metrics", |p, req| {
-        Ok(ExportMetricsServiceResponse {
-            partial_success: partial(p.ingest_metrics(req), |rejected, message| {
-                ExportMetricsPartialSuccess {
-                    rejected_data_points: rejected,
-                    error_message: message,
-                }
-            }),
-        })
+        p.export_metrics(req)
+            .map(|outcome| ExportMetricsServiceResponse {
+                partial_success: partial(outcome, |rejected, message| {
+                    ExportMetricsPartialSuccess {
+                        rejected_data_points: rejected,
+                        error_message: message,
+                    }
+                }),
+            })
     })
     .await
 }
@@ -203,7 +204,7 @@ async fn metrics(State(state): State<HttpState>, headers: HeaderMap, body: Body)
 async fn logs(State(state): State<HttpState>, headers: HeaderMap, body: Body) -> Response {
     handle::<ExportLogsServiceRequest, _, _>(state, headers, body, "logs", |p, req| {
         Ok(ExportLogsServiceResponse {
-            partial_success: partial(p.ingest_logs(req), |rejected, message| {
+            partial_success: partial(p.export_logs(req), |rejected, message| {
                 ExportLogsPartialSuccess {
                     rejected_log_records: rejected,
                     error_message: message,
@@ -224,9 +225,9 @@ async fn handle<Req, Resp, F>(
 where
     Req: Message + DeserializeOwned + Default,
     Resp: Message + Reply,
-    F: FnOnce(&Pipeline, &Req) -> Result<Resp, IngestError>,
+    F: FnOnce(&dyn OtlpSink, &Req) -> Result<Resp, IngestError>,
 {
-    let counters = state.pipeline.counters().clone();
+    let counters = state.sink.counters().clone();
     let result = async {
         let encoding = content_type(&headers)?;
         let Ok(_permit) = state.inflight.try_acquire() else {
@@ -249,7 +250,7 @@ where
                 )
             })?,
         };
-        match ingest(&state.pipeline, &request) {
+        match ingest(state.sink.as_ref(), &request) {
             Ok(response) => Ok(encode(encoding, &response, StatusCode::OK)),
             Err(IngestError::Throttled { retry_after_secs }) => {
                 Err(throttled(encoding, retry_after_secs))

@@ -7,6 +7,7 @@
 //!   transaction per batch (group commit), assigns `seq_id`s and runs retention;
 //! - **reads** ([`read`]) use cloned connections on the blocking thread pool.
 
+pub mod beyla;
 pub mod read;
 pub mod schema;
 pub mod writer;
@@ -73,6 +74,8 @@ pub struct Database {
     latest_seq: AtomicU64,
     /// Push modes: highest seq_id the colony acknowledged.
     push_acked: AtomicU64,
+    /// Highest committed Beyla seq_id (0 when none).
+    latest_beyla_seq: AtomicU64,
     read_template: std::sync::Mutex<Connection>,
 }
 
@@ -94,6 +97,7 @@ impl Database {
         // per core) are sized for analytics, not for a per-host agent.
         conn.execute_batch("SET threads = 1; SET memory_limit = '64MB';")?;
         conn.execute_batch(schema::DDL)?;
+        conn.execute_batch(beyla::DDL)?;
         let version = metadata(&conn, "schema_version")?;
         match version {
             Some(found) if found != schema::SCHEMA_VERSION => {
@@ -118,12 +122,16 @@ impl Database {
         let acked: u64 = metadata(&conn, "push_acked_seq_id")?
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
+        let next_beyla: u64 = metadata(&conn, "next_beyla_seq_id")?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1);
         let read_template = conn.try_clone()?;
         let db = Arc::new(Database {
             path,
             session_id,
             latest_seq: AtomicU64::new(next.saturating_sub(1)),
             push_acked: AtomicU64::new(acked),
+            latest_beyla_seq: AtomicU64::new(next_beyla.saturating_sub(1)),
             read_template: std::sync::Mutex::new(read_template),
         });
         Ok((db, conn))
@@ -141,6 +149,15 @@ impl Database {
 
     pub(crate) fn set_latest_seq(&self, seq: u64) {
         self.latest_seq.store(seq, Ordering::Release);
+    }
+
+    /// The highest committed Beyla seq_id (the Beyla rows' own sequence).
+    pub fn latest_beyla_seq(&self) -> u64 {
+        self.latest_beyla_seq.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_latest_beyla_seq(&self, seq: u64) {
+        self.latest_beyla_seq.store(seq, Ordering::Release);
     }
 
     /// Push modes: the highest seq_id the colony has acknowledged.

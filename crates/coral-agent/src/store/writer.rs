@@ -20,6 +20,7 @@ use std::time::Instant;
 
 use tokio::sync::OwnedSemaphorePermit;
 
+use super::beyla::BeylaRows;
 use super::{Database, StoreError};
 use crate::metrics::Counters;
 
@@ -39,6 +40,8 @@ pub enum WriteOp {
     Buckets(Vec<Bucket>),
     /// A host sample.
     Host(HostMetrics),
+    /// Beyla histograms and spans (numbered from the Beyla sequence).
+    Beyla(BeylaRows),
     /// Push modes: the colony acknowledged every row up to this seq_id.
     Ack(u64),
     /// Delete rows older than the cutoff, then checkpoint.
@@ -55,6 +58,8 @@ pub struct RetentionRule {
     /// Push modes: rows above the acknowledged seq_id stay until they are
     /// older than this instead (the outbox keeps unsent rows).
     pub keep_unacked_until: Option<SystemTime>,
+    /// Beyla rows older than this go (`beyla.storage_retention_hours`).
+    pub beyla_cutoff: Option<SystemTime>,
 }
 
 /// Handle on the writer thread. Sending [`WriteOp::Close`] (or dropping every
@@ -92,6 +97,7 @@ impl Writer {
 
 fn run(mut conn: Connection, db: Arc<Database>, counters: Arc<Counters>, rx: Receiver<WriteOp>) {
     let mut next_seq = db.latest_seq() + 1;
+    let mut next_beyla = db.latest_beyla_seq() + 1;
     while let Ok(first) = rx.recv() {
         let mut batch = Batch::default();
         batch.absorb(first);
@@ -106,11 +112,29 @@ fn run(mut conn: Connection, db: Arc<Database>, counters: Arc<Counters>, rx: Rec
             spans,
             buckets,
             hosts,
+            beyla,
             permits,
             ack,
             retention,
             close,
         } = batch;
+        if !beyla.is_empty() {
+            match write_beyla(&mut conn, next_beyla, &beyla) {
+                Ok(next) => {
+                    next_beyla = next;
+                    db.set_latest_beyla_seq(next - 1);
+                    counters
+                        .beyla_rows_stored
+                        .fetch_add(beyla.len() as u64, Ordering::Relaxed);
+                }
+                Err(error) => {
+                    counters
+                        .beyla_rows_dropped
+                        .fetch_add(beyla.len() as u64, Ordering::Relaxed);
+                    tracing::error!(%error, rows = beyla.len(), "agent store write of Beyla rows failed, batch lost");
+                }
+            }
+        }
         if !spans.is_empty() || !buckets.is_empty() || !hosts.is_empty() {
             match write_batch(&mut conn, next_seq, &spans, &buckets, &hosts) {
                 Ok(next) => {
@@ -167,6 +191,7 @@ struct Batch {
     spans: Vec<TelemetrySpan>,
     buckets: Vec<Bucket>,
     hosts: Vec<HostMetrics>,
+    beyla: BeylaRows,
     permits: Vec<OwnedSemaphorePermit>,
     ack: Option<u64>,
     retention: Option<RetentionRule>,
@@ -182,6 +207,7 @@ impl Batch {
             }
             WriteOp::Buckets(mut buckets) => self.buckets.append(&mut buckets),
             WriteOp::Host(sample) => self.hosts.push(sample),
+            WriteOp::Beyla(mut rows) => self.beyla.append(&mut rows),
             WriteOp::Ack(seq) => self.ack = Some(self.ack.unwrap_or(0).max(seq)),
             WriteOp::Retention(rule) => self.retention = Some(rule),
             WriteOp::Close => self.close = true,
@@ -318,6 +344,16 @@ fn write_batch(
     Ok(seq)
 }
 
+/// Appends Beyla rows in their own transaction; returns the next free Beyla
+/// seq_id, persisted in the same transaction.
+fn write_beyla(conn: &mut Connection, seq: u64, rows: &BeylaRows) -> Result<u64, duckdb::Error> {
+    let tx = conn.transaction()?;
+    let next = super::beyla::append(&tx, seq, rows)?;
+    super::set_metadata(&tx, "next_beyla_seq_id", &next.to_string())?;
+    tx.commit()?;
+    Ok(next)
+}
+
 fn encode_sketch(sketch: Option<&coral_proto::common::DurationSketch>) -> Vec<u8> {
     use prost::Message;
     sketch.map(Message::encode_to_vec).unwrap_or_default()
@@ -356,6 +392,9 @@ fn apply_retention(
         "DELETE FROM otel_buckets_local WHERE bucket_time < ? AND (NOT ? OR seq_id <= ? OR bucket_time < ?)",
         params![cutoff, keep, acked, hard],
     )? as u64;
+    if let Some(beyla_cutoff) = rule.beyla_cutoff {
+        deleted += super::beyla::retention(conn, micros(beyla_cutoff))?;
+    }
     conn.execute_batch("CHECKPOINT")?;
     Ok(deleted)
 }

@@ -157,6 +157,17 @@ impl Run {
         };
 
         let mut cmd = Command::new(&spec.binary);
+        // The agent's own environment must not override the generated
+        // config (an OTEL_EXPORTER_OTLP_ENDPOINT meant for the agent would
+        // send Beyla's data elsewhere).
+        for (name, _) in std::env::vars_os() {
+            if name
+                .to_str()
+                .is_some_and(crate::config_gen::overrides_generated_config)
+            {
+                cmd.env_remove(&name);
+            }
+        }
         cmd.arg("-config")
             .arg(&config_path)
             .args(&spec.extra_args)

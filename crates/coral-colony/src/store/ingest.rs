@@ -17,6 +17,7 @@
 use coral_proto::common::{HostMetrics, TelemetryBucket, TelemetrySpan};
 use duckdb::{Transaction, params};
 
+use super::beyla::{BeylaPage, TraceSampling};
 use super::{StoreError, merge, now_micros, ts_micros};
 
 /// Which cursor a page advances.
@@ -26,6 +27,9 @@ pub enum Stream {
     Pull,
     /// Rows an agent pushed with `IngestTelemetry`.
     Push,
+    /// Beyla rows the poller pulled with `QueryBeylaMetrics` (their own
+    /// seq_id sequence at the agent).
+    Beyla,
 }
 
 impl Stream {
@@ -34,6 +38,7 @@ impl Stream {
         match self {
             Stream::Pull => "telemetry",
             Stream::Push => "push",
+            Stream::Beyla => "beyla",
         }
     }
 }
@@ -57,12 +62,14 @@ pub struct Page {
     pub spans: Vec<TelemetrySpan>,
     /// Host samples in the range.
     pub hosts: Vec<HostMetrics>,
+    /// Beyla rows in the range (Beyla stream only).
+    pub beyla: BeylaPage,
 }
 
 impl Page {
     /// Rows in the page.
     pub fn rows(&self) -> usize {
-        self.buckets.len() + self.spans.len() + self.hosts.len()
+        self.buckets.len() + self.spans.len() + self.hosts.len() + self.beyla.len()
     }
 }
 
@@ -102,7 +109,11 @@ pub fn read_cursor(
 }
 
 /// Stores `page` and advances its cursor inside `tx` (see the module docs).
-pub fn store_page(tx: &Transaction<'_>, page: &Page) -> Result<PageOutcome, StoreError> {
+pub fn store_page(
+    tx: &Transaction<'_>,
+    page: &Page,
+    sampling: TraceSampling,
+) -> Result<PageOutcome, StoreError> {
     let mut outcome = PageOutcome::default();
     let cursor = match read_cursor(tx, &page.agent_id, page.stream)? {
         Some((session, seq)) if session == page.session_id => seq,
@@ -125,7 +136,9 @@ pub fn store_page(tx: &Transaction<'_>, page: &Page) -> Result<PageOutcome, Stor
     let buckets: Vec<&TelemetryBucket> = page.buckets.iter().filter(|b| fresh(b.seq_id)).collect();
     let spans: Vec<&TelemetrySpan> = page.spans.iter().filter(|s| fresh(s.seq_id)).collect();
     let hosts: Vec<&HostMetrics> = page.hosts.iter().filter(|h| fresh(h.seq_id)).collect();
-    outcome.duplicates = page.rows() - buckets.len() - spans.len() - hosts.len();
+    let mut beyla = page.beyla.clone();
+    beyla.retain(fresh);
+    outcome.duplicates = page.rows() - buckets.len() - spans.len() - hosts.len() - beyla.len();
 
     // Holes in (lower, max_seq]: lower is where this page's knowledge starts.
     // A push page starting above the cursor covers only (start_seq, max_seq]:
@@ -137,6 +150,7 @@ pub fn store_page(tx: &Transaction<'_>, page: &Page) -> Result<PageOutcome, Stor
         .map(|b| b.seq_id)
         .chain(spans.iter().map(|s| s.seq_id))
         .chain(hosts.iter().map(|h| h.seq_id))
+        .chain(beyla.seq_ids())
         .collect();
     present.sort_unstable();
     outcome.gaps = holes(lower, max_seq, &present);
@@ -163,6 +177,14 @@ pub fn store_page(tx: &Transaction<'_>, page: &Page) -> Result<PageOutcome, Stor
     outcome.rejected = merged.rejected;
     outcome.reject_reason = merged.reject_reason;
     outcome.stored = spans.len() + hosts.len() + merged.stored;
+    if !beyla.is_empty() {
+        let b = super::beyla::store(tx, agent_id, &beyla, sampling)?;
+        outcome.stored += b.stored;
+        outcome.rejected += b.rejected;
+        if outcome.reject_reason.is_none() {
+            outcome.reject_reason = b.reject_reason;
+        }
+    }
 
     let new_cursor = cursor.max(max_seq);
     let rows = outcome.stored as u64;

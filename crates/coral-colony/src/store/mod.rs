@@ -5,10 +5,13 @@
 //! records and retention; reads ([`query`]) clone a connection on the blocking
 //! pool.
 
+pub mod beyla;
 pub mod ingest;
 pub mod merge;
 pub mod query;
+pub mod query_beyla;
 pub mod schema;
+pub mod services;
 pub mod writer;
 
 use std::path::{Path, PathBuf};
@@ -95,6 +98,7 @@ impl Database {
         // threads and a bounded buffer pool keep it a good neighbour.
         conn.execute_batch("SET threads = 2; SET memory_limit = '1GB';")?;
         conn.execute_batch(schema::DDL)?;
+        conn.execute_batch(beyla::DDL)?;
         let version: Option<String> = conn
             .query_row(
                 "SELECT value FROM coral_metadata WHERE key = 'schema_version'",

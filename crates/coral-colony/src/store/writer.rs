@@ -13,6 +13,7 @@ use std::time::SystemTime;
 use duckdb::{Connection, params};
 use tokio::sync::oneshot;
 
+use super::beyla::TraceSampling;
 use super::ingest::{Page, PageOutcome, store_page};
 use super::{StoreError, micros, now_micros, ts_micros};
 
@@ -53,6 +54,14 @@ pub struct Cutoffs {
     pub host_metrics: SystemTime,
     /// `gaps`.
     pub gaps: SystemTime,
+    /// `beyla_http_metrics`.
+    pub beyla_http: SystemTime,
+    /// `beyla_grpc_metrics`.
+    pub beyla_grpc: SystemTime,
+    /// `beyla_sql_metrics`.
+    pub beyla_sql: SystemTime,
+    /// `beyla_traces`.
+    pub beyla_traces: SystemTime,
 }
 
 type Reply<T> = oneshot::Sender<Result<T, String>>;
@@ -119,12 +128,16 @@ impl WriterSender {
 }
 
 impl Writer {
-    /// Starts the writer thread on `conn`.
-    pub fn start(conn: Connection) -> std::io::Result<(Writer, WriterSender)> {
+    /// Starts the writer thread on `conn`; Beyla traces are kept per
+    /// `sampling`.
+    pub fn start(
+        conn: Connection,
+        sampling: TraceSampling,
+    ) -> std::io::Result<(Writer, WriterSender)> {
         let (tx, rx) = channel();
         let handle = std::thread::Builder::new()
             .name("coral-colony-writer".into())
-            .spawn(move || run(conn, rx))?;
+            .spawn(move || run(conn, rx, sampling))?;
         Ok((Writer { handle }, WriterSender(tx)))
     }
 
@@ -136,7 +149,7 @@ impl Writer {
     }
 }
 
-fn run(mut conn: Connection, rx: Receiver<WriteOp>) {
+fn run(mut conn: Connection, rx: Receiver<WriteOp>, sampling: TraceSampling) {
     let mut open = true;
     while open {
         let Ok(first) = rx.recv() else { break };
@@ -164,7 +177,7 @@ fn run(mut conn: Connection, rx: Receiver<WriteOp>) {
             }
         }
         if !pages.is_empty() {
-            commit_pages(&mut conn, pages);
+            commit_pages(&mut conn, pages, sampling);
         }
     }
     if let Err(error) = conn.execute_batch("CHECKPOINT") {
@@ -172,13 +185,17 @@ fn run(mut conn: Connection, rx: Receiver<WriteOp>) {
     }
 }
 
-fn commit_pages(conn: &mut Connection, pages: Vec<(Page, Reply<PageOutcome>)>) {
+fn commit_pages(
+    conn: &mut Connection,
+    pages: Vec<(Page, Reply<PageOutcome>)>,
+    sampling: TraceSampling,
+) {
     if pages.len() > 1 {
         let attempt = (|| -> Result<Vec<PageOutcome>, StoreError> {
             let tx = conn.transaction()?;
             let mut outcomes = Vec::with_capacity(pages.len());
             for (page, _) in &pages {
-                outcomes.push(store_page(&tx, page)?);
+                outcomes.push(store_page(&tx, page, sampling)?);
             }
             tx.commit()?;
             Ok(outcomes)
@@ -199,7 +216,7 @@ fn commit_pages(conn: &mut Connection, pages: Vec<(Page, Reply<PageOutcome>)>) {
         let (agent, rows) = (page.agent_id.clone(), page.rows());
         let result = (|| -> Result<PageOutcome, StoreError> {
             let tx = conn.transaction()?;
-            let outcome = store_page(&tx, &page)?;
+            let outcome = store_page(&tx, &page, sampling)?;
             tx.commit()?;
             Ok(outcome)
         })();
@@ -252,6 +269,22 @@ fn retention(conn: &Connection, c: &Cutoffs) -> Result<u64, StoreError> {
             c.host_metrics,
         ),
         ("DELETE FROM gaps WHERE detected_at < ?", c.gaps),
+        (
+            "DELETE FROM beyla_http_metrics WHERE minute < ?",
+            c.beyla_http,
+        ),
+        (
+            "DELETE FROM beyla_grpc_metrics WHERE minute < ?",
+            c.beyla_grpc,
+        ),
+        (
+            "DELETE FROM beyla_sql_metrics WHERE minute < ?",
+            c.beyla_sql,
+        ),
+        (
+            "DELETE FROM beyla_traces WHERE start_time < ?",
+            c.beyla_traces,
+        ),
     ] {
         deleted += conn.execute(sql, params![ts_micros(micros(cutoff))])? as u64;
     }

@@ -1,0 +1,195 @@
+//! Reads of the colony's Beyla tables for `QueryBeyla`. Blocking.
+//!
+//! Metrics come back one row per (minute, agent, series) as stored (parts
+//! already merged); callers merge further (per route across minutes, agents
+//! and status codes) with `coral_model::Histogram::merge`. Traces come back
+//! whole: every span of each selected trace, from every agent.
+
+use coral_proto::colony::{QueryBeylaRequest, QueryBeylaResponse};
+use coral_proto::common::{
+    BeylaGrpcMetric, BeylaHttpMetric, BeylaSqlMetric, BeylaTraceSpan, LatencyHistogram,
+};
+use duckdb::types::Value;
+use duckdb::{Connection, Row, params_from_iter};
+use prost::Message;
+
+use super::{StoreError, ts_micros};
+
+/// Default number of traces when `max_traces` is 0.
+pub const DEFAULT_MAX_TRACES: u32 = 20;
+/// Upper bound on traces per request.
+pub const MAX_TRACES: u32 = 1_000;
+
+/// `WHERE` conditions on service and time, with their arguments.
+fn filters(req: &QueryBeylaRequest, time_col: &str) -> (String, Vec<Value>) {
+    let mut sql = String::from("true");
+    let mut args = Vec::new();
+    if !req.service_names.is_empty() {
+        sql.push_str(&format!(
+            " AND service_name IN ({})",
+            vec!["?"; req.service_names.len()].join(", ")
+        ));
+        args.extend(req.service_names.iter().map(|s| Value::Text(s.clone())));
+    }
+    if req.start_time_unix_ms > 0 {
+        sql.push_str(&format!(" AND {time_col} >= ?"));
+        args.push(ts_micros(req.start_time_unix_ms * 1_000));
+    }
+    if req.end_time_unix_ms > 0 {
+        sql.push_str(&format!(" AND {time_col} < ?"));
+        args.push(ts_micros(req.end_time_unix_ms * 1_000));
+    }
+    (sql, args)
+}
+
+fn latency(row: &Row<'_>, index: usize) -> Result<Option<LatencyHistogram>, duckdb::Error> {
+    let bytes: Vec<u8> = row.get(index)?;
+    LatencyHistogram::decode(bytes.as_slice())
+        .map(Some)
+        .map_err(|e| {
+            duckdb::Error::FromSqlConversionFailure(index, duckdb::types::Type::Blob, Box::new(e))
+        })
+}
+
+fn attributes(
+    row: &Row<'_>,
+    index: usize,
+) -> Result<std::collections::HashMap<String, String>, duckdb::Error> {
+    Ok(serde_json::from_str(&row.get::<_, String>(index)?).unwrap_or_default())
+}
+
+/// Answers `QueryBeyla`.
+pub fn query(conn: &Connection, req: &QueryBeylaRequest) -> Result<QueryBeylaResponse, StoreError> {
+    let mut response = QueryBeylaResponse::default();
+    let wants = |t: &str| req.metric_types.is_empty() || req.metric_types.iter().any(|m| m == t);
+    if req.trace_id.is_empty() {
+        let (where_, args) = filters(req, "minute");
+        if wants("http") {
+            response.http_metrics = conn
+                .prepare(&format!(
+                    "SELECT epoch(minute)::BIGINT, agent_id, service_name, kind, http_method, \
+                     http_route, http_status_code, latency, attributes FROM beyla_http_metrics \
+                     WHERE {where_} ORDER BY minute, agent_id, service_name, http_route"
+                ))?
+                .query_map(params_from_iter(args.iter()), |r| {
+                    Ok(BeylaHttpMetric {
+                        minute: r.get(0)?,
+                        agent_id: r.get(1)?,
+                        service_name: r.get(2)?,
+                        kind: r.get(3)?,
+                        http_method: r.get(4)?,
+                        http_route: r.get(5)?,
+                        http_status_code: r.get(6)?,
+                        latency: latency(r, 7)?,
+                        attributes: attributes(r, 8)?,
+                        seq_id: 0,
+                    })
+                })?
+                .collect::<Result<_, _>>()?;
+        }
+        if wants("grpc") {
+            response.grpc_metrics = conn
+                .prepare(&format!(
+                    "SELECT epoch(minute)::BIGINT, agent_id, service_name, kind, rpc_system, \
+                     grpc_method, grpc_status_code, latency, attributes FROM beyla_grpc_metrics \
+                     WHERE {where_} ORDER BY minute, agent_id, service_name, grpc_method"
+                ))?
+                .query_map(params_from_iter(args.iter()), |r| {
+                    Ok(BeylaGrpcMetric {
+                        minute: r.get(0)?,
+                        agent_id: r.get(1)?,
+                        service_name: r.get(2)?,
+                        kind: r.get(3)?,
+                        rpc_system: r.get(4)?,
+                        grpc_method: r.get(5)?,
+                        grpc_status_code: r.get(6)?,
+                        latency: latency(r, 7)?,
+                        attributes: attributes(r, 8)?,
+                        seq_id: 0,
+                    })
+                })?
+                .collect::<Result<_, _>>()?;
+        }
+        if wants("sql") {
+            response.sql_metrics = conn
+                .prepare(&format!(
+                    "SELECT epoch(minute)::BIGINT, agent_id, service_name, db_system, \
+                     sql_operation, table_name, error_count, latency, attributes \
+                     FROM beyla_sql_metrics WHERE {where_} \
+                     ORDER BY minute, agent_id, service_name, sql_operation, table_name"
+                ))?
+                .query_map(params_from_iter(args.iter()), |r| {
+                    Ok(BeylaSqlMetric {
+                        minute: r.get(0)?,
+                        agent_id: r.get(1)?,
+                        service_name: r.get(2)?,
+                        db_system: r.get(3)?,
+                        sql_operation: r.get(4)?,
+                        table_name: r.get(5)?,
+                        error_count: r.get(6)?,
+                        latency: latency(r, 7)?,
+                        attributes: attributes(r, 8)?,
+                        seq_id: 0,
+                    })
+                })?
+                .collect::<Result<_, _>>()?;
+        }
+    }
+    if req.include_traces || !req.trace_id.is_empty() {
+        response.trace_spans = traces(conn, req)?;
+    }
+    Ok(response)
+}
+
+const SPAN_COLUMNS: &str = "t.agent_id, t.seq_id, t.trace_id, t.span_id, t.parent_span_id, \
+     t.service_name, t.span_name, t.span_kind, t.start_time_ns, t.duration_us, t.status_code, \
+     t.is_error, t.attributes";
+
+fn span_row(r: &Row<'_>) -> Result<BeylaTraceSpan, duckdb::Error> {
+    Ok(BeylaTraceSpan {
+        agent_id: r.get(0)?,
+        seq_id: r.get(1)?,
+        trace_id: r.get(2)?,
+        span_id: r.get(3)?,
+        parent_span_id: r.get(4)?,
+        service_name: r.get(5)?,
+        span_name: r.get(6)?,
+        span_kind: r.get(7)?,
+        start_time_unix_nano: r.get(8)?,
+        duration_us: r.get(9)?,
+        status_code: r.get(10)?,
+        is_error: r.get(11)?,
+        attributes_json: r.get(12)?,
+    })
+}
+
+/// The spans of one trace, or of the slowest matching traces.
+fn traces(conn: &Connection, req: &QueryBeylaRequest) -> Result<Vec<BeylaTraceSpan>, StoreError> {
+    if !req.trace_id.is_empty() {
+        let spans = conn
+            .prepare(&format!(
+                "SELECT {SPAN_COLUMNS} FROM beyla_traces t WHERE trace_id = ? \
+                 ORDER BY start_time_ns, agent_id, span_id"
+            ))?
+            .query_map([req.trace_id.to_ascii_lowercase()], span_row)?
+            .collect::<Result<_, _>>()?;
+        return Ok(spans);
+    }
+    let max = match req.max_traces {
+        0 => DEFAULT_MAX_TRACES,
+        n => n.min(MAX_TRACES),
+    };
+    let (where_, mut args) = filters(req, "start_time");
+    args.push(Value::BigInt(req.min_duration_us));
+    let spans = conn
+        .prepare(&format!(
+            "WITH picked AS (SELECT trace_id, max(duration_us) AS longest FROM beyla_traces \
+             WHERE {where_} GROUP BY trace_id HAVING max(duration_us) >= ? \
+             ORDER BY longest DESC, trace_id LIMIT {max}) \
+             SELECT {SPAN_COLUMNS} FROM beyla_traces t JOIN picked p USING (trace_id) \
+             ORDER BY p.longest DESC, t.trace_id, t.start_time_ns, t.agent_id, t.span_id"
+        ))?
+        .query_map(params_from_iter(args.iter()), span_row)?
+        .collect::<Result<_, _>>()?;
+    Ok(spans)
+}

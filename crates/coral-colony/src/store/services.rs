@@ -1,0 +1,148 @@
+//! `ListServices`: every service seen in a window, with requests, errors and
+//! p95 from Beyla (server-side HTTP and gRPC histograms merged) and from OTLP
+//! (SERVER and CONSUMER summaries, sketches merged; all kinds when a service
+//! has neither), so a user knows what to ask about. Blocking.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use coral_model::{DurationSketch, Histogram, Quantile};
+use coral_proto::colony::{ListServicesRequest, ServiceSummary};
+use coral_proto::common::LatencyHistogram;
+use duckdb::Connection;
+use duckdb::types::Value;
+use prost::Message;
+
+use super::{StoreError, ts_micros};
+
+fn window(req: &ListServicesRequest, col: &str) -> (String, Vec<Value>) {
+    let mut sql = String::from("true");
+    let mut args = Vec::new();
+    if req.start_time_unix_ms > 0 {
+        sql.push_str(&format!(" AND {col} >= ?"));
+        args.push(ts_micros(req.start_time_unix_ms * 1_000));
+    }
+    if req.end_time_unix_ms > 0 {
+        sql.push_str(&format!(" AND {col} < ?"));
+        args.push(ts_micros(req.end_time_unix_ms * 1_000));
+    }
+    (sql, args)
+}
+
+#[derive(Default)]
+struct BeylaAcc {
+    requests: u64,
+    errors: u64,
+    latency: Histogram,
+    agents: BTreeSet<String>,
+}
+
+#[derive(Default)]
+struct OtlpAcc {
+    requests: u64,
+    errors: u64,
+    sketch: Option<DurationSketch>,
+    agents: BTreeSet<String>,
+    entry: bool,
+}
+
+/// Answers `ListServices`.
+pub fn services(
+    conn: &Connection,
+    req: &ListServicesRequest,
+) -> Result<Vec<ServiceSummary>, StoreError> {
+    let mut beyla: BTreeMap<String, BeylaAcc> = BTreeMap::new();
+    let (where_, args) = window(req, "minute");
+    for (table, error_if) in [
+        ("beyla_http_metrics", "http_status_code >= 500"),
+        ("beyla_grpc_metrics", "grpc_status_code <> 0"),
+    ] {
+        let mut stmt = conn.prepare(&format!(
+            "SELECT service_name, agent_id, latency, {error_if} FROM {table} \
+             WHERE kind = 'server' AND {where_}"
+        ))?;
+        let mut rows = stmt.query(duckdb::params_from_iter(args.iter()))?;
+        while let Some(r) = rows.next()? {
+            let blob: Vec<u8> = r.get(2)?;
+            let Some(h) = LatencyHistogram::decode(blob.as_slice())
+                .ok()
+                .and_then(|p| Histogram::from_proto(&p).ok())
+            else {
+                continue;
+            };
+            let acc = beyla.entry(r.get(0)?).or_default();
+            acc.agents.insert(r.get(1)?);
+            acc.requests += h.count;
+            if r.get::<_, bool>(3)? {
+                acc.errors += h.count;
+            }
+            acc.latency.merge(&h);
+        }
+    }
+
+    let mut otlp: BTreeMap<String, (OtlpAcc, OtlpAcc)> = BTreeMap::new();
+    let (where_, args) = window(req, "bucket_time");
+    let mut stmt = conn.prepare(&format!(
+        "SELECT service_name, agent_id, span_kind, total_spans, error_count, sketch \
+         FROM otel_spans WHERE {where_}"
+    ))?;
+    let mut rows = stmt.query(duckdb::params_from_iter(args.iter()))?;
+    while let Some(r) = rows.next()? {
+        let kind: String = r.get(2)?;
+        let (entry, all) = otlp.entry(r.get(0)?).or_default();
+        let entry_kind = kind == "SERVER" || kind == "CONSUMER";
+        let blob: Vec<u8> = r.get(5)?;
+        let sketch = DurationSketch::decode(&blob).ok();
+        let agent: String = r.get(1)?;
+        let (total, errors): (i64, i64) = (r.get(3)?, r.get(4)?);
+        for acc in [Some(&mut *all), entry_kind.then_some(&mut *entry)]
+            .into_iter()
+            .flatten()
+        {
+            acc.entry = true;
+            acc.agents.insert(agent.clone());
+            acc.requests += total.max(0) as u64;
+            acc.errors += errors.max(0) as u64;
+            if let Some(s) = &sketch {
+                match &mut acc.sketch {
+                    Some(merged) => {
+                        let _ = merged.merge(s);
+                    }
+                    None => acc.sketch = Some(s.clone()),
+                }
+            }
+        }
+    }
+
+    let rate = |e: u64, n: u64| if n > 0 { e as f64 / n as f64 } else { 0.0 };
+    let mut out = Vec::new();
+    let names: BTreeSet<&String> = beyla.keys().chain(otlp.keys()).collect();
+    for name in names {
+        if let Some(b) = beyla.get(name) {
+            let p95 = b.latency.quantile(0.95);
+            out.push(ServiceSummary {
+                service_name: name.clone(),
+                source: "beyla".into(),
+                requests: b.requests,
+                errors: b.errors,
+                error_rate: rate(b.errors, b.requests),
+                p95_ms: p95.map(Quantile::ms),
+                p95_above_last_bound: matches!(p95, Some(Quantile::Above(_))),
+                agents: b.agents.iter().cloned().collect(),
+            });
+        }
+        if let Some((entry, all)) = otlp.get(name) {
+            let o = if entry.entry { entry } else { all };
+            out.push(ServiceSummary {
+                service_name: name.clone(),
+                source: "otlp".into(),
+                requests: o.requests,
+                errors: o.errors,
+                error_rate: rate(o.errors, o.requests),
+                p95_ms: o.sketch.as_ref().and_then(|s| s.quantile(0.95)),
+                p95_above_last_bound: false,
+                agents: o.agents.iter().cloned().collect(),
+            });
+        }
+    }
+    Ok(out)
+}
