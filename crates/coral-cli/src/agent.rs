@@ -5,11 +5,12 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::Args;
+use coral_agent::AgentOptions;
 use coral_config::{AgentConfig, AgentMode, AgentOverrides, LogFormat};
 
 /// Options of `coral agent serve` (and `coral up`). Flags override the
 /// configuration file and `CORAL_*` environment variables.
-#[derive(Args, Debug, Default)]
+#[derive(Args, Debug, Default, Clone)]
 pub struct ServeArgs {
     /// Agent configuration file (YAML).
     #[arg(long, short = 'c', value_name = "FILE")]
@@ -77,7 +78,28 @@ impl ServeArgs {
         self,
         env: &std::collections::HashMap<String, String>,
     ) -> anyhow::Result<AgentConfig> {
-        let overrides = AgentOverrides {
+        let path = self.config.clone();
+        Ok(AgentConfig::load(path.as_deref(), env, &self.overrides())?)
+    }
+
+    /// How the agent finds Beyla and reloads its `beyla:` section when the
+    /// config file changes (same file, environment and flags).
+    pub fn options(&self, env: &std::collections::HashMap<String, String>) -> AgentOptions {
+        let mut options = AgentOptions::default();
+        options.beyla.coral_home = coral_config::coral_home(env);
+        if let Some(path) = self.config.clone() {
+            let (env, overrides) = (env.clone(), self.clone().overrides());
+            options.beyla.reload = Some(std::sync::Arc::new(move || {
+                AgentConfig::load(Some(&path), &env, &overrides)
+                    .map(|c| c.beyla)
+                    .map_err(|e| e.to_string())
+            }));
+        }
+        options
+    }
+
+    fn overrides(self) -> AgentOverrides {
+        AgentOverrides {
             agent_id: self.agent_id,
             data_dir: self.data_dir,
             mode: self.mode,
@@ -89,17 +111,17 @@ impl ServeArgs {
             token: self.token,
             log_format: self.log_format,
             log_level: self.log_level,
-        };
-        Ok(AgentConfig::load(self.config.as_deref(), env, &overrides)?)
+        }
     }
 }
 
 /// Loads the configuration, runs the agent until a signal, then shuts down.
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let env: std::collections::HashMap<String, String> = std::env::vars().collect();
+    let options = args.options(&env);
     let config = args.load(&env)?;
     crate::logging::init(config.log.format, &config.log.level)?;
-    let agent = coral_agent::start(&config)
+    let agent = coral_agent::start_with(&config, options)
         .await
         .context("cannot start the coral agent")?;
     let a = agent.addrs;
@@ -111,10 +133,21 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         a.api,
         a.admin
     );
+    println!("{}", beyla_line(&agent));
     wait_for_signal().await;
     eprintln!("shutting down: flushing open minutes and closing the database…");
     agent.shutdown().await;
     Ok(())
+}
+
+/// One line on Beyla for the start banner.
+pub fn beyla_line(agent: &coral_agent::RunningAgent) -> String {
+    let b = agent.api.status().beyla.unwrap_or_default();
+    if b.state == "disabled" {
+        format!("Beyla: off — {} (OTLP ingestion is unaffected)", b.reason)
+    } else {
+        format!("Beyla: {} — {} ({})", b.state, b.summary, b.binary)
+    }
 }
 
 /// Waits for Ctrl-C or SIGTERM.

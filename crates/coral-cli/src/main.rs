@@ -4,13 +4,18 @@
 //!   process, OTLP on 127.0.0.1:4317/4318, data under `$CORAL_HOME`.
 //! - `coral agent serve` / `coral colony serve` — the two roles on their own.
 //! - `coral agents`, `coral query otel|host` — read from a colony.
+//! - `coral beyla install|check` — put Beyla where the agent finds it, and
+//!   say whether this host can run it.
 
 mod agent;
+mod beyla;
+mod beyla_views;
 mod client;
 mod colony;
 mod logging;
 mod output;
 mod query;
+mod trace_views;
 mod up;
 mod views;
 
@@ -42,6 +47,16 @@ enum Command {
         #[command(subcommand)]
         command: ColonyCommand,
     },
+    /// Install Beyla (eBPF auto-instrumentation) and check this host.
+    Beyla {
+        #[command(subcommand)]
+        command: BeylaCommand,
+    },
+    /// Print a shell completion script (e.g. `coral completions bash > /etc/bash_completion.d/coral`).
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
     /// List the colony's agents: health, last poll, lag and gaps.
     Agents(query::AgentsArgs),
     /// Query the colony.
@@ -64,15 +79,49 @@ enum ColonyCommand {
 }
 
 #[derive(Subcommand)]
+enum BeylaCommand {
+    /// Unpack an official Beyla release tarball into $CORAL_HOME/bin/beyla
+    /// and check that it runs.
+    Install(beyla::InstallArgs),
+    /// Show which Beyla binary the agent would run and what this host's
+    /// kernel and capabilities allow.
+    Check(beyla::CheckArgs),
+}
+
+#[derive(Subcommand)]
 enum QueryCommand {
     /// 1-minute OTLP span summaries of a service (RED per minute and kind).
     Otel(query::OtelArgs),
     /// A service's span p99 next to its hosts' CPU, memory and network.
     Host(query::HostArgs),
+    /// Every service in the window, with requests, errors and P95 from Beyla and OTLP.
+    Services(query::ServicesArgs),
+    /// Beyla RED metrics of a service (HTTP routes, gRPC methods, SQL operations).
+    Beyla {
+        #[command(subcommand)]
+        command: BeylaQueryCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum BeylaQueryCommand {
+    /// HTTP routes: requests, P50/P95/P99 and errors (status ≥ 500).
+    Http(query::BeylaArgs),
+    /// gRPC methods: calls, P50/P95/P99 and errors (status other than OK).
+    Grpc(query::BeylaArgs),
+    /// Database and messaging operations: queries, P50/P95/P99 and errors.
+    Sql(query::BeylaArgs),
+    /// One trace as a tree (--trace-id), or a service's slowest traces.
+    Traces(query::TracesArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Completions { shell } = cli.command {
+        use clap::CommandFactory;
+        clap_complete::generate(shell, &mut Cli::command(), "coral", &mut std::io::stdout());
+        return ExitCode::SUCCESS;
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -92,10 +141,28 @@ fn main() -> ExitCode {
             Command::Colony {
                 command: ColonyCommand::Serve(args),
             } => colony::serve(args).await,
+            Command::Beyla { command } => match command {
+                BeylaCommand::Install(args) => beyla::install(args).await,
+                BeylaCommand::Check(args) => beyla::check(args).await,
+            },
+            Command::Completions { .. } => Ok(()),
             Command::Agents(args) => query::agents(args).await,
             Command::Query { command } => match command {
                 QueryCommand::Otel(args) => query::otel(args).await,
                 QueryCommand::Host(args) => query::host(args).await,
+                QueryCommand::Services(args) => query::services(args).await,
+                QueryCommand::Beyla { command } => match command {
+                    BeylaQueryCommand::Http(args) => {
+                        query::beyla(args, beyla_views::Family::Http).await
+                    }
+                    BeylaQueryCommand::Grpc(args) => {
+                        query::beyla(args, beyla_views::Family::Grpc).await
+                    }
+                    BeylaQueryCommand::Sql(args) => {
+                        query::beyla(args, beyla_views::Family::Sql).await
+                    }
+                    BeylaQueryCommand::Traces(args) => query::traces(args).await,
+                },
             },
         }
     });

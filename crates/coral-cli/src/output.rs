@@ -41,6 +41,29 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
+/// Renders rows as columns separated by ` | `, padded to align (the layout
+/// of the Beyla RED tables).
+pub fn piped_table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            widths[i] = widths[i].max(cell.chars().count());
+        }
+    }
+    let line = |cells: &mut dyn Iterator<Item = &str>| {
+        let padded: Vec<String> = cells
+            .enumerate()
+            .map(|(i, c)| format!("{c}{}", " ".repeat(widths[i] - c.chars().count())))
+            .collect();
+        format!("{}\n", padded.join(" | ").trim_end())
+    };
+    let mut out = line(&mut headers.iter().copied());
+    for row in rows {
+        out.push_str(&line(&mut row.iter().map(String::as_str)));
+    }
+    out
+}
+
 /// Renders rows as CSV (RFC 4180 quoting).
 pub fn csv(headers: &[&str], rows: &[Vec<String>]) -> String {
     let quote = |cell: &str| {
@@ -131,6 +154,12 @@ pub fn rate(errors: i64, total: i64) -> f64 {
 pub fn rfc3339(unix: i64) -> String {
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix.max(0) as u64);
     humantime::format_rfc3339_seconds(t).to_string()
+}
+
+/// Unix nanoseconds as RFC 3339 UTC with microseconds.
+pub fn rfc3339_nanos(unix_ns: i64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(unix_ns.max(0) as u64);
+    humantime::format_rfc3339_micros(t).to_string()
 }
 
 /// Unix seconds as "YYYY-MM-DD HH:MM" (UTC) for tables.

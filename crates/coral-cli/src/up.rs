@@ -49,6 +49,8 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         .await
         .context("cannot start the coral colony")?;
     agent_args.colony_endpoint = Some(format!("http://{}", colony.addr));
+    let mut options = agent_args.options(&env);
+    options.colony_ports = vec![colony.addr.port()];
     let agent_config = match agent_args.load(&env) {
         Ok(config) => config,
         Err(error) => {
@@ -56,7 +58,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
             return Err(error);
         }
     };
-    let agent = match coral_agent::start(&agent_config).await {
+    let agent = match coral_agent::start_with(&agent_config, options).await {
         Ok(agent) => agent,
         Err(error) => {
             colony.shutdown().await;
@@ -83,6 +85,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     println!("  colony API:  {}", colony.addr);
     println!("  agent API:   {}", a.api);
     println!("  metrics:     http://{}/metrics", a.admin);
+    println!("  {}", crate::agent::beyla_line(&agent));
     if let Some(grpc) = a.otlp_grpc {
         println!();
         println!("Point an OpenTelemetry SDK at it:");

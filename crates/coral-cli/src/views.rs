@@ -266,6 +266,14 @@ pub fn render_agents(r: &ListAgentsResponse, format: Format) -> String {
                         "last_poll_error": a.last_poll_error, "session_id": a.session_id,
                         "cursor_seq_id": a.cursor_seq_id, "agent_latest_seq_id": a.agent_latest_seq_id,
                         "lag_rows": a.lag_rows, "gap_count": a.gap_count, "rows_received": a.rows_received,
+                        "beyla": a.beyla.as_ref().map(|b| json!({
+                            "mode": b.mode, "state": b.state, "summary": b.summary,
+                            "reason": b.reason, "version": b.version, "restarts": b.restarts,
+                            "last_error": b.last_error, "protocols": b.supported_protocols,
+                            "tracing": b.tracing_enabled, "kernel": b.kernel,
+                        })),
+                        "beyla_cursor_seq_id": a.beyla_cursor_seq_id,
+                        "beyla_latest_seq_id": a.beyla_latest_seq_id,
                     })
                 })
                 .collect();
@@ -289,6 +297,7 @@ pub fn render_agents(r: &ListAgentsResponse, format: Format) -> String {
                         a.gap_count.to_string(),
                         a.rows_received.to_string(),
                         a.last_poll_error.clone(),
+                        beyla_note(a).unwrap_or_default(),
                     ]
                 })
                 .collect();
@@ -305,6 +314,7 @@ pub fn render_agents(r: &ListAgentsResponse, format: Format) -> String {
                     "gap_count",
                     "rows_received",
                     "last_poll_error",
+                    "beyla",
                 ],
                 &rows,
             )
@@ -354,9 +364,40 @@ pub fn render_agents(r: &ListAgentsResponse, format: Format) -> String {
                     a.agent_id, a.last_poll_error
                 ));
             }
+            for a in &r.agents {
+                if let Some(note) = beyla_note(a).filter(|_| {
+                    a.beyla
+                        .as_ref()
+                        .is_some_and(|b| b.mode != "full" || b.state != "running")
+                }) {
+                    out.push_str(&format!("\n{}: {note}\n", a.agent_id));
+                }
+            }
             out
         }
     }
+}
+
+/// One line on an agent's Beyla: its mode summary, or what went wrong.
+fn beyla_note(a: &coral_proto::colony::AgentInfo) -> Option<String> {
+    let b = a.beyla.as_ref()?;
+    Some(match b.state.as_str() {
+        "failed" => format!(
+            "Beyla failed after {} restart(s): {}",
+            b.restarts,
+            if b.last_error.is_empty() {
+                "no error reported"
+            } else {
+                &b.last_error
+            }
+        ),
+        "restarting" => format!(
+            "Beyla restarting ({} restart(s)); last error: {}",
+            b.restarts, b.last_error
+        ),
+        _ if !b.summary.is_empty() => b.summary.clone(),
+        state => format!("Beyla {state}"),
+    })
 }
 
 #[cfg(test)]
@@ -457,5 +498,61 @@ Agent   Health    Mode   Endpoint              Last seen             Last poll  
 web-01  degraded  agent  http://10.0.0.5:9001  2027-01-15T08:00:00Z  -          1.5k  1     12\n\n\
 web-01: last poll failed: connection refused\n";
         assert_eq!(render_agents(&r, Format::Table), expected);
+    }
+
+    #[test]
+    fn agents_table_explains_limited_or_failed_beyla() {
+        use coral_proto::common::BeylaCapabilities;
+        let agent = |id: &str, beyla: BeylaCapabilities| AgentInfo {
+            agent_id: id.into(),
+            health: "healthy".into(),
+            mode: "agent".into(),
+            beyla: Some(beyla),
+            ..Default::default()
+        };
+        let r = ListAgentsResponse {
+            colony_id: "main".into(),
+            agents: vec![
+                agent(
+                    "payments-api",
+                    BeylaCapabilities {
+                        mode: "limited".into(),
+                        state: "running".into(),
+                        summary: "Beyla limited (kernel 4.15), HTTP metrics only".into(),
+                        ..Default::default()
+                    },
+                ),
+                agent(
+                    "web-01",
+                    BeylaCapabilities {
+                        mode: "full".into(),
+                        state: "running".into(),
+                        summary: "Beyla full (kernel 6.1)".into(),
+                        ..Default::default()
+                    },
+                ),
+                agent(
+                    "web-02",
+                    BeylaCapabilities {
+                        mode: "full".into(),
+                        state: "failed".into(),
+                        restarts: 5,
+                        last_error: "Beyla ended with exit code 1".into(),
+                        ..Default::default()
+                    },
+                ),
+            ],
+        };
+        let table = render_agents(&r, Format::Table);
+        assert!(table.ends_with(
+            "\npayments-api: Beyla limited (kernel 4.15), HTTP metrics only\n\nweb-02: Beyla failed after 5 restart(s): Beyla ended with exit code 1\n"
+        ), "{table}");
+        assert!(
+            !table.contains("web-01: Beyla"),
+            "a healthy, full Beyla is not noted"
+        );
+        let json: serde_json::Value =
+            serde_json::from_str(&render_agents(&r, Format::Json)).unwrap();
+        assert_eq!(json["agents"][0]["beyla"]["mode"], "limited");
     }
 }
