@@ -15,6 +15,7 @@ mod colony;
 mod logging;
 mod output;
 mod query;
+mod tap;
 mod trace_views;
 mod up;
 mod views;
@@ -52,6 +53,9 @@ enum Command {
         #[command(subcommand)]
         command: BeylaCommand,
     },
+    /// Watch a service live: Beyla requests/s, P95 and errors per route and
+    /// recent slow traces, saved under ./tap-sessions/ when done.
+    Tap(tap::TapArgs),
     /// Print a shell completion script (e.g. `coral completions bash > /etc/bash_completion.d/coral`).
     Completions {
         /// bash, zsh, fish, elvish or powershell.
@@ -146,6 +150,7 @@ fn main() -> ExitCode {
                 BeylaCommand::Check(args) => beyla::check(args).await,
             },
             Command::Completions { .. } => Ok(()),
+            Command::Tap(args) => tap::tap(args).await,
             Command::Agents(args) => query::agents(args).await,
             Command::Query { command } => match command {
                 QueryCommand::Otel(args) => query::otel(args).await,

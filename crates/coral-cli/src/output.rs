@@ -2,6 +2,60 @@
 //! programs. Tables humanize numbers; JSON and CSV keep them exact.
 
 use std::fmt::Write as _;
+use std::io::IsTerminal as _;
+use std::sync::OnceLock;
+
+/// ANSI red.
+pub const RED: &str = "31";
+
+/// Color is used only when stdout is a terminal and `NO_COLOR` is unset (or
+/// empty), so piped output stays plain and stable.
+pub fn color_enabled() -> bool {
+    static ENABLED: OnceLock<bool> = OnceLock::new();
+    *ENABLED.get_or_init(|| {
+        std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+    })
+}
+
+/// `text` in `style` when `cond` holds and color is enabled.
+pub fn paint_if(cond: bool, style: &str, text: &str) -> String {
+    if cond && color_enabled() {
+        format!("\x1b[{style}m{text}\x1b[0m")
+    } else {
+        text.to_owned()
+    }
+}
+
+/// Awaits `work`; if it takes longer than a second and stderr is a
+/// terminal, shows a spinner with `label` on stderr meanwhile.
+pub async fn with_progress<T>(label: &str, work: impl std::future::Future<Output = T>) -> T {
+    if !std::io::stderr().is_terminal() {
+        return work.await;
+    }
+    tokio::pin!(work);
+    let mut shown = false;
+    let frames = ['|', '/', '-', '\\'];
+    let mut tick = tokio::time::interval_at(
+        tokio::time::Instant::now() + std::time::Duration::from_secs(1),
+        std::time::Duration::from_millis(120),
+    );
+    let mut n = 0usize;
+    loop {
+        tokio::select! {
+            out = &mut work => {
+                if shown {
+                    eprint!("\r\x1b[2K");
+                }
+                return out;
+            }
+            _ = tick.tick() => {
+                shown = true;
+                eprint!("\r{} {label}…", frames[n % frames.len()]);
+                n += 1;
+            }
+        }
+    }
+}
 
 /// Output format (`-o`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]

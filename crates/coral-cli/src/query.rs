@@ -13,7 +13,7 @@ use coral_proto::colony::{
 use crate::beyla_views::{self, Family, HttpFilter};
 
 use crate::client::ColonyArgs;
-use crate::output::Format;
+use crate::output::{self, Format};
 use crate::views;
 
 /// The time window of a query.
@@ -88,17 +88,19 @@ pub struct OtelArgs {
 pub async fn otel(args: OtelArgs) -> anyhow::Result<()> {
     let (from, to) = args.window.resolve()?;
     let mut client = args.colony.client()?;
-    let response = client
-        .query_otel_summaries(QueryOtelSummariesRequest {
+    let response = output::with_progress(
+        "waiting for the colony",
+        client.query_otel_summaries(QueryOtelSummariesRequest {
             service_name: args.service.clone(),
             from_unix: from,
             to_unix: to,
             span_kind: args.kind.clone().unwrap_or_default().to_uppercase(),
             agent_id: args.agent.clone().unwrap_or_default(),
-        })
-        .await
-        .map_err(|s| args.colony.explain(s))?
-        .into_inner();
+        }),
+    )
+    .await
+    .map_err(|s| args.colony.explain(s))?
+    .into_inner();
     print!(
         "{}",
         views::render_otel(&args.service, &response, args.output)
@@ -124,15 +126,17 @@ pub struct HostArgs {
 pub async fn host(args: HostArgs) -> anyhow::Result<()> {
     let (from, to) = args.window.resolve()?;
     let mut client = args.colony.client()?;
-    let response = client
-        .query_host_correlation(QueryHostCorrelationRequest {
+    let response = output::with_progress(
+        "waiting for the colony",
+        client.query_host_correlation(QueryHostCorrelationRequest {
             service_name: args.service.clone(),
             from_unix: from,
             to_unix: to,
-        })
-        .await
-        .map_err(|s| args.colony.explain(s))?
-        .into_inner();
+        }),
+    )
+    .await
+    .map_err(|s| args.colony.explain(s))?
+    .into_inner();
     print!(
         "{}",
         views::render_host(&args.service, &response, args.output)
@@ -153,11 +157,13 @@ pub struct AgentsArgs {
 /// Runs `coral agents`.
 pub async fn agents(args: AgentsArgs) -> anyhow::Result<()> {
     let mut client = args.colony.client()?;
-    let response = client
-        .list_agents(ListAgentsRequest {})
-        .await
-        .map_err(|s| args.colony.explain(s))?
-        .into_inner();
+    let response = output::with_progress(
+        "waiting for the colony",
+        client.list_agents(ListAgentsRequest {}),
+    )
+    .await
+    .map_err(|s| args.colony.explain(s))?
+    .into_inner();
     print!("{}", views::render_agents(&response, args.output));
     Ok(())
 }
@@ -197,17 +203,19 @@ pub async fn beyla(args: BeylaArgs, family: Family) -> anyhow::Result<()> {
         Family::Grpc => "grpc",
         Family::Sql => "sql",
     };
-    let response = client
-        .query_beyla(QueryBeylaRequest {
+    let response = output::with_progress(
+        "waiting for the colony",
+        client.query_beyla(QueryBeylaRequest {
             service_names: vec![args.service.clone()],
             metric_types: vec![metric_type.into()],
             start_time_unix_ms: from * 1000,
             end_time_unix_ms: to * 1000,
             ..Default::default()
-        })
-        .await
-        .map_err(|s| args.colony.explain(s))?
-        .into_inner();
+        }),
+    )
+    .await
+    .map_err(|s| args.colony.explain(s))?
+    .into_inner();
     let filter = HttpFilter {
         route: args.route.clone(),
         method: args.method.clone(),
@@ -268,15 +276,17 @@ pub async fn traces(args: TracesArgs) -> anyhow::Result<()> {
         if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
             anyhow::bail!("--trace-id {id:?} is not a trace id: expected 32 hex characters");
         }
-        let response = client
-            .query_beyla(QueryBeylaRequest {
+        let response = output::with_progress(
+            "waiting for the colony",
+            client.query_beyla(QueryBeylaRequest {
                 trace_id: id.clone(),
                 include_traces: true,
                 ..Default::default()
-            })
-            .await
-            .map_err(|s| args.colony.explain(s))?
-            .into_inner();
+            }),
+        )
+        .await
+        .map_err(|s| args.colony.explain(s))?
+        .into_inner();
         print!(
             "{}",
             crate::trace_views::render_trace(&id, &response.trace_spans, args.format)
@@ -293,8 +303,9 @@ pub async fn traces(args: TracesArgs) -> anyhow::Result<()> {
             .as_micros() as i64,
         None => 0,
     };
-    let response = client
-        .query_beyla(QueryBeylaRequest {
+    let response = output::with_progress(
+        "waiting for the colony",
+        client.query_beyla(QueryBeylaRequest {
             service_names: vec![service.clone()],
             metric_types: vec!["none".into()],
             start_time_unix_ms: from * 1000,
@@ -303,10 +314,11 @@ pub async fn traces(args: TracesArgs) -> anyhow::Result<()> {
             max_traces: args.limit.max(1),
             min_duration_us,
             ..Default::default()
-        })
-        .await
-        .map_err(|s| args.colony.explain(s))?
-        .into_inner();
+        }),
+    )
+    .await
+    .map_err(|s| args.colony.explain(s))?
+    .into_inner();
     print!(
         "{}",
         crate::trace_views::render_list(&service, &response.trace_spans, args.format)
@@ -330,14 +342,16 @@ pub struct ServicesArgs {
 pub async fn services(args: ServicesArgs) -> anyhow::Result<()> {
     let (from, to) = args.window.resolve()?;
     let mut client = args.colony.client()?;
-    let response = client
-        .list_services(ListServicesRequest {
+    let response = output::with_progress(
+        "waiting for the colony",
+        client.list_services(ListServicesRequest {
             start_time_unix_ms: from * 1000,
             end_time_unix_ms: to * 1000,
-        })
-        .await
-        .map_err(|s| args.colony.explain(s))?
-        .into_inner();
+        }),
+    )
+    .await
+    .map_err(|s| args.colony.explain(s))?
+    .into_inner();
     let since = (args.window.from.is_none()).then_some(args.window.since.as_str());
     let window = beyla_views::Window { from, to, since };
     print!(

@@ -237,6 +237,70 @@ fn up_runs_beyla_from_beyla_path_and_the_queries_show_exact_numbers() {
     let agents = json(&["agents", "--colony", &colony, "-o", "json"]);
     assert_eq!(agents["agents"][0]["beyla"]["state"], "running");
 
+    // A short tap: plain output when piped, and the session saved as JSON.
+    let sessions = dir.path().join("sessions");
+    let (code, tap, stderr) = run(&[
+        "tap",
+        "checkout",
+        "--duration",
+        "2s",
+        "--interval",
+        "1s",
+        "--window",
+        "10m",
+        "--colony",
+        &colony,
+        "--out-dir",
+        sessions.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(tap.contains("  GET /api/users/:id: "), "{tap}");
+    assert!(tap.contains("10.0% errors"), "{tap}");
+    assert!(!tap.contains('\x1b'), "no escape codes when piped: {tap}");
+    let saved: Vec<_> = std::fs::read_dir(&sessions)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(saved.len(), 1);
+    assert!(
+        saved[0]
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("tap-")
+    );
+    let session: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(saved[0].join("session.json")).unwrap())
+            .unwrap();
+    assert_eq!(session["service"], "checkout");
+    let last = session["snapshots"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    let get = last["http"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["route"] == "/api/users/:id")
+        .unwrap()
+        .clone();
+    assert_eq!(get["requests"], 100);
+    assert_eq!(get["errors"], 10);
+    assert_eq!(
+        last["traces"].as_array().unwrap().len(),
+        5,
+        "the five slowest of 8"
+    );
+
+    let (code, completion, _) = run(&["completions", "bash"]);
+    assert_eq!(code, Some(0));
+    assert!(completion.contains("coral"), "{completion}");
+    let (code, _, usage) = run(&["query", "beyla", "http"]);
+    assert_eq!(code, Some(2), "usage errors exit 2: {usage}");
+
     let ok = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()

@@ -1,0 +1,250 @@
+//! `coral tap <service>`: a live view of a service's Beyla RED metrics per
+//! route and its slowest recent traces, refreshed every `--interval` until
+//! `--duration` passes or Ctrl-C, then saved as JSON under
+//! `./tap-sessions/tap-<timestamp>/`.
+//!
+//! The colony's Beyla rows are one-minute histograms written when the minute
+//! closes, so the view covers the last `--window` (default 5 minutes) and
+//! says how fresh its newest minute is; spans arrive on the next poll.
+
+use std::io::IsTerminal as _;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context as _;
+use clap::Args;
+use coral_proto::colony::QueryBeylaRequest;
+use serde_json::json;
+
+use crate::beyla_views::{self, Family, HttpFilter};
+use crate::client::ColonyArgs;
+use crate::output;
+
+/// Options of `coral tap`.
+#[derive(Args, Debug)]
+pub struct TapArgs {
+    /// Service name (as Beyla reports it).
+    pub service: String,
+    /// How long to watch (e.g. 60s, 5m).
+    #[arg(long, default_value = "60s")]
+    duration: String,
+    /// Time between refreshes.
+    #[arg(long, default_value = "5s")]
+    interval: String,
+    /// How far back each refresh looks.
+    #[arg(long, default_value = "5m")]
+    window: String,
+    /// Show Beyla HTTP metrics (default: both views).
+    #[arg(long)]
+    beyla_http: bool,
+    /// Show recent slow Beyla traces (default: both views).
+    #[arg(long)]
+    beyla_traces: bool,
+    /// Where sessions are saved.
+    #[arg(long, default_value = "tap-sessions", value_name = "DIR")]
+    out_dir: PathBuf,
+    #[command(flatten)]
+    colony: ColonyArgs,
+}
+
+fn duration(flag: &str, v: &str) -> anyhow::Result<Duration> {
+    humantime::parse_duration(v)
+        .with_context(|| format!("{flag} {v:?} is not a duration; use e.g. 5s, 60s or 5m"))
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs() as i64
+}
+
+/// One refresh: what was shown, as JSON, and as text.
+struct Snapshot {
+    json: serde_json::Value,
+    text: String,
+}
+
+async fn take(
+    args: &TapArgs,
+    client: &mut crate::client::Client,
+    window: Duration,
+    elapsed: Duration,
+    total: Duration,
+) -> anyhow::Result<Snapshot> {
+    let (show_http, show_traces) = match (args.beyla_http, args.beyla_traces) {
+        (false, false) => (true, true),
+        other => other,
+    };
+    let now = unix_now();
+    let from = now - window.as_secs() as i64;
+    let response = client
+        .query_beyla(QueryBeylaRequest {
+            service_names: vec![args.service.clone()],
+            metric_types: vec![if show_http { "http" } else { "none" }.into()],
+            start_time_unix_ms: from * 1000,
+            end_time_unix_ms: (now + 60) * 1000,
+            include_traces: show_traces,
+            max_traces: 5,
+            ..Default::default()
+        })
+        .await
+        .map_err(|s| args.colony.explain(s))?
+        .into_inner();
+    let mut text = format!(
+        "coral tap {} — {} ({}s of {}s)\n",
+        args.service,
+        output::rfc3339(now),
+        elapsed.as_secs(),
+        total.as_secs()
+    );
+    let mut doc = serde_json::Map::new();
+    doc.insert("at".into(), json!(output::rfc3339(now)));
+    if show_http {
+        let minutes: std::collections::BTreeSet<i64> =
+            response.http_metrics.iter().map(|m| m.minute).collect();
+        let filter = HttpFilter {
+            kind: "server".into(),
+            ..Default::default()
+        };
+        let (groups, _) = beyla_views::groups(&response, Family::Http, &filter);
+        let seconds = (minutes.len().max(1) * 60) as f64;
+        match minutes.last() {
+            Some(&last) => text.push_str(&format!(
+                "\nHTTP (last {} min with data, newest minute {} UTC; minutes are written when they close):\n",
+                minutes.len(),
+                &output::minute(last)[11..]
+            )),
+            None => text.push_str(&format!(
+                "\nHTTP: no closed minute in the last {} yet (Beyla minutes are written when they close).\n",
+                args.window
+            )),
+        }
+        let mut routes = Vec::new();
+        for g in &groups {
+            let rps = g.requests as f64 / seconds;
+            let rate = output::rate(g.errors as i64, g.requests as i64);
+            let p95 = g.latency.quantile(0.95).map(|q| q.ms());
+            let errors = output::percent(rate);
+            text.push_str(&format!(
+                "  {} {}: {rps:.1} req/s, P95={}, {} errors\n",
+                g.key[0],
+                g.key[1],
+                p95.map_or("-".into(), output::ms),
+                output::paint_if(rate >= 0.05, output::RED, &errors)
+            ));
+            routes.push(json!({
+                "method": g.key[0], "route": g.key[1], "requests": g.requests,
+                "requests_per_second": rps, "errors": g.errors, "error_rate": rate, "p95_ms": p95,
+            }));
+        }
+        doc.insert("http".into(), json!(routes));
+    }
+    if show_traces {
+        let list = crate::trace_views::summaries(&response.trace_spans);
+        text.push_str(&format!(
+            "\nSlow traces (last {}): {}\n",
+            args.window,
+            list.len()
+        ));
+        let mut traces = Vec::new();
+        for t in &list {
+            let mut services: Vec<&str> = Vec::new();
+            let mut spans: Vec<_> = response
+                .trace_spans
+                .iter()
+                .filter(|s| s.trace_id == t.trace_id)
+                .collect();
+            spans.sort_by_key(|s| s.start_time_unix_nano);
+            for s in spans {
+                if !services.contains(&s.service_name.as_str()) {
+                    services.push(&s.service_name);
+                }
+            }
+            text.push_str(&format!(
+                "  Trace {}: {} ({}){}\n",
+                &t.trace_id[..t.trace_id.len().min(12)],
+                output::ms(t.duration_us as f64 / 1000.0),
+                services.join(" → "),
+                if t.errors > 0 { " ERROR" } else { "" }
+            ));
+            traces.push(json!({
+                "trace_id": t.trace_id, "duration_us": t.duration_us, "services": services,
+                "span_count": t.spans, "error_count": t.errors,
+            }));
+        }
+        doc.insert("traces".into(), json!(traces));
+    }
+    Ok(Snapshot {
+        json: serde_json::Value::Object(doc),
+        text,
+    })
+}
+
+/// Runs `coral tap`.
+pub async fn tap(args: TapArgs) -> anyhow::Result<()> {
+    let total = duration("--duration", &args.duration)?;
+    let every = duration("--interval", &args.interval)?.max(Duration::from_millis(200));
+    let window = duration("--window", &args.window)?;
+    let mut client = args.colony.client()?;
+    let started = SystemTime::now();
+    let stamp = humantime::format_rfc3339_seconds(started)
+        .to_string()
+        .replace([':', 'T'], "-")
+        .trim_end_matches('Z')
+        .to_owned();
+    let dir = args.out_dir.join(format!("tap-{stamp}"));
+    let live = std::io::stdout().is_terminal();
+    println!(
+        "Tap session started for {} ({}; Ctrl-C stops early).",
+        args.service, args.duration
+    );
+    let begin = tokio::time::Instant::now();
+    let mut snapshots = Vec::new();
+    let mut tick = tokio::time::interval(every);
+    let mut interrupted = false;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = tokio::signal::ctrl_c() => { interrupted = true; }
+        }
+        let elapsed = begin.elapsed();
+        if interrupted || elapsed > total + every / 2 {
+            break;
+        }
+        let snap = take(&args, &mut client, window, elapsed, total).await?;
+        if live {
+            // Redraw in place on a terminal; append when piped.
+            print!("\x1b[2J\x1b[H{}", snap.text);
+        } else {
+            println!("{}", snap.text);
+        }
+        snapshots.push(snap.json);
+        if elapsed >= total {
+            break;
+        }
+    }
+    std::fs::create_dir_all(&dir).with_context(|| {
+        format!(
+            "cannot create {}: check permissions or pass --out-dir",
+            dir.display()
+        )
+    })?;
+    let session = json!({
+        "service": args.service,
+        "started_at": humantime::format_rfc3339_seconds(started).to_string(),
+        "ended_at": humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+        "duration": args.duration, "interval": args.interval, "window": args.window,
+        "interrupted": interrupted,
+        "snapshots": snapshots,
+    });
+    let path = dir.join("session.json");
+    std::fs::write(&path, output::json(&session))
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    println!(
+        "Session {}. Data saved to: {}/",
+        if interrupted { "stopped" } else { "completed" },
+        dir.display()
+    );
+    Ok(())
+}
