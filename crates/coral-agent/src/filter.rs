@@ -43,19 +43,15 @@ impl KeepReason {
 pub struct StaticFilter {
     keep_errors: bool,
     latency_threshold_ms: Option<f64>,
-    /// Sampled when `(low 8 bytes of trace id) >> 1 < sample_bound`.
-    sample_bound: u64,
+    /// Sampled when `(low 8 bytes of trace id) >> 1 < sample_bound`; `None`
+    /// samples everything.
+    sample_bound: Option<u64>,
 }
 
 impl StaticFilter {
     /// Compiles the configured rules.
     pub fn new(config: &FilterConfig) -> StaticFilter {
-        let rate = config.sample_rate.clamp(0.0, 1.0);
-        let sample_bound = if rate >= 1.0 {
-            u64::MAX
-        } else {
-            (rate * (1u64 << 63) as f64) as u64
-        };
+        let sample_bound = coral_model::sampling::ratio_bound(config.sample_rate.clamp(0.0, 1.0));
         StaticFilter {
             keep_errors: config.keep_errors,
             latency_threshold_ms: config.latency_threshold_ms,
@@ -81,12 +77,7 @@ impl StaticFilter {
 
     /// Whether a trace falls in the sampled fraction.
     pub fn trace_sampled(&self, trace_id: &[u8; 16]) -> bool {
-        if self.sample_bound == u64::MAX {
-            return true;
-        }
-        let mut low = [0u8; 8];
-        low.copy_from_slice(&trace_id[8..]);
-        (u64::from_be_bytes(low) >> 1) < self.sample_bound
+        coral_model::sampling::keep_id(trace_id, self.sample_bound)
     }
 }
 

@@ -125,7 +125,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .context("cannot start the coral agent")?;
     let a = agent.addrs;
-    println!(
+    say!(
         "coral agent {} listening: otlp-grpc={} otlp-http={} api={} admin={}",
         config.agent_id,
         a.otlp_grpc.map_or("disabled".into(), |s| s.to_string()),
@@ -133,9 +133,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         a.api,
         a.admin
     );
-    println!("{}", beyla_line(&agent));
+    say!("{}", beyla_line(&agent));
     wait_for_signal().await;
-    eprintln!("shutting down: flushing open minutes and closing the database…");
+    say_err!("shutting down: flushing open minutes and closing the database…");
     agent.shutdown().await;
     Ok(())
 }

@@ -62,7 +62,7 @@ pub async fn serve(args: ColonyServeArgs) -> anyhow::Result<()> {
     let colony = coral_colony::start(&config)
         .await
         .context("cannot start the coral colony")?;
-    println!(
+    say!(
         "coral colony {} listening: api={} data={} poll-interval={}",
         config.colony_id,
         colony.addr,
@@ -70,7 +70,7 @@ pub async fn serve(args: ColonyServeArgs) -> anyhow::Result<()> {
         humantime::format_duration(config.poll.interval)
     );
     crate::agent::wait_for_signal().await;
-    eprintln!("shutting down: finishing polls and closing the database…");
+    say_err!("shutting down: finishing polls and closing the database…");
     colony.shutdown().await;
     Ok(())
 }

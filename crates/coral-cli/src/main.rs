@@ -7,6 +7,23 @@
 //! - `coral beyla install|check` — put Beyla where the agent finds it, and
 //!   say whether this host can run it.
 
+/// `println!` for long-running servers: a closed stdout (a supervisor or a
+/// test that stopped reading) must not bring the process down.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// `eprintln!` that ignores a closed stderr (see `say!`).
+macro_rules! say_err {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 mod agent;
 mod beyla;
 mod beyla_views;

@@ -66,11 +66,12 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         }
     };
     let a = agent.addrs;
-    println!(
+    say!(
         "Coral is running: colony {} and agent {}.",
-        colony_config.colony_id, agent_config.agent_id
+        colony_config.colony_id,
+        agent_config.agent_id
     );
-    println!(
+    say!(
         "  data:        {}",
         colony_config
             .data_dir
@@ -79,24 +80,24 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
             .display()
     );
     if let (Some(grpc), Some(http)) = (a.otlp_grpc, a.otlp_http) {
-        println!("  OTLP gRPC:   {grpc}");
-        println!("  OTLP HTTP:   http://{http}");
+        say!("  OTLP gRPC:   {grpc}");
+        say!("  OTLP HTTP:   http://{http}");
     }
-    println!("  colony API:  {}", colony.addr);
-    println!("  agent API:   {}", a.api);
-    println!("  metrics:     http://{}/metrics", a.admin);
-    println!("  {}", crate::agent::beyla_line(&agent));
+    say!("  colony API:  {}", colony.addr);
+    say!("  agent API:   {}", a.api);
+    say!("  metrics:     http://{}/metrics", a.admin);
+    say!("  {}", crate::agent::beyla_line(&agent));
     if let Some(grpc) = a.otlp_grpc {
-        println!();
-        println!("Point an OpenTelemetry SDK at it:");
-        println!("  export OTEL_EXPORTER_OTLP_ENDPOINT=http://{grpc}");
-        println!("  export OTEL_EXPORTER_OTLP_PROTOCOL=grpc");
+        say!();
+        say!("Point an OpenTelemetry SDK at it:");
+        say!("  export OTEL_EXPORTER_OTLP_ENDPOINT=http://{grpc}");
+        say!("  export OTEL_EXPORTER_OTLP_PROTOCOL=grpc");
     }
-    println!();
-    println!("Then: coral agents · coral query otel <service>");
-    println!("Press Ctrl-C to stop.");
+    say!();
+    say!("Then: coral agents · coral query otel <service>");
+    say!("Press Ctrl-C to stop.");
     crate::agent::wait_for_signal().await;
-    eprintln!("shutting down: flushing open minutes and closing the databases…");
+    say_err!("shutting down: flushing open minutes and closing the databases…");
     agent.shutdown().await;
     colony.shutdown().await;
     Ok(())

@@ -110,12 +110,19 @@ fn up_runs_beyla_from_beyla_path_and_the_queries_show_exact_numbers() {
         .spawn()
         .unwrap();
     let (mut colony, mut banner) = (String::new(), String::new());
+    let (mut grpc, mut http) = (String::new(), String::new());
     for line in BufReader::new(child.stdout.take().unwrap()).lines() {
         let line = line.unwrap();
         banner.push_str(&line);
         banner.push('\n');
         if let Some(v) = line.trim().strip_prefix("colony API:") {
             colony = v.trim().to_owned();
+        }
+        if let Some(v) = line.trim().strip_prefix("OTLP gRPC:") {
+            grpc = v.trim().to_owned();
+        }
+        if let Some(v) = line.trim().strip_prefix("OTLP HTTP:") {
+            http = v.trim().trim_start_matches("http://").to_owned();
         }
         if line.contains("Ctrl-C") {
             break;
@@ -124,6 +131,21 @@ fn up_runs_beyla_from_beyla_path_and_the_queries_show_exact_numbers() {
     assert!(
         banner.contains(&format!("({})", beyla.display())),
         "the banner names the Beyla binary found through BEYLA_PATH:\n{banner}"
+    );
+
+    // An application instrumented with the OpenTelemetry Python SDK, next to
+    // Beyla: 50 SERVER spans per exporter, every 10th an error.
+    let sdk = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../coral-agent/tests/interop/export_spans.py");
+    let out = Command::new(&python)
+        .arg(&sdk)
+        .args([&grpc, &http, "50"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
 
     // The stand-in exports one round; its minute is written once it closes.
@@ -196,6 +218,25 @@ fn up_runs_beyla_from_beyla_path_and_the_queries_show_exact_numbers() {
         .find(|s| s["service"] == "checkout" && s["source"] == "beyla")
         .expect("checkout from Beyla");
     assert_eq!(checkout["requests"], 165, "120 HTTP + 45 gRPC");
+    wait_for(
+        "the SDK's spans at the colony",
+        Duration::from_secs(60),
+        || {
+            let services = json(&[
+                "query", "services", "--colony", &colony, "-o", "json", "--since", "10m",
+            ]);
+            services["services"].as_array().unwrap().iter().any(|s| {
+                s["service"] == "py-grpc"
+                    && s["source"] == "otlp"
+                    && s["requests"] == 50
+                    && s["errors"] == 5
+            })
+        },
+    );
+    let (code, table, _) = run(&["query", "services", "--colony", &colony, "--since", "10m"]);
+    assert_eq!(code, Some(0));
+    assert!(table.contains("checkout  beyla"), "{table}");
+    assert!(table.contains("py-http   otlp    50"), "{table}");
 
     let list = json(&[
         "query",

@@ -273,6 +273,66 @@ async fn standin_end_to_end(generation: &str) {
     });
     assert_spans(&at_agent.trace_spans);
 
+    // Time mode, filters, one trace, max_traces.
+    let ask = |req: QueryBeylaMetricsRequest| {
+        let mut api = api.clone();
+        async move { api.query_beyla_metrics(req).await.unwrap().into_inner() }
+    };
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let grpc_only = ask(QueryBeylaMetricsRequest {
+        start_time_unix_ms: now_ms - 600_000,
+        metric_types: vec![coral_proto::agent::BeylaMetricType::Grpc as i32],
+        ..Default::default()
+    })
+    .await;
+    assert!(grpc_only.http_metrics.is_empty() && grpc_only.sql_metrics.is_empty());
+    assert_eq!(
+        grpc_only
+            .grpc_metrics
+            .iter()
+            .map(|m| m.latency.as_ref().unwrap().count)
+            .sum::<u64>(),
+        45
+    );
+    let future = ask(QueryBeylaMetricsRequest {
+        start_time_unix_ms: now_ms + 3_600_000,
+        include_traces: true,
+        ..Default::default()
+    })
+    .await;
+    assert!(future.http_metrics.is_empty() && future.trace_spans.is_empty());
+    let nobody = ask(QueryBeylaMetricsRequest {
+        service_names: vec!["nobody".into()],
+        start_time_unix_ms: 1,
+        include_traces: true,
+        ..Default::default()
+    })
+    .await;
+    assert!(nobody.http_metrics.is_empty() && nobody.trace_spans.is_empty());
+    let one = ask(QueryBeylaMetricsRequest {
+        trace_id: "946c1fbe130717d6cc86ead1d0401968".into(),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(one.trace_spans.len(), 2);
+    assert!(
+        one.http_metrics.is_empty(),
+        "a trace query returns no metrics"
+    );
+    let three = ask(QueryBeylaMetricsRequest {
+        start_time_unix_ms: 1,
+        include_traces: true,
+        max_traces: 3,
+        ..Default::default()
+    })
+    .await;
+    let traces: std::collections::HashSet<_> =
+        three.trace_spans.iter().map(|s| &s.trace_id).collect();
+    assert_eq!(traces.len(), 3, "max_traces whole traces");
+
     // The colony pulls the Beyla stream and serves the same numbers.
     wait_registered(colony.addr, None, 1).await;
     let addr = colony.addr;
@@ -465,4 +525,205 @@ async fn an_old_kernel_limits_beyla_and_the_colony_shows_it() {
         "the config file is removed when Beyla stops"
     );
     colony.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changing_the_beyla_section_restarts_beyla_with_the_new_config() {
+    let dir = tempfile::tempdir().unwrap();
+    // Each run copies the config it was given next to itself, then waits.
+    let seen = dir.path().join("seen");
+    std::fs::create_dir_all(&seen).unwrap();
+    let binary = fake_beyla(
+        dir.path(),
+        &format!(
+            "cp \"$2\" {}/run-$$.yaml\ntrap 'exit 0' TERM\nwhile true; do sleep 0.1; done",
+            seen.display()
+        ),
+    );
+    let file = dir.path().join("agent.yaml");
+    let write = |route: &str| {
+        std::fs::write(
+            &file,
+            format!(
+                "agent:\n  id: reload\n  data_dir: {}\n  telemetry:\n    endpoint: 127.0.0.1:0\n    http_endpoint: 127.0.0.1:0\n  api:\n    endpoint: 127.0.0.1:0\n  admin:\n    endpoint: 127.0.0.1:0\n{}  protocols:\n    http:\n      route_patterns: [\"{route}\"]\n",
+                dir.path().join("agent").display(),
+                beyla_section(&binary)
+            ),
+        )
+        .unwrap();
+    };
+    write("/first/:id");
+    let env = std::collections::HashMap::new();
+    let config = coral_config::AgentConfig::load(Some(&file), &env, &Default::default()).unwrap();
+    let mut options = AgentOptions::default();
+    options.beyla.readings = Some(full_host());
+    let path = file.clone();
+    options.beyla.reload = Some(std::sync::Arc::new(move || {
+        coral_config::AgentConfig::load(
+            Some(&path),
+            &std::collections::HashMap::new(),
+            &Default::default(),
+        )
+        .map(|c| c.beyla)
+        .map_err(|e| e.to_string())
+    }));
+    let agent = coral_agent::start_with(&config, options)
+        .await
+        .expect("agent starts");
+    let runs = |needle: &'static str| {
+        let seen = seen.clone();
+        move || {
+            let found = std::fs::read_dir(&seen)
+                .unwrap()
+                .filter_map(|e| std::fs::read_to_string(e.unwrap().path()).ok())
+                .any(|text| text.contains(needle));
+            async move { found }
+        }
+    };
+    wait_for(
+        "Beyla started with the first config",
+        Duration::from_secs(30),
+        runs("/first/:id"),
+    )
+    .await;
+    // mtime resolution: make sure the rewrite is seen as a change.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    write("/second/:id");
+    wait_for(
+        "Beyla restarted with the changed config",
+        Duration::from_secs(30),
+        runs("/second/:id"),
+    )
+    .await;
+    let status = agent.api.status().beyla.unwrap();
+    assert_eq!(status.restarts, 0, "a reconfiguration is not a crash");
+    agent.shutdown().await;
+}
+
+/// One Beyla span for the store tests.
+fn store_span(
+    trace: &str,
+    span: &str,
+    seq: u64,
+    dur_ms: i64,
+    error: bool,
+) -> coral_proto::common::BeylaTraceSpan {
+    coral_proto::common::BeylaTraceSpan {
+        trace_id: trace.into(),
+        span_id: span.into(),
+        service_name: "checkout".into(),
+        span_name: "GET /".into(),
+        span_kind: "server".into(),
+        start_time_unix_nano: 1_795_000_000_000_000_000,
+        duration_us: dur_ms * 1000,
+        is_error: error,
+        attributes_json: "{}".into(),
+        seq_id: seq,
+        ..Default::default()
+    }
+}
+
+fn store_http(seq: u64, n: u64, bucket: usize) -> coral_proto::common::BeylaHttpMetric {
+    let mut counts = vec![0; 4];
+    counts[bucket] = n;
+    coral_proto::common::BeylaHttpMetric {
+        minute: 1_795_000_020 / 60 * 60,
+        service_name: "checkout".into(),
+        kind: "server".into(),
+        http_method: "GET".into(),
+        http_route: "/".into(),
+        http_status_code: 200,
+        latency: Some(
+            Histogram::new(vec![10.0, 100.0, 1000.0], counts, 0.0, None, None)
+                .unwrap()
+                .to_proto(),
+        ),
+        seq_id: seq,
+        ..Default::default()
+    }
+}
+
+fn beyla_page(
+    start: u64,
+    max: u64,
+    page: coral_colony::store::beyla::BeylaPage,
+) -> coral_colony::store::ingest::Page {
+    coral_colony::store::ingest::Page {
+        agent_id: "a1".into(),
+        stream: coral_colony::store::ingest::Stream::Beyla,
+        session_id: "s1".into(),
+        start_seq: start,
+        max_seq: max,
+        buckets: Vec::new(),
+        spans: Vec::new(),
+        hosts: Vec::new(),
+        beyla: page,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn colony_merges_parts_and_keeps_errors_and_slow_traces_when_sampling() {
+    use coral_colony::store::beyla::{BeylaPage, TraceSampling};
+    let dir = tempfile::tempdir().unwrap();
+    let (db, conn) = coral_colony::store::Database::open(dir.path()).unwrap();
+    // Keep no trace by id: only errors, slow ones, and traces already kept.
+    let sampling = TraceSampling {
+        rate: 0.0,
+        slow_us: 500_000,
+    };
+    let (writer, tx) = coral_colony::store::writer::Writer::start(conn, sampling).unwrap();
+    let first = BeylaPage {
+        http: vec![store_http(1, 5, 0)],
+        spans: vec![
+            store_span(&"a".repeat(32), "a000000000000001", 2, 20, true),
+            store_span(&"a".repeat(32), "a000000000000002", 3, 5, false),
+            store_span(&"b".repeat(32), "b000000000000001", 4, 900, false),
+            store_span(&"c".repeat(32), "c000000000000001", 5, 20, false),
+        ],
+        ..Default::default()
+    };
+    let outcome = tx.store(beyla_page(0, 5, first)).await.unwrap();
+    assert_eq!(outcome.cursor, 5);
+    // The same minute and series again (a late export): counts add.
+    let second = BeylaPage {
+        http: vec![store_http(6, 3, 1)],
+        spans: vec![store_span(&"a".repeat(32), "a000000000000003", 7, 1, false)],
+        ..Default::default()
+    };
+    let outcome = tx.store(beyla_page(5, 8, second)).await.unwrap();
+    assert_eq!(outcome.gaps, vec![(8, 8)], "seq 8 never arrived");
+    let conn = db.reader().unwrap();
+    let r = coral_colony::store::query_beyla::query(
+        &conn,
+        &QueryBeylaRequest {
+            include_traces: true,
+            max_traces: 10,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(r.http_metrics.len(), 1, "one row per minute and series");
+    let h = Histogram::from_proto(r.http_metrics[0].latency.as_ref().unwrap()).unwrap();
+    assert_eq!((h.count, h.counts.clone()), (8, vec![5, 3, 0, 0]));
+    let parts: i64 = conn
+        .query_row("SELECT parts FROM beyla_http_metrics", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(parts, 2);
+    let mut kept: Vec<&str> = r.trace_spans.iter().map(|s| s.span_id.as_str()).collect();
+    kept.sort();
+    assert_eq!(
+        kept,
+        [
+            "a000000000000001",
+            "a000000000000002",
+            "a000000000000003",
+            "b000000000000001"
+        ],
+        "the error trace (whole, and its late span) and the slow trace are kept; the fast one is not"
+    );
+    drop(conn);
+    tx.close();
+    tokio::task::spawn_blocking(move || writer.join())
+        .await
+        .unwrap();
 }

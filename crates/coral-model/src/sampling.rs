@@ -6,26 +6,37 @@
 //! shifted right by one, kept when below `rate × 2^63`. Applying it after
 //! Beyla's own `traceidratio` sampler at the same rate is therefore idempotent.
 
-/// True when the trace with this lowercase-hex id is kept at `rate` (0–1).
-/// A rate ≥ 1 keeps everything, ≤ 0 nothing; an id that is not 32 hex
-/// characters is kept (it cannot be decided, and dropping data silently is
-/// worse).
-pub fn keep_trace(trace_id_hex: &str, rate: f64) -> bool {
-    if rate >= 1.0 {
-        return true;
+/// The decision bound for `rate`: `None` keeps everything (a rate ≥ 1, or
+/// NaN); otherwise ids whose low half shifted right by one is below it.
+pub fn ratio_bound(rate: f64) -> Option<u64> {
+    if rate >= 1.0 || rate.is_nan() {
+        return None;
     }
-    if rate <= 0.0 {
-        return false;
-    }
-    let Some(low) = trace_id_hex
-        .get(16..32)
-        .filter(|_| trace_id_hex.len() == 32)
-        .and_then(|s| u64::from_str_radix(s, 16).ok())
-    else {
+    Some((rate.max(0.0) * (1u64 << 63) as f64) as u64)
+}
+
+/// The decision for a 16-byte trace id against a [`ratio_bound`]. An id of
+/// another length is kept (it cannot be decided, and dropping data silently
+/// is worse).
+#[inline]
+pub fn keep_id(trace_id: &[u8], bound: Option<u64>) -> bool {
+    let (Some(bound), Ok(low)) = (
+        bound,
+        <[u8; 8]>::try_from(trace_id.get(8..16).unwrap_or(&[])),
+    ) else {
         return true;
     };
-    let bound = (rate * (1u64 << 63) as f64) as u64;
-    (low >> 1) < bound
+    trace_id.len() != 16 || (u64::from_be_bytes(low) >> 1) < bound
+}
+
+/// True when the trace with this lowercase-hex id is kept at `rate` (0–1).
+/// A rate ≥ 1 keeps everything, ≤ 0 nothing; an id that is not 32 hex
+/// characters is kept.
+pub fn keep_trace(trace_id_hex: &str, rate: f64) -> bool {
+    match hex::decode(trace_id_hex) {
+        Ok(id) => keep_id(&id, ratio_bound(rate)),
+        Err(_) => true,
+    }
 }
 
 #[cfg(test)]

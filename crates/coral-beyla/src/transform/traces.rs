@@ -63,17 +63,7 @@ pub struct TracesOutcome {
 /// OpenTelemetry's `TraceIdRatioBased` decision for a 16-byte trace id (see
 /// the module docs). A NaN rate keeps everything.
 pub fn keep_trace(trace_id: &[u8], rate: f64) -> bool {
-    if rate >= 1.0 || rate.is_nan() {
-        return true;
-    }
-    let Some(low) = trace_id
-        .get(8..16)
-        .and_then(|b| <[u8; 8]>::try_from(b).ok())
-    else {
-        return false;
-    };
-    let bound = (rate.max(0.0) * 9_223_372_036_854_775_808.0) as u64;
-    (u64::from_be_bytes(low) >> 1) < bound
+    coral_model::sampling::keep_id(trace_id, coral_model::sampling::ratio_bound(rate))
 }
 
 /// Turns one trace export into span rows.
