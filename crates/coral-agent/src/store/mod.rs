@@ -8,6 +8,7 @@
 //! - **reads** ([`read`]) use cloned connections on the blocking thread pool.
 
 pub mod beyla;
+pub mod beyla_read;
 pub mod read;
 pub mod schema;
 pub mod writer;

@@ -1,0 +1,386 @@
+//! Reads of the agent's Beyla tables for `QueryBeylaMetrics`: by cursor (the
+//! colony's pull, cut on a seq_id boundary across the four tables) or by time
+//! range and trace (ad-hoc queries, traces returned whole). Blocking.
+
+use coral_proto::agent::{BeylaMetricType, QueryBeylaMetricsRequest, QueryBeylaMetricsResponse};
+use coral_proto::common::{
+    BeylaGrpcMetric, BeylaHttpMetric, BeylaSqlMetric, BeylaTraceSpan, LatencyHistogram,
+};
+use duckdb::types::Value;
+use duckdb::{Connection, Row, params_from_iter};
+use prost::Message;
+
+use super::beyla::{attrs_from_json, ts};
+use super::read::{DEFAULT_MAX_RECORDS, MAX_RECORDS};
+use super::{Database, StoreError};
+
+/// Which rows a read selects.
+struct Selection {
+    /// SQL conditions shared by the metric tables (after `WHERE seq_id > ?`).
+    metric_where: String,
+    metric_args: Vec<Value>,
+    span_where: String,
+    span_args: Vec<Value>,
+    http: bool,
+    grpc: bool,
+    sql: bool,
+    traces: bool,
+}
+
+fn selection(req: &QueryBeylaMetricsRequest) -> Selection {
+    let mut metric_where = String::new();
+    let mut metric_args = Vec::new();
+    let mut span_where = String::new();
+    let mut span_args = Vec::new();
+    if !req.service_names.is_empty() {
+        let marks = vec!["?"; req.service_names.len()].join(", ");
+        let clause = format!(" AND service_name IN ({marks})");
+        metric_where.push_str(&clause);
+        span_where.push_str(&clause);
+        for s in &req.service_names {
+            metric_args.push(Value::Text(s.clone()));
+            span_args.push(Value::Text(s.clone()));
+        }
+    }
+    if req.start_time_unix_ms > 0 {
+        metric_where.push_str(" AND minute >= ?");
+        metric_args.push(ts(req.start_time_unix_ms * 1_000));
+        span_where.push_str(" AND start_time >= ?");
+        span_args.push(ts(req.start_time_unix_ms * 1_000));
+    }
+    if req.end_time_unix_ms > 0 {
+        metric_where.push_str(" AND minute < ?");
+        metric_args.push(ts(req.end_time_unix_ms * 1_000));
+        span_where.push_str(" AND start_time < ?");
+        span_args.push(ts(req.end_time_unix_ms * 1_000));
+    }
+    let types: Vec<BeylaMetricType> = req
+        .metric_types
+        .iter()
+        .filter_map(|t| BeylaMetricType::try_from(*t).ok())
+        .collect();
+    let wants = |t| types.is_empty() || types.contains(&t);
+    let by_trace = !req.trace_id.is_empty();
+    if by_trace {
+        span_where.push_str(" AND trace_id = ?");
+        span_args.push(Value::Text(req.trace_id.to_ascii_lowercase()));
+    }
+    Selection {
+        metric_where,
+        metric_args,
+        span_where,
+        span_args,
+        http: !by_trace && wants(BeylaMetricType::Http),
+        grpc: !by_trace && wants(BeylaMetricType::Grpc),
+        sql: !by_trace && wants(BeylaMetricType::Sql),
+        traces: req.include_traces || by_trace,
+    }
+}
+
+/// True when the request asks by time range or trace rather than by cursor.
+fn time_mode(req: &QueryBeylaMetricsRequest) -> bool {
+    req.start_time_unix_ms > 0 || req.end_time_unix_ms > 0 || !req.trace_id.is_empty()
+}
+
+/// Answers `QueryBeylaMetrics`. Blocking: call from a blocking context.
+///
+/// Cursor mode (no time range, no trace id): rows with `seq_id` after
+/// `start_seq_id`, oldest first, cut at `max_records` on a seq_id boundary
+/// across the four tables, exactly like `QueryTelemetry`. Time mode: rows
+/// whose minute (metrics) or start (spans) is in the range; spans are
+/// returned as whole traces, the `max_traces` most recent.
+pub fn query(
+    db: &Database,
+    req: &QueryBeylaMetricsRequest,
+) -> Result<QueryBeylaMetricsResponse, StoreError> {
+    let conn = db.reader()?;
+    let latest = db.latest_beyla_seq();
+    let limit = match req.max_records {
+        n if n <= 0 => DEFAULT_MAX_RECORDS,
+        n => (n as usize).min(MAX_RECORDS),
+    };
+    let sel = selection(req);
+    let mut response = QueryBeylaMetricsResponse {
+        session_id: db.session_id().to_owned(),
+        latest_seq_id: latest,
+        ..Default::default()
+    };
+    if time_mode(req) {
+        let range = (0u64, u64::MAX);
+        if sel.http {
+            response.http_metrics = read_http(&conn, range, &sel, Some(limit))?;
+        }
+        if sel.grpc {
+            response.grpc_metrics = read_grpc(&conn, range, &sel, Some(limit))?;
+        }
+        if sel.sql {
+            response.sql_metrics = read_sql(&conn, range, &sel, Some(limit))?;
+        }
+        if sel.traces {
+            let max_traces = if req.max_traces == 0 {
+                100
+            } else {
+                req.max_traces
+            };
+            response.trace_spans = read_traces_by_time(&conn, &sel, max_traces, limit)?;
+        }
+        response.max_seq_id = latest;
+        return Ok(response);
+    }
+    // Cursor mode: pick the page boundary over the union of seq_ids.
+    let start = req.start_seq_id;
+    let mut parts = Vec::new();
+    let mut args: Vec<Value> = Vec::new();
+    for (on, table, where_, extra) in [
+        (
+            sel.http,
+            "beyla_http_metrics_local",
+            &sel.metric_where,
+            &sel.metric_args,
+        ),
+        (
+            sel.grpc,
+            "beyla_grpc_metrics_local",
+            &sel.metric_where,
+            &sel.metric_args,
+        ),
+        (
+            sel.sql,
+            "beyla_sql_metrics_local",
+            &sel.metric_where,
+            &sel.metric_args,
+        ),
+        (
+            sel.traces,
+            "beyla_traces_local",
+            &sel.span_where,
+            &sel.span_args,
+        ),
+    ] {
+        if on {
+            parts.push(format!(
+                "SELECT seq_id FROM {table} WHERE seq_id > ?{where_}"
+            ));
+            args.push(Value::UBigInt(start));
+            args.extend(extra.iter().cloned());
+        }
+    }
+    if parts.is_empty() {
+        response.max_seq_id = start.max(latest);
+        return Ok(response);
+    }
+    let sql = format!(
+        "SELECT seq_id FROM ({}) ORDER BY seq_id LIMIT {}",
+        parts.join(" UNION ALL "),
+        limit + 1
+    );
+    let ids: Vec<u64> = conn
+        .prepare(&sql)?
+        .query_map(params_from_iter(args.iter()), |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    let has_more = ids.len() > limit;
+    let max_seq = if has_more {
+        ids[limit - 1]
+    } else {
+        ids.last().copied().unwrap_or(start).max(latest.max(start))
+    };
+    response.has_more = has_more;
+    response.max_seq_id = max_seq;
+    if ids.is_empty() {
+        return Ok(response);
+    }
+    let range = (start, max_seq);
+    if sel.http {
+        response.http_metrics = read_http(&conn, range, &sel, None)?;
+    }
+    if sel.grpc {
+        response.grpc_metrics = read_grpc(&conn, range, &sel, None)?;
+    }
+    if sel.sql {
+        response.sql_metrics = read_sql(&conn, range, &sel, None)?;
+    }
+    if sel.traces {
+        response.trace_spans = read_spans(&conn, range, &sel.span_where, &sel.span_args, None)?;
+    }
+    Ok(response)
+}
+
+fn range_args(range: (u64, u64), extra: &[Value]) -> Vec<Value> {
+    let mut args = vec![Value::UBigInt(range.0), Value::UBigInt(range.1)];
+    args.extend(extra.iter().cloned());
+    args
+}
+
+fn limit_clause(limit: Option<usize>) -> String {
+    limit.map(|n| format!(" LIMIT {n}")).unwrap_or_default()
+}
+
+fn latency(row: &Row<'_>, index: usize) -> Result<Option<LatencyHistogram>, duckdb::Error> {
+    let bytes: Vec<u8> = row.get(index)?;
+    LatencyHistogram::decode(bytes.as_slice())
+        .map(Some)
+        .map_err(|e| {
+            duckdb::Error::FromSqlConversionFailure(index, duckdb::types::Type::Blob, Box::new(e))
+        })
+}
+
+fn read_http(
+    conn: &Connection,
+    range: (u64, u64),
+    sel: &Selection,
+    limit: Option<usize>,
+) -> Result<Vec<BeylaHttpMetric>, StoreError> {
+    let sql = format!(
+        "SELECT seq_id, epoch(minute)::BIGINT, service_name, kind, http_method, http_route, \
+         http_status_code, latency, attributes FROM beyla_http_metrics_local \
+         WHERE seq_id > ? AND seq_id <= ?{} ORDER BY seq_id{}",
+        sel.metric_where,
+        limit_clause(limit)
+    );
+    let rows = conn
+        .prepare(&sql)?
+        .query_map(params_from_iter(range_args(range, &sel.metric_args)), |r| {
+            Ok(BeylaHttpMetric {
+                seq_id: r.get(0)?,
+                minute: r.get(1)?,
+                service_name: r.get(2)?,
+                kind: r.get(3)?,
+                http_method: r.get(4)?,
+                http_route: r.get(5)?,
+                http_status_code: r.get(6)?,
+                latency: latency(r, 7)?,
+                attributes: attrs_from_json(&r.get::<_, String>(8)?),
+                agent_id: String::new(),
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+fn read_grpc(
+    conn: &Connection,
+    range: (u64, u64),
+    sel: &Selection,
+    limit: Option<usize>,
+) -> Result<Vec<BeylaGrpcMetric>, StoreError> {
+    let sql = format!(
+        "SELECT seq_id, epoch(minute)::BIGINT, service_name, kind, rpc_system, grpc_method, \
+         grpc_status_code, latency, attributes FROM beyla_grpc_metrics_local \
+         WHERE seq_id > ? AND seq_id <= ?{} ORDER BY seq_id{}",
+        sel.metric_where,
+        limit_clause(limit)
+    );
+    let rows = conn
+        .prepare(&sql)?
+        .query_map(params_from_iter(range_args(range, &sel.metric_args)), |r| {
+            Ok(BeylaGrpcMetric {
+                seq_id: r.get(0)?,
+                minute: r.get(1)?,
+                service_name: r.get(2)?,
+                kind: r.get(3)?,
+                rpc_system: r.get(4)?,
+                grpc_method: r.get(5)?,
+                grpc_status_code: r.get(6)?,
+                latency: latency(r, 7)?,
+                attributes: attrs_from_json(&r.get::<_, String>(8)?),
+                agent_id: String::new(),
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+fn read_sql(
+    conn: &Connection,
+    range: (u64, u64),
+    sel: &Selection,
+    limit: Option<usize>,
+) -> Result<Vec<BeylaSqlMetric>, StoreError> {
+    let sql = format!(
+        "SELECT seq_id, epoch(minute)::BIGINT, service_name, db_system, sql_operation, table_name, \
+         error_count, latency, attributes FROM beyla_sql_metrics_local \
+         WHERE seq_id > ? AND seq_id <= ?{} ORDER BY seq_id{}",
+        sel.metric_where,
+        limit_clause(limit)
+    );
+    let rows = conn
+        .prepare(&sql)?
+        .query_map(params_from_iter(range_args(range, &sel.metric_args)), |r| {
+            Ok(BeylaSqlMetric {
+                seq_id: r.get(0)?,
+                minute: r.get(1)?,
+                service_name: r.get(2)?,
+                db_system: r.get(3)?,
+                sql_operation: r.get(4)?,
+                table_name: r.get(5)?,
+                error_count: r.get(6)?,
+                latency: latency(r, 7)?,
+                attributes: attrs_from_json(&r.get::<_, String>(8)?),
+                agent_id: String::new(),
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+fn read_spans(
+    conn: &Connection,
+    range: (u64, u64),
+    where_: &str,
+    extra: &[Value],
+    limit: Option<usize>,
+) -> Result<Vec<BeylaTraceSpan>, StoreError> {
+    let sql = format!(
+        "SELECT seq_id, trace_id, span_id, parent_span_id, service_name, span_name, span_kind, \
+         start_time_ns, duration_us, status_code, is_error, attributes FROM beyla_traces_local \
+         WHERE seq_id > ? AND seq_id <= ?{where_} ORDER BY seq_id{}",
+        limit_clause(limit)
+    );
+    let rows = conn
+        .prepare(&sql)?
+        .query_map(params_from_iter(range_args(range, extra)), span_row)?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+fn span_row(r: &Row<'_>) -> Result<BeylaTraceSpan, duckdb::Error> {
+    Ok(BeylaTraceSpan {
+        seq_id: r.get(0)?,
+        trace_id: r.get(1)?,
+        span_id: r.get(2)?,
+        parent_span_id: r.get(3)?,
+        service_name: r.get(4)?,
+        span_name: r.get(5)?,
+        span_kind: r.get(6)?,
+        start_time_unix_nano: r.get(7)?,
+        duration_us: r.get(8)?,
+        status_code: r.get(9)?,
+        is_error: r.get(10)?,
+        attributes_json: r.get(11)?,
+        agent_id: String::new(),
+    })
+}
+
+/// Time mode: the `max_traces` most recently started traces with a span in
+/// the selection, each returned whole (all its spans, whatever the filters).
+fn read_traces_by_time(
+    conn: &Connection,
+    sel: &Selection,
+    max_traces: u32,
+    limit: usize,
+) -> Result<Vec<BeylaTraceSpan>, StoreError> {
+    let sql = format!(
+        "WITH picked AS (SELECT trace_id, max(start_time) AS last FROM beyla_traces_local \
+         WHERE true{} GROUP BY trace_id ORDER BY last DESC LIMIT {max_traces}) \
+         SELECT t.seq_id, t.trace_id, t.span_id, t.parent_span_id, t.service_name, t.span_name, \
+         t.span_kind, t.start_time_ns, t.duration_us, t.status_code, t.is_error, t.attributes \
+         FROM beyla_traces_local t JOIN picked p USING (trace_id) \
+         ORDER BY p.last DESC, t.trace_id, t.start_time_ns, t.seq_id LIMIT {limit}",
+        sel.span_where
+    );
+    let rows = conn
+        .prepare(&sql)?
+        .query_map(params_from_iter(sel.span_args.iter()), span_row)?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
