@@ -48,6 +48,8 @@ pub struct BeylaHandle {
     supervisor: Option<Arc<Supervisor>>,
     stop: CancellationToken,
     tasks: JoinSet<()>,
+    /// The config watcher, stopped first (it holds the supervisor).
+    reload: Option<(CancellationToken, tokio::task::JoinHandle<()>)>,
 }
 
 /// Everything [`start`] needs from the agent.
@@ -70,6 +72,7 @@ fn disabled(reason: String) -> BeylaHandle {
         supervisor: None,
         stop: CancellationToken::new(),
         tasks: JoinSet::new(),
+        reload: None,
     }
 }
 
@@ -221,6 +224,7 @@ pub async fn start(agent: AgentSide<'_>, options: BeylaOptions) -> BeylaHandle {
     };
     let supervisor = Arc::new(supervise::spawn(spec, policy(cfg)));
     watch_state(&mut tasks, &supervisor, &status, &stop);
+    let mut watcher = None;
     if let (Some(reload), Some(path)) = (options.reload.clone(), agent.config.source.clone()) {
         let reconf = Reconfigure {
             reload,
@@ -231,8 +235,12 @@ pub async fn start(agent: AgentSide<'_>, options: BeylaOptions) -> BeylaHandle {
             work_dir,
             allowed: assessment.protocols.clone(),
         };
-        let (sup, stop) = (supervisor.clone(), stop.clone());
-        tasks.spawn(async move { reconf.run(sup, stop).await });
+        let (sup, reload_stop) = (supervisor.clone(), CancellationToken::new());
+        let token = reload_stop.clone();
+        watcher = Some((
+            reload_stop,
+            tokio::spawn(async move { reconf.run(sup, token).await }),
+        ));
     }
     BeylaHandle {
         status,
@@ -240,6 +248,7 @@ pub async fn start(agent: AgentSide<'_>, options: BeylaOptions) -> BeylaHandle {
         supervisor: Some(supervisor),
         stop,
         tasks,
+        reload: watcher,
     }
 }
 
@@ -382,18 +391,22 @@ impl BeylaHandle {
 
     /// Stops Beyla (SIGTERM, then SIGKILL), its receiver and timers, and
     /// flushes every open minute to the store.
+    ///
+    /// Order matters: the config watcher first (it shares the supervisor),
+    /// then Beyla, whose last export on SIGTERM still reaches the private
+    /// receiver, then the receiver and timers.
     pub async fn stop(mut self) {
+        if let Some((token, task)) = self.reload.take() {
+            token.cancel();
+            let _ = task.await;
+        }
         if let Some(supervisor) = self.supervisor.take() {
             match Arc::try_unwrap(supervisor) {
                 Ok(supervisor) => supervisor.stop().await,
-                Err(shared) => {
-                    // The reconfigure task still holds it: stop that first.
-                    self.stop.cancel();
-                    while self.tasks.join_next().await.is_some() {}
-                    if let Ok(supervisor) = Arc::try_unwrap(shared) {
-                        supervisor.stop().await;
-                    }
-                }
+                Err(_) => tracing::error!(
+                    source = "beyla",
+                    "Beyla supervisor still shared at stop; it is killed when dropped"
+                ),
             }
         }
         self.stop.cancel();
