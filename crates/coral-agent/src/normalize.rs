@@ -16,7 +16,7 @@
 
 use coral_model::SpanKind;
 use coral_proto::common::TelemetrySpan;
-use coral_proto::otlp::common::v1::{AnyValue, KeyValue, any_value::Value};
+use coral_proto::otlp::common::v1::{KeyValue, any_value::Value};
 use coral_proto::otlp::resource::v1::Resource;
 use coral_proto::otlp::trace::v1::{Span, status::StatusCode};
 use regex::RegexSet;
@@ -242,39 +242,17 @@ pub fn attributes_json(attrs: &[KeyValue], scrub: &RegexSet) -> String {
         let value = if !scrub.is_empty() && scrub.is_match(&kv.key) {
             serde_json::Value::String(REDACTED.to_owned())
         } else {
-            any_to_json(kv.value.as_ref())
+            coral_model::otlp_value_to_json(kv.value.as_ref())
         };
         map.insert(kv.key.clone(), value);
     }
     serde_json::Value::Object(map).to_string()
 }
 
-fn any_to_json(v: Option<&AnyValue>) -> serde_json::Value {
-    use serde_json::Value as J;
-    match v.and_then(|v| v.value.as_ref()) {
-        None => J::Null,
-        Some(Value::StringValue(s)) => J::String(s.clone()),
-        Some(Value::BoolValue(b)) => J::Bool(*b),
-        Some(Value::IntValue(i)) => J::from(*i),
-        Some(Value::DoubleValue(d)) => serde_json::Number::from_f64(*d).map_or(J::Null, J::Number),
-        Some(Value::BytesValue(b)) => J::String(hex::encode(b)),
-        Some(Value::ArrayValue(a)) => {
-            J::Array(a.values.iter().map(|v| any_to_json(Some(v))).collect())
-        }
-        // Dictionary indices only occur in profiles, never in spans.
-        Some(Value::StringValueStrindex(_)) => J::Null,
-        Some(Value::KvlistValue(kv)) => J::Object(
-            kv.values
-                .iter()
-                .map(|kv| (kv.key.clone(), any_to_json(kv.value.as_ref())))
-                .collect(),
-        ),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use coral_proto::otlp::common::v1::AnyValue;
     use coral_proto::otlp::trace::v1::Status;
 
     fn kv(key: &str, v: Value) -> KeyValue {

@@ -24,7 +24,7 @@ use tonic::transport::Channel;
 
 use crate::registry::Registry;
 use crate::store::Database;
-use crate::store::beyla::BeylaPage;
+use crate::store::beyla::BeylaRows;
 use crate::store::ingest::{Page, Stream, read_cursor};
 use crate::store::writer::WriterSender;
 
@@ -229,7 +229,7 @@ impl Poller {
                         buckets: Vec::new(),
                         spans: Vec::new(),
                         hosts: Vec::new(),
-                        beyla: BeylaPage {
+                        beyla: BeylaRows {
                             http: r.http_metrics,
                             grpc: r.grpc_metrics,
                             sql: r.sql_metrics,
@@ -261,7 +261,7 @@ impl Poller {
                         buckets: r.buckets,
                         spans: r.spans,
                         hosts: r.host_metrics,
-                        beyla: BeylaPage::default(),
+                        beyla: BeylaRows::default(),
                     };
                     (page, r.has_more, r.latest_seq_id)
                 }

@@ -51,7 +51,7 @@ fn store_http(seq: u64, n: u64, bucket: usize) -> coral_proto::common::BeylaHttp
 fn beyla_page(
     start: u64,
     max: u64,
-    page: coral_colony::store::beyla::BeylaPage,
+    page: coral_colony::store::beyla::BeylaRows,
 ) -> coral_colony::store::ingest::Page {
     coral_colony::store::ingest::Page {
         agent_id: "a1".into(),
@@ -68,7 +68,7 @@ fn beyla_page(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn colony_merges_parts_and_keeps_errors_and_slow_traces_when_sampling() {
-    use coral_colony::store::beyla::{BeylaPage, TraceSampling};
+    use coral_colony::store::beyla::{BeylaRows, TraceSampling};
     let dir = tempfile::tempdir().unwrap();
     let (db, conn) = coral_colony::store::Database::open(dir.path()).unwrap();
     // Keep no trace by id: only errors, slow ones, and traces already kept.
@@ -77,7 +77,7 @@ async fn colony_merges_parts_and_keeps_errors_and_slow_traces_when_sampling() {
         slow_us: 500_000,
     };
     let (writer, tx) = coral_colony::store::writer::Writer::start(conn, sampling).unwrap();
-    let first = BeylaPage {
+    let first = BeylaRows {
         http: vec![store_http(1, 5, 0)],
         spans: vec![
             store_span(&"a".repeat(32), "a000000000000001", 2, 20, true),
@@ -90,7 +90,7 @@ async fn colony_merges_parts_and_keeps_errors_and_slow_traces_when_sampling() {
     let outcome = tx.store(beyla_page(0, 5, first)).await.unwrap();
     assert_eq!(outcome.cursor, 5);
     // The same minute and series again (a late export): counts add.
-    let second = BeylaPage {
+    let second = BeylaRows {
         http: vec![store_http(6, 3, 1)],
         spans: vec![store_span(&"a".repeat(32), "a000000000000003", 7, 1, false)],
         ..Default::default()

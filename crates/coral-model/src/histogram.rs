@@ -171,6 +171,19 @@ impl Histogram {
         }
     }
 
+    /// The encoded protobuf form (`coral.common.v1.LatencyHistogram`), as
+    /// stored in DuckDB `latency` columns.
+    pub fn encode(&self) -> Vec<u8> {
+        use prost::Message;
+        self.to_proto().encode_to_vec()
+    }
+
+    /// Decodes and validates [`Histogram::encode`]'s output.
+    pub fn decode(bytes: &[u8]) -> Result<Histogram, ModelError> {
+        use prost::Message;
+        Histogram::from_proto(&LatencyHistogram::decode(bytes)?)
+    }
+
     /// From the protobuf form, validated as by [`Histogram::new`]; `count`
     /// must equal the sum of `counts`.
     pub fn from_proto(p: &LatencyHistogram) -> Result<Histogram, ModelError> {
@@ -305,6 +318,8 @@ mod tests {
         assert!(Histogram::new(vec![2.0, 1.0], vec![1, 2, 3], 0.0, None, None).is_err());
         let h = hist(&[(4, 3)], Some(31.0), Some(40.0));
         assert_eq!(Histogram::from_proto(&h.to_proto()).unwrap(), h);
+        assert_eq!(Histogram::decode(&h.encode()).unwrap(), h);
+        assert!(Histogram::decode(b"\xff\xff").is_err());
         let mut p = h.to_proto();
         p.count = 4;
         assert!(Histogram::from_proto(&p).is_err());

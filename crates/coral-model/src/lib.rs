@@ -7,6 +7,7 @@
 //! - [`bucket`]: one-minute [`Bucket`]s keyed by [`BucketKey`]
 //!   `(minute, service, kind)`, with a per-operation breakdown, and their
 //!   conversion to and from `coral.common.v1.TelemetryBucket`.
+//! - [`beyla`]: [`BeylaRows`], a batch of Beyla histograms and spans.
 //! - [`histogram`]: [`Histogram`], the explicit-bucket latency histogram of
 //!   Beyla metrics, with exact merges and Coral's percentile rule.
 //! - [`json`]: the JSON form of sample traces in DuckDB columns.
@@ -15,6 +16,7 @@
 //!
 //! Durations are milliseconds (`f64`); bucket minutes are Unix seconds.
 
+pub mod beyla;
 pub mod bucket;
 pub mod error;
 pub mod histogram;
@@ -23,9 +25,13 @@ pub mod sampling;
 pub mod sketch;
 pub mod stats;
 
+pub use beyla::BeylaRows;
 pub use bucket::{Bucket, BucketKey, OVERFLOW_OPERATION, SpanKind, minute_of};
 pub use error::ModelError;
 pub use histogram::{Histogram, Quantile};
-pub use json::{samples_from_json, samples_to_json};
+pub use json::{
+    otlp_value_to_json, samples_from_json, samples_to_json, string_map_from_json,
+    string_map_to_json,
+};
 pub use sketch::{DEFAULT_RELATIVE_ACCURACY, DurationSketch, MAX_BINS, MIN_INDEXABLE_MS};
 pub use stats::{MAX_SAMPLES, Sample, Samples, Stats};

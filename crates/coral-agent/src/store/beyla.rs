@@ -7,11 +7,7 @@
 //! blobs next to their scalar count, sum, min and max. Reads are in
 //! [`super::beyla_read`].
 
-use std::collections::BTreeMap;
-
-use coral_proto::common::{
-    BeylaGrpcMetric, BeylaHttpMetric, BeylaSqlMetric, BeylaTraceSpan, LatencyHistogram,
-};
+use coral_proto::common::LatencyHistogram;
 use duckdb::types::{TimeUnit, Value};
 use duckdb::{Connection, Transaction, params};
 use prost::Message;
@@ -93,50 +89,10 @@ pub const TABLES: [(&str, &str); 4] = [
     ("beyla_traces_local", "start_time"),
 ];
 
-/// Beyla rows for one write.
-#[derive(Debug, Default, Clone)]
-pub struct BeylaRows {
-    /// HTTP histograms.
-    pub http: Vec<BeylaHttpMetric>,
-    /// RPC histograms.
-    pub grpc: Vec<BeylaGrpcMetric>,
-    /// Database and messaging histograms.
-    pub sql: Vec<BeylaSqlMetric>,
-    /// Trace spans.
-    pub spans: Vec<BeylaTraceSpan>,
-}
-
-impl BeylaRows {
-    /// Number of rows.
-    pub fn len(&self) -> usize {
-        self.http.len() + self.grpc.len() + self.sql.len() + self.spans.len()
-    }
-
-    /// True when there is nothing to write.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Moves `other`'s rows into `self`.
-    pub fn append(&mut self, other: &mut BeylaRows) {
-        self.http.append(&mut other.http);
-        self.grpc.append(&mut other.grpc);
-        self.sql.append(&mut other.sql);
-        self.spans.append(&mut other.spans);
-    }
-}
+pub use coral_model::BeylaRows;
 
 pub(super) fn ts(micros: i64) -> Value {
     Value::Timestamp(TimeUnit::Microsecond, micros)
-}
-
-fn attrs_json(map: &std::collections::HashMap<String, String>) -> String {
-    let sorted: BTreeMap<_, _> = map.iter().collect();
-    serde_json::to_string(&sorted).unwrap_or_else(|_| "{}".into())
-}
-
-pub(super) fn attrs_from_json(s: &str) -> std::collections::HashMap<String, String> {
-    serde_json::from_str(s).unwrap_or_default()
 }
 
 fn hist_parts(h: Option<&LatencyHistogram>) -> (u64, f64, Option<f64>, Option<f64>, Vec<u8>) {
@@ -166,7 +122,7 @@ pub fn append(tx: &Transaction<'_>, mut seq: u64, rows: &BeylaRows) -> Result<u6
                 min,
                 max,
                 blob,
-                attrs_json(&m.attributes),
+                coral_model::string_map_to_json(&m.attributes),
             ])?;
             seq += 1;
         }
@@ -189,7 +145,7 @@ pub fn append(tx: &Transaction<'_>, mut seq: u64, rows: &BeylaRows) -> Result<u6
                 min,
                 max,
                 blob,
-                attrs_json(&m.attributes),
+                coral_model::string_map_to_json(&m.attributes),
             ])?;
             seq += 1;
         }
@@ -212,7 +168,7 @@ pub fn append(tx: &Transaction<'_>, mut seq: u64, rows: &BeylaRows) -> Result<u6
                 min,
                 max,
                 blob,
-                attrs_json(&m.attributes),
+                coral_model::string_map_to_json(&m.attributes),
             ])?;
             seq += 1;
         }

@@ -3,15 +3,12 @@
 //! range and trace (ad-hoc queries, traces returned whole). Blocking.
 
 use coral_proto::agent::{BeylaMetricType, QueryBeylaMetricsRequest, QueryBeylaMetricsResponse};
-use coral_proto::common::{
-    BeylaGrpcMetric, BeylaHttpMetric, BeylaSqlMetric, BeylaTraceSpan, LatencyHistogram,
-};
+use coral_proto::common::{BeylaGrpcMetric, BeylaHttpMetric, BeylaSqlMetric, BeylaTraceSpan};
 use duckdb::types::Value;
 use duckdb::{Connection, Row, params_from_iter};
-use prost::Message;
 
-use super::beyla::{attrs_from_json, ts};
-use super::read::{DEFAULT_MAX_RECORDS, MAX_RECORDS};
+use super::beyla::ts;
+use super::read::{DEFAULT_MAX_RECORDS, MAX_RECORDS, proto_column};
 use super::{Database, StoreError};
 
 /// Which rows a read selects.
@@ -215,15 +212,6 @@ fn limit_clause(limit: Option<usize>) -> String {
     limit.map(|n| format!(" LIMIT {n}")).unwrap_or_default()
 }
 
-fn latency(row: &Row<'_>, index: usize) -> Result<Option<LatencyHistogram>, duckdb::Error> {
-    let bytes: Vec<u8> = row.get(index)?;
-    LatencyHistogram::decode(bytes.as_slice())
-        .map(Some)
-        .map_err(|e| {
-            duckdb::Error::FromSqlConversionFailure(index, duckdb::types::Type::Blob, Box::new(e))
-        })
-}
-
 fn read_http(
     conn: &Connection,
     range: (u64, u64),
@@ -248,8 +236,8 @@ fn read_http(
                 http_method: r.get(4)?,
                 http_route: r.get(5)?,
                 http_status_code: r.get(6)?,
-                latency: latency(r, 7)?,
-                attributes: attrs_from_json(&r.get::<_, String>(8)?),
+                latency: proto_column(r, 7)?,
+                attributes: coral_model::string_map_from_json(&r.get::<_, String>(8)?),
                 agent_id: String::new(),
             })
         })?
@@ -281,8 +269,8 @@ fn read_grpc(
                 rpc_system: r.get(4)?,
                 grpc_method: r.get(5)?,
                 grpc_status_code: r.get(6)?,
-                latency: latency(r, 7)?,
-                attributes: attrs_from_json(&r.get::<_, String>(8)?),
+                latency: proto_column(r, 7)?,
+                attributes: coral_model::string_map_from_json(&r.get::<_, String>(8)?),
                 agent_id: String::new(),
             })
         })?
@@ -314,8 +302,8 @@ fn read_sql(
                 sql_operation: r.get(4)?,
                 table_name: r.get(5)?,
                 error_count: r.get(6)?,
-                latency: latency(r, 7)?,
-                attributes: attrs_from_json(&r.get::<_, String>(8)?),
+                latency: proto_column(r, 7)?,
+                attributes: coral_model::string_map_from_json(&r.get::<_, String>(8)?),
                 agent_id: String::new(),
             })
         })?

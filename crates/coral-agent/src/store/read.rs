@@ -7,9 +7,7 @@
 //! never skips a row that commits later.
 
 use coral_proto::agent::{QueryTelemetryRequest, QueryTelemetryResponse};
-use coral_proto::common::{
-    DurationSketch, HostMetrics, OperationSummary, TelemetryBucket, TelemetrySpan,
-};
+use coral_proto::common::{HostMetrics, OperationSummary, TelemetryBucket, TelemetrySpan};
 use duckdb::types::Value;
 use duckdb::{Connection, Row, params_from_iter};
 use prost::Message;
@@ -126,7 +124,7 @@ fn read_buckets(
                 sum_ms: row.get(11)?,
                 sample_traces: samples.iter().map(|s| s.trace_id.clone()).collect(),
                 samples,
-                sketch: decode_sketch(row, 13)?,
+                sketch: proto_column(row, 13)?,
                 operations: Vec::new(),
             })
         })?
@@ -155,7 +153,7 @@ fn read_buckets(
                 max_ms: row.get(8)?,
                 sum_ms: row.get(9)?,
                 samples: coral_model::samples_from_json(&row.get::<_, String>(10)?),
-                sketch: decode_sketch(row, 11)?,
+                sketch: proto_column(row, 11)?,
             },
         ))
     })?;
@@ -219,13 +217,15 @@ fn read_spans(
     Ok(spans)
 }
 
-fn decode_sketch(row: &Row<'_>, index: usize) -> Result<Option<DurationSketch>, duckdb::Error> {
+/// A protobuf BLOB column (a sketch, a latency histogram) decoded.
+pub(super) fn proto_column<M: Message + Default>(
+    row: &Row<'_>,
+    index: usize,
+) -> Result<Option<M>, duckdb::Error> {
     let bytes: Vec<u8> = row.get(index)?;
-    DurationSketch::decode(bytes.as_slice())
-        .map(Some)
-        .map_err(|e| {
-            duckdb::Error::FromSqlConversionFailure(index, duckdb::types::Type::Blob, Box::new(e))
-        })
+    M::decode(bytes.as_slice()).map(Some).map_err(|e| {
+        duckdb::Error::FromSqlConversionFailure(index, duckdb::types::Type::Blob, Box::new(e))
+    })
 }
 
 fn read_hosts(conn: &Connection, start: u64, end: u64) -> Result<Vec<HostMetrics>, StoreError> {

@@ -156,29 +156,6 @@ pub fn truncate(mut s: String, max: usize) -> String {
     s
 }
 
-/// An OTLP value as JSON with its type kept: ints as numbers, doubles as
-/// numbers (non-finite ones as null), bytes as lowercase hex, arrays and
-/// key/value lists as JSON arrays and objects.
-pub fn to_json(v: Option<&AnyValue>) -> serde_json::Value {
-    use serde_json::Value as J;
-    match v.and_then(|v| v.value.as_ref()) {
-        None => J::Null,
-        Some(Value::StringValue(s)) => J::String(s.clone()),
-        Some(Value::BoolValue(b)) => J::Bool(*b),
-        Some(Value::IntValue(i)) => J::from(*i),
-        Some(Value::DoubleValue(d)) => serde_json::Number::from_f64(*d).map_or(J::Null, J::Number),
-        Some(Value::BytesValue(b)) => J::String(hex::encode(b)),
-        Some(Value::StringValueStrindex(i)) => J::from(*i),
-        Some(Value::ArrayValue(a)) => J::Array(a.values.iter().map(|v| to_json(Some(v))).collect()),
-        Some(Value::KvlistValue(l)) => J::Object(
-            l.values
-                .iter()
-                .map(|kv| (kv.key.clone(), to_json(kv.value.as_ref())))
-                .collect(),
-        ),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,7 +25,7 @@ use coral_proto::otlp::collector::trace::v1::ExportTraceServiceRequest;
 use coral_proto::otlp::common::v1::{AnyValue, KeyValue, any_value::Value};
 use coral_proto::otlp::trace::v1::{Span, span::SpanKind, status::StatusCode};
 
-use super::attrs::{present, str_of, to_json};
+use super::attrs::{present, str_of};
 use super::catalog::{http_status, rpc_status};
 use super::sql::{obfuscate_redis, obfuscate_sql};
 
@@ -224,7 +224,7 @@ fn write_entry(out: &mut Vec<u8>, key: &str, value: Option<&AnyValue>, text: Opt
         (None, Some(Value::StringValue(s))) => serde_json::to_writer(&mut *out, s),
         (None, Some(Value::IntValue(i))) => serde_json::to_writer(&mut *out, i),
         (None, Some(Value::BoolValue(b))) => serde_json::to_writer(&mut *out, b),
-        (None, _) => serde_json::to_writer(&mut *out, &to_json(value)),
+        (None, _) => serde_json::to_writer(&mut *out, &coral_model::otlp_value_to_json(value)),
     };
 }
 

@@ -10,9 +10,7 @@
 use std::collections::HashMap;
 
 use coral_model::Histogram;
-use coral_proto::common::{
-    BeylaGrpcMetric, BeylaHttpMetric, BeylaSqlMetric, BeylaTraceSpan, LatencyHistogram,
-};
+use coral_proto::common::{BeylaTraceSpan, LatencyHistogram};
 use duckdb::types::Value;
 use duckdb::{Transaction, params, params_from_iter};
 use prost::Message;
@@ -93,48 +91,7 @@ CREATE TABLE IF NOT EXISTS beyla_traces (
 );
 "#;
 
-/// Beyla rows of one page.
-#[derive(Debug, Default, Clone)]
-pub struct BeylaPage {
-    /// HTTP histograms.
-    pub http: Vec<BeylaHttpMetric>,
-    /// RPC histograms.
-    pub grpc: Vec<BeylaGrpcMetric>,
-    /// Database and messaging histograms.
-    pub sql: Vec<BeylaSqlMetric>,
-    /// Spans.
-    pub spans: Vec<BeylaTraceSpan>,
-}
-
-impl BeylaPage {
-    /// Rows in the page.
-    pub fn len(&self) -> usize {
-        self.http.len() + self.grpc.len() + self.sql.len() + self.spans.len()
-    }
-
-    /// True without rows.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Every row's seq_id.
-    pub fn seq_ids(&self) -> impl Iterator<Item = u64> + '_ {
-        self.http
-            .iter()
-            .map(|m| m.seq_id)
-            .chain(self.grpc.iter().map(|m| m.seq_id))
-            .chain(self.sql.iter().map(|m| m.seq_id))
-            .chain(self.spans.iter().map(|s| s.seq_id))
-    }
-
-    /// Keeps the rows for which `keep(seq_id)` holds.
-    pub fn retain(&mut self, keep: impl Fn(u64) -> bool) {
-        self.http.retain(|m| keep(m.seq_id));
-        self.grpc.retain(|m| keep(m.seq_id));
-        self.sql.retain(|m| keep(m.seq_id));
-        self.spans.retain(|s| keep(s.seq_id));
-    }
-}
+pub use coral_model::BeylaRows;
 
 /// Which Beyla traces the colony keeps.
 #[derive(Debug, Clone, Copy)]
@@ -176,16 +133,11 @@ struct Merged {
     parts: i32,
 }
 
-fn attrs_json(map: &HashMap<String, String>) -> String {
-    let sorted: std::collections::BTreeMap<_, _> = map.iter().collect();
-    serde_json::to_string(&sorted).unwrap_or_else(|_| "{}".into())
-}
-
 /// Stores a page's fresh Beyla rows for `agent_id` inside `tx`.
 pub fn store(
     tx: &Transaction<'_>,
     agent_id: &str,
-    page: &BeylaPage,
+    page: &BeylaRows,
     sampling: TraceSampling,
 ) -> Result<BeylaOutcome, StoreError> {
     let mut outcome = BeylaOutcome::default();
@@ -211,7 +163,7 @@ pub fn store(
                     Value::Int(m.http_status_code as i32),
                 ],
                 h,
-                attrs_json(&m.attributes),
+                coral_model::string_map_to_json(&m.attributes),
                 0,
             )),
             Err(e) => reject(&mut outcome, format!("HTTP row seq_id {}: {e}", m.seq_id)),
@@ -231,7 +183,7 @@ pub fn store(
                     Value::Int(m.grpc_status_code as i32),
                 ],
                 h,
-                attrs_json(&m.attributes),
+                coral_model::string_map_to_json(&m.attributes),
                 0,
             )),
             Err(e) => reject(&mut outcome, format!("RPC row seq_id {}: {e}", m.seq_id)),
@@ -250,7 +202,7 @@ pub fn store(
                     text(&m.table_name),
                 ],
                 h,
-                attrs_json(&m.attributes),
+                coral_model::string_map_to_json(&m.attributes),
                 m.error_count,
             )),
             Err(e) => reject(&mut outcome, format!("SQL row seq_id {}: {e}", m.seq_id)),
@@ -356,11 +308,7 @@ fn merge_into(
                 continue;
             }
             for (blob, errors, parts) in existing {
-                if let Ok(h) = LatencyHistogram::decode(blob.as_slice())
-                    .map_err(|e| e.to_string())
-                    .and_then(|p| Histogram::from_proto(&p).map_err(|e| e.to_string()))
-                {
-                    let mut stored = h;
+                if let Ok(mut stored) = Histogram::decode(&blob) {
                     stored.merge(&m.latency);
                     m.latency = stored;
                 }

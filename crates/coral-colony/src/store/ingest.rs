@@ -17,7 +17,7 @@
 use coral_proto::common::{HostMetrics, TelemetryBucket, TelemetrySpan};
 use duckdb::{Transaction, params};
 
-use super::beyla::{BeylaPage, TraceSampling};
+use super::beyla::{BeylaRows, TraceSampling};
 use super::{StoreError, merge, now_micros, ts_micros};
 
 /// Which cursor a page advances.
@@ -63,7 +63,7 @@ pub struct Page {
     /// Host samples in the range.
     pub hosts: Vec<HostMetrics>,
     /// Beyla rows in the range (Beyla stream only).
-    pub beyla: BeylaPage,
+    pub beyla: BeylaRows,
 }
 
 impl Page {

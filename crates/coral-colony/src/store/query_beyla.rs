@@ -51,13 +51,6 @@ fn latency(row: &Row<'_>, index: usize) -> Result<Option<LatencyHistogram>, duck
         })
 }
 
-fn attributes(
-    row: &Row<'_>,
-    index: usize,
-) -> Result<std::collections::HashMap<String, String>, duckdb::Error> {
-    Ok(serde_json::from_str(&row.get::<_, String>(index)?).unwrap_or_default())
-}
-
 /// Answers `QueryBeyla`.
 pub fn query(conn: &Connection, req: &QueryBeylaRequest) -> Result<QueryBeylaResponse, StoreError> {
     let mut response = QueryBeylaResponse::default();
@@ -81,7 +74,7 @@ pub fn query(conn: &Connection, req: &QueryBeylaRequest) -> Result<QueryBeylaRes
                         http_route: r.get(5)?,
                         http_status_code: r.get(6)?,
                         latency: latency(r, 7)?,
-                        attributes: attributes(r, 8)?,
+                        attributes: coral_model::string_map_from_json(&r.get::<_, String>(8)?),
                         seq_id: 0,
                     })
                 })?
@@ -104,7 +97,7 @@ pub fn query(conn: &Connection, req: &QueryBeylaRequest) -> Result<QueryBeylaRes
                         grpc_method: r.get(5)?,
                         grpc_status_code: r.get(6)?,
                         latency: latency(r, 7)?,
-                        attributes: attributes(r, 8)?,
+                        attributes: coral_model::string_map_from_json(&r.get::<_, String>(8)?),
                         seq_id: 0,
                     })
                 })?
@@ -128,7 +121,7 @@ pub fn query(conn: &Connection, req: &QueryBeylaRequest) -> Result<QueryBeylaRes
                         table_name: r.get(5)?,
                         error_count: r.get(6)?,
                         latency: latency(r, 7)?,
-                        attributes: attributes(r, 8)?,
+                        attributes: coral_model::string_map_from_json(&r.get::<_, String>(8)?),
                         seq_id: 0,
                     })
                 })?

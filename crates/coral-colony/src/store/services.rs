@@ -7,10 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use coral_model::{DurationSketch, Histogram, Quantile};
 use coral_proto::colony::{ListServicesRequest, ServiceSummary};
-use coral_proto::common::LatencyHistogram;
 use duckdb::Connection;
 use duckdb::types::Value;
-use prost::Message;
 
 use super::{StoreError, ts_micros};
 
@@ -63,10 +61,7 @@ pub fn services(
         let mut rows = stmt.query(duckdb::params_from_iter(args.iter()))?;
         while let Some(r) = rows.next()? {
             let blob: Vec<u8> = r.get(2)?;
-            let Some(h) = LatencyHistogram::decode(blob.as_slice())
-                .ok()
-                .and_then(|p| Histogram::from_proto(&p).ok())
-            else {
+            let Ok(h) = Histogram::decode(&blob) else {
                 continue;
             };
             let acc = beyla.entry(r.get(0)?).or_default();
