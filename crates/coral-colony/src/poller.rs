@@ -50,6 +50,29 @@ pub struct PollSettings {
     pub tls: Option<ClientTlsSettings>,
 }
 
+/// Why draining one stream of an agent stopped.
+#[derive(Debug)]
+enum DrainError {
+    /// The agent does not serve the stream's RPC (an older agent).
+    Unimplemented(String),
+    /// Anything else, worded for `last_poll_error`.
+    Failed(String),
+}
+
+impl From<String> for DrainError {
+    fn from(message: String) -> Self {
+        DrainError::Failed(message)
+    }
+}
+
+impl std::fmt::Display for DrainError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DrainError::Unimplemented(m) | DrainError::Failed(m) => f.write_str(m),
+        }
+    }
+}
+
 /// Runs poll rounds until `stop`.
 pub struct Poller {
     settings: PollSettings,
@@ -167,7 +190,10 @@ impl Poller {
         agent_id: &str,
         stop: &CancellationToken,
     ) -> Result<(PollReport, String, u64), String> {
-        let (mut report, session, latest) = self.drain_stream(agent_id, Stream::Pull, stop).await?;
+        let (mut report, session, latest) = self
+            .drain_stream(agent_id, Stream::Pull, stop)
+            .await
+            .map_err(|e| e.to_string())?;
         if !stop.is_cancelled() {
             match self.drain_stream(agent_id, Stream::Beyla, stop).await {
                 Ok((beyla, _, beyla_latest)) => {
@@ -178,10 +204,10 @@ impl Poller {
                 }
                 // An agent without the Beyla API (an older version) is
                 // still polled for telemetry.
-                Err(error) if error.contains("Unimplemented") => {
+                Err(DrainError::Unimplemented(error)) => {
                     tracing::debug!(agent_id, %error, "agent has no Beyla API")
                 }
-                Err(error) => return Err(error),
+                Err(error) => return Err(error.to_string()),
             }
         }
         Ok((report, session, latest))
@@ -193,7 +219,7 @@ impl Poller {
         agent_id: &str,
         stream: Stream,
         stop: &CancellationToken,
-    ) -> Result<(PollReport, String, u64), String> {
+    ) -> Result<(PollReport, String, u64), DrainError> {
         let state = self
             .registry
             .get(agent_id)
@@ -303,7 +329,7 @@ impl Poller {
         what: &str,
         call: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
         stop: &CancellationToken,
-    ) -> Result<T, String> {
+    ) -> Result<T, DrainError> {
         let call = async {
             tokio::select! {
                 result = call => Ok(result),
@@ -311,16 +337,24 @@ impl Poller {
             }
         };
         match tokio::time::timeout(self.settings.timeout, call).await {
-            Ok(Err(())) => Err("the colony is stopping".to_owned()),
+            Ok(Err(())) => Err("the colony is stopping".to_owned().into()),
             Err(_) => Err(format!(
                 "no answer from {endpoint} within {:?} (colony.poll.timeout)",
                 self.settings.timeout
-            )),
-            Ok(Ok(Err(status))) => Err(format!(
-                "{what} to {endpoint} failed: {} ({:?})",
-                status.message(),
-                status.code()
-            )),
+            )
+            .into()),
+            Ok(Ok(Err(status))) => {
+                let message = format!(
+                    "{what} to {endpoint} failed: {} ({:?})",
+                    status.message(),
+                    status.code()
+                );
+                Err(if status.code() == tonic::Code::Unimplemented {
+                    DrainError::Unimplemented(message)
+                } else {
+                    DrainError::Failed(message)
+                })
+            }
             Ok(Ok(Ok(response))) => Ok(response.into_inner()),
         }
     }
