@@ -62,8 +62,17 @@ pub trait OtlpSink: Send + Sync + 'static {
         &self,
         request: &ExportMetricsServiceRequest,
     ) -> Result<PartialOutcome, IngestError>;
-    /// A logs export.
-    fn export_logs(&self, request: &ExportLogsServiceRequest) -> PartialOutcome;
+    /// A logs export: Coral does not store logs; its records are counted.
+    fn export_logs(&self, request: &ExportLogsServiceRequest) -> PartialOutcome {
+        let records: usize = request
+            .resource_logs
+            .iter()
+            .flat_map(|rl| &rl.scope_logs)
+            .map(|sl| sl.log_records.len())
+            .sum();
+        Counters::add(&self.counters().log_records_received, records as u64);
+        PartialOutcome::default()
+    }
     /// The agent's counters (refusals are counted by the receivers).
     fn counters(&self) -> &Arc<Counters>;
 }
@@ -81,10 +90,6 @@ impl OtlpSink for Pipeline {
         request: &ExportMetricsServiceRequest,
     ) -> Result<PartialOutcome, IngestError> {
         Ok(self.ingest_metrics(request))
-    }
-
-    fn export_logs(&self, request: &ExportLogsServiceRequest) -> PartialOutcome {
-        self.ingest_logs(request)
     }
 
     fn counters(&self) -> &Arc<Counters> {
@@ -248,18 +253,6 @@ impl Pipeline {
             })
             .sum();
         Counters::add(&self.counters.metric_points_received, points as u64);
-        PartialOutcome::default()
-    }
-
-    /// Counts a logs export's records.
-    pub fn ingest_logs(&self, request: &ExportLogsServiceRequest) -> PartialOutcome {
-        let records: usize = request
-            .resource_logs
-            .iter()
-            .flat_map(|rl| &rl.scope_logs)
-            .map(|sl| sl.log_records.len())
-            .sum();
-        Counters::add(&self.counters.log_records_received, records as u64);
         PartialOutcome::default()
     }
 

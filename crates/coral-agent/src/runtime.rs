@@ -228,11 +228,12 @@ pub async fn start_with(
     .flatten()
     .chain(options.colony_ports.iter().copied())
     .collect();
+    // The colony endpoint is normalized to http(s)://host:port.
     if let Some(port) = config
         .colony
         .as_ref()
-        .and_then(|c| c.endpoint.rsplit(':').next())
-        .and_then(|p| p.trim_end_matches('/').parse().ok())
+        .and_then(|c| c.endpoint.parse::<http::Uri>().ok())
+        .and_then(|uri| uri.port_u16())
     {
         own_ports.push(port);
     }

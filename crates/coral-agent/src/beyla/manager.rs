@@ -233,7 +233,6 @@ pub async fn start(agent: AgentSide<'_>, options: BeylaOptions) -> BeylaHandle {
             ctx,
             binary: found.path,
             work_dir,
-            allowed: assessment.protocols.clone(),
         };
         let (sup, reload_stop) = (supervisor.clone(), CancellationToken::new());
         let token = reload_stop.clone();
@@ -313,7 +312,6 @@ struct Reconfigure {
     ctx: GenContext,
     binary: PathBuf,
     work_dir: PathBuf,
-    allowed: Vec<String>,
 }
 
 impl Reconfigure {
@@ -347,14 +345,9 @@ impl Reconfigure {
             if next == self.current {
                 continue;
             }
-            let mut ctx = self.ctx.clone();
-            ctx.protocols = self
-                .allowed
-                .iter()
-                .filter(|p| next.protocols.enabled().contains(&p.as_str()))
-                .cloned()
-                .collect();
-            match config_gen::generate(&next, &ctx) {
+            // `ctx.protocols` is what the kernel allows of the protocols
+            // enabled at start; `generate` intersects it with `next`'s.
+            match config_gen::generate(&next, &self.ctx) {
                 Ok(generated) => {
                     tracing::info!(source = "beyla", path = %self.path.display(),
                         "beyla: section changed; restarting Beyla with the new config");

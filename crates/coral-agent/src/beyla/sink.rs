@@ -3,13 +3,12 @@
 //! Metrics go through the stateful transformer (units, temporality, route
 //! cap) into a minute window; closed minutes are flushed to the store on the
 //! agent's flush tick. Spans are sampled by trace id and written at once.
-//! Logs are counted and dropped (Beyla sends none).
+//! Logs are counted and dropped (the trait's default; Beyla sends none).
 
 use std::sync::{Arc, Mutex};
 
 use coral_beyla::transform::{MinuteWindow, TracesOptions, TransformOptions, Transformer, traces};
 use coral_config::BeylaConfig;
-use coral_proto::otlp::collector::logs::v1::ExportLogsServiceRequest;
 use coral_proto::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
 use coral_proto::otlp::collector::trace::v1::ExportTraceServiceRequest;
 
@@ -123,17 +122,6 @@ impl OtlpSink for BeylaSink {
             .unwrap_or_else(|p| p.into_inner())
             .add(outcome.rows);
         Ok(PartialOutcome::default())
-    }
-
-    fn export_logs(&self, request: &ExportLogsServiceRequest) -> PartialOutcome {
-        let records: usize = request
-            .resource_logs
-            .iter()
-            .flat_map(|rl| &rl.scope_logs)
-            .map(|sl| sl.log_records.len())
-            .sum();
-        Counters::add(&self.counters.log_records_received, records as u64);
-        PartialOutcome::default()
     }
 
     fn counters(&self) -> &Arc<Counters> {
