@@ -122,13 +122,14 @@ pub fn groups(r: &QueryBeylaResponse, family: Family, http: &HttpFilter) -> (Vec
         });
         g.add(errors, &h);
     };
+    // Server side unless the filter asks for another kind.
+    let kind_ok = |kind: &str| kind == http.kind || (http.kind.is_empty() && kind == "server");
     match family {
         Family::Http => {
             for m in &r.http_metrics {
                 let Some(h) = histogram(&m.latency) else {
                     continue;
                 };
-                let kind_ok = m.kind == http.kind || (http.kind.is_empty() && m.kind == "server");
                 let route_ok = http.route.as_ref().is_none_or(|r| *r == m.http_route);
                 let method_ok = http
                     .method
@@ -138,7 +139,7 @@ pub fn groups(r: &QueryBeylaResponse, family: Family, http: &HttpFilter) -> (Vec
                     .status
                     .as_ref()
                     .is_none_or(|s| status_matches(s, m.http_status_code));
-                if kind_ok && route_ok && method_ok && status_ok {
+                if kind_ok(&m.kind) && route_ok && method_ok && status_ok {
                     let errors = if m.http_status_code >= 500 {
                         h.count
                     } else {
@@ -153,9 +154,8 @@ pub fn groups(r: &QueryBeylaResponse, family: Family, http: &HttpFilter) -> (Vec
                 let Some(h) = histogram(&m.latency) else {
                     continue;
                 };
-                let kind_ok = m.kind == http.kind || (http.kind.is_empty() && m.kind == "server");
                 let method_ok = http.method.as_ref().is_none_or(|x| *x == m.grpc_method);
-                if kind_ok && method_ok {
+                if kind_ok(&m.kind) && method_ok {
                     let errors = if m.grpc_status_code != 0 { h.count } else { 0 };
                     add(vec![m.grpc_method.clone()], errors, h);
                 }

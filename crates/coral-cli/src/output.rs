@@ -71,33 +71,18 @@ pub enum Format {
 
 /// Renders rows as aligned columns (two spaces between columns).
 pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
-    for row in rows {
-        for (i, cell) in row.iter().enumerate() {
-            widths[i] = widths[i].max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    let line = |out: &mut String, cells: &mut dyn Iterator<Item = &str>| {
-        let mut text = String::new();
-        for (i, cell) in cells.enumerate() {
-            let pad = widths[i].saturating_sub(cell.chars().count());
-            text.push_str(cell);
-            text.push_str(&" ".repeat(pad + 2));
-        }
-        out.push_str(text.trim_end());
-        out.push('\n');
-    };
-    line(&mut out, &mut headers.iter().copied());
-    for row in rows {
-        line(&mut out, &mut row.iter().map(String::as_str));
-    }
-    out
+    aligned(headers, rows, "  ")
 }
 
 /// Renders rows as columns separated by ` | `, padded to align (the layout
 /// of the Beyla RED tables).
 pub fn piped_table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    aligned(headers, rows, " | ")
+}
+
+/// Pads every cell to its column's width and joins the cells with `sep`;
+/// trailing spaces are trimmed.
+fn aligned(headers: &[&str], rows: &[Vec<String>], sep: &str) -> String {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (i, cell) in row.iter().enumerate() {
@@ -109,7 +94,7 @@ pub fn piped_table(headers: &[&str], rows: &[Vec<String>]) -> String {
             .enumerate()
             .map(|(i, c)| format!("{c}{}", " ".repeat(widths[i] - c.chars().count())))
             .collect();
-        format!("{}\n", padded.join(" | ").trim_end())
+        format!("{}\n", padded.join(sep).trim_end())
     };
     let mut out = line(&mut headers.iter().copied());
     for row in rows {

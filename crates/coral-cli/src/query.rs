@@ -31,6 +31,11 @@ pub struct WindowArgs {
 }
 
 impl WindowArgs {
+    /// The `--since` text when the window is relative to now (for titles).
+    pub fn since_label(&self) -> Option<&str> {
+        self.from.is_none().then_some(self.since.as_str())
+    }
+
     /// `[from, to)` in Unix seconds, `to` rounded up to the next minute.
     pub fn resolve(&self) -> anyhow::Result<(i64, i64)> {
         let unix =
@@ -222,7 +227,7 @@ pub async fn beyla(args: BeylaArgs, family: Family) -> anyhow::Result<()> {
         status: args.status.clone(),
         kind: args.kind.clone(),
     };
-    let since = (args.window.from.is_none()).then_some(args.window.since.as_str());
+    let since = args.window.since_label();
     let window = beyla_views::Window { from, to, since };
     print!(
         "{}",
@@ -352,7 +357,7 @@ pub async fn services(args: ServicesArgs) -> anyhow::Result<()> {
     .await
     .map_err(|s| args.colony.explain(s))?
     .into_inner();
-    let since = (args.window.from.is_none()).then_some(args.window.since.as_str());
+    let since = args.window.since_label();
     let window = beyla_views::Window { from, to, since };
     print!(
         "{}",

@@ -149,27 +149,15 @@ async fn take(
         ));
         let mut traces = Vec::new();
         for t in &list {
-            let mut services: Vec<&str> = Vec::new();
-            let mut spans: Vec<_> = response
-                .trace_spans
-                .iter()
-                .filter(|s| s.trace_id == t.trace_id)
-                .collect();
-            spans.sort_by_key(|s| s.start_time_unix_nano);
-            for s in spans {
-                if !services.contains(&s.service_name.as_str()) {
-                    services.push(&s.service_name);
-                }
-            }
             text.push_str(&format!(
                 "  Trace {}: {} ({}){}\n",
                 &t.trace_id[..t.trace_id.len().min(12)],
                 output::ms(t.duration_us as f64 / 1000.0),
-                services.join(" → "),
+                t.services.join(" → "),
                 if t.errors > 0 { " ERROR" } else { "" }
             ));
             traces.push(json!({
-                "trace_id": t.trace_id, "duration_us": t.duration_us, "services": services,
+                "trace_id": t.trace_id, "duration_us": t.duration_us, "services": t.services,
                 "span_count": t.spans, "error_count": t.errors,
             }));
         }

@@ -44,8 +44,7 @@ struct Trace<'a> {
 }
 
 impl<'a> Trace<'a> {
-    fn new(spans: &'a [BeylaTraceSpan]) -> Trace<'a> {
-        let mut spans: Vec<&BeylaTraceSpan> = spans.iter().collect();
+    fn new(mut spans: Vec<&'a BeylaTraceSpan>) -> Trace<'a> {
         spans.sort_by(|a, b| {
             a.start_time_unix_nano
                 .cmp(&b.start_time_unix_nano)
@@ -139,8 +138,8 @@ impl<'a> Trace<'a> {
         )
     }
 
-    fn walk(&self, i: usize, prefix: &str, base_us: i64, out: &mut String, depth: usize) {
-        let kids = self.kids(i);
+    /// Writes `kids` (and, recursively, their children) as branches.
+    fn branch(&self, kids: &[usize], prefix: &str, base_us: i64, out: &mut String, depth: usize) {
         for (n, &k) in kids.iter().enumerate() {
             let last = n + 1 == kids.len();
             let (branch, next) = if last {
@@ -150,7 +149,8 @@ impl<'a> Trace<'a> {
             };
             out.push_str(&format!("{prefix}{branch}{}\n", self.line(k, base_us)));
             if depth < 64 {
-                self.walk(k, &format!("{prefix}{next}"), base_us, out, depth + 1);
+                let prefix = format!("{prefix}{next}");
+                self.branch(self.kids(k), &prefix, base_us, out, depth + 1);
             }
         }
     }
@@ -166,7 +166,10 @@ pub fn render_trace(trace_id: &str, spans: &[BeylaTraceSpan], format: TraceForma
             ),
         };
     }
-    let t = Trace::new(spans);
+    render_one(trace_id, Trace::new(spans.iter().collect()), format)
+}
+
+fn render_one(trace_id: &str, t: Trace<'_>, format: TraceFormat) -> String {
     match format {
         TraceFormat::Json => output::json(&json!(
             t.spans.iter().map(|s| span_json(s)).collect::<Vec<_>>()
@@ -210,23 +213,14 @@ pub fn render_trace(trace_id: &str, spans: &[BeylaTraceSpan], format: TraceForma
             for &r in &t.roots {
                 let base = t.spans[r].duration_us;
                 out.push_str(&format!("{}\n", t.line(r, base)));
-                t.walk(r, "", base, &mut out, 0);
+                t.branch(t.kids(r), "", base, &mut out, 0);
             }
             let whole = t.duration_us();
             for (parent, kids) in &t.orphans {
                 out.push_str(&format!(
                     "[missing parent {parent}: not stored, sampled out or not pulled yet]\n"
                 ));
-                for (n, &k) in kids.iter().enumerate() {
-                    let last = n + 1 == kids.len();
-                    let (branch, next) = if last {
-                        ("└─ ", "   ")
-                    } else {
-                        ("├─ ", "│  ")
-                    };
-                    out.push_str(&format!("{branch}{}\n", t.line(k, whole)));
-                    t.walk(k, next, whole, &mut out, 0);
-                }
+                t.branch(kids, "", whole, &mut out, 0);
             }
             out.push_str(&format!(
                 "\n{CRITICAL} critical path; % = share of the root span's duration.\n"
@@ -286,21 +280,25 @@ pub struct TraceSummary {
     pub spans: usize,
     /// Spans with status ERROR.
     pub errors: usize,
+    /// Services in the order their first span started.
+    pub services: Vec<String>,
+}
+
+/// The spans of each trace, by trace id.
+fn by_trace(spans: &[BeylaTraceSpan]) -> BTreeMap<&str, Vec<&BeylaTraceSpan>> {
+    let mut groups: BTreeMap<&str, Vec<&BeylaTraceSpan>> = BTreeMap::new();
+    for s in spans {
+        groups.entry(s.trace_id.as_str()).or_default().push(s);
+    }
+    groups
 }
 
 /// Summarises the spans of several traces, slowest first.
 pub fn summaries(spans: &[BeylaTraceSpan]) -> Vec<TraceSummary> {
-    let mut by_trace: BTreeMap<&str, Vec<BeylaTraceSpan>> = BTreeMap::new();
-    for s in spans {
-        by_trace
-            .entry(s.trace_id.as_str())
-            .or_default()
-            .push(s.clone());
-    }
-    let mut out: Vec<TraceSummary> = by_trace
+    let mut out: Vec<TraceSummary> = by_trace(spans)
         .into_iter()
         .map(|(id, spans)| {
-            let t = Trace::new(&spans);
+            let t = Trace::new(spans);
             let root = t
                 .roots
                 .iter()
@@ -313,8 +311,14 @@ pub fn summaries(spans: &[BeylaTraceSpan]) -> Vec<TraceSummary> {
                 root: root.span_name.clone(),
                 start_ns: t.spans[0].start_time_unix_nano,
                 duration_us: t.duration_us(),
-                spans: spans.len(),
-                errors: spans.iter().filter(|s| s.is_error).count(),
+                spans: t.spans.len(),
+                errors: t.spans.iter().filter(|s| s.is_error).count(),
+                services: t.spans.iter().fold(Vec::new(), |mut seen, s| {
+                    if !seen.contains(&s.service_name) {
+                        seen.push(s.service_name.clone());
+                    }
+                    seen
+                }),
             }
         })
         .collect();
@@ -341,13 +345,10 @@ pub fn render_list(scope: &str, spans: &[BeylaTraceSpan], format: TraceFormat) -
         )),
         TraceFormat::Tree => {
             let mut out = String::new();
+            let mut groups = by_trace(spans);
             for t in &list {
-                let of: Vec<BeylaTraceSpan> = spans
-                    .iter()
-                    .filter(|s| s.trace_id == t.trace_id)
-                    .cloned()
-                    .collect();
-                out.push_str(&render_trace(&t.trace_id, &of, TraceFormat::Tree));
+                let of = groups.remove(t.trace_id.as_str()).unwrap_or_default();
+                out.push_str(&render_one(&t.trace_id, Trace::new(of), TraceFormat::Tree));
                 out.push('\n');
             }
             if list.is_empty() {
