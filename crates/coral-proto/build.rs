@@ -3,7 +3,11 @@
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protoc = protoc_bin_vendored::protoc_bin_path()?;
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    // Read at run time: a build-script binary can be reused from another
+    // checkout of the same sources (a shared CARGO_TARGET_DIR), so a path
+    // baked in at compile time may point at a checkout that is gone.
+    let manifest = std::env::var("CARGO_MANIFEST_DIR")?;
+    let root = std::path::Path::new(&manifest).join("../../proto");
     let files = [
         "coral/common/v1/telemetry.proto",
         "coral/common/v1/beyla.proto",
