@@ -7,11 +7,15 @@
 //! `$HOME/.cache/coral/venv-interop`; `CORAL_PYTHON` names another). Without
 //! one the test says so and passes, unless `CORAL_REQUIRE_PYTHON_INTEROP=1`.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use common::{coral, json, run, wait_for};
 
 fn python() -> Option<PathBuf> {
     let candidate = std::env::var_os("CORAL_PYTHON")
@@ -27,38 +31,6 @@ fn python() -> Option<PathBuf> {
         .status
         .success();
     ok.then_some(candidate)
-}
-
-fn coral() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_coral"));
-    cmd.env_remove("RUST_LOG")
-        .env_remove("CORAL_TOKEN")
-        .env_remove("CORAL_COLONY")
-        .env("NO_COLOR", "1");
-    cmd
-}
-
-fn run(args: &[&str]) -> (Option<i32>, String, String) {
-    let out = coral().args(args).output().unwrap();
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn json(args: &[&str]) -> serde_json::Value {
-    let (code, stdout, stderr) = run(args);
-    assert_eq!(code, Some(0), "{args:?}: {stderr}");
-    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
-}
-
-fn wait_for(what: &str, timeout: Duration, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(500));
-    }
 }
 
 #[test]

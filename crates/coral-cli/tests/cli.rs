@@ -2,15 +2,13 @@
 //! addresses, accepts OTLP, shuts down cleanly on SIGTERM, and refuses a bad
 //! configuration with a message naming the file and the key.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-fn coral() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_coral"));
-    cmd.env_remove("RUST_LOG").env("NO_COLOR", "1");
-    cmd
-}
+use common::coral;
 
 #[test]
 fn misspelled_key_fails_naming_file_and_key() {

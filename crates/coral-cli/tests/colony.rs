@@ -2,20 +2,15 @@
 //! their errors, and a colony killed mid-poll that loses and duplicates
 //! nothing.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-fn coral() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_coral"));
-    cmd.env_remove("RUST_LOG")
-        .env_remove("CORAL_TOKEN")
-        .env_remove("CORAL_COLONY")
-        .env("NO_COLOR", "1");
-    cmd
-}
+use common::{coral, json, run, wait_for};
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -41,14 +36,6 @@ fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
         }
         assert!(Instant::now() < deadline, "process did not stop");
         std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn wait_for(what: &str, timeout: Duration, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
     }
 }
 
@@ -85,22 +72,6 @@ fn post_spans(http: &str, body: String) {
         .send()
         .unwrap();
     assert_eq!(response.status(), 200, "{:?}", response.text());
-}
-
-/// Runs a CLI query; returns (exit code, stdout, stderr).
-fn run(args: &[&str]) -> (Option<i32>, String, String) {
-    let out = coral().args(args).output().unwrap();
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn json(args: &[&str]) -> serde_json::Value {
-    let (code, stdout, stderr) = run(args);
-    assert_eq!(code, Some(0), "{args:?}: {stderr}");
-    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
 }
 
 #[test]
