@@ -1,11 +1,15 @@
 //! Per-span cost of the agent's hot path on realistic payloads (100 HTTP
 //! server spans of ~556 bytes per request, from `coral-loadgen`):
 //!
-//! - `decode`: protobuf decode of `ExportTraceServiceRequest`;
-//! - `decode_normalize_aggregate`: decode → validate/normalize → aggregate
-//!   100% of spans → static filters (10% sampling, errors, > 500 ms) → build
-//!   the kept spans and hand them to the writer channel (drained by a thread;
-//!   DuckDB is measured separately by the load harness).
+//! - `prost_decode`: a full `prost` decode of `ExportTraceServiceRequest`
+//!   into owned structs, for comparison (the agent no longer does this);
+//! - `view`: the agent's in-place read of the same bytes
+//!   (`coral_proto::otlp_wire`);
+//! - `decode_normalize_aggregate`: the whole pipeline: read in place →
+//!   validate → aggregate 100% of spans → static filters (10% sampling,
+//!   errors, > 500 ms) → decode and normalize the kept spans and hand them to
+//!   the writer channel (drained by a thread; DuckDB is measured separately by
+//!   the load harness).
 //!
 //! Run: `cargo bench -p coral-agent --bench ingest`.
 
@@ -19,6 +23,7 @@ use coral_agent::pipeline::Pipeline;
 use coral_config::FilterConfig;
 use coral_loadgen::payload::{Payloads, now_unix_nanos};
 use coral_proto::otlp::collector::trace::v1::ExportTraceServiceRequest;
+use coral_proto::otlp_wire::TraceExportView;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use prost::Message;
 
@@ -63,10 +68,19 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("ingest");
     group.throughput(Throughput::Elements(spans));
     let mut i = 0;
-    group.bench_function("decode", |b| {
+    group.bench_function("prost_decode", |b| {
         b.iter(|| {
             i = (i + 1) % encoded.len();
             ExportTraceServiceRequest::decode(encoded[i].clone()).expect("decodes")
+        })
+    });
+    group.bench_function("view", |b| {
+        b.iter(|| {
+            i = (i + 1) % encoded.len();
+            TraceExportView::parse(&encoded[i])
+                .expect("parses")
+                .spans
+                .len()
         })
     });
     let pipeline = pipeline();
@@ -74,8 +88,7 @@ fn bench(c: &mut Criterion) {
     group.bench_function("decode_normalize_aggregate", |b| {
         b.iter(|| {
             i = (i + 1) % encoded.len();
-            let request = ExportTraceServiceRequest::decode(encoded[i].clone()).expect("decodes");
-            pipeline.ingest_traces(&request).expect("admitted")
+            pipeline.ingest_traces(&encoded[i]).expect("admitted")
         })
     });
     group.finish();

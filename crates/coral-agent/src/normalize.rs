@@ -2,9 +2,10 @@
 //!
 //! Two levels, so the hot path stays cheap:
 //!
-//! - [`SpanFacts`] is computed for **every** span without allocating: the
-//!   fields that aggregation and the static filters need (service, kind,
-//!   start, duration, error-ness, trace id).
+//! - [`SpanFacts`] is computed for **every** span without allocating, from
+//!   the borrowed [`SpanView`] of the export's bytes: the fields that
+//!   aggregation and the static filters need (kind, start, duration,
+//!   error-ness, trace id).
 //! - [`to_telemetry_span`] builds the full, owned [`TelemetrySpan`] (hex ids,
 //!   typed attribute JSON, semantic-convention fields) only for spans that the
 //!   filters keep.
@@ -19,8 +20,8 @@ use coral_proto::common::TelemetrySpan;
 use coral_proto::otlp::common::v1::{KeyValue, any_value::Value};
 use coral_proto::otlp::resource::v1::Resource;
 use coral_proto::otlp::trace::v1::{Span, status::StatusCode};
+use coral_proto::otlp_wire::SpanView;
 use regex::RegexSet;
-use serde_json::Map;
 
 /// The service name the OTLP specification prescribes when a resource has none.
 pub const UNKNOWN_SERVICE: &str = "unknown_service";
@@ -39,6 +40,9 @@ pub enum Invalid {
     ParentSpanId,
     /// The start time is missing or the end time precedes it.
     Times,
+    /// A kept span (or its resource) holds a field that is not valid
+    /// protobuf, such as a string that is not UTF-8.
+    Encoding,
 }
 
 impl Invalid {
@@ -50,6 +54,9 @@ impl Invalid {
             Invalid::ParentSpanId => "parent_span_id must be empty or 8 bytes",
             Invalid::Times => {
                 "start_time_unix_nano must be set and end_time_unix_nano must not precede it"
+            }
+            Invalid::Encoding => {
+                "the span or its resource is not valid protobuf (e.g. a string that is not UTF-8)"
             }
         }
     }
@@ -72,12 +79,8 @@ pub struct SpanFacts {
 
 impl SpanFacts {
     /// Validates `span` and extracts its facts.
-    pub fn of(span: &Span) -> Result<SpanFacts, Invalid> {
-        let trace_id: [u8; 16] = span
-            .trace_id
-            .as_slice()
-            .try_into()
-            .map_err(|_| Invalid::TraceId)?;
+    pub fn of(span: &SpanView<'_>) -> Result<SpanFacts, Invalid> {
+        let trace_id: [u8; 16] = span.trace_id.try_into().map_err(|_| Invalid::TraceId)?;
         if trace_id == [0; 16] {
             return Err(Invalid::TraceId);
         }
@@ -92,16 +95,12 @@ impl SpanFacts {
         }
         let kind = SpanKind::from_otlp(span.kind);
         let duration_ms = (span.end_time_unix_nano - span.start_time_unix_nano) as f64 / 1e6;
-        let status_error = span
-            .status
-            .as_ref()
-            .is_some_and(|s| s.code == StatusCode::Error as i32);
-        let http_status = http_status_code(&span.attributes);
+        let status_error = span.status_code == StatusCode::Error as i32;
         Ok(SpanFacts {
             kind,
             start_ns: span.start_time_unix_nano,
             duration_ms,
-            is_error: is_error(kind, status_error, http_status),
+            is_error: is_error(kind, status_error, span.http_status_code),
             trace_id,
         })
     }
@@ -120,15 +119,6 @@ pub fn is_error(kind: SpanKind, status_error: bool, http_status: Option<i64>) ->
     }
 }
 
-/// The service name of a resource: `service.name`, or `unknown_service`.
-pub fn service_name(resource: Option<&Resource>) -> &str {
-    resource
-        .and_then(|r| find(&r.attributes, &["service.name"]))
-        .and_then(as_str)
-        .filter(|s| !s.is_empty())
-        .unwrap_or(UNKNOWN_SERVICE)
-}
-
 /// The HTTP status code, from `http.response.status_code` or
 /// `http.status_code`, as an int or a decimal string.
 pub fn http_status_code(attrs: &[KeyValue]) -> Option<i64> {
@@ -143,13 +133,6 @@ fn find<'a>(attrs: &'a [KeyValue], keys: &[&str]) -> Option<&'a Value> {
             .and_then(|kv| kv.value.as_ref())
             .and_then(|v| v.value.as_ref())
     })
-}
-
-fn as_str(v: &Value) -> Option<&str> {
-    match v {
-        Value::StringValue(s) => Some(s),
-        _ => None,
-    }
 }
 
 fn as_int(v: &Value) -> Option<i64> {
@@ -172,10 +155,11 @@ fn string_of(attrs: &[KeyValue], keys: &[&str]) -> String {
 }
 
 /// Builds the stored form of a kept span. `seq_id` and `keep_reason` are set by
-/// the caller.
+/// the caller; `resource_json` is [`resource_json`] of the span's resource,
+/// computed once per resource.
 pub fn to_telemetry_span(
     service: &str,
-    resource: Option<&Resource>,
+    resource_json: &str,
     span: &Span,
     facts: &SpanFacts,
     scrub: &RegexSet,
@@ -212,9 +196,7 @@ pub fn to_telemetry_span(
         http_route,
         keep_reason: String::new(),
         attributes_json: attributes_json(attrs, scrub),
-        resource_json: resource
-            .map(|r| attributes_json(&r.attributes, scrub))
-            .unwrap_or_else(|| "{}".to_owned()),
+        resource_json: resource_json.to_owned(),
         rpc_system: string_of(attrs, &["rpc.system.name", "rpc.system"]),
         rpc_service: string_of(attrs, &["rpc.service"]),
         rpc_method: string_of(attrs, &["rpc.method"]),
@@ -237,23 +219,41 @@ pub fn to_telemetry_span(
 /// Encodes attributes as a JSON object whose values keep their OTLP types;
 /// values of keys matching `scrub` are replaced by [`REDACTED`].
 pub fn attributes_json(attrs: &[KeyValue], scrub: &RegexSet) -> String {
-    let mut map = Map::with_capacity(attrs.len());
-    for kv in attrs {
-        let value = if !scrub.is_empty() && scrub.is_match(&kv.key) {
-            serde_json::Value::String(REDACTED.to_owned())
-        } else {
-            coral_model::otlp_value_to_json(kv.value.as_ref())
-        };
-        map.insert(kv.key.clone(), value);
-    }
-    serde_json::Value::Object(map).to_string()
+    let redact = |key: &str| !scrub.is_empty() && scrub.is_match(key);
+    coral_model::otlp_attributes_json(attrs, &redact, REDACTED)
+}
+
+/// A resource's attributes as JSON (`{}` without a resource).
+pub fn resource_json(resource: Option<&Resource>, scrub: &RegexSet) -> String {
+    resource.map_or_else(
+        || "{}".to_owned(),
+        |r| attributes_json(&r.attributes, scrub),
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use coral_proto::otlp::collector::trace::v1::ExportTraceServiceRequest;
     use coral_proto::otlp::common::v1::AnyValue;
-    use coral_proto::otlp::trace::v1::Status;
+    use coral_proto::otlp::trace::v1::{ResourceSpans, ScopeSpans, Status};
+    use coral_proto::otlp_wire::TraceExportView;
+    use prost::Message;
+
+    /// Facts of `span` as the pipeline computes them: from its encoded form.
+    fn facts(span: &Span) -> Result<SpanFacts, Invalid> {
+        let bytes = ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                scope_spans: vec![ScopeSpans {
+                    spans: vec![span.clone()],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        }
+        .encode_to_vec();
+        SpanFacts::of(&TraceExportView::parse(&bytes).unwrap().spans[0])
+    }
 
     fn kv(key: &str, v: Value) -> KeyValue {
         KeyValue {
@@ -287,42 +287,42 @@ mod tests {
             vec![kv("http.response.status_code", Value::IntValue(500))],
             None,
         );
-        assert!(SpanFacts::of(&server_500).unwrap().is_error);
+        assert!(facts(&server_500).unwrap().is_error);
         let server_404 = span(
             2,
             vec![kv("http.status_code", Value::StringValue("404".into()))],
             None,
         );
-        assert!(!SpanFacts::of(&server_404).unwrap().is_error);
+        assert!(!facts(&server_404).unwrap().is_error);
         let client_404 = span(3, vec![kv("http.status_code", Value::IntValue(404))], None);
-        assert!(SpanFacts::of(&client_404).unwrap().is_error);
+        assert!(facts(&client_404).unwrap().is_error);
         let internal_status_error = span(1, vec![], Some(StatusCode::Error as i32));
-        assert!(SpanFacts::of(&internal_status_error).unwrap().is_error);
+        assert!(facts(&internal_status_error).unwrap().is_error);
         let ok = span(
             2,
             vec![kv("http.response.status_code", Value::IntValue(200))],
             None,
         );
-        let facts = SpanFacts::of(&ok).unwrap();
-        assert!(!facts.is_error);
-        assert_eq!(facts.duration_ms, 250.0);
-        assert_eq!(facts.kind, SpanKind::Server);
+        let ok_facts = facts(&ok).unwrap();
+        assert!(!ok_facts.is_error);
+        assert_eq!(ok_facts.duration_ms, 250.0);
+        assert_eq!(ok_facts.kind, SpanKind::Server);
     }
 
     #[test]
     fn invalid_ids_and_times_are_named() {
         let mut s = span(2, vec![], None);
         s.trace_id = vec![1; 4];
-        assert_eq!(SpanFacts::of(&s).unwrap_err(), Invalid::TraceId);
+        assert_eq!(facts(&s).unwrap_err(), Invalid::TraceId);
         let mut s = span(2, vec![], None);
         s.span_id = vec![0; 8];
-        assert_eq!(SpanFacts::of(&s).unwrap_err(), Invalid::SpanId);
+        assert_eq!(facts(&s).unwrap_err(), Invalid::SpanId);
         let mut s = span(2, vec![], None);
         s.parent_span_id = vec![1; 3];
-        assert_eq!(SpanFacts::of(&s).unwrap_err(), Invalid::ParentSpanId);
+        assert_eq!(facts(&s).unwrap_err(), Invalid::ParentSpanId);
         let mut s = span(2, vec![], None);
         s.end_time_unix_nano = s.start_time_unix_nano - 1;
-        assert_eq!(SpanFacts::of(&s).unwrap_err(), Invalid::Times);
+        assert_eq!(facts(&s).unwrap_err(), Invalid::Times);
     }
 
     #[test]
@@ -341,9 +341,9 @@ mod tests {
             ],
             Some(StatusCode::Ok as i32),
         );
-        let facts = SpanFacts::of(&s).unwrap();
+        let s_facts = facts(&s).unwrap();
         let scrub = RegexSet::new(["email|ssn"]).unwrap();
-        let t = to_telemetry_span("checkout", None, &s, &facts, &scrub);
+        let t = to_telemetry_span("checkout", "{}", &s, &s_facts, &scrub);
         assert_eq!(t.http_method, "POST");
         assert_eq!(t.http_status_code, 201);
         assert_eq!(t.http_route, "/orders/7");
@@ -359,15 +359,5 @@ mod tests {
         assert_eq!(attrs["user.email"], REDACTED);
         assert_eq!(attrs["ratio"], 0.5);
         assert_eq!(attrs["flag"], true);
-    }
-
-    #[test]
-    fn missing_service_name_uses_spec_default() {
-        assert_eq!(service_name(None), UNKNOWN_SERVICE);
-        let r = Resource {
-            attributes: vec![kv("service.name", Value::StringValue("cart".into()))],
-            ..Default::default()
-        };
-        assert_eq!(service_name(Some(&r)), "cart");
     }
 }

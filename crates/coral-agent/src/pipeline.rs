@@ -1,6 +1,10 @@
 //! The ingest pipeline shared by the OTLP gRPC and HTTP receivers:
 //! validate → aggregate (100% of spans) → filter → hand kept spans to storage.
 //!
+//! Trace exports are read in place from their protobuf bytes
+//! ([`coral_proto::otlp_wire`]): every span is aggregated from borrowed views,
+//! and only the spans the filters keep are decoded into owned structs.
+//!
 //! Admission is decided **before** any side effect: the number of spans the
 //! filters will keep is computed first and that many permits are taken from a
 //! bounded semaphore (`agent.telemetry.queue_spans`). If none are free the
@@ -8,6 +12,7 @@
 //! retry cannot double count. Permits travel with the spans to the writer and
 //! are released when the batch is committed, which bounds memory end to end.
 
+use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -15,13 +20,17 @@ use coral_proto::otlp::collector::logs::v1::ExportLogsServiceRequest;
 use coral_proto::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
 use coral_proto::otlp::collector::trace::v1::ExportTraceServiceRequest;
 use coral_proto::otlp::metrics::v1::metric::Data;
+use coral_proto::otlp::resource::v1::Resource;
+use coral_proto::otlp::trace::v1::Span;
+use coral_proto::otlp_wire::TraceExportView;
+use prost::Message;
 use regex::RegexSet;
 use tokio::sync::Semaphore;
 
 use crate::aggregate::Aggregator;
 use crate::filter::StaticFilter;
 use crate::metrics::Counters;
-use crate::normalize::{self, SpanFacts};
+use crate::normalize::{self, Invalid, SpanFacts};
 use crate::store::writer::{WriteOp, WriterSender};
 
 /// Seconds a throttled client is asked to wait.
@@ -37,6 +46,38 @@ pub enum IngestError {
     },
     /// The agent is shutting down.
     ShuttingDown,
+    /// The request body is not a valid export; the message says why.
+    Malformed(String),
+}
+
+/// A trace export as it arrived: protobuf bytes (OTLP/gRPC, OTLP/HTTP with
+/// protobuf) or a request decoded from OTLP/JSON.
+#[derive(Debug, Clone, Copy)]
+pub enum TraceExport<'a> {
+    /// An encoded `ExportTraceServiceRequest`.
+    Encoded(&'a [u8]),
+    /// A decoded request.
+    Decoded(&'a ExportTraceServiceRequest),
+}
+
+impl<'a> TraceExport<'a> {
+    /// The request as protobuf bytes (a decoded request is encoded).
+    pub fn encoded(self) -> Cow<'a, [u8]> {
+        match self {
+            TraceExport::Encoded(bytes) => Cow::Borrowed(bytes),
+            TraceExport::Decoded(request) => Cow::Owned(request.encode_to_vec()),
+        }
+    }
+
+    /// The request decoded into owned structs.
+    pub fn decoded(self) -> Result<Cow<'a, ExportTraceServiceRequest>, IngestError> {
+        match self {
+            TraceExport::Encoded(bytes) => ExportTraceServiceRequest::decode(bytes)
+                .map(Cow::Owned)
+                .map_err(|e| IngestError::Malformed(e.to_string())),
+            TraceExport::Decoded(request) => Ok(Cow::Borrowed(request)),
+        }
+    }
 }
 
 /// The result of an accepted export: spans or points refused individually.
@@ -53,10 +94,7 @@ pub struct PartialOutcome {
 /// ([`crate::beyla::BeylaSink`]).
 pub trait OtlpSink: Send + Sync + 'static {
     /// A trace export.
-    fn export_traces(
-        &self,
-        request: &ExportTraceServiceRequest,
-    ) -> Result<PartialOutcome, IngestError>;
+    fn export_traces(&self, request: TraceExport<'_>) -> Result<PartialOutcome, IngestError>;
     /// A metrics export.
     fn export_metrics(
         &self,
@@ -78,11 +116,8 @@ pub trait OtlpSink: Send + Sync + 'static {
 }
 
 impl OtlpSink for Pipeline {
-    fn export_traces(
-        &self,
-        request: &ExportTraceServiceRequest,
-    ) -> Result<PartialOutcome, IngestError> {
-        self.ingest_traces(request)
+    fn export_traces(&self, request: TraceExport<'_>) -> Result<PartialOutcome, IngestError> {
+        self.ingest_traces(&request.encoded())
     }
 
     fn export_metrics(
@@ -130,43 +165,52 @@ impl Pipeline {
         }
     }
 
-    /// Ingests one trace export.
-    pub fn ingest_traces(
-        &self,
-        request: &ExportTraceServiceRequest,
-    ) -> Result<PartialOutcome, IngestError> {
+    /// Ingests one encoded `ExportTraceServiceRequest`.
+    pub fn ingest_traces(&self, request: &[u8]) -> Result<PartialOutcome, IngestError> {
+        let view =
+            TraceExportView::parse(request).map_err(|e| IngestError::Malformed(e.to_string()))?;
         struct Accepted {
-            resource: usize,
-            scope: usize,
             span: usize,
             facts: SpanFacts,
-            keep: Option<crate::filter::KeepReason>,
+            /// The decoded span and why it is kept, for kept spans only.
+            kept: Option<(Span, crate::filter::KeepReason)>,
         }
-        let mut accepted = Vec::new();
-        let mut received = 0u64;
+        let mut accepted = Vec::with_capacity(view.spans.len());
+        // Resource attributes as JSON, built once per resource with kept spans.
+        let mut resources: Vec<Option<String>> = vec![None; view.resources.len()];
         let mut rejected = 0u64;
         let mut first_reason = None;
-        for (ri, rs) in request.resource_spans.iter().enumerate() {
-            for (si, ss) in rs.scope_spans.iter().enumerate() {
-                for (pi, span) in ss.spans.iter().enumerate() {
-                    received += 1;
-                    match SpanFacts::of(span) {
-                        Ok(facts) => accepted.push(Accepted {
-                            resource: ri,
-                            scope: si,
-                            span: pi,
-                            keep: self.filter.decide(&facts),
-                            facts,
-                        }),
-                        Err(invalid) => {
-                            rejected += 1;
-                            first_reason.get_or_insert((invalid, span.name.clone()));
-                        }
-                    }
+        for (i, span) in view.spans.iter().enumerate() {
+            let facts = SpanFacts::of(span).and_then(|facts| {
+                let Some(reason) = self.filter.decide(&facts) else {
+                    return Ok((facts, None));
+                };
+                // Kept spans are decoded whole, with their resource (once).
+                let decoded = Span::decode(span.raw).map_err(|_| Invalid::Encoding)?;
+                if resources[span.resource].is_none() {
+                    let resource = view.resources[span.resource]
+                        .raw
+                        .map(Resource::decode)
+                        .transpose()
+                        .map_err(|_| Invalid::Encoding)?;
+                    resources[span.resource] =
+                        Some(normalize::resource_json(resource.as_ref(), &self.scrub));
+                }
+                Ok((facts, Some((decoded, reason))))
+            });
+            match facts {
+                Ok((facts, kept)) => accepted.push(Accepted {
+                    span: i,
+                    facts,
+                    kept,
+                }),
+                Err(invalid) => {
+                    rejected += 1;
+                    first_reason.get_or_insert((invalid, span.name));
                 }
             }
         }
-        let kept = accepted.iter().filter(|a| a.keep.is_some()).count();
+        let kept = accepted.iter().filter(|a| a.kept.is_some()).count();
         let permit = if kept == 0 {
             None
         } else {
@@ -182,39 +226,40 @@ impl Pipeline {
             }
         };
 
-        // service.name is a resource attribute: look it up once per resource.
-        let services: Vec<&str> = request
-            .resource_spans
-            .iter()
-            .map(|rs| normalize::service_name(rs.resource.as_ref()))
-            .collect();
+        let service = |resource: usize| {
+            view.resources[resource]
+                .service_name
+                .unwrap_or(normalize::UNKNOWN_SERVICE)
+        };
         {
             let mut aggregator = self
                 .aggregator
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
             for a in &accepted {
-                let rs = &request.resource_spans[a.resource];
-                let span = &rs.scope_spans[a.scope].spans[a.span];
-                aggregator.record(services[a.resource], &span.name, &a.facts);
+                let span = &view.spans[a.span];
+                aggregator.record(service(span.resource), span.name, &a.facts);
             }
         }
 
         let mut spans = Vec::with_capacity(kept);
-        for a in accepted.iter().filter(|a| a.keep.is_some()) {
-            let rs = &request.resource_spans[a.resource];
-            let span = &rs.scope_spans[a.scope].spans[a.span];
+        for a in accepted {
+            let Some((decoded, reason)) = a.kept else {
+                continue;
+            };
+            let resource = view.spans[a.span].resource;
             let mut t = normalize::to_telemetry_span(
-                services[a.resource],
-                rs.resource.as_ref(),
-                span,
+                service(resource),
+                resources[resource].as_deref().unwrap_or("{}"),
+                &decoded,
                 &a.facts,
                 &self.scrub,
             );
-            t.keep_reason = a.keep.map(|k| k.as_str()).unwrap_or_default().to_owned();
+            t.keep_reason = reason.as_str().to_owned();
             spans.push(t);
         }
-        let accepted_count = accepted.len() as u64;
+        let received = view.spans.len() as u64;
+        let accepted_count = received - rejected;
         Counters::add(&self.counters.spans_received, received);
         Counters::add(&self.counters.spans_accepted, accepted_count);
         Counters::add(&self.counters.spans_rejected, rejected);
@@ -281,3 +326,7 @@ pub fn unix_now_secs() -> i64 {
         .map(|d| d.as_secs() as i64)
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+#[path = "pipeline_tests.rs"]
+mod tests;

@@ -130,14 +130,25 @@ async fn forwarder_outbox_waits_for_the_colony_and_arrives_exactly_once() {
     })
     .await;
     assert_eq!(totals(addr, None, "lambda").await, (150, 10));
-    let mut c = client(addr, None).await;
-    let listed = c
-        .list_agents(coral_proto::colony::ListAgentsRequest {})
-        .await
-        .unwrap()
-        .into_inner();
-    let fwd = listed.agents.iter().find(|a| a.agent_id == "fwd").unwrap();
-    assert_eq!(fwd.mode, "forwarder");
+    // Registration retries with its own backoff while the colony is away, so
+    // it may land after the outbox has drained.
+    let list = || async move {
+        let mut c = client(addr, None).await;
+        c.list_agents(coral_proto::colony::ListAgentsRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .agents
+            .into_iter()
+            .find(|a| a.agent_id == "fwd")
+    };
+    wait_for(
+        "the forwarder registered",
+        Duration::from_secs(90),
+        || async move { list().await.is_some_and(|a| a.mode == "forwarder") },
+    )
+    .await;
+    let fwd = list().await.unwrap();
     assert!(fwd.endpoint.is_empty(), "push agents are not polled");
     agent.shutdown().await;
     colony.shutdown().await;

@@ -11,8 +11,9 @@
 use std::collections::{BTreeMap, HashMap};
 
 use coral_proto::common::SampleTrace;
-use coral_proto::otlp::common::v1::AnyValue;
 use coral_proto::otlp::common::v1::any_value::Value;
+use coral_proto::otlp::common::v1::{AnyValue, KeyValue};
+use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 
 /// A string map as a JSON object with sorted keys (stable column text).
 pub fn string_map_to_json(map: &HashMap<String, String>) -> String {
@@ -53,6 +54,84 @@ pub fn otlp_value_to_json(v: Option<&AnyValue>) -> serde_json::Value {
     }
 }
 
+/// OTLP attributes as a JSON object, written straight to text (no
+/// intermediate `serde_json::Value`): the same typed values as
+/// [`otlp_value_to_json`], keys in their original order, the last of
+/// duplicated keys winning. `redact(key)` replaces a value with
+/// `redacted`.
+pub fn otlp_attributes_json(
+    attrs: &[KeyValue],
+    redact: &dyn Fn(&str) -> bool,
+    redacted: &str,
+) -> String {
+    serde_json::to_string(&Attributes {
+        attrs,
+        redact,
+        redacted,
+    })
+    .unwrap_or_else(|_| "{}".into())
+}
+
+/// Attributes that a later attribute with the same key does not override.
+fn last_of_each_key(attrs: &[KeyValue]) -> impl Iterator<Item = &KeyValue> {
+    attrs
+        .iter()
+        .enumerate()
+        .filter(|(i, kv)| !attrs[i + 1..].iter().any(|later| later.key == kv.key))
+        .map(|(_, kv)| kv)
+}
+
+struct Attributes<'a> {
+    attrs: &'a [KeyValue],
+    redact: &'a dyn Fn(&str) -> bool,
+    redacted: &'a str,
+}
+
+impl Serialize for Attributes<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(None)?;
+        for kv in last_of_each_key(self.attrs) {
+            if (self.redact)(&kv.key) {
+                map.serialize_entry(&kv.key, self.redacted)?;
+            } else {
+                map.serialize_entry(&kv.key, &Typed(kv.value.as_ref()))?;
+            }
+        }
+        map.end()
+    }
+}
+
+/// One OTLP value, serialized as [`otlp_value_to_json`] builds it.
+struct Typed<'a>(Option<&'a AnyValue>);
+
+impl Serialize for Typed<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0.and_then(|v| v.value.as_ref()) {
+            None | Some(Value::StringValueStrindex(_)) => s.serialize_unit(),
+            Some(Value::StringValue(v)) => s.serialize_str(v),
+            Some(Value::BoolValue(b)) => s.serialize_bool(*b),
+            Some(Value::IntValue(i)) => s.serialize_i64(*i),
+            Some(Value::DoubleValue(d)) if d.is_finite() => s.serialize_f64(*d),
+            Some(Value::DoubleValue(_)) => s.serialize_unit(),
+            Some(Value::BytesValue(b)) => s.serialize_str(&hex::encode(b)),
+            Some(Value::ArrayValue(a)) => {
+                let mut seq = s.serialize_seq(Some(a.values.len()))?;
+                for v in &a.values {
+                    seq.serialize_element(&Typed(Some(v)))?;
+                }
+                seq.end()
+            }
+            Some(Value::KvlistValue(l)) => {
+                let mut map = s.serialize_map(None)?;
+                for kv in last_of_each_key(&l.values) {
+                    map.serialize_entry(&kv.key, &Typed(kv.value.as_ref()))?;
+                }
+                map.end()
+            }
+        }
+    }
+}
+
 /// Encodes samples as a JSON array.
 pub fn samples_to_json(samples: &[SampleTrace]) -> String {
     let list: Vec<_> = samples
@@ -86,6 +165,62 @@ pub fn samples_from_json(json: &str) -> Vec<SampleTrace> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use coral_proto::otlp::common::v1::{ArrayValue, KeyValueList};
+
+    fn kv(key: &str, value: Value) -> KeyValue {
+        KeyValue {
+            key: key.into(),
+            value: Some(AnyValue { value: Some(value) }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn streamed_attributes_match_the_value_form() {
+        let attrs = vec![
+            kv("s", Value::StringValue("a \"quoted\" \u{1F600}\n".into())),
+            kv("i", Value::IntValue(-7)),
+            kv("d", Value::DoubleValue(0.25)),
+            kv("nan", Value::DoubleValue(f64::NAN)),
+            kv("b", Value::BoolValue(true)),
+            kv("bytes", Value::BytesValue(vec![0xde, 0xad])),
+            kv(
+                "arr",
+                Value::ArrayValue(ArrayValue {
+                    values: vec![AnyValue {
+                        value: Some(Value::IntValue(1)),
+                    }],
+                }),
+            ),
+            kv(
+                "map",
+                Value::KvlistValue(KeyValueList {
+                    values: vec![kv("x", Value::IntValue(1)), kv("x", Value::IntValue(2))],
+                }),
+            ),
+            KeyValue {
+                key: "unset".into(),
+                ..Default::default()
+            },
+            kv("user.email", Value::StringValue("a@b.c".into())),
+            kv("i", Value::IntValue(8)),
+        ];
+        let text = otlp_attributes_json(&attrs, &|k| k.contains("email"), "[REDACTED]");
+        let parsed: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let mut expected = serde_json::Map::new();
+        for kv in &attrs {
+            let value = if kv.key.contains("email") {
+                serde_json::Value::String("[REDACTED]".into())
+            } else {
+                otlp_value_to_json(kv.value.as_ref())
+            };
+            expected.insert(kv.key.clone(), value);
+        }
+        assert_eq!(parsed, serde_json::Value::Object(expected));
+        assert_eq!(parsed["i"], 8, "the last duplicate wins");
+        assert_eq!(parsed["map"]["x"], 2);
+        assert!(text.starts_with(r#"{"s":"#), "original key order: {text}");
+    }
 
     #[test]
     fn round_trips() {

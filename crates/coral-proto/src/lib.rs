@@ -44,6 +44,7 @@ pub mod rpc {
     tonic::include_proto!("google.rpc");
 }
 
+pub mod otlp_wire;
 pub mod transport;
 
 /// The OpenTelemetry protocol (OTLP) types and gRPC services.

@@ -10,10 +10,9 @@ use std::sync::{Arc, Mutex};
 use coral_beyla::transform::{MinuteWindow, TracesOptions, TransformOptions, Transformer, traces};
 use coral_config::BeylaConfig;
 use coral_proto::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
-use coral_proto::otlp::collector::trace::v1::ExportTraceServiceRequest;
 
 use crate::metrics::Counters;
-use crate::pipeline::{IngestError, OtlpSink, PartialOutcome, unix_now_secs};
+use crate::pipeline::{IngestError, OtlpSink, PartialOutcome, TraceExport, unix_now_secs};
 use crate::store::beyla::BeylaRows;
 use crate::store::writer::{WriteOp, WriterSender};
 
@@ -73,11 +72,9 @@ impl BeylaSink {
 }
 
 impl OtlpSink for BeylaSink {
-    fn export_traces(
-        &self,
-        request: &ExportTraceServiceRequest,
-    ) -> Result<PartialOutcome, IngestError> {
-        let outcome = traces(request, &self.traces);
+    fn export_traces(&self, request: TraceExport<'_>) -> Result<PartialOutcome, IngestError> {
+        let request = request.decoded()?;
+        let outcome = traces(&request, &self.traces);
         let received = outcome.spans.len() as u64 + outcome.sampled_out + outcome.invalid;
         Counters::add(&self.counters.beyla_spans_received, received);
         Counters::add(&self.counters.beyla_spans_sampled_out, outcome.sampled_out);

@@ -1,4 +1,6 @@
 //! OTLP/gRPC receiver: `TraceService`, `MetricsService` and `LogsService`.
+//! Traces are served by [`super::grpc_traces`], which keeps each export as
+//! bytes for the pipeline's in-place reading.
 //!
 //! gzip is accepted and offered; messages above `max_message_bytes` are refused
 //! with `RESOURCE_EXHAUSTED`; a saturated pipeline answers `UNAVAILABLE` with a
@@ -20,12 +22,6 @@ use coral_proto::otlp::collector::metrics::v1::metrics_service_server::{
 use coral_proto::otlp::collector::metrics::v1::{
     ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
-use coral_proto::otlp::collector::trace::v1::trace_service_server::{
-    TraceService, TraceServiceServer,
-};
-use coral_proto::otlp::collector::trace::v1::{
-    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
 use http::HeaderValue;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -34,18 +30,26 @@ use tonic::transport::Server;
 use tonic::{Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
+use super::grpc_traces::RawTraceServer;
 use crate::metrics::Counters;
 use crate::pipeline::{IngestError, OtlpSink, PartialOutcome};
 
 /// Exports decoded concurrently, across all connections.
 pub const MAX_CONCURRENT_REQUESTS: usize = 16;
 
+/// Largest HTTP/2 frame the agent accepts (the protocol's default is 16 KiB).
+const H2_MAX_FRAME: u32 = 1 << 20;
+/// HTTP/2 receive window per stream.
+const H2_STREAM_WINDOW: u32 = 2 << 20;
+/// HTTP/2 receive window per connection.
+const H2_CONNECTION_WINDOW: u32 = 4 << 20;
+
 #[derive(Clone)]
 struct Otlp {
     sink: Arc<dyn OtlpSink>,
 }
 
-fn refused(error: IngestError) -> Status {
+pub(crate) fn refused(error: IngestError) -> Status {
     match error {
         IngestError::Throttled { retry_after_secs } => {
             let details =
@@ -59,25 +63,7 @@ fn refused(error: IngestError) -> Status {
         IngestError::ShuttingDown => {
             Status::unavailable("coral agent is shutting down; retry later")
         }
-    }
-}
-
-#[tonic::async_trait]
-impl TraceService for Otlp {
-    async fn export(
-        &self,
-        request: Request<ExportTraceServiceRequest>,
-    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
-        let outcome = self
-            .sink
-            .export_traces(request.get_ref())
-            .map_err(refused)?;
-        Ok(Response::new(ExportTraceServiceResponse {
-            partial_success: partial(outcome, |rejected, message| ExportTracePartialSuccess {
-                rejected_spans: rejected,
-                error_message: message,
-            }),
-        }))
+        IngestError::Malformed(reason) => Status::invalid_argument(reason),
     }
 }
 
@@ -152,11 +138,8 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> Result<(), tonic::transport::Error> {
     let counters = sink.counters().clone();
+    let traces = RawTraceServer::new(sink.clone(), CompressionEncoding::Gzip, max_message_bytes);
     let otlp = Otlp { sink };
-    let traces = TraceServiceServer::new(otlp.clone())
-        .accept_compressed(CompressionEncoding::Gzip)
-        .send_compressed(CompressionEncoding::Gzip)
-        .max_decoding_message_size(max_message_bytes);
     let metrics = MetricsServiceServer::new(otlp.clone())
         .accept_compressed(CompressionEncoding::Gzip)
         .send_compressed(CompressionEncoding::Gzip)
@@ -171,6 +154,12 @@ pub async fn serve(
             MAX_CONCURRENT_REQUESTS,
         ));
     Server::builder()
+        // An export is ~50-500 KB: take it in a few large frames without a
+        // WINDOW_UPDATE round per 64 KB. The receive windows bound what one
+        // connection can have buffered before the handler reads it.
+        .max_frame_size(Some(H2_MAX_FRAME))
+        .initial_stream_window_size(Some(H2_STREAM_WINDOW))
+        .initial_connection_window_size(Some(H2_CONNECTION_WINDOW))
         .layer(layers)
         .add_service(traces)
         .add_service(metrics)

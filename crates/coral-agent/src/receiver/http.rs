@@ -42,7 +42,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::grpc::partial;
 use crate::metrics::Counters;
-use crate::pipeline::{IngestError, OtlpSink};
+use crate::pipeline::{IngestError, OtlpSink, TraceExport};
 
 /// Requests decoded concurrently; beyond this, 429.
 pub const MAX_CONCURRENT_REQUESTS: usize = 16;
@@ -174,8 +174,8 @@ pub async fn serve(
 }
 
 async fn traces(State(state): State<HttpState>, headers: HeaderMap, body: Body) -> Response {
-    handle::<ExportTraceServiceRequest, _, _>(state, headers, body, "traces", |p, req| {
-        p.export_traces(req)
+    handle::<TraceBody, _, _>(state, headers, body, "traces", |p, req| {
+        p.export_traces(req.export())
             .map(|outcome| ExportTraceServiceResponse {
                 partial_success: partial(outcome, |rejected, message| ExportTracePartialSuccess {
                     rejected_spans: rejected,
@@ -223,7 +223,7 @@ async fn handle<Req, Resp, F>(
     ingest: F,
 ) -> Response
 where
-    Req: Message + DeserializeOwned + Default,
+    Req: FromBody,
     Resp: Message + Reply,
     F: FnOnce(&dyn OtlpSink, &Req) -> Result<Resp, IngestError>,
 {
@@ -236,20 +236,7 @@ where
         };
         let raw = read_body(body, &headers, state.max_bytes, encoding).await?;
         let bytes = decompress(raw, &headers, state.max_bytes, encoding)?;
-        let request: Req = match encoding {
-            Encoding::Protobuf => Req::decode(bytes).map_err(|e| {
-                bad_request(
-                    encoding,
-                    format!("cannot decode OTLP/protobuf {signal} request: {e}"),
-                )
-            })?,
-            Encoding::Json => serde_json::from_slice(&bytes).map_err(|e| {
-                bad_request(
-                    encoding,
-                    format!("cannot decode OTLP/JSON {signal} request: {e}"),
-                )
-            })?,
-        };
+        let request = Req::from_body(encoding, bytes, signal)?;
         match ingest(state.sink.as_ref(), &request) {
             Ok(response) => Ok(encode(encoding, &response, StatusCode::OK)),
             Err(IngestError::Throttled { retry_after_secs }) => {
@@ -261,6 +248,10 @@ where
                 encoding,
                 retry_after: Some(5),
             }),
+            Err(IngestError::Malformed(reason)) => Err(bad_request(
+                encoding,
+                format!("cannot decode OTLP/protobuf {signal} request: {reason}"),
+            )),
         }
     }
     .await;
@@ -275,6 +266,69 @@ where
                 _ => {}
             }
             refusal.into_response()
+        }
+    }
+}
+
+/// How a request body becomes what the sink takes.
+trait FromBody: Sized {
+    fn from_body(encoding: Encoding, bytes: Bytes, signal: &str) -> Result<Self, Refusal>;
+}
+
+fn decode_message<T: Message + DeserializeOwned + Default>(
+    encoding: Encoding,
+    bytes: Bytes,
+    signal: &str,
+) -> Result<T, Refusal> {
+    match encoding {
+        Encoding::Protobuf => T::decode(bytes).map_err(|e| {
+            bad_request(
+                encoding,
+                format!("cannot decode OTLP/protobuf {signal} request: {e}"),
+            )
+        }),
+        Encoding::Json => serde_json::from_slice(&bytes).map_err(|e| {
+            bad_request(
+                encoding,
+                format!("cannot decode OTLP/JSON {signal} request: {e}"),
+            )
+        }),
+    }
+}
+
+impl FromBody for ExportMetricsServiceRequest {
+    fn from_body(encoding: Encoding, bytes: Bytes, signal: &str) -> Result<Self, Refusal> {
+        decode_message(encoding, bytes, signal)
+    }
+}
+
+impl FromBody for ExportLogsServiceRequest {
+    fn from_body(encoding: Encoding, bytes: Bytes, signal: &str) -> Result<Self, Refusal> {
+        decode_message(encoding, bytes, signal)
+    }
+}
+
+/// A trace body: protobuf stays encoded for the pipeline's in-place reading;
+/// OTLP/JSON is decoded.
+enum TraceBody {
+    Protobuf(Bytes),
+    Json(ExportTraceServiceRequest),
+}
+
+impl TraceBody {
+    fn export(&self) -> TraceExport<'_> {
+        match self {
+            TraceBody::Protobuf(bytes) => TraceExport::Encoded(bytes),
+            TraceBody::Json(request) => TraceExport::Decoded(request),
+        }
+    }
+}
+
+impl FromBody for TraceBody {
+    fn from_body(encoding: Encoding, bytes: Bytes, signal: &str) -> Result<Self, Refusal> {
+        match encoding {
+            Encoding::Protobuf => Ok(TraceBody::Protobuf(bytes)),
+            Encoding::Json => decode_message(encoding, bytes, signal).map(TraceBody::Json),
         }
     }
 }

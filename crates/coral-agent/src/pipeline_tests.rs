@@ -1,0 +1,189 @@
+//! The pipeline on encoded exports: what is aggregated, kept and refused.
+
+use std::sync::Arc;
+use std::sync::mpsc::Receiver;
+
+use coral_config::FilterConfig;
+use coral_proto::otlp::collector::trace::v1::ExportTraceServiceRequest;
+use coral_proto::otlp::common::v1::{AnyValue, KeyValue, any_value::Value};
+use coral_proto::otlp::resource::v1::Resource;
+use coral_proto::otlp::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
+use prost::Message;
+
+use super::*;
+use crate::aggregate::Limits;
+
+fn pipeline() -> (Pipeline, Receiver<WriteOp>) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let pipeline = Pipeline::new(
+        Aggregator::new(Limits {
+            max_operations_per_service: 10,
+            max_services: 10,
+            grace_secs: 0,
+        }),
+        StaticFilter::new(&FilterConfig {
+            keep_errors: true,
+            latency_threshold_ms: None,
+            sample_rate: 0.0,
+        }),
+        RegexSet::new(["secret"]).unwrap(),
+        1_000,
+        tx,
+        Arc::new(Counters::default()),
+    );
+    (pipeline, rx)
+}
+
+fn kv(key: &str, value: &str) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue {
+            value: Some(Value::StringValue(value.into())),
+        }),
+        ..Default::default()
+    }
+}
+
+fn span(n: u8, error: bool, value: &str) -> Span {
+    Span {
+        trace_id: vec![n; 16],
+        span_id: vec![n; 8],
+        name: format!("span {n}"),
+        kind: 2,
+        start_time_unix_nano: 1_700_000_000_000_000_000,
+        end_time_unix_nano: 1_700_000_000_010_000_000,
+        attributes: vec![kv("note", value)],
+        status: error.then(|| Status {
+            code: 2,
+            message: "failed".into(),
+        }),
+        ..Default::default()
+    }
+}
+
+fn encode(spans: Vec<Span>) -> Vec<u8> {
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![kv("service.name", "cart"), kv("secret.token", "t")],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+    .encode_to_vec()
+}
+
+/// Replaces the first occurrence of `marker` with bytes that are not UTF-8.
+fn corrupt(mut bytes: Vec<u8>, marker: &str) -> Vec<u8> {
+    let at = bytes
+        .windows(marker.len())
+        .position(|w| w == marker.as_bytes())
+        .expect("marker in the encoding");
+    bytes[at] = 0xff;
+    bytes
+}
+
+#[test]
+fn kept_spans_are_decoded_whole_and_the_rest_only_counted() {
+    let (pipeline, rx) = pipeline();
+    let request = encode(vec![span(1, true, "kept"), span(2, false, "dropped")]);
+    assert_eq!(
+        pipeline.ingest_traces(&request),
+        Ok(PartialOutcome::default())
+    );
+    let Ok(WriteOp::Spans(spans, _)) = rx.try_recv() else {
+        panic!("kept spans go to the writer");
+    };
+    assert_eq!(spans.len(), 1);
+    let kept = &spans[0];
+    assert_eq!(kept.service_name, "cart");
+    assert_eq!(kept.span_name, "span 1");
+    assert_eq!(kept.keep_reason, "error");
+    assert_eq!(kept.status_message, "failed");
+    assert_eq!(kept.trace_id, "01".repeat(16));
+    let resource: serde_json::Value = serde_json::from_str(&kept.resource_json).unwrap();
+    assert_eq!(resource["service.name"], "cart");
+    assert_eq!(resource["secret.token"], normalize::REDACTED);
+    let c = pipeline.counters();
+    assert_eq!(
+        c.spans_accepted.load(std::sync::atomic::Ordering::Relaxed),
+        2
+    );
+    assert_eq!(
+        c.spans_filtered.load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+}
+
+#[test]
+fn a_kept_span_that_is_not_valid_protobuf_is_refused_alone() {
+    let (pipeline, rx) = pipeline();
+    // Invalid UTF-8 in an attribute of a kept (error) span: refused through
+    // partial success; the same flaw in a dropped span is never decoded.
+    let request = corrupt(
+        corrupt(
+            encode(vec![
+                span(1, true, "Xbad"),
+                span(2, true, "fine"),
+                span(3, false, "Ydropped"),
+            ]),
+            "Xbad",
+        ),
+        "Ydropped",
+    );
+    let outcome = pipeline.ingest_traces(&request).unwrap();
+    assert_eq!(outcome.rejected, 1);
+    assert!(
+        outcome.message.contains("span \"span 1\""),
+        "{}",
+        outcome.message
+    );
+    assert!(
+        outcome.message.contains("not valid protobuf"),
+        "{}",
+        outcome.message
+    );
+    let Ok(WriteOp::Spans(spans, _)) = rx.try_recv() else {
+        panic!("the valid kept span goes to the writer");
+    };
+    assert_eq!(spans.len(), 1);
+    assert_eq!(spans[0].span_name, "span 2");
+    let c = pipeline.counters();
+    assert_eq!(
+        c.spans_received.load(std::sync::atomic::Ordering::Relaxed),
+        3
+    );
+    assert_eq!(
+        c.spans_accepted.load(std::sync::atomic::Ordering::Relaxed),
+        2
+    );
+}
+
+#[test]
+fn an_export_that_cannot_be_read_is_malformed() {
+    let (pipeline, _rx) = pipeline();
+    let Err(IngestError::Malformed(reason)) = pipeline.ingest_traces(&[0x0a, 0x05, 0x01]) else {
+        panic!("a truncated export is malformed");
+    };
+    assert!(reason.contains("past the end"), "{reason}");
+    assert!(matches!(
+        TraceExport::Encoded(&[0x0a, 0x05]).decoded(),
+        Err(IngestError::Malformed(_))
+    ));
+}
+
+#[test]
+fn json_decoded_exports_take_the_same_path() {
+    let (pipeline, rx) = pipeline();
+    let request =
+        ExportTraceServiceRequest::decode(encode(vec![span(4, true, "x")]).as_slice()).unwrap();
+    pipeline
+        .export_traces(TraceExport::Decoded(&request))
+        .unwrap();
+    assert!(matches!(rx.try_recv(), Ok(WriteOp::Spans(spans, _)) if spans.len() == 1));
+}

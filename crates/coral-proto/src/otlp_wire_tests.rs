@@ -1,0 +1,286 @@
+use super::*;
+use crate::otlp::collector::trace::v1::ExportTraceServiceRequest;
+use crate::otlp::common::v1::{AnyValue, ArrayValue, KeyValue, any_value::Value};
+use crate::otlp::resource::v1::Resource;
+use crate::otlp::trace::v1::{ResourceSpans, ScopeSpans, Span, Status, span::Event};
+use prost::Message;
+
+fn kv(key: &str, value: Value) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue { value: Some(value) }),
+        ..Default::default()
+    }
+}
+
+fn span(name: &str, attributes: Vec<KeyValue>, status: Option<i32>) -> Span {
+    Span {
+        trace_id: (1..=16).collect(),
+        span_id: (1..=8).collect(),
+        parent_span_id: vec![9; 8],
+        trace_state: "k=v".into(),
+        name: name.into(),
+        kind: 2,
+        start_time_unix_nano: 1_700_000_000_000_000_000,
+        end_time_unix_nano: 1_700_000_000_250_000_000,
+        attributes,
+        events: vec![Event {
+            name: "ev".into(),
+            ..Default::default()
+        }],
+        status: status.map(|code| Status {
+            code,
+            message: "why".into(),
+        }),
+        flags: 0x301,
+        ..Default::default()
+    }
+}
+
+fn resource(service: Option<&str>) -> Option<Resource> {
+    Some(Resource {
+        attributes: service
+            .map(|s| {
+                vec![
+                    kv("host.name", Value::StringValue("h".into())),
+                    kv("service.name", Value::StringValue(s.into())),
+                ]
+            })
+            .unwrap_or_default(),
+        ..Default::default()
+    })
+}
+
+fn request(groups: Vec<(Option<Resource>, Vec<Vec<Span>>)>) -> Vec<u8> {
+    ExportTraceServiceRequest {
+        resource_spans: groups
+            .into_iter()
+            .map(|(resource, scopes)| ResourceSpans {
+                resource,
+                scope_spans: scopes
+                    .into_iter()
+                    .map(|spans| ScopeSpans {
+                        spans,
+                        schema_url: "s".into(),
+                        ..Default::default()
+                    })
+                    .collect(),
+                schema_url: "r".into(),
+            })
+            .collect(),
+    }
+    .encode_to_vec()
+}
+
+#[test]
+fn views_match_prost_decoding() {
+    let bytes = request(vec![
+        (
+            resource(Some("checkout")),
+            vec![
+                vec![
+                    span(
+                        "GET /cart",
+                        vec![
+                            kv("http.request.method", Value::StringValue("GET".into())),
+                            kv("http.response.status_code", Value::IntValue(503)),
+                            kv("list", Value::ArrayValue(ArrayValue { values: vec![] })),
+                        ],
+                        Some(2),
+                    ),
+                    span("no attrs", vec![], None),
+                ],
+                vec![span("second scope", vec![], Some(1))],
+            ],
+        ),
+        (None, vec![vec![span("orphan", vec![], None)]]),
+    ]);
+    let view = TraceExportView::parse(&bytes).unwrap();
+    let decoded = ExportTraceServiceRequest::decode(bytes.as_slice()).unwrap();
+
+    assert_eq!(view.resources.len(), 2);
+    assert_eq!(view.resources[0].service_name, Some("checkout"));
+    assert_eq!(
+        Resource::decode(view.resources[0].raw.unwrap()).unwrap(),
+        decoded.resource_spans[0].resource.clone().unwrap()
+    );
+    assert_eq!(view.resources[1], ResourceView::default());
+
+    let prost_spans: Vec<(usize, &Span)> = decoded
+        .resource_spans
+        .iter()
+        .enumerate()
+        .flat_map(|(i, rs)| {
+            rs.scope_spans
+                .iter()
+                .flat_map(move |ss| ss.spans.iter().map(move |s| (i, s)))
+        })
+        .collect();
+    assert_eq!(view.spans.len(), prost_spans.len());
+    for (v, (resource, s)) in view.spans.iter().zip(&prost_spans) {
+        assert_eq!(v.resource, *resource);
+        assert_eq!(&Span::decode(v.raw).unwrap(), *s);
+        assert_eq!(v.trace_id, s.trace_id.as_slice());
+        assert_eq!(v.span_id, s.span_id.as_slice());
+        assert_eq!(v.parent_span_id, s.parent_span_id.as_slice());
+        assert_eq!(v.name, s.name);
+        assert_eq!(v.kind, s.kind);
+        assert_eq!(v.start_time_unix_nano, s.start_time_unix_nano);
+        assert_eq!(v.end_time_unix_nano, s.end_time_unix_nano);
+        assert_eq!(v.status_code, s.status.as_ref().map_or(0, |st| st.code));
+    }
+    assert_eq!(view.spans[0].http_status_code, Some(503));
+    assert_eq!(view.spans[1].http_status_code, None);
+}
+
+#[test]
+fn http_status_prefers_the_current_key_and_reads_every_form() {
+    let status_of = |attributes: Vec<KeyValue>| {
+        let bytes = request(vec![(None, vec![vec![span("s", attributes, None)]])]);
+        TraceExportView::parse(&bytes).unwrap().spans[0].http_status_code
+    };
+    assert_eq!(
+        status_of(vec![
+            kv("http.status_code", Value::IntValue(404)),
+            kv("http.response.status_code", Value::IntValue(500)),
+        ]),
+        Some(500)
+    );
+    assert_eq!(
+        status_of(vec![kv(
+            "http.status_code",
+            Value::StringValue(" 404 ".into())
+        )]),
+        Some(404)
+    );
+    assert_eq!(
+        status_of(vec![kv("http.status_code", Value::DoubleValue(502.0))]),
+        Some(502)
+    );
+    assert_eq!(
+        status_of(vec![kv("http.status_code", Value::DoubleValue(502.5))]),
+        None
+    );
+    assert_eq!(
+        status_of(vec![kv("http.status_code", Value::BoolValue(true))]),
+        None
+    );
+    // An unreadable current key falls back to the older one.
+    assert_eq!(
+        status_of(vec![
+            kv(
+                "http.response.status_code",
+                Value::StringValue("n/a".into())
+            ),
+            kv("http.status_code", Value::IntValue(201)),
+        ]),
+        Some(201)
+    );
+    // The first attribute with a key is the one that counts.
+    assert_eq!(
+        status_of(vec![
+            kv("http.status_code", Value::IntValue(200)),
+            kv("http.status_code", Value::IntValue(500)),
+        ]),
+        Some(200)
+    );
+}
+
+#[test]
+fn empty_or_missing_service_name_is_none() {
+    let bytes = request(vec![(resource(Some("")), vec![]), (resource(None), vec![])]);
+    let view = TraceExportView::parse(&bytes).unwrap();
+    assert_eq!(view.resources[0].service_name, None);
+    assert_eq!(view.resources[1].service_name, None);
+    assert!(view.resources[1].raw.is_some());
+}
+
+#[test]
+fn unknown_fields_are_skipped() {
+    let mut bytes = request(vec![(
+        resource(Some("a")),
+        vec![vec![span("x", vec![], None)]],
+    )]);
+    // Field 99 of every wire type at the top level: varint, fixed64, bytes, fixed32.
+    for extra in [
+        vec![0x98, 0x06, 0x2a],
+        vec![0x99, 0x06, 1, 2, 3, 4, 5, 6, 7, 8],
+        vec![0x9a, 0x06, 2, 0xff, 0xff],
+        vec![0x9d, 0x06, 1, 2, 3, 4],
+    ] {
+        bytes.extend_from_slice(&extra);
+    }
+    let view = TraceExportView::parse(&bytes).unwrap();
+    assert_eq!(view.spans.len(), 1);
+    assert_eq!(view.spans[0].name, "x");
+    assert_eq!(
+        ExportTraceServiceRequest::decode(bytes.as_slice())
+            .unwrap()
+            .resource_spans
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn malformed_input_is_refused_with_a_reason() {
+    let good = request(vec![(
+        resource(Some("a")),
+        vec![vec![span("x", vec![], None)]],
+    )]);
+    for cut in 1..good.len() {
+        let truncated = &good[..cut];
+        let ours = TraceExportView::parse(truncated);
+        let theirs = ExportTraceServiceRequest::decode(truncated);
+        assert_eq!(
+            ours.is_err(),
+            theirs.is_err(),
+            "cut at {cut}: {ours:?} vs {theirs:?}"
+        );
+    }
+    // resource_spans sent as a varint.
+    assert_eq!(
+        TraceExportView::parse(&[0x08, 0x01]).unwrap_err(),
+        WireError("field has the wrong wire type")
+    );
+    // A group (wire type 3) is not OTLP.
+    assert!(TraceExportView::parse(&[0x0b]).is_err());
+    // Field number 0.
+    assert!(TraceExportView::parse(&[0x02, 0x00]).is_err());
+    // A span name that is not UTF-8.
+    let mut bad = span("é", vec![], None);
+    bad.name = "é".into();
+    let mut bytes = request(vec![(None, vec![vec![bad]])]);
+    let at = bytes.windows(2).position(|w| w == "é".as_bytes()).unwrap();
+    bytes[at] = 0xff;
+    assert_eq!(
+        TraceExportView::parse(&bytes).unwrap_err(),
+        WireError("string field is not valid UTF-8")
+    );
+    assert!(ExportTraceServiceRequest::decode(bytes.as_slice()).is_err());
+}
+
+#[test]
+fn varints_follow_the_wire_format() {
+    let mut r = Reader::new(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]);
+    assert_eq!(r.varint().unwrap(), u64::MAX);
+    let mut r = Reader::new(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02]);
+    assert!(r.varint().is_err());
+    let mut r = Reader::new(&[0x80; 11]);
+    assert_eq!(
+        r.varint().unwrap_err(),
+        WireError("varint longer than 10 bytes")
+    );
+    let mut r = Reader::new(&[0x80, 0x80]);
+    assert_eq!(r.varint().unwrap_err(), WireError("truncated varint"));
+    let mut r = Reader::new(&[0x96, 0x01]);
+    assert_eq!(r.varint().unwrap(), 150);
+}
+
+#[test]
+fn an_empty_export_has_nothing() {
+    assert_eq!(
+        TraceExportView::parse(&[]).unwrap(),
+        TraceExportView::default()
+    );
+}
