@@ -25,7 +25,12 @@ pub struct WireError(pub &'static str);
 const VARINT: u8 = 0;
 const I64: u8 = 1;
 const LEN: u8 = 2;
+const START_GROUP: u8 = 3;
+const END_GROUP: u8 = 4;
 const I32: u8 = 5;
+
+/// Deepest group nesting skipped, as `prost`'s recursion limit.
+const MAX_GROUP_DEPTH: u32 = 100;
 
 /// A cursor over one protobuf message.
 struct Reader<'a> {
@@ -89,16 +94,34 @@ impl<'a> Reader<'a> {
         Ok(u64::from_le_bytes(bytes.try_into().expect("8 bytes")))
     }
 
-    /// Skips a field this reader does not need.
-    fn skip(&mut self, wire: u8) -> Result<(), WireError> {
+    /// Skips a field this reader does not need (deprecated groups included,
+    /// as `prost` skips them).
+    fn skip(&mut self, field: u32, wire: u8) -> Result<(), WireError> {
+        self.skip_nested(field, wire, 0)
+    }
+
+    fn skip_nested(&mut self, field: u32, wire: u8, depth: u32) -> Result<(), WireError> {
         match wire {
             VARINT => self.varint().map(drop),
             I64 => self.take(8).map(drop),
             LEN => self.len_delimited().map(drop),
             I32 => self.take(4).map(drop),
-            _ => Err(WireError(
-                "unsupported wire type (groups are not used by OTLP)",
-            )),
+            START_GROUP if depth < MAX_GROUP_DEPTH => loop {
+                let Some((inner, inner_wire)) = self.key()? else {
+                    return Err(WireError("group without its end"));
+                };
+                if inner_wire == END_GROUP {
+                    return if inner == field {
+                        Ok(())
+                    } else {
+                        Err(WireError("group ends with another field's tag"))
+                    };
+                }
+                self.skip_nested(inner, inner_wire, depth + 1)?;
+            },
+            START_GROUP => Err(WireError("groups nested too deeply")),
+            END_GROUP => Err(WireError("group end without its start")),
+            _ => Err(WireError("invalid wire type")),
         }
     }
 }
@@ -168,7 +191,7 @@ impl<'a> TraceExportView<'a> {
         let mut request = Reader::new(buf);
         while let Some((field, wire)) = request.key()? {
             if field != 1 {
-                request.skip(wire)?;
+                request.skip(field, wire)?;
                 continue;
             }
             expect(wire, LEN)?;
@@ -195,7 +218,7 @@ impl<'a> TraceExportView<'a> {
                     expect(wire, LEN)?;
                     self.read_scope_spans(index, reader.len_delimited()?)?;
                 }
-                _ => reader.skip(wire)?,
+                _ => reader.skip(field, wire)?,
             }
         }
         self.resources.push(resource);
@@ -210,7 +233,7 @@ impl<'a> TraceExportView<'a> {
                 let raw = reader.len_delimited()?;
                 self.spans.push(read_span(resource, raw)?);
             } else {
-                reader.skip(wire)?;
+                reader.skip(field, wire)?;
             }
         }
         Ok(())
@@ -269,7 +292,7 @@ fn read_span<'a>(resource: usize, raw: &'a [u8]) -> Result<SpanView<'a>, WireErr
                 expect(wire, LEN)?;
                 span.status_code = status_code(reader.len_delimited()?)?;
             }
-            _ => reader.skip(wire)?,
+            _ => reader.skip(field, wire)?,
         }
     }
     span.http_status_code = match (new_status, old_status) {
@@ -288,7 +311,7 @@ fn status_code(buf: &[u8]) -> Result<i32, WireError> {
             expect(wire, VARINT)?;
             code = reader.varint()? as i32;
         } else {
-            reader.skip(wire)?;
+            reader.skip(field, wire)?;
         }
     }
     Ok(code)
@@ -309,7 +332,7 @@ fn key_value(buf: &[u8]) -> Result<(&[u8], Option<AnyValueView<'_>>), WireError>
                 expect(wire, LEN)?;
                 value = any_value(reader.len_delimited()?)?;
             }
-            _ => reader.skip(wire)?,
+            _ => reader.skip(field, wire)?,
         }
     }
     Ok((key, value))
@@ -346,11 +369,11 @@ fn any_value(buf: &[u8]) -> Result<Option<AnyValueView<'_>>, WireError> {
             (4, I64) => AnyValueView::Double(f64::from_bits(reader.fixed64()?)),
             (1 | 3 | 4, _) => return Err(WireError("field has the wrong wire type")),
             (2 | 5..=7, _) => {
-                reader.skip(wire)?;
+                reader.skip(field, wire)?;
                 AnyValueView::Other
             }
             _ => {
-                reader.skip(wire)?;
+                reader.skip(field, wire)?;
                 continue;
             }
         });
@@ -363,7 +386,7 @@ fn service_name(resource: &[u8]) -> Result<Option<&str>, WireError> {
     let mut reader = Reader::new(resource);
     while let Some((field, wire)) = reader.key()? {
         if field != 1 {
-            reader.skip(wire)?;
+            reader.skip(field, wire)?;
             continue;
         }
         expect(wire, LEN)?;

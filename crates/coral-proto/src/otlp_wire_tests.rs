@@ -207,6 +207,8 @@ fn unknown_fields_are_skipped() {
         vec![0x99, 0x06, 1, 2, 3, 4, 5, 6, 7, 8],
         vec![0x9a, 0x06, 2, 0xff, 0xff],
         vec![0x9d, 0x06, 1, 2, 3, 4],
+        // A (deprecated) group holding a varint, skipped as prost skips it.
+        vec![0x9b, 0x06, 0x08, 0x01, 0x9c, 0x06],
     ] {
         bytes.extend_from_slice(&extra);
     }
@@ -243,8 +245,20 @@ fn malformed_input_is_refused_with_a_reason() {
         TraceExportView::parse(&[0x08, 0x01]).unwrap_err(),
         WireError("field has the wrong wire type")
     );
-    // A group (wire type 3) is not OTLP.
+    // A group (wire type 3) without its end, an end without a start, and
+    // groups nested past prost's recursion limit.
     assert!(TraceExportView::parse(&[0x0b]).is_err());
+    assert!(TraceExportView::parse(&[0x0c]).is_err());
+    let deep: Vec<u8> = [0x9b, 0x06]
+        .repeat(200)
+        .into_iter()
+        .chain([0x9c, 0x06].repeat(200))
+        .collect();
+    assert_eq!(
+        TraceExportView::parse(&deep).unwrap_err(),
+        WireError("groups nested too deeply")
+    );
+    assert!(ExportTraceServiceRequest::decode(deep.as_slice()).is_err());
     // Field number 0.
     assert!(TraceExportView::parse(&[0x02, 0x00]).is_err());
     // A span name that is not UTF-8.
@@ -283,4 +297,56 @@ fn an_empty_export_has_nothing() {
         TraceExportView::parse(&[]).unwrap(),
         TraceExportView::default()
     );
+}
+
+/// Mutated exports (bytes flipped, cut, spliced) never panic the reader, and
+/// the reader never refuses what `prost` accepts: it checks a subset of what
+/// a full decode checks.
+#[test]
+fn mutations_never_panic_and_never_refuse_what_prost_accepts() {
+    let good = request(vec![
+        (
+            resource(Some("checkout")),
+            vec![vec![
+                span(
+                    "GET /cart",
+                    vec![
+                        kv("http.response.status_code", Value::IntValue(200)),
+                        kv("http.status_code", Value::StringValue("200".into())),
+                    ],
+                    Some(2),
+                ),
+                span("b", vec![], None),
+            ]],
+        ),
+        (None, vec![vec![span("c", vec![], Some(1))]]),
+    ]);
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let (mut both_ok, mut both_err) = (0, 0);
+    for _ in 0..20_000 {
+        let mut bytes = good.clone();
+        for _ in 0..1 + next() % 3 {
+            let at = (next() as usize) % bytes.len();
+            match next() % 3 {
+                0 => bytes[at] = next() as u8,
+                1 => bytes.truncate(at.max(1)),
+                _ => bytes.insert(at, next() as u8),
+            }
+        }
+        let ours = TraceExportView::parse(&bytes);
+        let theirs = ExportTraceServiceRequest::decode(bytes.as_slice());
+        if theirs.is_ok() {
+            assert!(ours.is_ok(), "prost accepts {bytes:02x?} but: {ours:?}");
+            both_ok += 1;
+        } else if ours.is_err() {
+            both_err += 1;
+        }
+    }
+    assert!(both_ok > 100 && both_err > 100, "{both_ok} / {both_err}");
 }
