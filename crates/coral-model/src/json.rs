@@ -31,31 +31,11 @@ pub fn string_map_from_json(json: &str) -> HashMap<String, String> {
 /// nested. A value that is absent, not finite, or a dictionary index (only
 /// used by profiles) is `null`.
 pub fn otlp_value_to_json(v: Option<&AnyValue>) -> serde_json::Value {
-    use serde_json::Value as J;
-    match v.and_then(|v| v.value.as_ref()) {
-        None | Some(Value::StringValueStrindex(_)) => J::Null,
-        Some(Value::StringValue(s)) => J::String(s.clone()),
-        Some(Value::BoolValue(b)) => J::Bool(*b),
-        Some(Value::IntValue(i)) => J::from(*i),
-        Some(Value::DoubleValue(d)) => serde_json::Number::from_f64(*d).map_or(J::Null, J::Number),
-        Some(Value::BytesValue(b)) => J::String(hex::encode(b)),
-        Some(Value::ArrayValue(a)) => J::Array(
-            a.values
-                .iter()
-                .map(|v| otlp_value_to_json(Some(v)))
-                .collect(),
-        ),
-        Some(Value::KvlistValue(l)) => J::Object(
-            l.values
-                .iter()
-                .map(|kv| (kv.key.clone(), otlp_value_to_json(kv.value.as_ref())))
-                .collect(),
-        ),
-    }
+    serde_json::to_value(Typed(v)).unwrap_or(serde_json::Value::Null)
 }
 
 /// OTLP attributes as a JSON object, written straight to text (no
-/// intermediate `serde_json::Value`): the same typed values as
+/// intermediate `serde_json::Value`): the typed values of
 /// [`otlp_value_to_json`], keys in their original order, the last of
 /// duplicated keys winning. `redact(key)` replaces a value with
 /// `redacted`.
@@ -101,7 +81,8 @@ impl Serialize for Attributes<'_> {
     }
 }
 
-/// One OTLP value, serialized as [`otlp_value_to_json`] builds it.
+/// One OTLP value with its type kept (the one mapping behind both
+/// [`otlp_value_to_json`] and [`otlp_attributes_json`]).
 struct Typed<'a>(Option<&'a AnyValue>);
 
 impl Serialize for Typed<'_> {

@@ -105,9 +105,12 @@ fn hist_parts(h: Option<&LatencyHistogram>) -> (u64, f64, Option<f64>, Option<f6
 /// Appends `rows` inside `tx`, numbering them from `seq`; returns the next
 /// free Beyla seq_id.
 pub fn append(tx: &Transaction<'_>, mut seq: u64, rows: &BeylaRows) -> Result<u64, duckdb::Error> {
-    if !rows.http.is_empty() {
-        let mut app = tx.appender("beyla_http_metrics_local")?;
-        for m in &rows.http {
+    append_numbered(
+        tx,
+        "beyla_http_metrics_local",
+        &rows.http,
+        &mut seq,
+        |app, seq, m| {
             let (count, sum, min, max, blob) = hist_parts(m.latency.as_ref());
             app.append_row(params![
                 seq,
@@ -123,14 +126,15 @@ pub fn append(tx: &Transaction<'_>, mut seq: u64, rows: &BeylaRows) -> Result<u6
                 max,
                 blob,
                 coral_model::string_map_to_json(&m.attributes),
-            ])?;
-            seq += 1;
-        }
-        app.flush()?;
-    }
-    if !rows.grpc.is_empty() {
-        let mut app = tx.appender("beyla_grpc_metrics_local")?;
-        for m in &rows.grpc {
+            ])
+        },
+    )?;
+    append_numbered(
+        tx,
+        "beyla_grpc_metrics_local",
+        &rows.grpc,
+        &mut seq,
+        |app, seq, m| {
             let (count, sum, min, max, blob) = hist_parts(m.latency.as_ref());
             app.append_row(params![
                 seq,
@@ -146,14 +150,15 @@ pub fn append(tx: &Transaction<'_>, mut seq: u64, rows: &BeylaRows) -> Result<u6
                 max,
                 blob,
                 coral_model::string_map_to_json(&m.attributes),
-            ])?;
-            seq += 1;
-        }
-        app.flush()?;
-    }
-    if !rows.sql.is_empty() {
-        let mut app = tx.appender("beyla_sql_metrics_local")?;
-        for m in &rows.sql {
+            ])
+        },
+    )?;
+    append_numbered(
+        tx,
+        "beyla_sql_metrics_local",
+        &rows.sql,
+        &mut seq,
+        |app, seq, m| {
             let (count, sum, min, max, blob) = hist_parts(m.latency.as_ref());
             app.append_row(params![
                 seq,
@@ -169,14 +174,15 @@ pub fn append(tx: &Transaction<'_>, mut seq: u64, rows: &BeylaRows) -> Result<u6
                 max,
                 blob,
                 coral_model::string_map_to_json(&m.attributes),
-            ])?;
-            seq += 1;
-        }
-        app.flush()?;
-    }
-    if !rows.spans.is_empty() {
-        let mut app = tx.appender("beyla_traces_local")?;
-        for s in &rows.spans {
+            ])
+        },
+    )?;
+    append_numbered(
+        tx,
+        "beyla_traces_local",
+        &rows.spans,
+        &mut seq,
+        |app, seq, s| {
             app.append_row(params![
                 seq,
                 s.trace_id,
@@ -191,12 +197,30 @@ pub fn append(tx: &Transaction<'_>, mut seq: u64, rows: &BeylaRows) -> Result<u6
                 s.status_code,
                 s.is_error,
                 s.attributes_json,
-            ])?;
-            seq += 1;
-        }
-        app.flush()?;
-    }
+            ])
+        },
+    )?;
     Ok(seq)
+}
+
+/// Appends each of `rows` to `table` with one Appender, numbering them from
+/// `*seq` (advanced past the last one).
+fn append_numbered<T>(
+    tx: &Transaction<'_>,
+    table: &str,
+    rows: &[T],
+    seq: &mut u64,
+    mut append: impl FnMut(&mut duckdb::Appender<'_>, u64, &T) -> Result<(), duckdb::Error>,
+) -> Result<(), duckdb::Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut app = tx.appender(table)?;
+    for row in rows {
+        append(&mut app, *seq, row)?;
+        *seq += 1;
+    }
+    app.flush()
 }
 
 /// Deletes Beyla rows older than `cutoff_micros` (Unix µs); returns the count.

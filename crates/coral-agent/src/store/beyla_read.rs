@@ -212,22 +212,44 @@ fn limit_clause(limit: Option<usize>) -> String {
     limit.map(|n| format!(" LIMIT {n}")).unwrap_or_default()
 }
 
-fn read_http(
+/// Rows of one Beyla metric table in the seq_id `range`, filtered by `sel`:
+/// `columns` are selected after `seq_id` and the minute, and `row` maps them.
+fn read_metrics<T>(
     conn: &Connection,
+    table: &str,
+    columns: &str,
     range: (u64, u64),
     sel: &Selection,
     limit: Option<usize>,
-) -> Result<Vec<BeylaHttpMetric>, StoreError> {
+    row: impl FnMut(&Row<'_>) -> duckdb::Result<T>,
+) -> Result<Vec<T>, StoreError> {
     let sql = format!(
-        "SELECT seq_id, epoch(minute)::BIGINT, service_name, kind, http_method, http_route, \
-         http_status_code, latency, attributes FROM beyla_http_metrics_local \
+        "SELECT seq_id, epoch(minute)::BIGINT, {columns} FROM {table} \
          WHERE seq_id > ? AND seq_id <= ?{} ORDER BY seq_id{}",
         sel.metric_where,
         limit_clause(limit)
     );
     let rows = conn
         .prepare(&sql)?
-        .query_map(params_from_iter(range_args(range, &sel.metric_args)), |r| {
+        .query_map(params_from_iter(range_args(range, &sel.metric_args)), row)?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+fn read_http(
+    conn: &Connection,
+    range: (u64, u64),
+    sel: &Selection,
+    limit: Option<usize>,
+) -> Result<Vec<BeylaHttpMetric>, StoreError> {
+    read_metrics(
+        conn,
+        "beyla_http_metrics_local",
+        "service_name, kind, http_method, http_route, http_status_code, latency, attributes",
+        range,
+        sel,
+        limit,
+        |r| {
             Ok(BeylaHttpMetric {
                 seq_id: r.get(0)?,
                 minute: r.get(1)?,
@@ -240,9 +262,8 @@ fn read_http(
                 attributes: coral_model::string_map_from_json(&r.get::<_, String>(8)?),
                 agent_id: String::new(),
             })
-        })?
-        .collect::<Result<_, _>>()?;
-    Ok(rows)
+        },
+    )
 }
 
 fn read_grpc(
@@ -251,16 +272,14 @@ fn read_grpc(
     sel: &Selection,
     limit: Option<usize>,
 ) -> Result<Vec<BeylaGrpcMetric>, StoreError> {
-    let sql = format!(
-        "SELECT seq_id, epoch(minute)::BIGINT, service_name, kind, rpc_system, grpc_method, \
-         grpc_status_code, latency, attributes FROM beyla_grpc_metrics_local \
-         WHERE seq_id > ? AND seq_id <= ?{} ORDER BY seq_id{}",
-        sel.metric_where,
-        limit_clause(limit)
-    );
-    let rows = conn
-        .prepare(&sql)?
-        .query_map(params_from_iter(range_args(range, &sel.metric_args)), |r| {
+    read_metrics(
+        conn,
+        "beyla_grpc_metrics_local",
+        "service_name, kind, rpc_system, grpc_method, grpc_status_code, latency, attributes",
+        range,
+        sel,
+        limit,
+        |r| {
             Ok(BeylaGrpcMetric {
                 seq_id: r.get(0)?,
                 minute: r.get(1)?,
@@ -273,9 +292,8 @@ fn read_grpc(
                 attributes: coral_model::string_map_from_json(&r.get::<_, String>(8)?),
                 agent_id: String::new(),
             })
-        })?
-        .collect::<Result<_, _>>()?;
-    Ok(rows)
+        },
+    )
 }
 
 fn read_sql(
@@ -284,16 +302,14 @@ fn read_sql(
     sel: &Selection,
     limit: Option<usize>,
 ) -> Result<Vec<BeylaSqlMetric>, StoreError> {
-    let sql = format!(
-        "SELECT seq_id, epoch(minute)::BIGINT, service_name, db_system, sql_operation, table_name, \
-         error_count, latency, attributes FROM beyla_sql_metrics_local \
-         WHERE seq_id > ? AND seq_id <= ?{} ORDER BY seq_id{}",
-        sel.metric_where,
-        limit_clause(limit)
-    );
-    let rows = conn
-        .prepare(&sql)?
-        .query_map(params_from_iter(range_args(range, &sel.metric_args)), |r| {
+    read_metrics(
+        conn,
+        "beyla_sql_metrics_local",
+        "service_name, db_system, sql_operation, table_name, error_count, latency, attributes",
+        range,
+        sel,
+        limit,
+        |r| {
             Ok(BeylaSqlMetric {
                 seq_id: r.get(0)?,
                 minute: r.get(1)?,
@@ -306,9 +322,8 @@ fn read_sql(
                 attributes: coral_model::string_map_from_json(&r.get::<_, String>(8)?),
                 agent_id: String::new(),
             })
-        })?
-        .collect::<Result<_, _>>()?;
-    Ok(rows)
+        },
+    )
 }
 
 fn read_spans(
