@@ -7,9 +7,9 @@
 //!   (`coral_proto::otlp_wire`);
 //! - `decode_normalize_aggregate`: the whole pipeline: read in place →
 //!   validate → aggregate 100% of spans → static filters (10% sampling,
-//!   errors, > 500 ms) → decode and normalize the kept spans and hand them to
-//!   the writer channel (drained by a thread; DuckDB is measured separately by
-//!   the load harness).
+//!   errors, > 500 ms) → read the kept spans' attributes in place, normalize
+//!   them and hand them to the writer channel (drained by a thread; DuckDB is
+//!   measured separately by the load harness).
 //!
 //! Run: `cargo bench -p coral-agent --bench ingest`.
 

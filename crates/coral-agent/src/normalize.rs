@@ -17,10 +17,8 @@
 
 use coral_model::SpanKind;
 use coral_proto::common::TelemetrySpan;
-use coral_proto::otlp::common::v1::{KeyValue, any_value::Value};
-use coral_proto::otlp::resource::v1::Resource;
-use coral_proto::otlp::trace::v1::{Span, status::StatusCode};
-use coral_proto::otlp_wire::SpanView;
+use coral_proto::otlp::trace::v1::status::StatusCode;
+use coral_proto::otlp_wire::{KeyValueView, SpanDetail, SpanView, ValueView};
 use regex::RegexSet;
 
 /// The service name the OTLP specification prescribes when a resource has none.
@@ -119,56 +117,56 @@ pub fn is_error(kind: SpanKind, status_error: bool, http_status: Option<i64>) ->
     }
 }
 
-/// The HTTP status code, from `http.response.status_code` or
-/// `http.status_code`, as an int or a decimal string.
-pub fn http_status_code(attrs: &[KeyValue]) -> Option<i64> {
-    find(attrs, &["http.response.status_code", "http.status_code"]).and_then(as_int)
-}
-
-fn find<'a>(attrs: &'a [KeyValue], keys: &[&str]) -> Option<&'a Value> {
+/// The value of the first of `keys` present (first occurrence), if set.
+fn find<'v, 'a>(attrs: &'v [KeyValueView<'a>], keys: &[&str]) -> Option<&'v ValueView<'a>> {
     keys.iter().find_map(|key| {
         attrs
             .iter()
             .find(|kv| kv.key == *key)
             .and_then(|kv| kv.value.as_ref())
-            .and_then(|v| v.value.as_ref())
     })
 }
 
-fn as_int(v: &Value) -> Option<i64> {
+fn as_int(v: &ValueView<'_>) -> Option<i64> {
     match v {
-        Value::IntValue(i) => Some(*i),
-        Value::StringValue(s) => s.trim().parse().ok(),
-        Value::DoubleValue(d) if d.fract() == 0.0 => Some(*d as i64),
+        ValueView::Int(i) => Some(*i),
+        ValueView::String(s) => s.trim().parse().ok(),
+        ValueView::Double(d) if d.fract() == 0.0 => Some(*d as i64),
         _ => None,
     }
 }
 
-fn string_of(attrs: &[KeyValue], keys: &[&str]) -> String {
+fn string_of(attrs: &[KeyValueView<'_>], keys: &[&str]) -> String {
     find(attrs, keys)
         .map(|v| match v {
-            Value::StringValue(s) => s.clone(),
-            Value::IntValue(i) => i.to_string(),
+            ValueView::String(s) => (*s).to_owned(),
+            ValueView::Int(i) => i.to_string(),
             _ => String::new(),
         })
         .unwrap_or_default()
 }
 
-/// Builds the stored form of a kept span. `seq_id` and `keep_reason` are set by
-/// the caller; `resource_json` is [`resource_json`] of the span's resource,
-/// computed once per resource.
+/// Builds the stored form of a kept span from its view and its
+/// [`SpanDetail`]. `seq_id` and `keep_reason` are set by the caller;
+/// `resource_json` is [`attributes_json`] of the span's resource, computed
+/// once per resource.
 pub fn to_telemetry_span(
     service: &str,
     resource_json: &str,
-    span: &Span,
+    span: &SpanView<'_>,
+    detail: &SpanDetail<'_>,
     facts: &SpanFacts,
     scrub: &RegexSet,
 ) -> TelemetrySpan {
-    let attrs = &span.attributes;
-    let (status_code, status_message) = match &span.status {
-        Some(s) if s.code == StatusCode::Error as i32 => ("ERROR", s.message.clone()),
-        Some(s) if s.code == StatusCode::Ok as i32 => ("OK", s.message.clone()),
-        _ => ("UNSET", String::new()),
+    let attrs = &detail.attributes;
+    let status_code = match span.status_code {
+        c if c == StatusCode::Error as i32 => "ERROR",
+        c if c == StatusCode::Ok as i32 => "OK",
+        _ => "UNSET",
+    };
+    let status_message = match status_code {
+        "UNSET" => String::new(),
+        _ => detail.status_message.to_owned(),
     };
     let http_route = string_of(attrs, &["http.route"]);
     let http_route = if http_route.is_empty() {
@@ -179,17 +177,18 @@ pub fn to_telemetry_span(
     TelemetrySpan {
         seq_id: 0,
         trace_id: hex::encode(facts.trace_id),
-        span_id: hex::encode(&span.span_id),
-        parent_span_id: hex::encode(&span.parent_span_id),
+        span_id: hex::encode(span.span_id),
+        parent_span_id: hex::encode(span.parent_span_id),
         service_name: service.to_owned(),
-        span_name: span.name.clone(),
+        span_name: span.name.to_owned(),
         span_kind: facts.kind.as_str().to_owned(),
         start_time_unix_nano: facts.start_ns as i64,
         duration_us: ((span.end_time_unix_nano - span.start_time_unix_nano) / 1_000) as i64,
         is_error: facts.is_error,
         status_code: status_code.to_owned(),
         status_message,
-        http_status_code: http_status_code(attrs)
+        http_status_code: span
+            .http_status_code
             .and_then(|c| i32::try_from(c).ok())
             .unwrap_or(0),
         http_method: string_of(attrs, &["http.request.method", "http.method"]),
@@ -216,33 +215,26 @@ pub fn to_telemetry_span(
     }
 }
 
-/// Encodes attributes as a JSON object whose values keep their OTLP types;
-/// values of keys matching `scrub` are replaced by [`REDACTED`].
-pub fn attributes_json(attrs: &[KeyValue], scrub: &RegexSet) -> String {
+/// Encodes attributes (a span's or a resource's) as a JSON object whose
+/// values keep their OTLP types; values of keys matching `scrub` are replaced
+/// by [`REDACTED`].
+pub fn attributes_json(attrs: &[KeyValueView<'_>], scrub: &RegexSet) -> String {
     let redact = |key: &str| !scrub.is_empty() && scrub.is_match(key);
     coral_model::otlp_attributes_json(attrs, &redact, REDACTED)
-}
-
-/// A resource's attributes as JSON (`{}` without a resource).
-pub fn resource_json(resource: Option<&Resource>, scrub: &RegexSet) -> String {
-    resource.map_or_else(
-        || "{}".to_owned(),
-        |r| attributes_json(&r.attributes, scrub),
-    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use coral_proto::otlp::collector::trace::v1::ExportTraceServiceRequest;
-    use coral_proto::otlp::common::v1::AnyValue;
-    use coral_proto::otlp::trace::v1::{ResourceSpans, ScopeSpans, Status};
+    use coral_proto::otlp::common::v1::{AnyValue, KeyValue, any_value::Value};
+    use coral_proto::otlp::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
     use coral_proto::otlp_wire::TraceExportView;
     use prost::Message;
 
-    /// Facts of `span` as the pipeline computes them: from its encoded form.
-    fn facts(span: &Span) -> Result<SpanFacts, Invalid> {
-        let bytes = ExportTraceServiceRequest {
+    /// `span` in an export of its own, encoded.
+    fn export(span: &Span) -> Vec<u8> {
+        ExportTraceServiceRequest {
             resource_spans: vec![ResourceSpans {
                 scope_spans: vec![ScopeSpans {
                     spans: vec![span.clone()],
@@ -251,8 +243,21 @@ mod tests {
                 ..Default::default()
             }],
         }
-        .encode_to_vec();
-        SpanFacts::of(&TraceExportView::parse(&bytes).unwrap().spans[0])
+        .encode_to_vec()
+    }
+
+    /// Facts of `span` as the pipeline computes them: from its encoded form.
+    fn facts(span: &Span) -> Result<SpanFacts, Invalid> {
+        SpanFacts::of(&TraceExportView::parse(&export(span)).unwrap().spans[0])
+    }
+
+    /// The stored form of `span`, built as the pipeline builds it.
+    fn stored(span: &Span, scrub: &RegexSet) -> TelemetrySpan {
+        let bytes = export(span);
+        let view = TraceExportView::parse(&bytes).unwrap();
+        let detail = coral_proto::otlp_wire::span_detail(view.spans[0].raw).unwrap();
+        let facts = SpanFacts::of(&view.spans[0]).unwrap();
+        to_telemetry_span("checkout", "{}", &view.spans[0], &detail, &facts, scrub)
     }
 
     fn kv(key: &str, v: Value) -> KeyValue {
@@ -341,15 +346,15 @@ mod tests {
             ],
             Some(StatusCode::Ok as i32),
         );
-        let s_facts = facts(&s).unwrap();
         let scrub = RegexSet::new(["email|ssn"]).unwrap();
-        let t = to_telemetry_span("checkout", "{}", &s, &s_facts, &scrub);
+        let t = stored(&s, &scrub);
         assert_eq!(t.http_method, "POST");
         assert_eq!(t.http_status_code, 201);
         assert_eq!(t.http_route, "/orders/7");
         assert_eq!(t.db_system, "postgresql");
         assert_eq!(t.grpc_status_code, Some(5));
         assert_eq!(t.status_code, "OK");
+        assert_eq!(t.status_message, "boom");
         assert_eq!(t.duration_us, 250_000);
         assert_eq!(t.trace_id, "01".repeat(16));
         assert_eq!(t.parent_span_id, "");

@@ -3,7 +3,8 @@
 //!
 //! Trace exports are read in place from their protobuf bytes
 //! ([`coral_proto::otlp_wire`]): every span is aggregated from borrowed views,
-//! and only the spans the filters keep are decoded into owned structs.
+//! and only the spans the filters keep become owned rows, built from the same
+//! bytes (`prost` decoding is left to OTLP/JSON and the Beyla path).
 //!
 //! Admission is decided **before** any side effect: the number of spans the
 //! filters will keep is computed first and that many permits are taken from a
@@ -20,9 +21,7 @@ use coral_proto::otlp::collector::logs::v1::ExportLogsServiceRequest;
 use coral_proto::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
 use coral_proto::otlp::collector::trace::v1::ExportTraceServiceRequest;
 use coral_proto::otlp::metrics::v1::metric::Data;
-use coral_proto::otlp::resource::v1::Resource;
-use coral_proto::otlp::trace::v1::Span;
-use coral_proto::otlp_wire::TraceExportView;
+use coral_proto::otlp_wire::{self, SpanDetail, TraceExportView};
 use prost::Message;
 use regex::RegexSet;
 use tokio::sync::Semaphore;
@@ -169,11 +168,11 @@ impl Pipeline {
     pub fn ingest_traces(&self, request: &[u8]) -> Result<PartialOutcome, IngestError> {
         let view =
             TraceExportView::parse(request).map_err(|e| IngestError::Malformed(e.to_string()))?;
-        struct Accepted {
+        struct Accepted<'a> {
             span: usize,
             facts: SpanFacts,
-            /// The decoded span and why it is kept, for kept spans only.
-            kept: Option<(Span, crate::filter::KeepReason)>,
+            /// What is stored of the span and why it is kept, for kept spans only.
+            kept: Option<(SpanDetail<'a>, crate::filter::KeepReason)>,
         }
         let mut accepted = Vec::with_capacity(view.spans.len());
         // Resource attributes as JSON, built once per resource with kept spans.
@@ -185,18 +184,20 @@ impl Pipeline {
                 let Some(reason) = self.filter.decide(&facts) else {
                     return Ok((facts, None));
                 };
-                // Kept spans are decoded whole, with their resource (once).
-                let decoded = Span::decode(span.raw).map_err(|_| Invalid::Encoding)?;
+                // Kept spans are read whole, with their resource (once),
+                // still in place.
+                let detail = otlp_wire::span_detail(span.raw).map_err(|_| Invalid::Encoding)?;
                 if resources[span.resource].is_none() {
-                    let resource = view.resources[span.resource]
+                    let attributes = view.resources[span.resource]
                         .raw
-                        .map(Resource::decode)
+                        .map(otlp_wire::resource_attributes)
                         .transpose()
-                        .map_err(|_| Invalid::Encoding)?;
+                        .map_err(|_| Invalid::Encoding)?
+                        .unwrap_or_default();
                     resources[span.resource] =
-                        Some(normalize::resource_json(resource.as_ref(), &self.scrub));
+                        Some(normalize::attributes_json(&attributes, &self.scrub));
                 }
-                Ok((facts, Some((decoded, reason))))
+                Ok((facts, Some((detail, reason))))
             });
             match facts {
                 Ok((facts, kept)) => accepted.push(Accepted {
@@ -244,14 +245,15 @@ impl Pipeline {
 
         let mut spans = Vec::with_capacity(kept);
         for a in accepted {
-            let Some((decoded, reason)) = a.kept else {
+            let Some((detail, reason)) = a.kept else {
                 continue;
             };
-            let resource = view.spans[a.span].resource;
+            let span = &view.spans[a.span];
             let mut t = normalize::to_telemetry_span(
-                service(resource),
-                resources[resource].as_deref().unwrap_or("{}"),
-                &decoded,
+                service(span.resource),
+                resources[span.resource].as_deref().unwrap_or("{}"),
+                span,
+                &detail,
                 &a.facts,
                 &self.scrub,
             );

@@ -11,8 +11,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use coral_proto::common::SampleTrace;
-use coral_proto::otlp::common::v1::any_value::Value;
-use coral_proto::otlp::common::v1::{AnyValue, KeyValue};
+use coral_proto::otlp::common::v1::AnyValue;
+use coral_proto::otlp_wire::{KeyValueView, ValueView};
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 
 /// A string map as a JSON object with sorted keys (stable column text).
@@ -31,16 +31,17 @@ pub fn string_map_from_json(json: &str) -> HashMap<String, String> {
 /// nested. A value that is absent, not finite, or a dictionary index (only
 /// used by profiles) is `null`.
 pub fn otlp_value_to_json(v: Option<&AnyValue>) -> serde_json::Value {
-    serde_json::to_value(Typed(v)).unwrap_or(serde_json::Value::Null)
+    let view = v.and_then(ValueView::from_any);
+    serde_json::to_value(Typed(view.as_ref())).unwrap_or(serde_json::Value::Null)
 }
 
-/// OTLP attributes as a JSON object, written straight to text (no
-/// intermediate `serde_json::Value`): the typed values of
-/// [`otlp_value_to_json`], keys in their original order, the last of
-/// duplicated keys winning. `redact(key)` replaces a value with
-/// `redacted`.
+/// OTLP attributes (read in place from the wire, or borrowed from decoded
+/// `KeyValue`s with [`KeyValueView::from_kv`]) as a JSON object, written
+/// straight to text (no intermediate `serde_json::Value`): the typed values
+/// of [`otlp_value_to_json`], keys in their original order, the last of
+/// duplicated keys winning. `redact(key)` replaces a value with `redacted`.
 pub fn otlp_attributes_json(
-    attrs: &[KeyValue],
+    attrs: &[KeyValueView<'_>],
     redact: &dyn Fn(&str) -> bool,
     redacted: &str,
 ) -> String {
@@ -53,7 +54,9 @@ pub fn otlp_attributes_json(
 }
 
 /// Attributes that a later attribute with the same key does not override.
-fn last_of_each_key(attrs: &[KeyValue]) -> impl Iterator<Item = &KeyValue> {
+fn last_of_each_key<'v, 'a>(
+    attrs: &'v [KeyValueView<'a>],
+) -> impl Iterator<Item = &'v KeyValueView<'a>> {
     attrs
         .iter()
         .enumerate()
@@ -62,7 +65,7 @@ fn last_of_each_key(attrs: &[KeyValue]) -> impl Iterator<Item = &KeyValue> {
 }
 
 struct Attributes<'a> {
-    attrs: &'a [KeyValue],
+    attrs: &'a [KeyValueView<'a>],
     redact: &'a dyn Fn(&str) -> bool,
     redacted: &'a str,
 }
@@ -71,10 +74,10 @@ impl Serialize for Attributes<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut map = s.serialize_map(None)?;
         for kv in last_of_each_key(self.attrs) {
-            if (self.redact)(&kv.key) {
-                map.serialize_entry(&kv.key, self.redacted)?;
+            if (self.redact)(kv.key) {
+                map.serialize_entry(kv.key, self.redacted)?;
             } else {
-                map.serialize_entry(&kv.key, &Typed(kv.value.as_ref()))?;
+                map.serialize_entry(kv.key, &Typed(kv.value.as_ref()))?;
             }
         }
         map.end()
@@ -83,29 +86,29 @@ impl Serialize for Attributes<'_> {
 
 /// One OTLP value with its type kept (the one mapping behind both
 /// [`otlp_value_to_json`] and [`otlp_attributes_json`]).
-struct Typed<'a>(Option<&'a AnyValue>);
+struct Typed<'v, 'a>(Option<&'v ValueView<'a>>);
 
-impl Serialize for Typed<'_> {
+impl Serialize for Typed<'_, '_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self.0.and_then(|v| v.value.as_ref()) {
-            None | Some(Value::StringValueStrindex(_)) => s.serialize_unit(),
-            Some(Value::StringValue(v)) => s.serialize_str(v),
-            Some(Value::BoolValue(b)) => s.serialize_bool(*b),
-            Some(Value::IntValue(i)) => s.serialize_i64(*i),
-            Some(Value::DoubleValue(d)) if d.is_finite() => s.serialize_f64(*d),
-            Some(Value::DoubleValue(_)) => s.serialize_unit(),
-            Some(Value::BytesValue(b)) => s.serialize_str(&hex::encode(b)),
-            Some(Value::ArrayValue(a)) => {
-                let mut seq = s.serialize_seq(Some(a.values.len()))?;
-                for v in &a.values {
-                    seq.serialize_element(&Typed(Some(v)))?;
+        match self.0 {
+            None | Some(ValueView::Strindex(_)) => s.serialize_unit(),
+            Some(ValueView::String(v)) => s.serialize_str(v),
+            Some(ValueView::Bool(b)) => s.serialize_bool(*b),
+            Some(ValueView::Int(i)) => s.serialize_i64(*i),
+            Some(ValueView::Double(d)) if d.is_finite() => s.serialize_f64(*d),
+            Some(ValueView::Double(_)) => s.serialize_unit(),
+            Some(ValueView::Bytes(b)) => s.serialize_str(&hex::encode(b)),
+            Some(ValueView::Array(values)) => {
+                let mut seq = s.serialize_seq(Some(values.len()))?;
+                for v in values {
+                    seq.serialize_element(&Typed(v.as_ref()))?;
                 }
                 seq.end()
             }
-            Some(Value::KvlistValue(l)) => {
+            Some(ValueView::KvList(values)) => {
                 let mut map = s.serialize_map(None)?;
-                for kv in last_of_each_key(&l.values) {
-                    map.serialize_entry(&kv.key, &Typed(kv.value.as_ref()))?;
+                for kv in last_of_each_key(values) {
+                    map.serialize_entry(kv.key, &Typed(kv.value.as_ref()))?;
                 }
                 map.end()
             }
@@ -146,7 +149,8 @@ pub fn samples_from_json(json: &str) -> Vec<SampleTrace> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use coral_proto::otlp::common::v1::{ArrayValue, KeyValueList};
+    use coral_proto::otlp::common::v1::any_value::Value;
+    use coral_proto::otlp::common::v1::{ArrayValue, KeyValue, KeyValueList};
 
     fn kv(key: &str, value: Value) -> KeyValue {
         KeyValue {
@@ -186,7 +190,8 @@ mod tests {
             kv("user.email", Value::StringValue("a@b.c".into())),
             kv("i", Value::IntValue(8)),
         ];
-        let text = otlp_attributes_json(&attrs, &|k| k.contains("email"), "[REDACTED]");
+        let views: Vec<_> = attrs.iter().map(KeyValueView::from_kv).collect();
+        let text = otlp_attributes_json(&views, &|k| k.contains("email"), "[REDACTED]");
         let parsed: serde_json::Value = serde_json::from_str(&text).unwrap();
         let mut expected = serde_json::Map::new();
         for kv in &attrs {

@@ -8,7 +8,7 @@ use duckdb::types::Value;
 use duckdb::{Connection, Row, params_from_iter};
 
 use super::beyla::ts;
-use super::read::{DEFAULT_MAX_RECORDS, MAX_RECORDS, proto_column};
+use super::read::{DEFAULT_MAX_RECORDS, MAX_RECORDS, proto_column, read_windows};
 use super::{Database, StoreError};
 
 /// Which rows a read selects.
@@ -186,18 +186,27 @@ pub fn query(
     if ids.is_empty() {
         return Ok(response);
     }
-    let range = (start, max_seq);
-    if sel.http {
-        response.http_metrics = read_http(&conn, range, &sel, None)?;
-    }
-    if sel.grpc {
-        response.grpc_metrics = read_grpc(&conn, range, &sel, None)?;
-    }
-    if sel.sql {
-        response.sql_metrics = read_sql(&conn, range, &sel, None)?;
-    }
-    if sel.traces {
-        response.trace_spans = read_spans(&conn, range, &sel.span_where, &sel.span_args, None)?;
+    // Rows carry attribute maps: a window at a time, as `QueryTelemetry`.
+    for range in read_windows(&ids[..ids.len().min(limit)], start, max_seq) {
+        if sel.http {
+            response
+                .http_metrics
+                .extend(read_http(&conn, range, &sel, None)?);
+        }
+        if sel.grpc {
+            response
+                .grpc_metrics
+                .extend(read_grpc(&conn, range, &sel, None)?);
+        }
+        if sel.sql {
+            response
+                .sql_metrics
+                .extend(read_sql(&conn, range, &sel, None)?);
+        }
+        if sel.traces {
+            let spans = read_spans(&conn, range, &sel.span_where, &sel.span_args, None)?;
+            response.trace_spans.extend(spans);
+        }
     }
     Ok(response)
 }

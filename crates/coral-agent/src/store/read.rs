@@ -19,6 +19,35 @@ pub const DEFAULT_MAX_RECORDS: usize = 10_000;
 /// Upper bound on rows per response.
 pub const MAX_RECORDS: usize = 50_000;
 
+/// Rows of a page read by one query of wide rows (see [`read_windows`]).
+const READ_WINDOW: usize = 4_096;
+
+/// Splits the page `(start, max_seq]`, whose rows have the sorted seq_ids
+/// `page_ids`, into consecutive `(lower, upper]` windows of at most
+/// [`READ_WINDOW`] rows. DuckDB materialises (and sorts) a result whole, so
+/// reading wide rows a window at a time keeps a full page within the store's
+/// memory limit.
+pub(super) fn read_windows(
+    page_ids: &[u64],
+    start: u64,
+    max_seq: u64,
+) -> impl Iterator<Item = (u64, u64)> + '_ {
+    let count = page_ids.len().div_ceil(READ_WINDOW);
+    (0..count).map(move |i| {
+        let lower = if i == 0 {
+            start
+        } else {
+            page_ids[i * READ_WINDOW - 1]
+        };
+        let upper = if i + 1 == count {
+            max_seq
+        } else {
+            page_ids[(i + 1) * READ_WINDOW - 1]
+        };
+        (lower, upper)
+    })
+}
+
 /// Answers `QueryTelemetry`. Blocking: call from a blocking context.
 pub fn query_telemetry(
     db: &Database,
@@ -75,7 +104,15 @@ pub fn query_telemetry(
     let mut range_args = args.clone();
     range_args.insert(1, Value::UBigInt(max_seq));
     response.buckets = read_buckets(&conn, agent_id, &filter, &range_args)?;
-    response.spans = read_spans(&conn, &filter, &range_args)?;
+    // Spans are wide (attribute and resource JSON): a window at a time.
+    for (lower, upper) in read_windows(&ids[..ids.len().min(limit)], start, max_seq) {
+        let mut window_args = args.clone();
+        window_args[0] = Value::UBigInt(lower);
+        window_args.insert(1, Value::UBigInt(upper));
+        response
+            .spans
+            .extend(read_spans(&conn, &filter, &window_args)?);
+    }
     if with_hosts {
         response.host_metrics = read_hosts(&conn, start, max_seq)?;
     }
@@ -251,4 +288,25 @@ fn read_hosts(conn: &Connection, start: u64, end: u64) -> Result<Vec<HostMetrics
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_cover_the_page_without_gaps_or_overlap() {
+        let ids: Vec<u64> = (1..=10_000).map(|i| i * 3).collect();
+        let windows: Vec<_> = read_windows(&ids, 0, 30_005).collect();
+        assert_eq!(
+            windows,
+            vec![(0, ids[4095]), (ids[4095], ids[8191]), (ids[8191], 30_005)]
+        );
+        for id in &ids {
+            let holding = windows.iter().filter(|(lo, hi)| lo < id && id <= hi);
+            assert_eq!(holding.count(), 1, "seq_id {id}");
+        }
+        assert_eq!(read_windows(&[], 5, 9).count(), 0);
+        assert_eq!(read_windows(&[7], 5, 9).collect::<Vec<_>>(), vec![(5, 9)]);
+    }
 }

@@ -1,6 +1,6 @@
 use super::*;
 use crate::otlp::collector::trace::v1::ExportTraceServiceRequest;
-use crate::otlp::common::v1::{AnyValue, ArrayValue, KeyValue, any_value::Value};
+use crate::otlp::common::v1::{AnyValue, ArrayValue, KeyValue, KeyValueList, any_value::Value};
 use crate::otlp::resource::v1::Resource;
 use crate::otlp::trace::v1::{ResourceSpans, ScopeSpans, Span, Status, span::Event};
 use prost::Message;
@@ -316,7 +316,7 @@ fn mutations_never_panic_and_never_refuse_what_prost_accepts() {
                     ],
                     Some(2),
                 ),
-                span("b", vec![], None),
+                span("b", every_value_form(), None),
             ]],
         ),
         (None, vec![vec![span("c", vec![], Some(1))]]),
@@ -341,12 +341,169 @@ fn mutations_never_panic_and_never_refuse_what_prost_accepts() {
         }
         let ours = TraceExportView::parse(&bytes);
         let theirs = ExportTraceServiceRequest::decode(bytes.as_slice());
-        if theirs.is_ok() {
+        if let Ok(theirs) = &theirs {
             assert!(ours.is_ok(), "prost accepts {bytes:02x?} but: {ours:?}");
+            assert_details_match(&ours.unwrap(), theirs);
             both_ok += 1;
         } else if ours.is_err() {
             both_err += 1;
         }
     }
     assert!(both_ok > 100 && both_err > 100, "{both_ok} / {both_err}");
+}
+
+/// Attributes in every value form, nested ones and an unset value included.
+fn every_value_form() -> Vec<KeyValue> {
+    let any = |v: Value| AnyValue { value: Some(v) };
+    vec![
+        kv("s", Value::StringValue("text \u{1F600}".into())),
+        kv("b", Value::BoolValue(true)),
+        kv("i", Value::IntValue(-42)),
+        kv("d", Value::DoubleValue(0.25)),
+        kv("bytes", Value::BytesValue(vec![0, 0xff])),
+        kv(
+            "arr",
+            Value::ArrayValue(ArrayValue {
+                values: vec![any(Value::IntValue(1)), AnyValue::default()],
+            }),
+        ),
+        kv(
+            "map",
+            Value::KvlistValue(KeyValueList {
+                values: vec![kv("inner", Value::BoolValue(false))],
+            }),
+        ),
+        kv("strindex", Value::StringValueStrindex(3)),
+        KeyValue {
+            key: "unset".into(),
+            ..Default::default()
+        },
+    ]
+}
+
+/// Every span's detail and resource attributes read in place equal what
+/// `prost` decoded from the same bytes.
+fn assert_details_match(view: &TraceExportView<'_>, decoded: &ExportTraceServiceRequest) {
+    let spans = decoded
+        .resource_spans
+        .iter()
+        .flat_map(|r| &r.scope_spans)
+        .flat_map(|s| &s.spans);
+    let mut count = 0;
+    for (ours, theirs) in view.spans.iter().zip(spans) {
+        let detail = span_detail(ours.raw).expect("prost decoded this span");
+        let expected: Vec<_> = theirs
+            .attributes
+            .iter()
+            .map(KeyValueView::from_kv)
+            .collect();
+        // Debug text, so that NaN equals NaN.
+        assert_eq!(format!("{:?}", detail.attributes), format!("{expected:?}"));
+        let message = theirs.status.as_ref().map_or("", |s| s.message.as_str());
+        assert_eq!(detail.status_message, message);
+        assert_eq!(
+            ours.status_code,
+            theirs.status.as_ref().map_or(0, |s| s.code)
+        );
+        count += 1;
+    }
+    assert_eq!(count, view.spans.len());
+}
+
+#[test]
+fn span_detail_reads_every_value_form_as_prost_does() {
+    let mut with_status = span("GET /x", every_value_form(), Some(2));
+    with_status.attributes.push(kv("s", Value::IntValue(7)));
+    let bytes = request(vec![
+        (resource(Some("checkout")), vec![vec![with_status]]),
+        (None, vec![vec![span("bare", vec![], None)]]),
+    ]);
+    let view = TraceExportView::parse(&bytes).unwrap();
+    let decoded = ExportTraceServiceRequest::decode(bytes.as_slice()).unwrap();
+    assert_details_match(&view, &decoded);
+    let detail = span_detail(view.spans[0].raw).unwrap();
+    assert_eq!(detail.status_message, "why");
+    assert_eq!(detail.attributes.len(), 10, "duplicates are kept, in order");
+    assert_eq!(detail.attributes[5].value, {
+        Some(ValueView::Array(vec![Some(ValueView::Int(1)), None]))
+    });
+    let resource = resource_attributes(view.resources[0].raw.unwrap()).unwrap();
+    assert_eq!(resource[1].key, "service.name");
+    assert_eq!(resource[1].value, Some(ValueView::String("checkout")));
+    assert_eq!(
+        span_detail(view.spans[1].raw).unwrap(),
+        SpanDetail::default()
+    );
+}
+
+/// A field repeated on the wire means what it means to `prost`: the last
+/// scalar wins, nested messages merge.
+#[test]
+fn repeated_fields_merge_as_in_prost() {
+    let value = |v: Value| AnyValue { value: Some(v) }.encode_to_vec();
+    let array = |n: i64| {
+        value(Value::ArrayValue(ArrayValue {
+            values: vec![AnyValue {
+                value: Some(Value::IntValue(n)),
+            }],
+        }))
+    };
+    // KeyValue{key: "a", value: [1], value: [2]} and
+    // KeyValue{key: "x", key: "b", value: "s", value: 5}.
+    let mut merged_array = vec![0x0a, 1, b'a'];
+    for part in [array(1), array(2)] {
+        merged_array.extend([0x12, part.len() as u8]);
+        merged_array.extend(part);
+    }
+    let mut replaced = vec![0x0a, 1, b'x', 0x0a, 1, b'b'];
+    for part in [
+        value(Value::StringValue("s".into())),
+        value(Value::IntValue(5)),
+    ] {
+        replaced.extend([0x12, part.len() as u8]);
+        replaced.extend(part);
+    }
+    // Span{attributes: [..], status: {code: 2}, status: {message: "m"}}.
+    let mut raw = Vec::new();
+    for kv in [&merged_array, &replaced] {
+        raw.extend([0x4a, kv.len() as u8]);
+        raw.extend(kv);
+    }
+    raw.extend([0x7a, 2, 0x18, 2, 0x7a, 3, 0x12, 1, b'm']);
+    let theirs = Span::decode(raw.as_slice()).unwrap();
+    let ours = span_detail(&raw).unwrap();
+    let expected: Vec<_> = theirs
+        .attributes
+        .iter()
+        .map(KeyValueView::from_kv)
+        .collect();
+    assert_eq!(ours.attributes, expected);
+    assert_eq!(
+        ours.attributes[0].value,
+        Some(ValueView::Array(vec![
+            Some(ValueView::Int(1)),
+            Some(ValueView::Int(2))
+        ]))
+    );
+    assert_eq!(ours.attributes[1].key, "b");
+    assert_eq!(ours.attributes[1].value, Some(ValueView::Int(5)));
+    assert_eq!(ours.status_message, "m");
+    assert_eq!(
+        read_span(0, &raw).unwrap().status_code,
+        2,
+        "the code survives the merge"
+    );
+    assert_eq!(theirs.status.unwrap().code, 2);
+}
+
+#[test]
+fn span_detail_refuses_what_prost_refuses() {
+    // A string attribute value that is not UTF-8.
+    let bad = [0x4a, 6, 0x12, 4, 0x0a, 2, 0xc3, 0x28];
+    assert!(Span::decode(bad.as_slice()).is_err());
+    assert!(span_detail(&bad).is_err());
+    // A bool value sent as a length-delimited field.
+    let wrong_wire = [0x4a, 6, 0x12, 4, 0x12, 2, 1, 1];
+    assert!(Span::decode(wrong_wire.as_slice()).is_err());
+    assert!(span_detail(&wrong_wire).is_err());
 }

@@ -7,8 +7,9 @@
 //! `ExportTraceServiceRequest` in place instead: [`TraceExportView::parse`]
 //! walks the wire format once and returns, for each span, borrowed views of
 //! what aggregation and filtering need (ids, name, kind, times, status, the
-//! HTTP status attribute) and the span's raw bytes, which the caller decodes
-//! with `prost` only for the spans it keeps.
+//! HTTP status attribute) and the span's raw bytes. For the spans it keeps,
+//! the caller reads the rest it stores with [`span_detail`] and
+//! [`resource_attributes`] (module `detail`), still without decoding.
 //!
 //! Every field the view reads is checked as `prost` would check it (wire
 //! type, length, UTF-8); fields it does not read are skipped by their wire
@@ -16,6 +17,10 @@
 //! `resource/v1/resource.proto` and `common/v1/common.proto`.
 
 use thiserror::Error;
+
+mod detail;
+
+pub use detail::{KeyValueView, SpanDetail, ValueView, resource_attributes, span_detail};
 
 /// Why an export could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -141,7 +146,7 @@ fn utf8(bytes: &[u8]) -> Result<&str, WireError> {
 /// One resource of an export: its raw `Resource` message and its service name.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ResourceView<'a> {
-    /// The `Resource` message, if present (decode it with `prost` when needed).
+    /// The `Resource` message, if present (see [`resource_attributes`]).
     pub raw: Option<&'a [u8]>,
     /// The `service.name` string attribute, if present and non-empty.
     pub service_name: Option<&'a str>,
@@ -152,7 +157,7 @@ pub struct ResourceView<'a> {
 pub struct SpanView<'a> {
     /// Index of the span's resource in [`TraceExportView::resources`].
     pub resource: usize,
-    /// The whole `Span` message (decode it with `prost` to get everything).
+    /// The whole `Span` message (see [`span_detail`]).
     pub raw: &'a [u8],
     /// `trace_id` as sent (valid spans have 16 bytes).
     pub trace_id: &'a [u8],
@@ -290,7 +295,8 @@ fn read_span<'a>(resource: usize, raw: &'a [u8]) -> Result<SpanView<'a>, WireErr
             }
             15 => {
                 expect(wire, LEN)?;
-                span.status_code = status_code(reader.len_delimited()?)?;
+                // A repeated status merges: a code that is absent keeps the earlier one.
+                status_code(reader.len_delimited()?, &mut span.status_code)?;
             }
             _ => reader.skip(field, wire)?,
         }
@@ -303,18 +309,17 @@ fn read_span<'a>(resource: usize, raw: &'a [u8]) -> Result<SpanView<'a>, WireErr
     Ok(span)
 }
 
-fn status_code(buf: &[u8]) -> Result<i32, WireError> {
-    let mut code = 0;
+fn status_code(buf: &[u8], code: &mut i32) -> Result<(), WireError> {
     let mut reader = Reader::new(buf);
     while let Some((field, wire)) = reader.key()? {
         if field == 3 {
             expect(wire, VARINT)?;
-            code = reader.varint()? as i32;
+            *code = reader.varint()? as i32;
         } else {
             reader.skip(field, wire)?;
         }
     }
-    Ok(code)
+    Ok(())
 }
 
 /// A `KeyValue`: its key bytes and its `AnyValue`, if set.
@@ -402,5 +407,4 @@ fn service_name(resource: &[u8]) -> Result<Option<&str>, WireError> {
 }
 
 #[cfg(test)]
-#[path = "otlp_wire_tests.rs"]
 mod tests;
