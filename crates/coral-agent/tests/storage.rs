@@ -7,10 +7,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use coral_agent::metrics::Counters;
 use coral_agent::store::Database;
+use coral_agent::store::beyla::BeylaRows;
 use coral_agent::store::read::{MAX_RECORDS, query_telemetry};
 use coral_agent::store::writer::{WriteOp, Writer};
-use coral_proto::agent::QueryTelemetryRequest;
-use coral_proto::common::TelemetrySpan;
+use coral_proto::agent::{QueryBeylaMetricsRequest, QueryTelemetryRequest};
+use coral_proto::common::{BeylaHttpMetric, BeylaTraceSpan, TelemetrySpan};
 
 use coral_proto::otlp::collector::trace::v1::ExportTraceServiceRequest;
 use coral_proto::otlp::collector::trace::v1::trace_service_client::TraceServiceClient;
@@ -219,4 +220,75 @@ fn a_full_page_of_wide_spans_reads_within_the_memory_limit() {
     assert!(page.has_more);
     assert_eq!(page.max_seq_id, MAX_RECORDS as u64);
     assert!(page.spans.iter().all(|s| s.attributes_json.len() > 1_280));
+}
+
+/// Beyla rows are read in windows too: pages that span several windows and
+/// mix metric rows with spans come back whole, in seq_id order, and a page
+/// cut in the middle of a window ends exactly at its boundary.
+#[test]
+fn beyla_pages_across_read_windows_are_whole_and_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, conn) = Database::open(dir.path()).unwrap();
+    let (writer, tx) = Writer::start(conn, db.clone(), Arc::new(Counters::default())).unwrap();
+    let minute = (now_ns() / 60_000_000_000 * 60) as i64;
+    let rows = BeylaRows {
+        http: (0..5_000)
+            .map(|i| BeylaHttpMetric {
+                minute,
+                service_name: "shop".into(),
+                kind: "server".into(),
+                http_method: "GET".into(),
+                http_route: format!("/r/{i}"),
+                http_status_code: 200,
+                ..Default::default()
+            })
+            .collect(),
+        spans: (0..5_000u64)
+            .map(|i| BeylaTraceSpan {
+                trace_id: format!("{i:032x}"),
+                span_id: format!("{i:016x}"),
+                service_name: "shop".into(),
+                span_name: "GET /r".into(),
+                span_kind: "server".into(),
+                start_time_unix_nano: now_ns() as i64,
+                attributes_json: "{}".into(),
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    };
+    tx.send(WriteOp::Beyla(rows)).unwrap();
+    drop(tx);
+    writer.join();
+
+    let page = |start_seq_id, max_records| {
+        coral_agent::store::beyla::query(
+            &db,
+            &QueryBeylaMetricsRequest {
+                include_traces: true,
+                start_seq_id,
+                max_records,
+                ..Default::default()
+            },
+        )
+        .unwrap()
+    };
+    let seqs = |r: &coral_proto::agent::QueryBeylaMetricsResponse| -> Vec<u64> {
+        let mut all: Vec<u64> = r.http_metrics.iter().map(|m| m.seq_id).collect();
+        all.extend(r.trace_spans.iter().map(|s| s.seq_id));
+        all
+    };
+    let whole = page(0, 50_000);
+    assert!(!whole.has_more);
+    assert_eq!(seqs(&whole), (1..=10_000).collect::<Vec<_>>());
+
+    let first = page(0, 6_000);
+    assert!(first.has_more);
+    assert_eq!(first.max_seq_id, 6_000);
+    assert_eq!(
+        (first.http_metrics.len(), first.trace_spans.len()),
+        (5_000, 1_000)
+    );
+    let rest = page(first.max_seq_id, 50_000);
+    assert_eq!(seqs(&rest), (6_001..=10_000).collect::<Vec<_>>());
 }
