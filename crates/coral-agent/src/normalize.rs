@@ -127,15 +127,6 @@ fn find<'v, 'a>(attrs: &'v [KeyValueView<'a>], keys: &[&str]) -> Option<&'v Valu
     })
 }
 
-fn as_int(v: &ValueView<'_>) -> Option<i64> {
-    match v {
-        ValueView::Int(i) => Some(*i),
-        ValueView::String(s) => s.trim().parse().ok(),
-        ValueView::Double(d) if d.fract() == 0.0 => Some(*d as i64),
-        _ => None,
-    }
-}
-
 fn string_of(attrs: &[KeyValueView<'_>], keys: &[&str]) -> String {
     find(attrs, keys)
         .map(|v| match v {
@@ -159,14 +150,10 @@ pub fn to_telemetry_span(
     scrub: &RegexSet,
 ) -> TelemetrySpan {
     let attrs = &detail.attributes;
-    let status_code = match span.status_code {
-        c if c == StatusCode::Error as i32 => "ERROR",
-        c if c == StatusCode::Ok as i32 => "OK",
-        _ => "UNSET",
-    };
-    let status_message = match status_code {
-        "UNSET" => String::new(),
-        _ => detail.status_message.to_owned(),
+    let (status_code, status_message) = match span.status_code {
+        c if c == StatusCode::Error as i32 => ("ERROR", detail.status_message),
+        c if c == StatusCode::Ok as i32 => ("OK", detail.status_message),
+        _ => ("UNSET", ""),
     };
     let http_route = string_of(attrs, &["http.route"]);
     let http_route = if http_route.is_empty() {
@@ -186,7 +173,7 @@ pub fn to_telemetry_span(
         duration_us: ((span.end_time_unix_nano - span.start_time_unix_nano) / 1_000) as i64,
         is_error: facts.is_error,
         status_code: status_code.to_owned(),
-        status_message,
+        status_message: status_message.to_owned(),
         http_status_code: span
             .http_status_code
             .and_then(|c| i32::try_from(c).ok())
@@ -200,7 +187,7 @@ pub fn to_telemetry_span(
         rpc_service: string_of(attrs, &["rpc.service"]),
         rpc_method: string_of(attrs, &["rpc.method"]),
         grpc_status_code: find(attrs, &["rpc.grpc.status_code", "rpc.response.status_code"])
-            .and_then(as_int)
+            .and_then(ValueView::as_int)
             .and_then(|c| i32::try_from(c).ok()),
         db_system: string_of(attrs, &["db.system.name", "db.system"]),
         db_operation: string_of(attrs, &["db.operation.name", "db.operation"]),

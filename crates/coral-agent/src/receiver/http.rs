@@ -275,36 +275,23 @@ trait FromBody: Sized {
     fn from_body(encoding: Encoding, bytes: Bytes, signal: &str) -> Result<Self, Refusal>;
 }
 
-fn decode_message<T: Message + DeserializeOwned + Default>(
-    encoding: Encoding,
-    bytes: Bytes,
-    signal: &str,
-) -> Result<T, Refusal> {
-    match encoding {
-        Encoding::Protobuf => T::decode(bytes).map_err(|e| {
-            bad_request(
-                encoding,
-                format!("cannot decode OTLP/protobuf {signal} request: {e}"),
-            )
-        }),
-        Encoding::Json => serde_json::from_slice(&bytes).map_err(|e| {
-            bad_request(
-                encoding,
-                format!("cannot decode OTLP/JSON {signal} request: {e}"),
-            )
-        }),
-    }
-}
-
-impl FromBody for ExportMetricsServiceRequest {
+/// Metrics and logs requests are decoded from either encoding.
+impl<T: Message + DeserializeOwned + Default> FromBody for T {
     fn from_body(encoding: Encoding, bytes: Bytes, signal: &str) -> Result<Self, Refusal> {
-        decode_message(encoding, bytes, signal)
-    }
-}
-
-impl FromBody for ExportLogsServiceRequest {
-    fn from_body(encoding: Encoding, bytes: Bytes, signal: &str) -> Result<Self, Refusal> {
-        decode_message(encoding, bytes, signal)
+        match encoding {
+            Encoding::Protobuf => T::decode(bytes).map_err(|e| {
+                bad_request(
+                    encoding,
+                    format!("cannot decode OTLP/protobuf {signal} request: {e}"),
+                )
+            }),
+            Encoding::Json => serde_json::from_slice(&bytes).map_err(|e| {
+                bad_request(
+                    encoding,
+                    format!("cannot decode OTLP/JSON {signal} request: {e}"),
+                )
+            }),
+        }
     }
 }
 
@@ -328,7 +315,9 @@ impl FromBody for TraceBody {
     fn from_body(encoding: Encoding, bytes: Bytes, signal: &str) -> Result<Self, Refusal> {
         match encoding {
             Encoding::Protobuf => Ok(TraceBody::Protobuf(bytes)),
-            Encoding::Json => decode_message(encoding, bytes, signal).map(TraceBody::Json),
+            Encoding::Json => {
+                ExportTraceServiceRequest::from_body(encoding, bytes, signal).map(TraceBody::Json)
+            }
         }
     }
 }

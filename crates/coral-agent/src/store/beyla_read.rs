@@ -8,7 +8,7 @@ use duckdb::types::Value;
 use duckdb::{Connection, Row, params_from_iter};
 
 use super::beyla::ts;
-use super::read::{DEFAULT_MAX_RECORDS, MAX_RECORDS, proto_column, read_windows};
+use super::read::{Page, page_limit, proto_column};
 use super::{Database, StoreError};
 
 /// Which rows a read selects.
@@ -92,10 +92,7 @@ pub fn query(
 ) -> Result<QueryBeylaMetricsResponse, StoreError> {
     let conn = db.reader()?;
     let latest = db.latest_beyla_seq();
-    let limit = match req.max_records {
-        n if n <= 0 => DEFAULT_MAX_RECORDS,
-        n => (n as usize).min(MAX_RECORDS),
-    };
+    let limit = page_limit(req.max_records);
     let sel = selection(req);
     let mut response = QueryBeylaMetricsResponse {
         session_id: db.session_id().to_owned(),
@@ -175,19 +172,14 @@ pub fn query(
         .prepare(&sql)?
         .query_map(params_from_iter(args.iter()), |row| row.get(0))?
         .collect::<Result<_, _>>()?;
-    let has_more = ids.len() > limit;
-    let max_seq = if has_more {
-        ids[limit - 1]
-    } else {
-        ids.last().copied().unwrap_or(start).max(latest.max(start))
-    };
-    response.has_more = has_more;
-    response.max_seq_id = max_seq;
-    if ids.is_empty() {
+    let page = Page::new(ids, start, latest, limit);
+    response.has_more = page.has_more;
+    response.max_seq_id = page.max_seq;
+    if page.is_empty() {
         return Ok(response);
     }
     // Rows carry attribute maps: a window at a time, as `QueryTelemetry`.
-    for range in read_windows(&ids[..ids.len().min(limit)], start, max_seq) {
+    for range in page.windows() {
         if sel.http {
             response
                 .http_metrics

@@ -48,6 +48,60 @@ pub(super) fn read_windows(
     })
 }
 
+/// Rows per response for a request's `max_records` (0 or less: the default).
+pub(super) fn page_limit(max_records: i32) -> usize {
+    match max_records {
+        n if n <= 0 => DEFAULT_MAX_RECORDS,
+        n => (n as usize).min(MAX_RECORDS),
+    }
+}
+
+/// One cursor page, cut on a seq_id boundary across the tables it reads.
+pub(super) struct Page {
+    start: u64,
+    /// The page's seq_ids, sorted.
+    ids: Vec<u64>,
+    /// The cursor to send next.
+    pub max_seq: u64,
+    /// More rows wait after `max_seq`.
+    pub has_more: bool,
+}
+
+impl Page {
+    /// The page after `start` from `found`, the sorted seq_ids after `start`
+    /// (at most `limit + 1` of them), with `latest` the newest committed id.
+    pub(super) fn new(mut found: Vec<u64>, start: u64, latest: u64, limit: usize) -> Page {
+        let has_more = found.len() > limit;
+        found.truncate(limit);
+        let max_seq = if has_more {
+            found[limit - 1]
+        } else {
+            // Everything up to the newest committed row has been examined.
+            found
+                .last()
+                .copied()
+                .unwrap_or(start)
+                .max(latest.max(start))
+        };
+        Page {
+            start,
+            ids: found,
+            max_seq,
+            has_more,
+        }
+    }
+
+    /// The page holds no row.
+    pub(super) fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// The page's [`read_windows`].
+    pub(super) fn windows(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        read_windows(&self.ids, self.start, self.max_seq)
+    }
+}
+
 /// Answers `QueryTelemetry`. Blocking: call from a blocking context.
 pub fn query_telemetry(
     db: &Database,
@@ -56,10 +110,7 @@ pub fn query_telemetry(
 ) -> Result<QueryTelemetryResponse, StoreError> {
     let conn = db.reader()?;
     let latest = db.latest_seq();
-    let limit = match req.max_records {
-        n if n <= 0 => DEFAULT_MAX_RECORDS,
-        n => (n as usize).min(MAX_RECORDS),
-    };
+    let limit = page_limit(req.max_records);
     let start = req.start_seq_id;
     let (filter, mut args) = service_filter(&req.service_names);
     args.insert(0, Value::UBigInt(start));
@@ -82,30 +133,25 @@ pub fn query_telemetry(
     let ids: Vec<u64> = stmt
         .query_map(params_from_iter(union_args.iter()), |row| row.get(0))?
         .collect::<Result<_, _>>()?;
-    let has_more = ids.len() > limit;
-    let max_seq = if has_more {
-        ids[limit - 1]
-    } else {
-        // Everything up to the newest committed row has been examined.
-        ids.last().copied().unwrap_or(start).max(latest.max(start))
-    };
+    let page = Page::new(ids, start, latest, limit);
+    let max_seq = page.max_seq;
     let mut response = QueryTelemetryResponse {
         buckets: Vec::new(),
         spans: Vec::new(),
         max_seq_id: max_seq,
         session_id: db.session_id().to_owned(),
-        has_more,
+        has_more: page.has_more,
         latest_seq_id: latest,
         host_metrics: Vec::new(),
     };
-    if ids.is_empty() {
+    if page.is_empty() {
         return Ok(response);
     }
     let mut range_args = args.clone();
     range_args.insert(1, Value::UBigInt(max_seq));
     response.buckets = read_buckets(&conn, agent_id, &filter, &range_args)?;
     // Spans are wide (attribute and resource JSON): a window at a time.
-    for (lower, upper) in read_windows(&ids[..ids.len().min(limit)], start, max_seq) {
+    for (lower, upper) in page.windows() {
         let mut window_args = args.clone();
         window_args[0] = Value::UBigInt(lower);
         window_args.insert(1, Value::UBigInt(upper));

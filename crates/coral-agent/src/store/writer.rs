@@ -112,23 +112,16 @@ fn run(mut conn: Connection, db: Arc<Database>, counters: Arc<Counters>, rx: Rec
         // Senders do not wake a sleeping writer: queued work is drained in
         // short, infrequent passes until the interval is over.
         loop {
-            let mut disconnected = false;
-            while !batch.close && batch.spans.len() + batch.buckets.len() < MAX_BATCH_ROWS {
+            while !batch.close && !batch.full() {
                 match rx.try_recv() {
                     Ok(op) => batch.absorb(op),
                     Err(TryRecvError::Empty) => break,
-                    Err(TryRecvError::Disconnected) => {
-                        disconnected = true;
-                        break;
-                    }
+                    // Every sender is gone: this batch is the last.
+                    Err(TryRecvError::Disconnected) => batch.close = true,
                 }
             }
             let left = deadline.saturating_duration_since(Instant::now());
-            if batch.close
-                || disconnected
-                || left.is_zero()
-                || batch.spans.len() + batch.buckets.len() >= MAX_BATCH_ROWS
-            {
+            if batch.close || batch.full() || left.is_zero() {
                 break;
             }
             std::thread::sleep(left.min(CLOSE_CHECK));
@@ -224,6 +217,11 @@ struct Batch {
 }
 
 impl Batch {
+    /// Holds as many rows as one transaction takes.
+    fn full(&self) -> bool {
+        self.spans.len() + self.buckets.len() >= MAX_BATCH_ROWS
+    }
+
     fn absorb(&mut self, op: WriteOp) {
         match op {
             WriteOp::Spans(mut spans, permit) => {

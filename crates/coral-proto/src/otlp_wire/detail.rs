@@ -60,6 +60,17 @@ pub struct SpanDetail<'a> {
 }
 
 impl<'a> ValueView<'a> {
+    /// The value as an integer: an int, a decimal string (spaces trimmed) or
+    /// a whole double, as HTTP and gRPC status attributes arrive.
+    pub fn as_int(&self) -> Option<i64> {
+        match self {
+            ValueView::Int(i) => Some(*i),
+            ValueView::String(s) => s.trim().parse().ok(),
+            ValueView::Double(d) if d.fract() == 0.0 => Some(*d as i64),
+            _ => None,
+        }
+    }
+
     /// Borrows a decoded `AnyValue`; `None` when it has no value set.
     pub fn from_any(value: &'a AnyValue) -> Option<Self> {
         Some(match value.value.as_ref()? {
@@ -142,7 +153,8 @@ fn repeated_key_values(
     Ok(out)
 }
 
-fn key_value(buf: &[u8], depth: u32) -> Result<KeyValueView<'_>, WireError> {
+/// Reads an encoded `KeyValue` (nested `depth` values deep).
+pub(super) fn key_value(buf: &[u8], depth: u32) -> Result<KeyValueView<'_>, WireError> {
     let mut kv = KeyValueView {
         key: "",
         value: None,

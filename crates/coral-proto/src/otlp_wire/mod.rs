@@ -283,14 +283,15 @@ fn read_span<'a>(resource: usize, raw: &'a [u8]) -> Result<SpanView<'a>, WireErr
             }
             9 => {
                 expect(wire, LEN)?;
-                let (key, value) = key_value(reader.len_delimited()?)?;
-                let slot = match key {
+                let kv = reader.len_delimited()?;
+                let slot = match key_of(kv)? {
                     b"http.response.status_code" => &mut new_status,
                     b"http.status_code" => &mut old_status,
                     _ => continue,
                 };
                 if slot.is_none() {
-                    *slot = Some(value.map(AnyValueView::as_int).transpose()?.flatten());
+                    let value = detail::key_value(kv, 0)?.value;
+                    *slot = Some(value.as_ref().and_then(ValueView::as_int));
                 }
             }
             15 => {
@@ -322,68 +323,20 @@ fn status_code(buf: &[u8], code: &mut i32) -> Result<(), WireError> {
     Ok(())
 }
 
-/// A `KeyValue`: its key bytes and its `AnyValue`, if set.
-fn key_value(buf: &[u8]) -> Result<(&[u8], Option<AnyValueView<'_>>), WireError> {
+/// The key of an encoded `KeyValue`, as bytes (the value is skipped: callers
+/// read it with [`detail::key_value`] only for the keys they want).
+fn key_of(buf: &[u8]) -> Result<&[u8], WireError> {
     let mut key: &[u8] = &[];
-    let mut value = None;
     let mut reader = Reader::new(buf);
     while let Some((field, wire)) = reader.key()? {
-        match field {
-            1 => {
-                expect(wire, LEN)?;
-                key = reader.len_delimited()?;
-            }
-            2 => {
-                expect(wire, LEN)?;
-                value = any_value(reader.len_delimited()?)?;
-            }
-            _ => reader.skip(field, wire)?,
+        if field == 1 {
+            expect(wire, LEN)?;
+            key = reader.len_delimited()?;
+        } else {
+            reader.skip(field, wire)?;
         }
     }
-    Ok((key, value))
-}
-
-/// The scalar forms of an `AnyValue` that the view reads; arrays, maps and
-/// bytes are `Other`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum AnyValueView<'a> {
-    String(&'a [u8]),
-    Int(i64),
-    Double(f64),
-    Other,
-}
-
-impl AnyValueView<'_> {
-    fn as_int(self) -> Result<Option<i64>, WireError> {
-        Ok(match self {
-            AnyValueView::Int(i) => Some(i),
-            AnyValueView::String(s) => utf8(s)?.trim().parse().ok(),
-            AnyValueView::Double(d) if d.fract() == 0.0 => Some(d as i64),
-            _ => None,
-        })
-    }
-}
-
-fn any_value(buf: &[u8]) -> Result<Option<AnyValueView<'_>>, WireError> {
-    let mut value = None;
-    let mut reader = Reader::new(buf);
-    while let Some((field, wire)) = reader.key()? {
-        value = Some(match (field, wire) {
-            (1, LEN) => AnyValueView::String(reader.len_delimited()?),
-            (3, VARINT) => AnyValueView::Int(reader.varint()? as i64),
-            (4, I64) => AnyValueView::Double(f64::from_bits(reader.fixed64()?)),
-            (1 | 3 | 4, _) => return Err(WireError("field has the wrong wire type")),
-            (2 | 5..=7, _) => {
-                reader.skip(field, wire)?;
-                AnyValueView::Other
-            }
-            _ => {
-                reader.skip(field, wire)?;
-                continue;
-            }
-        });
-    }
-    Ok(value)
+    Ok(key)
 }
 
 /// `service.name` of a `Resource`, when it is a non-empty string.
@@ -395,10 +348,10 @@ fn service_name(resource: &[u8]) -> Result<Option<&str>, WireError> {
             continue;
         }
         expect(wire, LEN)?;
-        let (key, value) = key_value(reader.len_delimited()?)?;
-        if key == b"service.name" {
-            return Ok(match value {
-                Some(AnyValueView::String(s)) if !s.is_empty() => Some(utf8(s)?),
+        let kv = reader.len_delimited()?;
+        if key_of(kv)? == b"service.name" {
+            return Ok(match detail::key_value(kv, 0)?.value {
+                Some(ValueView::String(s)) if !s.is_empty() => Some(s),
                 _ => None,
             });
         }
