@@ -2,7 +2,8 @@
 //! and the shared client used by push modes.
 //!
 //! The agent registers at start (retrying with backoff while the colony is
-//! away), then heartbeats every `heartbeat_interval`; when the colony answers
+//! away), then heartbeats every `heartbeat_interval` and at once when Beyla's
+//! status changes; when the colony answers
 //! that it does not know the agent (a new colony database), it registers
 //! again. The link's state is shown in `GetStatus` and `/status`.
 
@@ -87,7 +88,8 @@ pub struct Reporting {
     pub db: Arc<Database>,
     /// The link state shown in `GetStatus`.
     pub state: LinkState,
-    /// Beyla's status, sent with every registration and heartbeat.
+    /// Beyla's status, sent with every registration and heartbeat (and a
+    /// heartbeat as soon as it changes).
     pub beyla: crate::beyla::BeylaStatus,
 }
 
@@ -155,6 +157,9 @@ pub async fn run(
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(wait) => {}
+            // Beyla started, stopped or failed: tell the colony now, not at
+            // the next heartbeat.
+            _ = beyla.changed(), if registered => {}
         }
     }
 }
