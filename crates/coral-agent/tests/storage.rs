@@ -160,7 +160,20 @@ async fn retention_removes_old_rows_and_keeps_recent_ones() {
     assert_eq!(buckets.len(), 1);
     assert_eq!(kept.len(), 5);
     assert!(kept.iter().all(|s| s.service_name == "new"));
+    assert!(kept[0].resource_json.contains(r#""service.name":"new""#));
     agent.shutdown().await;
+
+    // The expired spans' resource went with them.
+    let conn = duckdb::Connection::open(dir.path().join(coral_agent::store::DB_FILE)).unwrap();
+    let resources: Vec<String> = conn
+        .prepare("SELECT resource FROM otel_resources_local")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(resources.len(), 1, "{resources:?}");
+    assert!(resources[0].contains(r#""service.name":"new""#));
 }
 
 /// The largest `QueryTelemetry` page (`MAX_RECORDS` spans with ~1.3 KB of
@@ -291,4 +304,60 @@ fn beyla_pages_across_read_windows_are_whole_and_exact() {
     );
     let rest = page(first.max_seq_id, 50_000);
     assert_eq!(seqs(&rest), (6_001..=10_000).collect::<Vec<_>>());
+}
+
+/// A database written by schema version 1 (each kept span holding its
+/// resource JSON) is upgraded in place at start: rows, seq_ids and the session
+/// survive, resources are stored once, and new rows continue the sequence.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_1_database_is_upgraded_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join(coral_agent::store::DB_FILE);
+    {
+        let conn = duckdb::Connection::open(&file).unwrap();
+        conn.execute_batch(include_str!("fixtures/agent-schema-v1.sql"))
+            .unwrap();
+    }
+    let keep_all = "    filters:\n      - sample_rate: 1.0";
+    let agent = start(&config(dir.path(), keep_all)).await;
+    let (buckets, kept, cursor, session) = query_all(&agent, 0, 2).await;
+    assert_eq!(session, "session-of-a-version-1-agent");
+    assert_eq!((buckets.len(), cursor), (1, 4));
+    let resources: Vec<(u64, &str)> = kept
+        .iter()
+        .map(|s| (s.seq_id, s.resource_json.as_str()))
+        .collect();
+    let web1 = r#"{"service.name":"checkout","host.name":"web-1"}"#;
+    let web2 = r#"{"service.name":"payments","host.name":"web-2"}"#;
+    assert_eq!(resources, vec![(1, web1), (2, web1), (3, web2)]);
+    assert_eq!(kept[2].status_message, "card declined");
+    assert_eq!(kept[2].attributes_json, r#"{"http.route":"/pay"}"#);
+
+    send(&agent, spans("beta", now_ns() - 120_000_000_000, 2)).await;
+    flush_and_wait(&agent, 1, 2).await;
+    let (_, new, _, _) = query_all(&agent, cursor, 0).await;
+    assert_eq!(new.len(), 2);
+    assert!(new.iter().all(|s| s.seq_id > 4));
+    assert!(
+        new.iter()
+            .all(|s| s.resource_json.contains(r#""service.name":"beta""#)),
+        "{:?}",
+        new[0].resource_json
+    );
+    agent.shutdown().await;
+
+    let conn = duckdb::Connection::open(&file).unwrap();
+    let (version, resources, spans): (String, u64, u64) = conn
+        .query_row(
+            "SELECT (SELECT value FROM coral_metadata WHERE key = 'schema_version'), \
+             (SELECT count(*) FROM otel_resources_local), (SELECT count(*) FROM otel_spans_local)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        (version.as_str(), resources, spans),
+        (coral_agent::store::schema::SCHEMA_VERSION, 3, 5),
+        "one row per resource"
+    );
 }

@@ -9,7 +9,9 @@
 
 pub mod beyla;
 pub mod beyla_read;
+mod migrate;
 pub mod read;
+pub mod resources;
 pub mod schema;
 pub mod writer;
 
@@ -61,6 +63,19 @@ pub enum StoreError {
         /// Version this build writes.
         expected: String,
     },
+    /// An older database could not be upgraded.
+    #[error(
+        "cannot upgrade agent database {path} from schema version {found} to {}: {source} — free disk space and restart the agent, or move the file away to start fresh (its data is then lost)",
+        schema::SCHEMA_VERSION
+    )]
+    Upgrade {
+        /// The database file.
+        path: PathBuf,
+        /// Version found in the file.
+        found: String,
+        /// The DuckDB error.
+        source: duckdb::Error,
+    },
     /// The writer thread has stopped.
     #[error("agent store writer has stopped")]
     WriterGone,
@@ -97,7 +112,7 @@ impl Database {
             source,
         })?;
         let path = data_dir.join(DB_FILE);
-        let conn = Connection::open(&path).map_err(|source| StoreError::Open {
+        let mut conn = Connection::open(&path).map_err(|source| StoreError::Open {
             path: path.clone(),
             source,
         })?;
@@ -111,6 +126,14 @@ impl Database {
         conn.execute_batch(beyla::DDL)?;
         let version = metadata(&conn, "schema_version")?;
         match version {
+            Some(found) if found == "1" => {
+                tracing::info!(path = %path.display(), "upgrading the agent database from schema version 1 to 2");
+                migrate::v1_to_v2(&mut conn).map_err(|source| StoreError::Upgrade {
+                    path: path.clone(),
+                    found,
+                    source,
+                })?;
+            }
             Some(found) if found != schema::SCHEMA_VERSION => {
                 return Err(StoreError::Schema {
                     path,

@@ -261,9 +261,11 @@ fn read_spans(
     let sql = format!(
         "SELECT seq_id, trace_id, span_id, parent_span_id, service_name, span_name, span_kind, \
          start_time_ns, duration_us, is_error, status_code, status_message, http_status_code, \
-         http_method, http_route, keep_reason, attributes, resource, rpc_system, rpc_service, \
-         rpc_method, grpc_status_code, db_system, db_operation, db_collection \
-         FROM otel_spans_local WHERE seq_id > ? AND seq_id <= ? {filter} ORDER BY seq_id"
+         http_method, http_route, keep_reason, attributes, COALESCE(r.resource, '{{}}'), \
+         rpc_system, rpc_service, rpc_method, grpc_status_code, db_system, db_operation, \
+         db_collection \
+         FROM otel_spans_local LEFT JOIN otel_resources_local r USING (resource_id) \
+         WHERE seq_id > ? AND seq_id <= ? {filter} ORDER BY seq_id"
     );
     let mut stmt = conn.prepare(&sql)?;
     let spans = stmt

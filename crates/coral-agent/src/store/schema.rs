@@ -5,11 +5,52 @@
 //! transaction as the rows, so the sequence continues across restarts and a
 //! reader never sees a later id committed before an earlier one.
 
-/// Bumped when the schema changes incompatibly.
-pub const SCHEMA_VERSION: &str = "1";
+/// Bumped when the schema changes; [`super::migrate`] upgrades older files.
+///
+/// - `1`: each kept span held its resource's JSON (`otel_spans_local.resource`).
+/// - `2`: resources are stored once in `otel_resources_local` and kept spans
+///   refer to them by `resource_id`.
+pub const SCHEMA_VERSION: &str = "2";
+
+/// The columns of `otel_spans_local`, shared by [`DDL`] and the migration
+/// from version 1 ([`super::migrate`]).
+macro_rules! spans_columns {
+    () => {
+        "
+    seq_id           UBIGINT   NOT NULL,
+    trace_id         VARCHAR   NOT NULL,
+    span_id          VARCHAR   NOT NULL,
+    parent_span_id   VARCHAR   NOT NULL,
+    service_name     VARCHAR   NOT NULL,
+    span_name        VARCHAR   NOT NULL,
+    span_kind        VARCHAR   NOT NULL,
+    start_time       TIMESTAMP NOT NULL,
+    start_time_ns    BIGINT    NOT NULL,
+    duration_us      BIGINT    NOT NULL,
+    is_error         BOOLEAN   NOT NULL,
+    status_code      VARCHAR   NOT NULL,
+    status_message   VARCHAR   NOT NULL,
+    http_status_code INTEGER,
+    http_method      VARCHAR   NOT NULL,
+    http_route       VARCHAR   NOT NULL,
+    rpc_system       VARCHAR   NOT NULL,
+    rpc_service      VARCHAR   NOT NULL,
+    rpc_method       VARCHAR   NOT NULL,
+    grpc_status_code INTEGER,
+    db_system        VARCHAR   NOT NULL,
+    db_operation     VARCHAR   NOT NULL,
+    db_collection    VARCHAR   NOT NULL,
+    keep_reason      VARCHAR   NOT NULL,
+    attributes       VARCHAR   NOT NULL,
+    resource_id      UBIGINT   NOT NULL
+"
+    };
+}
+pub(super) use spans_columns;
 
 /// Idempotent DDL run at open.
-pub const DDL: &str = r#"
+pub const DDL: &str = concat!(
+    r#"
 CREATE TABLE IF NOT EXISTS coral_metadata (
     key   VARCHAR PRIMARY KEY,
     value VARCHAR NOT NULL
@@ -49,32 +90,13 @@ CREATE TABLE IF NOT EXISTS otel_operations_local (
 );
 
 CREATE TABLE IF NOT EXISTS otel_spans_local (
-    seq_id           UBIGINT   NOT NULL,
-    trace_id         VARCHAR   NOT NULL,
-    span_id          VARCHAR   NOT NULL,
-    parent_span_id   VARCHAR   NOT NULL,
-    service_name     VARCHAR   NOT NULL,
-    span_name        VARCHAR   NOT NULL,
-    span_kind        VARCHAR   NOT NULL,
-    start_time       TIMESTAMP NOT NULL,
-    start_time_ns    BIGINT    NOT NULL,
-    duration_us      BIGINT    NOT NULL,
-    is_error         BOOLEAN   NOT NULL,
-    status_code      VARCHAR   NOT NULL,
-    status_message   VARCHAR   NOT NULL,
-    http_status_code INTEGER,
-    http_method      VARCHAR   NOT NULL,
-    http_route       VARCHAR   NOT NULL,
-    rpc_system       VARCHAR   NOT NULL,
-    rpc_service      VARCHAR   NOT NULL,
-    rpc_method       VARCHAR   NOT NULL,
-    grpc_status_code INTEGER,
-    db_system        VARCHAR   NOT NULL,
-    db_operation     VARCHAR   NOT NULL,
-    db_collection    VARCHAR   NOT NULL,
-    keep_reason      VARCHAR   NOT NULL,
-    attributes       VARCHAR   NOT NULL,
-    resource         VARCHAR   NOT NULL
+"#,
+    spans_columns!(),
+    r#");
+
+CREATE TABLE IF NOT EXISTS otel_resources_local (
+    resource_id UBIGINT NOT NULL,
+    resource    VARCHAR NOT NULL
 );
 
 CREATE TABLE IF NOT EXISTS host_metrics_local (
@@ -91,4 +113,5 @@ CREATE TABLE IF NOT EXISTS host_metrics_local (
     load15               DOUBLE    NOT NULL,
     interval_seconds     DOUBLE    NOT NULL
 );
-"#;
+"#
+);

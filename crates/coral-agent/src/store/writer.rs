@@ -23,6 +23,7 @@ use std::time::Instant;
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::beyla::BeylaRows;
+use super::resources::Resources;
 use super::{Database, StoreError};
 use crate::metrics::Counters;
 
@@ -105,6 +106,7 @@ impl Writer {
 fn run(mut conn: Connection, db: Arc<Database>, counters: Arc<Counters>, rx: Receiver<WriteOp>) {
     let mut next_seq = db.latest_seq() + 1;
     let mut next_beyla = db.latest_beyla_seq() + 1;
+    let mut resources = Resources::default();
     while let Ok(first) = rx.recv() {
         let mut batch = Batch::default();
         batch.absorb(first);
@@ -154,7 +156,14 @@ fn run(mut conn: Connection, db: Arc<Database>, counters: Arc<Counters>, rx: Rec
             }
         }
         if !spans.is_empty() || !buckets.is_empty() || !hosts.is_empty() {
-            match write_batch(&mut conn, next_seq, &spans, &buckets, &hosts) {
+            match write_batch(
+                &mut conn,
+                &mut resources,
+                next_seq,
+                &spans,
+                &buckets,
+                &hosts,
+            ) {
                 Ok(next) => {
                     next_seq = next;
                     db.set_latest_seq(next - 1);
@@ -184,7 +193,7 @@ fn run(mut conn: Connection, db: Arc<Database>, counters: Arc<Counters>, rx: Rec
             }
         }
         if let Some(rule) = retention {
-            match apply_retention(&conn, rule, db.push_acked()) {
+            match apply_retention(&conn, &mut resources, rule, db.push_acked()) {
                 Ok(deleted) => {
                     counters
                         .rows_deleted_by_retention
@@ -251,15 +260,17 @@ fn ts(micros: i64) -> Value {
 /// Appends one batch in a transaction; returns the next free seq_id.
 fn write_batch(
     conn: &mut Connection,
+    resources: &mut Resources,
     mut seq: u64,
     spans: &[TelemetrySpan],
     buckets: &[Bucket],
     hosts: &[HostMetrics],
 ) -> Result<u64, duckdb::Error> {
     let tx = conn.transaction()?;
+    let (resource_ids, fresh) = resources.assign(&tx, spans, seq)?;
     {
         let mut app = tx.appender("otel_spans_local")?;
-        for s in spans {
+        for (s, resource_id) in spans.iter().zip(resource_ids) {
             let start_us = s.start_time_unix_nano / 1_000;
             let http_status = (s.http_status_code != 0).then_some(s.http_status_code);
             app.append_row(params![
@@ -288,7 +299,7 @@ fn write_batch(
                 s.db_collection,
                 s.keep_reason,
                 s.attributes_json,
-                s.resource_json,
+                resource_id,
             ])?;
             seq += 1;
         }
@@ -362,6 +373,7 @@ fn write_batch(
     tx.prepare_cached("UPDATE coral_metadata SET value = ? WHERE key = 'next_seq_id'")?
         .execute([seq.to_string()])?;
     tx.commit()?;
+    resources.remember(fresh);
     Ok(seq)
 }
 
@@ -382,6 +394,7 @@ fn encode_sketch(sketch: Option<&coral_proto::common::DurationSketch>) -> Vec<u8
 
 fn apply_retention(
     conn: &Connection,
+    resources: &mut Resources,
     rule: RetentionRule,
     acked: u64,
 ) -> Result<u64, duckdb::Error> {
@@ -393,16 +406,21 @@ fn apply_retention(
         None => (false, cutoff.clone()),
     };
     let mut deleted = 0u64;
+    let mut spans_deleted = 0;
     for (table, time) in [
         ("otel_spans_local", "start_time"),
         ("host_metrics_local", "bucket_time"),
     ] {
-        deleted += conn.execute(
+        let rows = conn.execute(
             &format!(
                 "DELETE FROM {table} WHERE {time} < ? AND (NOT ? OR seq_id <= ? OR {time} < ?)"
             ),
             params![cutoff, keep, acked, hard],
         )? as u64;
+        if table == "otel_spans_local" {
+            spans_deleted = rows;
+        }
+        deleted += rows;
     }
     conn.execute(
         "DELETE FROM otel_operations_local WHERE bucket_seq_id IN \
@@ -413,6 +431,9 @@ fn apply_retention(
         "DELETE FROM otel_buckets_local WHERE bucket_time < ? AND (NOT ? OR seq_id <= ? OR bucket_time < ?)",
         params![cutoff, keep, acked, hard],
     )? as u64;
+    if spans_deleted > 0 {
+        resources.delete_unused(conn)?;
+    }
     if let Some(beyla_cutoff) = rule.beyla_cutoff {
         deleted += super::beyla::retention(conn, micros(beyla_cutoff))?;
     }

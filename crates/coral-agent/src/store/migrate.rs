@@ -1,0 +1,32 @@
+//! Upgrades agent databases written with an older schema version.
+//!
+//! Each step runs in one transaction with the version bump, so a crash
+//! during an upgrade leaves the file as it was and the next start upgrades it
+//! again. Data, `seq_id`s and the session id are kept: the colony's cursors
+//! stay valid across an agent upgrade.
+
+use duckdb::Connection;
+
+use super::schema::spans_columns;
+
+/// Version 1 → 2: kept spans refer to their resource by `resource_id`
+/// instead of holding its JSON (`otel_resources_local`, created by the DDL
+/// before this runs). A resource's id is the `seq_id` of its first span, as
+/// the writer assigns it ([`super::resources`]).
+pub fn v1_to_v2(conn: &mut Connection) -> Result<(), duckdb::Error> {
+    let tx = conn.transaction()?;
+    tx.execute_batch(concat!(
+        "CREATE TABLE otel_spans_v2 (",
+        spans_columns!(),
+        ");
+        INSERT INTO otel_resources_local
+            SELECT MIN(seq_id), resource FROM otel_spans_local GROUP BY resource;
+        INSERT INTO otel_spans_v2
+            SELECT s.* EXCLUDE (resource), r.resource_id
+            FROM otel_spans_local s JOIN otel_resources_local r ON r.resource = s.resource;
+        DROP TABLE otel_spans_local;
+        ALTER TABLE otel_spans_v2 RENAME TO otel_spans_local;
+        UPDATE coral_metadata SET value = '2' WHERE key = 'schema_version';"
+    ))?;
+    tx.commit()
+}
