@@ -30,7 +30,7 @@ pub struct Resources {
 }
 
 /// Resources first seen in a batch, to remember once the batch commits.
-pub struct Fresh<'a>(Vec<(&'a str, u64)>);
+pub struct Fresh<'a>(HashMap<&'a str, u64>);
 
 impl Resources {
     /// The `resource_id` of each span, where the spans get the `seq_id`s
@@ -70,7 +70,7 @@ impl Resources {
             }
             app.flush()?;
         }
-        Ok((ids, Fresh(fresh.into_iter().collect())))
+        Ok((ids, Fresh(fresh)))
     }
 
     /// Remembers the resources of a committed batch.
@@ -87,19 +87,18 @@ impl Resources {
     /// them; returns how many rows went. Retention calls it only after it
     /// deleted spans: nothing else makes a resource unused.
     pub fn delete_unused(&mut self, conn: &Connection) -> Result<u64, duckdb::Error> {
-        let deleted = conn.execute(
+        let mut stmt = conn.prepare(
             "DELETE FROM otel_resources_local r WHERE NOT EXISTS \
-             (SELECT 1 FROM otel_spans_local s WHERE s.resource_id = r.resource_id)",
-            [],
-        )? as u64;
-        if deleted > 0 {
-            let mut stmt = conn.prepare("SELECT resource_id FROM otel_resources_local")?;
-            let stored: HashSet<u64> = stmt
-                .query_map([], |row| row.get(0))?
-                .collect::<Result<_, _>>()?;
-            self.known.retain(|_, id| stored.contains(id));
+             (SELECT 1 FROM otel_spans_local s WHERE s.resource_id = r.resource_id) \
+             RETURNING resource_id",
+        )?;
+        let deleted: HashSet<u64> = stmt
+            .query_map([], |row| row.get(0))?
+            .collect::<Result<_, _>>()?;
+        if !deleted.is_empty() {
+            self.known.retain(|_, id| !deleted.contains(id));
         }
-        Ok(deleted)
+        Ok(deleted.len() as u64)
     }
 }
 

@@ -405,32 +405,23 @@ fn apply_retention(
         Some(until) => (true, ts(micros(until))),
         None => (false, cutoff.clone()),
     };
-    let mut deleted = 0u64;
-    let mut spans_deleted = 0;
-    for (table, time) in [
-        ("otel_spans_local", "start_time"),
-        ("host_metrics_local", "bucket_time"),
-    ] {
-        let rows = conn.execute(
+    let delete_older = |table: &str, time: &str| -> Result<u64, duckdb::Error> {
+        Ok(conn.execute(
             &format!(
                 "DELETE FROM {table} WHERE {time} < ? AND (NOT ? OR seq_id <= ? OR {time} < ?)"
             ),
             params![cutoff, keep, acked, hard],
-        )? as u64;
-        if table == "otel_spans_local" {
-            spans_deleted = rows;
-        }
-        deleted += rows;
-    }
+        )? as u64)
+    };
+    let spans_deleted = delete_older("otel_spans_local", "start_time")?;
+    let mut deleted = spans_deleted + delete_older("host_metrics_local", "bucket_time")?;
     conn.execute(
         "DELETE FROM otel_operations_local WHERE bucket_seq_id IN \
          (SELECT seq_id FROM otel_buckets_local WHERE bucket_time < ? AND (NOT ? OR seq_id <= ? OR bucket_time < ?))",
         params![cutoff, keep, acked, hard],
     )?;
-    deleted += conn.execute(
-        "DELETE FROM otel_buckets_local WHERE bucket_time < ? AND (NOT ? OR seq_id <= ? OR bucket_time < ?)",
-        params![cutoff, keep, acked, hard],
-    )? as u64;
+    // Operations first: they find their buckets through `bucket_seq_id`.
+    deleted += delete_older("otel_buckets_local", "bucket_time")?;
     if spans_deleted > 0 {
         resources.delete_unused(conn)?;
     }
