@@ -405,22 +405,24 @@ fn apply_retention(
         Some(until) => (true, ts(micros(until))),
         None => (false, cutoff.clone()),
     };
+    // The one retention rule, for a table's time column; binds `params`.
+    let expired = |time: &str| format!("{time} < ? AND (NOT ? OR seq_id <= ? OR {time} < ?)");
+    let params = params![cutoff, keep, acked, hard];
     let delete_older = |table: &str, time: &str| -> Result<u64, duckdb::Error> {
-        Ok(conn.execute(
-            &format!(
-                "DELETE FROM {table} WHERE {time} < ? AND (NOT ? OR seq_id <= ? OR {time} < ?)"
-            ),
-            params![cutoff, keep, acked, hard],
-        )? as u64)
+        let sql = format!("DELETE FROM {table} WHERE {}", expired(time));
+        Ok(conn.execute(&sql, params)? as u64)
     };
     let spans_deleted = delete_older("otel_spans_local", "start_time")?;
     let mut deleted = spans_deleted + delete_older("host_metrics_local", "bucket_time")?;
-    conn.execute(
-        "DELETE FROM otel_operations_local WHERE bucket_seq_id IN \
-         (SELECT seq_id FROM otel_buckets_local WHERE bucket_time < ? AND (NOT ? OR seq_id <= ? OR bucket_time < ?))",
-        params![cutoff, keep, acked, hard],
-    )?;
     // Operations first: they find their buckets through `bucket_seq_id`.
+    conn.execute(
+        &format!(
+            "DELETE FROM otel_operations_local WHERE bucket_seq_id IN \
+             (SELECT seq_id FROM otel_buckets_local WHERE {})",
+            expired("bucket_time")
+        ),
+        params,
+    )?;
     deleted += delete_older("otel_buckets_local", "bucket_time")?;
     if spans_deleted > 0 {
         resources.delete_unused(conn)?;
