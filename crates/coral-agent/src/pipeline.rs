@@ -177,7 +177,9 @@ impl Pipeline {
         let mut accepted = Vec::with_capacity(view.spans.len());
         // Resource attributes as JSON, built once per resource with kept spans.
         let mut resources: Vec<Option<String>> = vec![None; view.resources.len()];
-        let mut rejected = 0u64;
+        // Spans whose ids have the wrong length, beyond the first: invalid
+        // without a look (the first is in `view.spans` and gives the reason).
+        let mut rejected = view.skipped_bad_ids as u64;
         let mut first_reason = None;
         for (i, span) in view.spans.iter().enumerate() {
             let facts = SpanFacts::of(span).and_then(|facts| {
@@ -260,7 +262,7 @@ impl Pipeline {
             t.keep_reason = reason.as_str().to_owned();
             spans.push(t);
         }
-        let received = view.spans.len() as u64;
+        let received = (view.spans.len() + view.skipped_bad_ids) as u64;
         let accepted_count = received - rejected;
         Counters::add(&self.counters.spans_received, received);
         Counters::add(&self.counters.spans_accepted, accepted_count);

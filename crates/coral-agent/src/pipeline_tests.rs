@@ -165,6 +165,42 @@ fn a_kept_span_that_is_not_valid_protobuf_is_refused_alone() {
 }
 
 #[test]
+fn spans_with_ids_of_the_wrong_length_are_counted_not_kept_in_memory() {
+    let (pipeline, rx) = pipeline();
+    let mut spans: Vec<Span> = (0..1000)
+        .map(|i| Span {
+            trace_id: vec![1; 4],
+            name: format!("short {i}"),
+            ..Default::default()
+        })
+        .collect();
+    spans.insert(500, span(7, true, "kept"));
+    spans.push(Span::default());
+    let bytes = encode(spans);
+
+    let view = coral_proto::otlp_wire::TraceExportView::parse(&bytes).unwrap();
+    assert_eq!(view.spans.len(), 2, "the valid span and the first bad one");
+    assert_eq!(view.skipped_bad_ids, 1000);
+
+    let outcome = pipeline.ingest_traces(&bytes).unwrap();
+    assert_eq!(outcome.rejected, 1001);
+    assert!(
+        outcome.message.contains("span \"short 0\"") && outcome.message.contains("16 bytes"),
+        "{}",
+        outcome.message
+    );
+    let Ok(WriteOp::Spans(kept, _)) = rx.try_recv() else {
+        panic!("the valid span goes to the writer");
+    };
+    assert_eq!(kept.len(), 1);
+    let c = pipeline.counters();
+    let get = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(get(&c.spans_received), 1002);
+    assert_eq!(get(&c.spans_rejected), 1001);
+    assert_eq!(get(&c.spans_accepted), 1);
+}
+
+#[test]
 fn an_export_that_cannot_be_read_is_malformed() {
     let (pipeline, _rx) = pipeline();
     let Err(IngestError::Malformed(reason)) = pipeline.ingest_traces(&[0x0a, 0x05, 0x01]) else {

@@ -278,13 +278,17 @@ pub async fn start_with(
             t.max_message_bytes,
         );
         receivers.spawn(async move {
-            if let Err(error) = receiver::grpc::serve(grpc, p, max, stop).await {
+            if let Err(error) =
+                receiver::grpc::serve(grpc, p, max, receiver::REQUEST_TIMEOUT, stop).await
+            {
                 tracing::error!(%error, "OTLP/gRPC receiver stopped");
             }
         });
         let (p, stop) = (pipeline.clone(), receivers_stop.clone());
         receivers.spawn(async move {
-            if let Err(error) = receiver::http::serve(http, p, max, stop).await {
+            if let Err(error) =
+                receiver::http::serve(http, p, max, receiver::REQUEST_TIMEOUT, stop).await
+            {
                 tracing::error!(%error, "OTLP/HTTP receiver stopped");
             }
         });

@@ -250,12 +250,14 @@ async fn saturation_gets_429_with_retry_after_and_unavailable() {
         http_listener,
         pipeline.clone(),
         LIMIT,
+        receiver::REQUEST_TIMEOUT,
         stop.clone(),
     ));
     tokio::spawn(receiver::grpc::serve(
         grpc_listener,
         pipeline.clone(),
         LIMIT,
+        receiver::REQUEST_TIMEOUT,
         stop.clone(),
     ));
 

@@ -213,7 +213,8 @@ impl Poller {
         Ok((report, session, latest))
     }
 
-    /// Pages through one stream of one agent until it is caught up.
+    /// Pages through one stream of one agent until it has read what the
+    /// agent held when the poll began (or the agent has no more).
     async fn drain_stream(
         &self,
         agent_id: &str,
@@ -229,6 +230,10 @@ impl Poller {
         let (mut session, mut cursor) = self.stored_cursor(agent_id, stream).await?;
         let mut report = PollReport::default();
         let max_records = self.settings.page_size as i32;
+        // What the agent held when this poll first asked: the poll ends once
+        // it has read that far, so an agent that writes faster than the
+        // colony stores cannot keep its poll slot from the others.
+        let mut target: Option<u64> = None;
         loop {
             let (mut page, has_more, latest) = match stream {
                 Stream::Beyla => {
@@ -296,8 +301,11 @@ impl Poller {
                 tracing::info!(agent_id, stream = stream.as_str(), old = %session, new = %page.session_id, "agent store session changed, reading it from the start");
                 session = page.session_id.clone();
                 cursor = 0;
+                target = None;
                 continue;
             }
+            // An agent that does not say (0) is read until it has no more.
+            let target = *target.get_or_insert(if latest == 0 { u64::MAX } else { latest });
             session = page.session_id.clone();
             if stream == Stream::Pull {
                 self.registry.progress(agent_id, &session, latest);
@@ -314,7 +322,7 @@ impl Poller {
             report.rows += outcome.stored;
             report.gaps += outcome.gaps.len();
             cursor = outcome.cursor;
-            if !has_more || stop.is_cancelled() {
+            if !has_more || cursor >= target || stop.is_cancelled() {
                 return Ok((report, session, latest));
             }
         }

@@ -86,11 +86,7 @@ impl Colony {
             .into_iter()
             .map(|state| {
                 let id = &state.record.agent_id;
-                let stream = if state.pollable() {
-                    "telemetry"
-                } else {
-                    "push"
-                };
+                let stream = crate::store::ingest::Stream::Pull.cursor_key();
                 let cursor = cursors
                     .get(&(id.clone(), stream.to_owned()))
                     .cloned()
@@ -99,7 +95,7 @@ impl Colony {
                 let beyla_cursor = cursors
                     .get(&(
                         id.clone(),
-                        crate::store::ingest::Stream::Beyla.as_str().to_owned(),
+                        crate::store::ingest::Stream::Beyla.cursor_key().to_owned(),
                     ))
                     .map(|c| c.seq_id)
                     .unwrap_or_default();

@@ -8,7 +8,7 @@
 //! Tables share these encodings, so a row can be read by SQL (`json_extract`)
 //! as well as decoded back.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use coral_proto::common::SampleTrace;
 use coral_proto::otlp::common::v1::AnyValue;
@@ -53,15 +53,30 @@ pub fn otlp_attributes_json(
     .unwrap_or_else(|_| "{}".into())
 }
 
-/// Attributes that a later attribute with the same key does not override.
-fn last_of_each_key<'v, 'a>(
-    attrs: &'v [KeyValueView<'a>],
-) -> impl Iterator<Item = &'v KeyValueView<'a>> {
-    attrs
+/// Lists up to this long are de-duplicated by comparing keys pairwise (no
+/// allocation); longer ones through a set, so that a span with a million
+/// attributes costs a million lookups, not a trillion comparisons.
+const PAIRWISE_MAX: usize = 32;
+
+/// Attributes that a later attribute with the same key does not override,
+/// in their order.
+fn last_of_each_key<'v, 'a>(attrs: &'v [KeyValueView<'a>]) -> Vec<&'v KeyValueView<'a>> {
+    if attrs.len() <= PAIRWISE_MAX {
+        return attrs
+            .iter()
+            .enumerate()
+            .filter(|(i, kv)| !attrs[i + 1..].iter().any(|later| later.key == kv.key))
+            .map(|(_, kv)| kv)
+            .collect();
+    }
+    let mut seen = HashSet::with_capacity(attrs.len());
+    let mut kept: Vec<_> = attrs
         .iter()
-        .enumerate()
-        .filter(|(i, kv)| !attrs[i + 1..].iter().any(|later| later.key == kv.key))
-        .map(|(_, kv)| kv)
+        .rev()
+        .filter(|kv| seen.insert(kv.key))
+        .collect();
+    kept.reverse();
+    kept
 }
 
 struct Attributes<'a> {
@@ -206,6 +221,20 @@ mod tests {
         assert_eq!(parsed["i"], 8, "the last duplicate wins");
         assert_eq!(parsed["map"]["x"], 2);
         assert!(text.starts_with(r#"{"s":"#), "original key order: {text}");
+    }
+
+    #[test]
+    fn long_lists_keep_the_last_of_each_key_in_order() {
+        // 100 attributes over 40 keys: past the pairwise limit, so the set path.
+        let attrs: Vec<KeyValue> = (0..100)
+            .map(|i| kv(&format!("k{}", i % 40), Value::IntValue(i)))
+            .collect();
+        assert!(attrs.len() > PAIRWISE_MAX);
+        let views: Vec<_> = attrs.iter().map(KeyValueView::from_kv).collect();
+        let text = otlp_attributes_json(&views, &|_| false, "");
+        // Keys 20..39 last appear at 60..79, keys 0..19 at 80..99.
+        let expected: Vec<String> = (60..100).map(|i| format!("\"k{}\":{i}", i % 40)).collect();
+        assert_eq!(text, format!("{{{}}}", expected.join(",")));
     }
 
     #[test]

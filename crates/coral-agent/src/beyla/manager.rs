@@ -182,7 +182,11 @@ pub async fn start(agent: AgentSide<'_>, options: BeylaOptions) -> BeylaHandle {
     {
         let (sink, stop) = (sink.clone(), stop.clone());
         tasks.spawn(async move {
-            let router = crate::receiver::http::router(sink, 64 * 1024 * 1024);
+            let router = crate::receiver::http::router(
+                sink,
+                64 * 1024 * 1024,
+                crate::receiver::REQUEST_TIMEOUT,
+            );
             if let Err(error) = axum::serve(listener, router)
                 .with_graceful_shutdown(stop.cancelled_owned())
                 .await

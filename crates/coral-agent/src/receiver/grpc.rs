@@ -135,6 +135,7 @@ pub async fn serve(
     listener: TcpListener,
     sink: Arc<dyn OtlpSink>,
     max_message_bytes: usize,
+    request_timeout: Duration,
     shutdown: CancellationToken,
 ) -> Result<(), tonic::transport::Error> {
     let counters = sink.counters().clone();
@@ -154,6 +155,8 @@ pub async fn serve(
             MAX_CONCURRENT_REQUESTS,
         ));
     Server::builder()
+        // A client that stalls mid-message gives its decoding slot back.
+        .timeout(request_timeout)
         // An export is ~50-500 KB: take it in a few large frames without a
         // WINDOW_UPDATE round per 64 KB. The receive windows bound what one
         // connection can have buffered before the handler reads it.

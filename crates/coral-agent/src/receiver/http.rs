@@ -16,6 +16,7 @@
 
 use std::io::Read;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -52,6 +53,7 @@ struct HttpState {
     sink: Arc<dyn OtlpSink>,
     max_bytes: usize,
     inflight: Arc<Semaphore>,
+    body_timeout: Duration,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -145,12 +147,14 @@ fn encode<M: Message + Reply>(encoding: Encoding, message: &M, status: StatusCod
         .into_response()
 }
 
-/// The router, for tests and for [`serve`].
-pub fn router(sink: Arc<dyn OtlpSink>, max_bytes: usize) -> Router {
+/// The router, for tests and for [`serve`]. A body that takes longer than
+/// `body_timeout` to arrive is refused with 408.
+pub fn router(sink: Arc<dyn OtlpSink>, max_bytes: usize, body_timeout: Duration) -> Router {
     let state = HttpState {
         sink,
         max_bytes,
         inflight: Arc::new(Semaphore::new(MAX_CONCURRENT_REQUESTS)),
+        body_timeout,
     };
     Router::new()
         .route("/v1/traces", post(traces))
@@ -166,9 +170,10 @@ pub async fn serve(
     listener: TcpListener,
     sink: Arc<dyn OtlpSink>,
     max_bytes: usize,
+    body_timeout: Duration,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(sink, max_bytes))
+    axum::serve(listener, router(sink, max_bytes, body_timeout))
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await
 }
@@ -234,7 +239,19 @@ where
             Counters::add(&counters.requests_throttled, 1);
             return Err(throttled(encoding, 1));
         };
-        let raw = read_body(body, &headers, state.max_bytes, encoding).await?;
+        let reading = read_body(body, &headers, state.max_bytes, encoding);
+        let Ok(raw) = tokio::time::timeout(state.body_timeout, reading).await else {
+            return Err(Refusal {
+                status: StatusCode::REQUEST_TIMEOUT,
+                message: format!(
+                    "the request body did not arrive within {}s; send it again",
+                    state.body_timeout.as_secs_f64()
+                ),
+                encoding,
+                retry_after: None,
+            });
+        };
+        let raw = raw?;
         let bytes = decompress(raw, &headers, state.max_bytes, encoding)?;
         let request = Req::from_body(encoding, bytes, signal)?;
         match ingest(state.sink.as_ref(), &request) {
@@ -259,7 +276,9 @@ where
         Ok(response) => response,
         Err(refusal) => {
             match refusal.status {
-                StatusCode::BAD_REQUEST => Counters::add(&counters.requests_rejected_invalid, 1),
+                StatusCode::BAD_REQUEST | StatusCode::REQUEST_TIMEOUT => {
+                    Counters::add(&counters.requests_rejected_invalid, 1)
+                }
                 StatusCode::PAYLOAD_TOO_LARGE => {
                     Counters::add(&counters.requests_rejected_too_large, 1)
                 }
@@ -415,7 +434,8 @@ fn decompress(
         "" | "identity" => Ok(raw),
         "gzip" => {
             let mut out = Vec::with_capacity(raw.len().saturating_mul(4).min(limit));
-            let mut decoder = flate2::read::GzDecoder::new(raw.as_ref()).take(limit as u64 + 1);
+            let mut decoder =
+                flate2::read::MultiGzDecoder::new(raw.as_ref()).take(limit as u64 + 1);
             decoder
                 .read_to_end(&mut out)
                 .map_err(|e| bad_request(encoding, format!("cannot decompress gzip body: {e}")))?;

@@ -392,7 +392,23 @@ fn encode_sketch(sketch: Option<&coral_proto::common::DurationSketch>) -> Vec<u8
     sketch.map(Message::encode_to_vec).unwrap_or_default()
 }
 
+/// Deletes what `rule` expires, in one transaction (a colony reading
+/// meanwhile sees a bucket with all of its operations or neither), then
+/// checkpoints; returns rows deleted.
 fn apply_retention(
+    conn: &Connection,
+    resources: &mut Resources,
+    rule: RetentionRule,
+    acked: u64,
+) -> Result<u64, duckdb::Error> {
+    let tx = conn.unchecked_transaction()?;
+    let deleted = delete_expired(&tx, resources, rule, acked)?;
+    tx.commit()?;
+    conn.execute_batch("CHECKPOINT")?;
+    Ok(deleted)
+}
+
+fn delete_expired(
     conn: &Connection,
     resources: &mut Resources,
     rule: RetentionRule,
@@ -430,6 +446,5 @@ fn apply_retention(
     if let Some(beyla_cutoff) = rule.beyla_cutoff {
         deleted += super::beyla::retention(conn, micros(beyla_cutoff))?;
     }
-    conn.execute_batch("CHECKPOINT")?;
     Ok(deleted)
 }

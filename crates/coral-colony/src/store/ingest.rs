@@ -33,11 +33,22 @@ pub enum Stream {
 }
 
 impl Stream {
-    /// The name stored in `cursors.stream` and `gaps.stream`.
+    /// The name stored in `gaps.stream`, and how logs name the stream.
     pub fn as_str(self) -> &'static str {
         match self {
             Stream::Pull => "telemetry",
             Stream::Push => "push",
+            Stream::Beyla => "beyla",
+        }
+    }
+
+    /// The name of the stream's cursor in `cursors.stream`. Pulled and pushed
+    /// rows number from the same agent sequence, so they share one cursor:
+    /// an agent that moves between being polled and pushing (same data
+    /// directory) neither re-stores what the colony has nor leaves false gaps.
+    pub fn cursor_key(self) -> &'static str {
+        match self {
+            Stream::Pull | Stream::Push => "telemetry",
             Stream::Beyla => "beyla",
         }
     }
@@ -101,7 +112,7 @@ pub fn read_cursor(
     let mut stmt = tx.prepare_cached(
         "SELECT session_id, seq_id FROM cursors WHERE agent_id = ? AND stream = ?",
     )?;
-    let mut rows = stmt.query(params![agent_id, stream.as_str()])?;
+    let mut rows = stmt.query(params![agent_id, stream.cursor_key()])?;
     Ok(match rows.next()? {
         Some(row) => Some((row.get(0)?, row.get(1)?)),
         None => None,
@@ -202,13 +213,20 @@ pub fn store_page(
             rows,
             session_id,
             agent_id,
-            stream.as_str()
+            stream.cursor_key()
         ],
     )?;
     if updated == 0 {
         tx.execute(
             "INSERT INTO cursors VALUES (?, ?, ?, ?, ?, ?)",
-            params![agent_id, stream.as_str(), session_id, new_cursor, rows, now],
+            params![
+                agent_id,
+                stream.cursor_key(),
+                session_id,
+                new_cursor,
+                rows,
+                now
+            ],
         )?;
     }
     outcome.cursor = new_cursor;

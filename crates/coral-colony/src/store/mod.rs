@@ -70,9 +70,47 @@ pub enum StoreError {
         /// Version this build writes.
         expected: String,
     },
+    /// The writer could not store something (a full disk, an I/O error); the
+    /// cursors did not move, so nothing is lost.
+    #[error(
+        "cannot write {what} to the colony database: {detail} — check free space and permissions under colony.data_dir"
+    )]
+    Write {
+        /// What was being stored.
+        what: &'static str,
+        /// The writer's error.
+        detail: String,
+    },
     /// The writer thread has stopped.
     #[error("colony store writer has stopped")]
     WriterGone,
+}
+
+/// Colonies before pulled and pushed rows shared a cursor kept a `push`
+/// cursor of its own: it becomes the agent's `telemetry` cursor (the further
+/// one when an agent has both in the same session, else the newer one).
+/// Idempotent; nothing to do on a database without `push` cursors.
+fn share_push_cursors(conn: &Connection) -> Result<(), StoreError> {
+    let tx = conn.unchecked_transaction()?;
+    tx.execute_batch(
+        "UPDATE cursors AS t SET seq_id = greatest(t.seq_id, p.seq_id), \
+             rows_received = t.rows_received + p.rows_received, \
+             updated_at = greatest(t.updated_at, p.updated_at) \
+         FROM cursors AS p \
+         WHERE t.stream = 'telemetry' AND p.stream = 'push' \
+           AND p.agent_id = t.agent_id AND p.session_id = t.session_id;
+         UPDATE cursors AS t SET session_id = p.session_id, seq_id = p.seq_id, \
+             rows_received = p.rows_received, updated_at = p.updated_at \
+         FROM cursors AS p \
+         WHERE t.stream = 'telemetry' AND p.stream = 'push' \
+           AND p.agent_id = t.agent_id AND p.session_id <> t.session_id \
+           AND p.updated_at > t.updated_at;
+         DELETE FROM cursors WHERE stream = 'push' AND agent_id IN \
+           (SELECT agent_id FROM cursors WHERE stream = 'telemetry');
+         UPDATE cursors SET stream = 'telemetry' WHERE stream = 'push';",
+    )?;
+    tx.commit()?;
+    Ok(())
 }
 
 /// Shared handle on the opened database.
@@ -122,6 +160,7 @@ impl Database {
                 )?;
             }
         }
+        share_push_cursors(&conn)?;
         let read_template = Mutex::new(conn.try_clone()?);
         Ok((
             Arc::new(Database {

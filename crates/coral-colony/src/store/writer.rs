@@ -96,8 +96,8 @@ impl WriterSender {
             .map_err(|_| StoreError::WriterGone)?;
         rx.await
             .map_err(|_| StoreError::WriterGone)?
-            .map_err(|detail| StoreError::Corrupt {
-                what: "page",
+            .map_err(|detail| StoreError::Write {
+                what: "a page of agent rows (its cursor did not move; it will be read again)",
                 detail,
             })
     }
@@ -115,8 +115,8 @@ impl WriterSender {
             .map_err(|_| StoreError::WriterGone)?;
         rx.await
             .map_err(|_| StoreError::WriterGone)?
-            .map_err(|detail| StoreError::Corrupt {
-                what: "retention",
+            .map_err(|detail| StoreError::Write {
+                what: "retention deletes",
                 detail,
             })
     }
