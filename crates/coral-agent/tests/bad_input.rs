@@ -167,8 +167,20 @@ async fn http_bad_input_gets_spec_statuses_and_the_agent_keeps_serving() {
     assert_eq!(ok.status(), 200);
     assert_eq!(ok.headers()["content-type"], "application/json");
 
+    // proto3 JSON leaves out empty lists: `{"arrayValue":{}}` is valid.
+    let empty_list = serde_json::json!({"resourceSpans": [{"scopeSpans": [{"spans": [{
+        "traceId": "6b8efff798038103d269b633813fc60c", "spanId": "fee19b7ec3c1b174",
+        "name": "empty-list", "kind": 2,
+        "startTimeUnixNano": "1700000000000000000", "endTimeUnixNano": "1700000000100000000",
+        "attributes": [{"key": "tags", "value": {"arrayValue": {}}}]
+    }]}]}]});
+    let ok = post(empty_list.to_string().into_bytes(), "application/json")
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+
     let c = agent.api.counters().to_proto(0);
-    assert_eq!(c.spans_accepted, 3);
+    assert_eq!(c.spans_accepted, 4);
     assert_eq!(c.spans_rejected, 1);
     assert_eq!(c.requests_rejected_invalid, 3);
     assert_eq!(c.requests_rejected_too_large, 2);

@@ -447,6 +447,39 @@ async fn missing_beyla_leaves_the_agent_working_and_says_why() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_modes_run_without_beyla_and_say_so() {
+    let dir = tempfile::tempdir().unwrap();
+    // A Beyla that would run if started.
+    let binary = fake_beyla(
+        dir.path(),
+        "trap 'exit 0' TERM\nwhile true; do sleep 0.1; done",
+    );
+    let mut config = agent_config(
+        "forwarder",
+        &dir.path().join("agent"),
+        "127.0.0.1:9".parse().unwrap(),
+        &beyla_section(&binary),
+    );
+    config.mode = coral_config::AgentMode::Forwarder;
+    let agent = start_agent_with(&config, full_host()).await;
+    let status = agent_client(&agent)
+        .await
+        .get_status(GetStatusRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let beyla = status.beyla.unwrap();
+    assert_eq!(beyla.state, "disabled");
+    assert!(
+        beyla.reason.contains("agent.mode is forwarder"),
+        "{}",
+        beyla.reason
+    );
+    assert!(!status.capabilities.contains(&"beyla".to_owned()));
+    agent.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_old_kernel_limits_beyla_and_the_colony_shows_it() {
     let dir = tempfile::tempdir().unwrap();
     let colony = start_colony(&colony_config(

@@ -101,6 +101,15 @@ pub async fn start(agent: AgentSide<'_>, options: BeylaOptions) -> BeylaHandle {
     if !cfg.enabled {
         return disabled("beyla.enabled is false".into());
     }
+    let mode = agent.config.mode;
+    if mode != coral_config::AgentMode::Agent {
+        // Push modes run the OTLP receivers only: the colony cannot poll
+        // them, and Beyla's rows have no push path.
+        return disabled(format!(
+            "agent.mode is {}: Beyla runs only in agent mode (the colony polls its rows); run `coral agent serve --mode=agent` on hosts to instrument",
+            mode.as_str()
+        ));
+    }
     let coral_home = options
         .coral_home
         .clone()

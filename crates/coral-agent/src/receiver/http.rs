@@ -304,7 +304,7 @@ impl<T: Message + DeserializeOwned + Default> FromBody for T {
                     format!("cannot decode OTLP/protobuf {signal} request: {e}"),
                 )
             }),
-            Encoding::Json => serde_json::from_slice(&bytes).map_err(|e| {
+            Encoding::Json => super::otlp_json::decode(&bytes).map_err(|e| {
                 bad_request(
                     encoding,
                     format!("cannot decode OTLP/JSON {signal} request: {e}"),

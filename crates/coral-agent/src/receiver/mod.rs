@@ -5,6 +5,7 @@ use std::time::Duration;
 pub mod grpc;
 mod grpc_traces;
 pub mod http;
+mod otlp_json;
 
 /// How long a client may take to send one export. A client that stalls
 /// mid-body is refused when it runs out (HTTP 408, gRPC `CANCELLED`), so it
