@@ -3,16 +3,10 @@
 mod common;
 
 use std::io::Write;
-use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use coral_agent::aggregate::{Aggregator, Limits};
-use coral_agent::filter::StaticFilter;
-use coral_agent::metrics::Counters;
 use coral_agent::pipeline::OtlpSink;
-use coral_agent::pipeline::Pipeline;
 use coral_agent::receiver;
-use coral_config::FilterConfig;
 use coral_proto::otlp::collector::trace::v1::trace_service_client::TraceServiceClient;
 use coral_proto::otlp::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
@@ -20,7 +14,6 @@ use coral_proto::otlp::collector::trace::v1::{
 use coral_proto::otlp::trace::v1::Span;
 use coral_proto::rpc::Status as RpcStatus;
 use prost::Message;
-use tokio_util::sync::CancellationToken;
 
 use common::{config, start};
 
@@ -234,44 +227,9 @@ async fn grpc_oversize_is_resource_exhausted_and_invalid_spans_are_partial() {
 /// A pipeline whose writer never drains holds its permits: saturation.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn saturation_gets_429_with_retry_after_and_unavailable() {
-    let (writer, _never_drained) = std::sync::mpsc::channel();
-    let pipeline = Arc::new(Pipeline::new(
-        Aggregator::new(Limits {
-            max_operations_per_service: 10,
-            max_services: 10,
-            grace_secs: 0,
-        }),
-        StaticFilter::new(&FilterConfig {
-            keep_errors: true,
-            latency_threshold_ms: None,
-            sample_rate: 1.0,
-        }),
-        regex::RegexSet::empty(),
-        2,
-        writer,
-        Arc::new(Counters::default()),
-    ));
-    let stop = CancellationToken::new();
-    let http_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let grpc_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let (http_addr, grpc_addr) = (
-        http_listener.local_addr().unwrap(),
-        grpc_listener.local_addr().unwrap(),
-    );
-    tokio::spawn(receiver::http::serve(
-        http_listener,
-        pipeline.clone(),
-        LIMIT,
-        receiver::REQUEST_TIMEOUT,
-        stop.clone(),
-    ));
-    tokio::spawn(receiver::grpc::serve(
-        grpc_listener,
-        pipeline.clone(),
-        LIMIT,
-        receiver::REQUEST_TIMEOUT,
-        stop.clone(),
-    ));
+    let receivers = common::receivers(2, LIMIT, receiver::REQUEST_TIMEOUT).await;
+    let (http_addr, grpc_addr) = (receivers.http, receivers.grpc);
+    let pipeline = &receivers.pipeline;
 
     let body = request(vec![span(vec![1; 16], "a"), span(vec![2; 16], "b")]).encode_to_vec();
     let http = reqwest::Client::new();
@@ -304,5 +262,5 @@ async fn saturation_gets_429_with_retry_after_and_unavailable() {
         "throttled requests leave no trace in the counts"
     );
     assert_eq!(counters.requests_throttled, 2);
-    stop.cancel();
+    receivers.stop.cancel();
 }

@@ -5,24 +5,16 @@ mod common;
 
 use std::io::Write;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::mpsc::Receiver;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use coral_agent::aggregate::{Aggregator, Limits};
-use coral_agent::filter::StaticFilter;
-use coral_agent::metrics::Counters;
-use coral_agent::pipeline::{OtlpSink, Pipeline};
+use coral_agent::pipeline::OtlpSink;
 use coral_agent::receiver;
-use coral_agent::store::writer::WriteOp;
-use coral_config::FilterConfig;
 use coral_proto::otlp::collector::trace::v1::ExportTraceServiceRequest;
 use coral_proto::otlp::collector::trace::v1::trace_service_client::TraceServiceClient;
 use coral_proto::otlp::trace::v1::Span;
 use prost::Message;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio_util::sync::CancellationToken;
 
 /// Short, so that the test waits one second rather than thirty.
 const BODY_TIMEOUT: Duration = Duration::from_secs(1);
@@ -48,50 +40,10 @@ fn request(spans: usize) -> ExportTraceServiceRequest {
     common::export_request("slow-clients", spans)
 }
 
-struct Servers {
-    pipeline: Arc<Pipeline>,
-    http: SocketAddr,
-    grpc: SocketAddr,
-    stop: CancellationToken,
-    _writer: Receiver<WriteOp>,
-}
-
-/// Both receivers with a one-second body timeout, in front of a pipeline
-/// whose store queue (never drained here) has room for every span sent.
-async fn servers() -> Servers {
-    let (writer, rx) = std::sync::mpsc::channel();
-    let pipeline = Arc::new(Pipeline::new(
-        Aggregator::new(Limits {
-            max_operations_per_service: 10,
-            max_services: 10,
-            grace_secs: 0,
-        }),
-        StaticFilter::new(&FilterConfig {
-            keep_errors: true,
-            latency_threshold_ms: None,
-            sample_rate: 1.0,
-        }),
-        regex::RegexSet::empty(),
-        10_000,
-        writer,
-        Arc::new(Counters::default()),
-    ));
-    let stop = CancellationToken::new();
-    let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let (http_addr, grpc_addr) = (http.local_addr().unwrap(), grpc.local_addr().unwrap());
-    let limit = 1 << 20;
-    let (p, s) = (pipeline.clone(), stop.clone());
-    tokio::spawn(receiver::http::serve(http, p, limit, BODY_TIMEOUT, s));
-    let (p, s) = (pipeline.clone(), stop.clone());
-    tokio::spawn(receiver::grpc::serve(grpc, p, limit, BODY_TIMEOUT, s));
-    Servers {
-        pipeline,
-        http: http_addr,
-        grpc: grpc_addr,
-        stop,
-        _writer: rx,
-    }
+/// Both receivers with a one-second body timeout; the store queue has room
+/// for every span sent.
+async fn servers() -> common::Receivers {
+    common::receivers(10_000, 1 << 20, BODY_TIMEOUT).await
 }
 
 /// An HTTP export that promises 1,000 bytes and sends 10.

@@ -233,7 +233,7 @@ impl Poller {
         // What the agent held when this poll first asked: the poll ends once
         // it has read that far, so an agent that writes faster than the
         // colony stores cannot keep its poll slot from the others.
-        let mut target: Option<u64> = None;
+        let mut held_at_start: Option<u64> = None;
         loop {
             let (mut page, has_more, latest) = match stream {
                 Stream::Beyla => {
@@ -301,11 +301,11 @@ impl Poller {
                 tracing::info!(agent_id, stream = stream.as_str(), old = %session, new = %page.session_id, "agent store session changed, reading it from the start");
                 session = page.session_id.clone();
                 cursor = 0;
-                target = None;
+                held_at_start = None;
                 continue;
             }
             // An agent that does not say (0) is read until it has no more.
-            let target = *target.get_or_insert(if latest == 0 { u64::MAX } else { latest });
+            let target = *held_at_start.get_or_insert(if latest == 0 { u64::MAX } else { latest });
             session = page.session_id.clone();
             if stream == Stream::Pull {
                 self.registry.progress(agent_id, &session, latest);

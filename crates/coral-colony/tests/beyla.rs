@@ -20,7 +20,7 @@ use coral_agent::{AgentOptions, RunningAgent};
 use coral_beyla::caps::HostReadings;
 use coral_model::{Histogram, Quantile};
 use coral_proto::agent::agent_service_client::AgentServiceClient;
-use coral_proto::agent::{GetStatusRequest, QueryBeylaMetricsRequest};
+use coral_proto::agent::{GetStatusRequest, GetStatusResponse, QueryBeylaMetricsRequest};
 use coral_proto::colony::{ListAgentsRequest, QueryBeylaRequest, QueryBeylaResponse};
 
 fn python() -> Option<PathBuf> {
@@ -53,6 +53,9 @@ fn python_or_skip() -> Option<PathBuf> {
 }
 
 /// Writes an executable `beyla` into `dir` running `body` (a shell script).
+/// A `beyla` body that waits until it is stopped.
+const WAITING_BEYLA: &str = "trap 'exit 0' TERM\nwhile true; do sleep 0.1; done";
+
 fn fake_beyla(dir: &Path, body: &str) -> PathBuf {
     let path = dir.join("beyla");
     std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
@@ -101,6 +104,15 @@ async fn agent_client(agent: &RunningAgent) -> AgentServiceClient<tonic::transpo
     AgentServiceClient::connect(format!("http://{}", agent.addrs.api))
         .await
         .expect("agent api reachable")
+}
+
+async fn agent_status(agent: &RunningAgent) -> GetStatusResponse {
+    agent_client(agent)
+        .await
+        .get_status(GetStatusRequest {})
+        .await
+        .unwrap()
+        .into_inner()
 }
 
 /// Merged histograms per key, and totals, of a QueryBeyla response.
@@ -432,12 +444,7 @@ async fn missing_beyla_leaves_the_agent_working_and_says_why() {
         &beyla_section(&missing),
     );
     let agent = start_agent_with(&config, full_host()).await;
-    let status = agent_client(&agent)
-        .await
-        .get_status(GetStatusRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let status = agent_status(&agent).await;
     let beyla = status.beyla.unwrap();
     assert_eq!(beyla.state, "disabled");
     assert!(beyla.reason.contains("no-such-beyla"), "{}", beyla.reason);
@@ -450,10 +457,7 @@ async fn missing_beyla_leaves_the_agent_working_and_says_why() {
 async fn push_modes_run_without_beyla_and_say_so() {
     let dir = tempfile::tempdir().unwrap();
     // A Beyla that would run if started.
-    let binary = fake_beyla(
-        dir.path(),
-        "trap 'exit 0' TERM\nwhile true; do sleep 0.1; done",
-    );
+    let binary = fake_beyla(dir.path(), WAITING_BEYLA);
     let mut config = agent_config(
         "forwarder",
         &dir.path().join("agent"),
@@ -462,12 +466,7 @@ async fn push_modes_run_without_beyla_and_say_so() {
     );
     config.mode = coral_config::AgentMode::Forwarder;
     let agent = start_agent_with(&config, full_host()).await;
-    let status = agent_client(&agent)
-        .await
-        .get_status(GetStatusRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let status = agent_status(&agent).await;
     let beyla = status.beyla.unwrap();
     assert_eq!(beyla.state, "disabled");
     assert!(
@@ -489,10 +488,7 @@ async fn an_old_kernel_limits_beyla_and_the_colony_shows_it() {
     ))
     .await;
     // A Beyla that just waits: enough for the supervisor to report "running".
-    let binary = fake_beyla(
-        dir.path(),
-        "trap 'exit 0' TERM\nwhile true; do sleep 0.1; done",
-    );
+    let binary = fake_beyla(dir.path(), WAITING_BEYLA);
     let config = agent_config(
         "old-kernel",
         &dir.path().join("agent"),

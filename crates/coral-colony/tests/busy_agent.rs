@@ -2,10 +2,13 @@
 //! poll slot for ever: a poll reads what was waiting when it began, and the
 //! rest waits for the next poll.
 
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use common::{count, kept_span};
 use coral_colony::poller::{PollSettings, Poller};
 use coral_colony::registry::Registry;
 use coral_colony::store::Database;
@@ -15,7 +18,6 @@ use coral_proto::agent::{
     GetStatusRequest, GetStatusResponse, QueryBeylaMetricsRequest, QueryBeylaMetricsResponse,
     QueryTelemetryRequest, QueryTelemetryResponse,
 };
-use coral_proto::common::TelemetrySpan;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
@@ -46,13 +48,7 @@ impl AgentService for BusyAgent {
         let latest = self.latest.fetch_add(GROWTH, Ordering::SeqCst) + GROWTH;
         let end = (r.start_seq_id + r.max_records as u64).min(latest);
         let spans = (r.start_seq_id + 1..=end)
-            .map(|seq_id| TelemetrySpan {
-                seq_id,
-                trace_id: format!("{seq_id:032x}"),
-                span_id: format!("{seq_id:016x}"),
-                service_name: "busy".into(),
-                ..Default::default()
-            })
+            .map(|seq_id| kept_span(seq_id, "busy"))
             .collect();
         Ok(Response::new(QueryTelemetryResponse {
             spans,
@@ -128,13 +124,13 @@ async fn a_poll_of_an_agent_that_never_catches_up_still_ends() {
     tokio::task::spawn_blocking(move || writer.join())
         .await
         .unwrap();
-    let conn = duckdb::Connection::open(dir.path().join("colony.duckdb")).unwrap();
-    let (rows, distinct, max): (i64, i64, i64) = conn
-        .query_row(
-            "SELECT count(*), count(DISTINCT seq_id), max(seq_id) FROM trace_spans",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
-        .unwrap();
-    assert_eq!((rows, distinct, max), (60, 60, 60));
+    let rows = |sql| count(dir.path(), sql);
+    assert_eq!(
+        (
+            rows("SELECT count(*) FROM trace_spans"),
+            rows("SELECT count(DISTINCT seq_id) FROM trace_spans"),
+            rows("SELECT max(seq_id) FROM trace_spans"),
+        ),
+        (60, 60, 60)
+    );
 }

@@ -2,12 +2,14 @@
 //! cursor: an agent that moves between being polled and pushing, on the same
 //! data directory, neither stores a row twice nor leaves false gaps.
 
+mod common;
+
 use std::path::Path;
 
+use common::{count, kept_span};
 use coral_colony::store::Database;
 use coral_colony::store::ingest::{Page, Stream};
 use coral_colony::store::writer::{Writer, WriterSender};
-use coral_proto::common::TelemetrySpan;
 
 fn page(stream: Stream, start: u64, max: u64) -> Page {
     Page {
@@ -18,22 +20,11 @@ fn page(stream: Stream, start: u64, max: u64) -> Page {
         max_seq: max,
         buckets: Vec::new(),
         spans: (1..=max)
-            .map(|seq_id| TelemetrySpan {
-                seq_id,
-                trace_id: format!("{seq_id:032x}"),
-                span_id: format!("{seq_id:016x}"),
-                service_name: "checkout".into(),
-                ..Default::default()
-            })
+            .map(|seq_id| kept_span(seq_id, "checkout"))
             .collect(),
         hosts: Vec::new(),
         beyla: Default::default(),
     }
-}
-
-fn count(dir: &Path, sql: &str) -> i64 {
-    let conn = duckdb::Connection::open(dir.join("colony.duckdb")).unwrap();
-    conn.query_row(sql, [], |r| r.get(0)).unwrap()
 }
 
 async fn with_writer<F, Fut>(dir: &Path, work: F)

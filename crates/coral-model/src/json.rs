@@ -8,7 +8,7 @@
 //! Tables share these encodings, so a row can be read by SQL (`json_extract`)
 //! as well as decoded back.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 use coral_proto::common::SampleTrace;
 use coral_proto::otlp::common::v1::AnyValue;
@@ -54,29 +54,32 @@ pub fn otlp_attributes_json(
 }
 
 /// Lists up to this long are de-duplicated by comparing keys pairwise (no
-/// allocation); longer ones through a set, so that a span with a million
-/// attributes costs a million lookups, not a trillion comparisons.
+/// allocation); longer ones through a map of each key's last position, so
+/// that a span with a million attributes costs a million lookups, not a
+/// trillion comparisons.
 const PAIRWISE_MAX: usize = 32;
 
 /// Attributes that a later attribute with the same key does not override,
 /// in their order.
-fn last_of_each_key<'v, 'a>(attrs: &'v [KeyValueView<'a>]) -> Vec<&'v KeyValueView<'a>> {
-    if attrs.len() <= PAIRWISE_MAX {
-        return attrs
+fn last_of_each_key<'v, 'a>(
+    attrs: &'v [KeyValueView<'a>],
+) -> impl Iterator<Item = &'v KeyValueView<'a>> {
+    // Collecting keeps the last position of a repeated key.
+    let last: Option<HashMap<&str, usize>> = (attrs.len() > PAIRWISE_MAX).then(|| {
+        attrs
             .iter()
             .enumerate()
-            .filter(|(i, kv)| !attrs[i + 1..].iter().any(|later| later.key == kv.key))
-            .map(|(_, kv)| kv)
-            .collect();
-    }
-    let mut seen = HashSet::with_capacity(attrs.len());
-    let mut kept: Vec<_> = attrs
+            .map(|(i, kv)| (kv.key, i))
+            .collect()
+    });
+    attrs
         .iter()
-        .rev()
-        .filter(|kv| seen.insert(kv.key))
-        .collect();
-    kept.reverse();
-    kept
+        .enumerate()
+        .filter(move |(i, kv)| match &last {
+            Some(last) => last[kv.key] == *i,
+            None => !attrs[i + 1..].iter().any(|later| later.key == kv.key),
+        })
+        .map(|(_, kv)| kv)
 }
 
 struct Attributes<'a> {

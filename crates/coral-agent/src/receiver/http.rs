@@ -240,18 +240,9 @@ where
             return Err(throttled(encoding, 1));
         };
         let reading = read_body(body, &headers, state.max_bytes, encoding);
-        let Ok(raw) = tokio::time::timeout(state.body_timeout, reading).await else {
-            return Err(Refusal {
-                status: StatusCode::REQUEST_TIMEOUT,
-                message: format!(
-                    "the request body did not arrive within {}s; send it again",
-                    state.body_timeout.as_secs_f64()
-                ),
-                encoding,
-                retry_after: None,
-            });
-        };
-        let raw = raw?;
+        let raw = tokio::time::timeout(state.body_timeout, reading)
+            .await
+            .map_err(|_| timed_out(encoding, state.body_timeout))??;
         let bytes = decompress(raw, &headers, state.max_bytes, encoding)?;
         let request = Req::from_body(encoding, bytes, signal)?;
         match ingest(state.sink.as_ref(), &request) {
@@ -354,6 +345,18 @@ fn bad_request(encoding: Encoding, message: String) -> Refusal {
     Refusal {
         status: StatusCode::BAD_REQUEST,
         message,
+        encoding,
+        retry_after: None,
+    }
+}
+
+fn timed_out(encoding: Encoding, limit: Duration) -> Refusal {
+    Refusal {
+        status: StatusCode::REQUEST_TIMEOUT,
+        message: format!(
+            "the request body did not arrive within {}s; send it again",
+            limit.as_secs_f64()
+        ),
         encoding,
         retry_after: None,
     }

@@ -186,3 +186,59 @@ pub fn export_request(
         }],
     }
 }
+
+/// Both OTLP receivers on port 0, in front of a pipeline whose store queue
+/// holds `queue_spans` kept spans and is never drained (the receiver end is
+/// held here), so tests see exactly what the receivers admit.
+pub struct Receivers {
+    pub pipeline: std::sync::Arc<coral_agent::pipeline::Pipeline>,
+    pub http: std::net::SocketAddr,
+    pub grpc: std::net::SocketAddr,
+    pub stop: tokio_util::sync::CancellationToken,
+    _writer: std::sync::mpsc::Receiver<coral_agent::store::writer::WriteOp>,
+}
+
+/// Starts [`Receivers`] with a message limit and a body timeout.
+pub async fn receivers(
+    queue_spans: usize,
+    max_bytes: usize,
+    body_timeout: std::time::Duration,
+) -> Receivers {
+    use coral_agent::aggregate::{Aggregator, Limits};
+    use coral_agent::filter::StaticFilter;
+    use coral_agent::pipeline::Pipeline;
+    use coral_agent::receiver;
+
+    let (writer, rx) = std::sync::mpsc::channel();
+    let pipeline = std::sync::Arc::new(Pipeline::new(
+        Aggregator::new(Limits {
+            max_operations_per_service: 10,
+            max_services: 10,
+            grace_secs: 0,
+        }),
+        StaticFilter::new(&coral_config::FilterConfig {
+            keep_errors: true,
+            latency_threshold_ms: None,
+            sample_rate: 1.0,
+        }),
+        regex::RegexSet::empty(),
+        queue_spans,
+        writer,
+        std::sync::Arc::new(coral_agent::metrics::Counters::default()),
+    ));
+    let stop = tokio_util::sync::CancellationToken::new();
+    let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (http_addr, grpc_addr) = (http.local_addr().unwrap(), grpc.local_addr().unwrap());
+    let (p, s) = (pipeline.clone(), stop.clone());
+    tokio::spawn(receiver::http::serve(http, p, max_bytes, body_timeout, s));
+    let (p, s) = (pipeline.clone(), stop.clone());
+    tokio::spawn(receiver::grpc::serve(grpc, p, max_bytes, body_timeout, s));
+    Receivers {
+        pipeline,
+        http: http_addr,
+        grpc: grpc_addr,
+        stop,
+        _writer: rx,
+    }
+}

@@ -204,3 +204,14 @@ pub fn count(data_dir: &Path, sql: &str) -> i64 {
     let conn = duckdb::Connection::open(data_dir.join("colony.duckdb")).expect("open colony db");
     conn.query_row(sql, [], |r| r.get(0)).expect("count query")
 }
+
+/// A kept span as an agent pages it: only its seq_id, ids and service set.
+pub fn kept_span(seq_id: u64, service: &str) -> coral_proto::common::TelemetrySpan {
+    coral_proto::common::TelemetrySpan {
+        seq_id,
+        trace_id: format!("{seq_id:032x}"),
+        span_id: format!("{seq_id:016x}"),
+        service_name: service.into(),
+        ..Default::default()
+    }
+}
