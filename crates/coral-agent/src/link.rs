@@ -42,24 +42,54 @@ pub fn client(link: &ColonyLink) -> Result<ColonyClient, TransportError> {
     )
 }
 
-/// The link's state as shown to users.
+/// The link's state as shown to users: the registration's, and in push
+/// modes the last push's when it failed. Heartbeats that succeed while pushes
+/// fail must not hide the failure, so the two are kept apart.
 #[derive(Clone, Default)]
-pub struct LinkState(Arc<Mutex<String>>);
+pub struct LinkState(Arc<Mutex<States>>);
+
+#[derive(Default)]
+struct States {
+    link: String,
+    push_problem: Option<String>,
+}
 
 impl LinkState {
     /// A state with `text`.
     pub fn new(text: &str) -> Self {
-        LinkState(Arc::new(Mutex::new(text.to_owned())))
+        let states = States {
+            link: text.to_owned(),
+            push_problem: None,
+        };
+        LinkState(Arc::new(Mutex::new(states)))
     }
 
-    /// Replaces the state.
+    fn lock(&self) -> std::sync::MutexGuard<'_, States> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Replaces the registration's state.
     pub fn set(&self, text: impl Into<String>) {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = text.into();
+        self.lock().link = text.into();
     }
 
-    /// The current state.
+    /// Records why the last push failed, or (`None`) that it succeeded.
+    pub fn set_push_problem(&self, problem: Option<String>) {
+        self.lock().push_problem = problem;
+    }
+
+    /// The registration's state alone.
+    pub fn link(&self) -> String {
+        self.lock().link.clone()
+    }
+
+    /// The state as shown: the registration's, then the push failure if any.
     pub fn get(&self) -> String {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        let states = self.lock();
+        match &states.push_problem {
+            Some(problem) => format!("{}; {problem}", states.link),
+            None => states.link.clone(),
+        }
     }
 }
 
@@ -144,7 +174,7 @@ pub async fn run(
             }
             Err(status) => {
                 let message = describe(&endpoint, &status);
-                if registered || state.get() != format!("connecting: {message}") {
+                if registered || state.link() != format!("connecting: {message}") {
                     tracing::warn!("{message}");
                 }
                 registered = false;

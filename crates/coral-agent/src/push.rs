@@ -23,6 +23,9 @@ use crate::store::Database;
 use crate::store::read::query_telemetry;
 use crate::store::writer::{WriteOp, WriterSender};
 
+/// How long one `IngestTelemetry` call may take: a page can be large.
+pub const PUSH_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Pushes the outbox until `stop`; a final push is attempted on stop.
 #[allow(clippy::too_many_arguments)]
 pub async fn run(
@@ -79,7 +82,7 @@ pub async fn run(
             max_seq_id: page.max_seq_id,
         };
         let call = client.ingest_telemetry(request);
-        match tokio::time::timeout(crate::link::CALL_TIMEOUT * 3, call).await {
+        match tokio::time::timeout(PUSH_TIMEOUT, call).await {
             Ok(Ok(response)) => {
                 let r = response.into_inner();
                 if r.rejected > 0 {
@@ -87,6 +90,7 @@ pub async fn run(
                 }
                 tracing::debug!(rows, acked = r.acked_seq_id, "outbox pushed");
                 acked = r.acked_seq_id.max(page.max_seq_id);
+                state.set_push_problem(None);
                 let _ = writer.send(WriteOp::Ack(acked));
                 backoff = Duration::from_secs(1);
                 if !page.has_more && sleep_or_stop(&stop, settings.interval).await {
@@ -96,7 +100,7 @@ pub async fn run(
             Ok(Err(status)) => {
                 let message = describe(&endpoint, &status);
                 tracing::warn!(rows, "push failed, rows stay in the outbox: {message}");
-                state.set(format!("push failing: {message}"));
+                state.set_push_problem(Some(format!("push failing: {message}")));
                 if sleep_or_stop(&stop, backoff).await {
                     return;
                 }
@@ -104,6 +108,10 @@ pub async fn run(
             }
             Err(_) => {
                 tracing::warn!(rows, colony = %endpoint, "push timed out, rows stay in the outbox");
+                state.set_push_problem(Some(format!(
+                    "push failing: colony at {endpoint} did not answer within {}s; {rows} rows stay in the outbox — check the colony's load and the network",
+                    PUSH_TIMEOUT.as_secs()
+                )));
                 if sleep_or_stop(&stop, backoff).await {
                     return;
                 }

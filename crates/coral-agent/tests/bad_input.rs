@@ -159,6 +159,30 @@ async fn http_bad_input_gets_spec_statuses_and_the_agent_keeps_serving() {
         .unwrap();
     assert_eq!(ok.status(), 200);
     assert_eq!(ok.headers()["content-type"], "application/json");
+    assert_eq!(ok.bytes().await.unwrap().as_ref(), b"{}");
+
+    // A refused span in OTLP/JSON: the count is a string, as proto3 JSON
+    // writes 64-bit integers.
+    let mixed_json = serde_json::json!({"resourceSpans": [{"scopeSpans": [{"spans": [
+        {"traceId": "7b8efff798038103d269b633813fc60c", "spanId": "aee19b7ec3c1b174",
+         "name": "json-ok", "kind": 2,
+         "startTimeUnixNano": "1700000000000000000", "endTimeUnixNano": "1700000000100000000"},
+        {"traceId": "00000000000000000000000000000000", "spanId": "bee19b7ec3c1b174",
+         "name": "json-zero-trace", "kind": 2,
+         "startTimeUnixNano": "1700000000000000000", "endTimeUnixNano": "1700000000100000000"}
+    ]}]}]});
+    let refused = post(mixed_json.to_string().into_bytes(), "application/json")
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 200);
+    let body: serde_json::Value = serde_json::from_slice(&refused.bytes().await.unwrap()).unwrap();
+    assert_eq!(body["partialSuccess"]["rejectedSpans"], "1", "{body}");
+    assert!(
+        body["partialSuccess"]["errorMessage"]
+            .as_str()
+            .is_some_and(|m| m.contains("json-zero-trace")),
+        "{body}"
+    );
 
     // proto3 JSON leaves out empty lists: `{"arrayValue":{}}` is valid.
     let empty_list = serde_json::json!({"resourceSpans": [{"scopeSpans": [{"spans": [{
@@ -173,8 +197,8 @@ async fn http_bad_input_gets_spec_statuses_and_the_agent_keeps_serving() {
     assert_eq!(ok.status(), 200);
 
     let c = agent.api.counters().to_proto(0);
-    assert_eq!(c.spans_accepted, 4);
-    assert_eq!(c.spans_rejected, 1);
+    assert_eq!(c.spans_accepted, 5);
+    assert_eq!(c.spans_rejected, 2);
     assert_eq!(c.requests_rejected_invalid, 3);
     assert_eq!(c.requests_rejected_too_large, 2);
     agent.shutdown().await;

@@ -70,12 +70,8 @@ impl AgentService for BusyAgent {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_poll_of_an_agent_that_never_catches_up_still_ends() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
+    let (addr, incoming) = common::incoming().await;
     tokio::spawn(async move {
-        let incoming = futures::stream::unfold(listener, |l| async move {
-            Some((l.accept().await.map(|(s, _)| s), l))
-        });
         tonic::transport::Server::builder()
             .add_service(AgentServiceServer::new(BusyAgent::default()))
             .serve_with_incoming(incoming)

@@ -115,23 +115,37 @@ impl Reply for RpcStatus {
     }
 }
 
-macro_rules! serde_reply {
-    ($($t:ty),*) => {$(
+/// The OTLP/JSON form of a response's `partial_success`: `{}` when nothing
+/// was refused (OTLP/JSON leaves out unset fields), and the refused count as a
+/// decimal string, as proto3 JSON writes 64-bit integers.
+fn partial_json(count_field: &str, partial: Option<(i64, &str)>) -> Vec<u8> {
+    let Some((rejected, message)) = partial else {
+        return b"{}".to_vec();
+    };
+    let mut inner = serde_json::Map::new();
+    if rejected != 0 {
+        inner.insert(count_field.into(), rejected.to_string().into());
+    }
+    if !message.is_empty() {
+        inner.insert("errorMessage".into(), message.into());
+    }
+    serde_json::to_vec(&serde_json::json!({ "partialSuccess": inner })).unwrap_or_default()
+}
+
+macro_rules! partial_reply {
+    ($($t:ty => $json_name:literal, $count:ident);* $(;)?) => {$(
         impl Reply for $t {
-            /// `{}` when nothing was refused, as OTLP/JSON omits unset fields.
             fn to_json(&self) -> Vec<u8> {
-                if self.partial_success.is_none() {
-                    return b"{}".to_vec();
-                }
-                serde_json::to_vec(self).unwrap_or_default()
+                let partial = self.partial_success.as_ref();
+                partial_json($json_name, partial.map(|p| (p.$count, p.error_message.as_str())))
             }
         }
     )*};
 }
-serde_reply!(
-    ExportTraceServiceResponse,
-    ExportMetricsServiceResponse,
-    ExportLogsServiceResponse
+partial_reply!(
+    ExportTraceServiceResponse => "rejectedSpans", rejected_spans;
+    ExportMetricsServiceResponse => "rejectedDataPoints", rejected_data_points;
+    ExportLogsServiceResponse => "rejectedLogRecords", rejected_log_records;
 );
 
 fn encode<M: Message + Reply>(encoding: Encoding, message: &M, status: StatusCode) -> Response {

@@ -215,3 +215,17 @@ pub fn kept_span(seq_id: u64, service: &str) -> coral_proto::common::TelemetrySp
         ..Default::default()
     }
 }
+
+/// A listener on 127.0.0.1:0, as the stream of connections a fake gRPC server
+/// serves (`serve_with_incoming`), and its address.
+pub async fn incoming() -> (
+    SocketAddr,
+    impl futures::Stream<Item = std::io::Result<tokio::net::TcpStream>>,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stream = futures::stream::unfold(listener, |l| async move {
+        Some((l.accept().await.map(|(s, _)| s), l))
+    });
+    (addr, stream)
+}
