@@ -51,6 +51,9 @@ counters! {
     spans_filtered,
     /// Kept spans written to the store.
     spans_stored,
+    /// Kept spans stored with attributes or a status message cut to the
+    /// stored limits (string values 2 KiB, attributes 4 KiB, message 1 KiB).
+    spans_attributes_cut,
     /// One-minute buckets written to the store.
     buckets_stored,
     /// Buckets lost because a write failed.

@@ -15,7 +15,7 @@
 //! `http.status_code`, `db.system.name`/`db.system`, ...). Attribute values
 //! keep their OTLP types.
 
-use coral_model::SpanKind;
+use coral_model::{AttributeLimits, SpanKind};
 use coral_proto::common::TelemetrySpan;
 use coral_proto::otlp::trace::v1::status::StatusCode;
 use coral_proto::otlp_wire::{KeyValueView, SpanDetail, SpanView, ValueView};
@@ -140,7 +140,9 @@ fn string_of(attrs: &[KeyValueView<'_>], keys: &[&str]) -> String {
 /// Builds the stored form of a kept span from its view and its
 /// [`SpanDetail`]. `seq_id` and `keep_reason` are set by the caller;
 /// `resource_json` is [`attributes_json`] of the span's resource, computed
-/// once per resource.
+/// once per resource. The flag is true when the span's attributes or status
+/// message were cut to the stored limits ([`KEPT_ATTRIBUTES`],
+/// [`MAX_STATUS_MESSAGE_BYTES`]).
 pub fn to_telemetry_span(
     service: &str,
     resource_json: &str,
@@ -148,20 +150,22 @@ pub fn to_telemetry_span(
     detail: &SpanDetail<'_>,
     facts: &SpanFacts,
     scrub: &RegexSet,
-) -> TelemetrySpan {
+) -> (TelemetrySpan, bool) {
     let attrs = &detail.attributes;
     let (status_code, status_message) = match span.status_code {
         c if c == StatusCode::Error as i32 => ("ERROR", detail.status_message),
         c if c == StatusCode::Ok as i32 => ("OK", detail.status_message),
         _ => ("UNSET", ""),
     };
+    let (status_message, message_cut) = cut_text(status_message, MAX_STATUS_MESSAGE_BYTES);
+    let (attributes_json, attributes_cut) = attributes_json(attrs, scrub);
     let http_route = string_of(attrs, &["http.route"]);
     let http_route = if http_route.is_empty() {
         string_of(attrs, &["url.path", "http.target"])
     } else {
         http_route
     };
-    TelemetrySpan {
+    let span = TelemetrySpan {
         seq_id: 0,
         trace_id: hex::encode(facts.trace_id),
         span_id: hex::encode(span.span_id),
@@ -181,7 +185,7 @@ pub fn to_telemetry_span(
         http_method: string_of(attrs, &["http.request.method", "http.method"]),
         http_route,
         keep_reason: String::new(),
-        attributes_json: attributes_json(attrs, scrub),
+        attributes_json,
         resource_json: resource_json.to_owned(),
         rpc_system: string_of(attrs, &["rpc.system.name", "rpc.system"]),
         rpc_service: string_of(attrs, &["rpc.service"]),
@@ -199,15 +203,45 @@ pub fn to_telemetry_span(
                 "db.mongodb.collection",
             ],
         ),
-    }
+    };
+    (span, message_cut || attributes_cut)
 }
 
+/// What a kept span, and a resource, store of their attributes: string values
+/// are cut to 2 KiB, and attributes past 4 KiB of JSON are left out. DuckDB
+/// reads and checkpoints a column 2,048 rows at a time, so the widest rows
+/// bound the store's memory: within these limits a column of kept spans
+/// stays within the store's 32 MB budget, where rows of tens of KiB each made
+/// checkpoints fail and the database unusable until a restart, and rows of
+/// 8 KiB made reads of freshly written rows fail.
+pub const KEPT_ATTRIBUTES: AttributeLimits = AttributeLimits {
+    value_bytes: 2 * 1024,
+    total_bytes: 4 * 1024,
+};
+
+/// A kept span's status message is cut to this many bytes.
+pub const MAX_STATUS_MESSAGE_BYTES: usize = 1024;
+
 /// Encodes attributes (a span's or a resource's) as a JSON object whose
-/// values keep their OTLP types; values of keys matching `scrub` are replaced
-/// by [`REDACTED`].
-pub fn attributes_json(attrs: &[KeyValueView<'_>], scrub: &RegexSet) -> String {
+/// values keep their OTLP types, within [`KEPT_ATTRIBUTES`]; values of keys
+/// matching `scrub` are replaced by [`REDACTED`]. The flag is true when
+/// something was cut or left out.
+pub fn attributes_json(attrs: &[KeyValueView<'_>], scrub: &RegexSet) -> (String, bool) {
     let redact = |key: &str| !scrub.is_empty() && scrub.is_match(key);
-    coral_model::otlp_attributes_json(attrs, &redact, REDACTED)
+    coral_model::otlp_attributes_json_within(attrs, &redact, REDACTED, KEPT_ATTRIBUTES)
+}
+
+/// `text` cut to at most `limit` bytes at a character boundary; the flag is
+/// true when it was cut.
+fn cut_text(text: &str, limit: usize) -> (&str, bool) {
+    if text.len() <= limit {
+        return (text, false);
+    }
+    let mut end = limit;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    (&text[..end], true)
 }
 
 #[cfg(test)]
@@ -244,7 +278,7 @@ mod tests {
         let view = TraceExportView::parse(&bytes).unwrap();
         let detail = coral_proto::otlp_wire::span_detail(view.spans[0].raw).unwrap();
         let facts = SpanFacts::of(&view.spans[0]).unwrap();
-        to_telemetry_span("checkout", "{}", &view.spans[0], &detail, &facts, scrub)
+        to_telemetry_span("checkout", "{}", &view.spans[0], &detail, &facts, scrub).0
     }
 
     fn kv(key: &str, v: Value) -> KeyValue {
@@ -351,5 +385,41 @@ mod tests {
         assert_eq!(attrs["user.email"], REDACTED);
         assert_eq!(attrs["ratio"], 0.5);
         assert_eq!(attrs["flag"], true);
+    }
+
+    #[test]
+    fn long_attributes_and_messages_are_cut_and_flagged() {
+        let mut long = span(
+            2,
+            vec![
+                kv("db.statement", Value::StringValue("x".repeat(10_000))),
+                kv("small", Value::IntValue(1)),
+            ],
+            Some(StatusCode::Error as i32),
+        );
+        long.status.as_mut().unwrap().message = "m".repeat(5_000);
+        let bytes = export(&long);
+        let view = TraceExportView::parse(&bytes).unwrap();
+        let detail = coral_proto::otlp_wire::span_detail(view.spans[0].raw).unwrap();
+        let facts = SpanFacts::of(&view.spans[0]).unwrap();
+        let none = RegexSet::empty();
+        let (stored, cut) =
+            to_telemetry_span("checkout", "{}", &view.spans[0], &detail, &facts, &none);
+        assert!(cut);
+        assert_eq!(stored.status_message.len(), MAX_STATUS_MESSAGE_BYTES);
+        let attrs: serde_json::Value = serde_json::from_str(&stored.attributes_json).unwrap();
+        assert_eq!(
+            attrs["db.statement"].as_str().unwrap().len(),
+            KEPT_ATTRIBUTES.value_bytes
+        );
+        assert_eq!(attrs["small"], 1);
+
+        let plain = span(2, vec![kv("small", Value::IntValue(1))], None);
+        let bytes = export(&plain);
+        let view = TraceExportView::parse(&bytes).unwrap();
+        let detail = coral_proto::otlp_wire::span_detail(view.spans[0].raw).unwrap();
+        let facts = SpanFacts::of(&view.spans[0]).unwrap();
+        let (_, cut) = to_telemetry_span("checkout", "{}", &view.spans[0], &detail, &facts, &none);
+        assert!(!cut);
     }
 }

@@ -197,7 +197,7 @@ impl Pipeline {
                         .map_err(|_| Invalid::Encoding)?
                         .unwrap_or_default();
                     resources[span.resource] =
-                        Some(normalize::attributes_json(&attributes, &self.scrub));
+                        Some(normalize::attributes_json(&attributes, &self.scrub).0);
                 }
                 Ok((facts, Some((detail, reason))))
             });
@@ -246,12 +246,13 @@ impl Pipeline {
         }
 
         let mut spans = Vec::with_capacity(kept);
+        let mut cut = 0;
         for a in accepted {
             let Some((detail, reason)) = a.kept else {
                 continue;
             };
             let span = &view.spans[a.span];
-            let mut t = normalize::to_telemetry_span(
+            let (mut t, was_cut) = normalize::to_telemetry_span(
                 service(span.resource),
                 resources[span.resource].as_deref().unwrap_or("{}"),
                 span,
@@ -259,6 +260,7 @@ impl Pipeline {
                 &a.facts,
                 &self.scrub,
             );
+            cut += u64::from(was_cut);
             t.keep_reason = reason.as_str().to_owned();
             spans.push(t);
         }
@@ -268,6 +270,7 @@ impl Pipeline {
         Counters::add(&self.counters.spans_accepted, accepted_count);
         Counters::add(&self.counters.spans_rejected, rejected);
         Counters::add(&self.counters.spans_filtered, accepted_count - kept as u64);
+        Counters::add(&self.counters.spans_attributes_cut, cut);
         if !spans.is_empty() && self.writer.send(WriteOp::Spans(spans, permit)).is_err() {
             Counters::add(&self.counters.spans_dropped, kept as u64);
             return Err(IngestError::ShuttingDown);

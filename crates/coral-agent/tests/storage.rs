@@ -8,10 +8,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use coral_agent::metrics::Counters;
 use coral_agent::store::Database;
 use coral_agent::store::beyla::BeylaRows;
-use coral_agent::store::read::{MAX_RECORDS, query_telemetry};
 use coral_agent::store::writer::{WriteOp, Writer};
-use coral_proto::agent::{QueryBeylaMetricsRequest, QueryTelemetryRequest};
-use coral_proto::common::{BeylaHttpMetric, BeylaTraceSpan, TelemetrySpan};
+use coral_proto::agent::QueryBeylaMetricsRequest;
+use coral_proto::common::{BeylaHttpMetric, BeylaTraceSpan};
 
 use coral_proto::otlp::collector::trace::v1::ExportTraceServiceRequest;
 use coral_proto::otlp::collector::trace::v1::trace_service_client::TraceServiceClient;
@@ -174,65 +173,6 @@ async fn retention_removes_old_rows_and_keeps_recent_ones() {
         .unwrap();
     assert_eq!(resources.len(), 1, "{resources:?}");
     assert!(resources[0].contains(r#""service.name":"new""#));
-}
-
-/// The largest `QueryTelemetry` page (`MAX_RECORDS` spans with ~1.3 KB of
-/// attribute JSON each, ~65 MB of rows) is read within the store's DuckDB
-/// memory limit, which is well below the page's size.
-#[test]
-fn a_full_page_of_wide_spans_reads_within_the_memory_limit() {
-    let dir = tempfile::tempdir().unwrap();
-    let (db, conn) = Database::open(dir.path()).unwrap();
-    let (writer, tx) = Writer::start(conn, db.clone(), Arc::new(Counters::default())).unwrap();
-    let start_ns = now_ns() as i64;
-    let mut state = 0x2545_f491_4f6c_dd1d_u64;
-    let total = MAX_RECORDS + 1;
-    for chunk in 0..total.div_ceil(10_000) {
-        let spans = (chunk * 10_000..((chunk + 1) * 10_000).min(total))
-            .map(|i| {
-                // Incompressible text, as real attribute values mostly are.
-                let noise: String = (0..80)
-                    .map(|_| {
-                        state ^= state << 13;
-                        state ^= state >> 7;
-                        state ^= state << 17;
-                        format!("{:016x}", state)
-                    })
-                    .collect::<Vec<_>>()
-                    .join("");
-                TelemetrySpan {
-                    trace_id: format!("{i:032x}"),
-                    span_id: format!("{i:016x}"),
-                    service_name: "wide".into(),
-                    span_name: "GET /x".into(),
-                    span_kind: "SERVER".into(),
-                    start_time_unix_nano: start_ns,
-                    attributes_json: format!(r#"{{"noise":"{noise}"}}"#),
-                    resource_json: "{}".into(),
-                    ..Default::default()
-                }
-            })
-            .collect();
-        tx.send(WriteOp::Spans(spans, None)).unwrap();
-    }
-    drop(tx);
-    writer.join();
-    assert_eq!(db.latest_seq(), total as u64);
-
-    let page = query_telemetry(
-        &db,
-        "agent",
-        &QueryTelemetryRequest {
-            service_names: vec![],
-            start_seq_id: 0,
-            max_records: MAX_RECORDS as i32,
-        },
-    )
-    .expect("a full page reads within the memory limit");
-    assert_eq!(page.spans.len(), MAX_RECORDS);
-    assert!(page.has_more);
-    assert_eq!(page.max_seq_id, MAX_RECORDS as u64);
-    assert!(page.spans.iter().all(|s| s.attributes_json.len() > 1_280));
 }
 
 /// Beyla rows are read in windows too: pages that span several windows and

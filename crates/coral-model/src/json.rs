@@ -32,7 +32,7 @@ pub fn string_map_from_json(json: &str) -> HashMap<String, String> {
 /// used by profiles) is `null`.
 pub fn otlp_value_to_json(v: Option<&AnyValue>) -> serde_json::Value {
     let view = v.and_then(ValueView::from_any);
-    serde_json::to_value(Typed(view.as_ref())).unwrap_or(serde_json::Value::Null)
+    serde_json::to_value(TypedValue::new(view.as_ref())).unwrap_or(serde_json::Value::Null)
 }
 
 /// OTLP attributes (read in place from the wire, or borrowed from decoded
@@ -45,12 +45,80 @@ pub fn otlp_attributes_json(
     redact: &dyn Fn(&str) -> bool,
     redacted: &str,
 ) -> String {
-    serde_json::to_string(&Attributes {
+    otlp_attributes_json_within(attrs, redact, redacted, AttributeLimits::NONE).0
+}
+
+/// How much of an attribute list [`otlp_attributes_json_within`] keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttributeLimits {
+    /// String values (and bytes, as hex) longer than this are cut at a
+    /// character boundary, in nested lists too.
+    pub value_bytes: usize,
+    /// Attributes that would take the object past about this many bytes are
+    /// left out (whole: an attribute is kept entire or not at all).
+    pub total_bytes: usize,
+}
+
+impl AttributeLimits {
+    /// Everything is kept.
+    pub const NONE: AttributeLimits = AttributeLimits {
+        value_bytes: usize::MAX,
+        total_bytes: usize::MAX,
+    };
+}
+
+/// [`otlp_attributes_json`] within `limits`; the flag is true when a value
+/// was cut or an attribute left out.
+pub fn otlp_attributes_json_within(
+    attrs: &[KeyValueView<'_>],
+    redact: &dyn Fn(&str) -> bool,
+    redacted: &str,
+    limits: AttributeLimits,
+) -> (String, bool) {
+    let object = Attributes {
         attrs,
         redact,
         redacted,
-    })
-    .unwrap_or_else(|_| "{}".into())
+        limits,
+        cut: std::cell::Cell::new(false),
+    };
+    let text = serde_json::to_string(&object).unwrap_or_else(|_| "{}".into());
+    (text, object.cut.get())
+}
+
+/// The JSON bytes `value` takes within `limit` per string, roughly.
+fn json_len(value: Option<&ValueView<'_>>, limit: usize) -> usize {
+    match value {
+        Some(ValueView::String(v)) => v.len().min(limit) + 2,
+        Some(ValueView::Bytes(b)) => (2 * b.len()).min(limit) + 2,
+        Some(ValueView::Array(values)) => {
+            values
+                .iter()
+                .map(|v| json_len(v.as_ref(), limit) + 1)
+                .sum::<usize>()
+                + 2
+        }
+        Some(ValueView::KvList(values)) => {
+            values
+                .iter()
+                .map(|kv| kv.key.len() + 4 + json_len(kv.value.as_ref(), limit))
+                .sum::<usize>()
+                + 2
+        }
+        _ => 24,
+    }
+}
+
+/// `text` cut to at most `limit` bytes, at a character boundary.
+fn cut_to(text: &str, limit: usize) -> &str {
+    if text.len() <= limit {
+        return text;
+    }
+    let mut end = limit;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 /// Lists up to this long are de-duplicated by comparing keys pairwise (no
@@ -86,16 +154,38 @@ struct Attributes<'a> {
     attrs: &'a [KeyValueView<'a>],
     redact: &'a dyn Fn(&str) -> bool,
     redacted: &'a str,
+    limits: AttributeLimits,
+    /// Set when something was cut or left out.
+    cut: std::cell::Cell<bool>,
 }
 
 impl Serialize for Attributes<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let AttributeLimits {
+            value_bytes,
+            total_bytes,
+        } = self.limits;
         let mut map = s.serialize_map(None)?;
+        let mut used = 2;
         for kv in last_of_each_key(self.attrs) {
-            if (self.redact)(kv.key) {
+            let redact = (self.redact)(kv.key);
+            let len = kv.key.len()
+                + 4
+                + if redact {
+                    self.redacted.len() + 2
+                } else {
+                    json_len(kv.value.as_ref(), value_bytes)
+                };
+            if used + len > total_bytes {
+                self.cut.set(true);
+                continue;
+            }
+            used += len;
+            if redact {
                 map.serialize_entry(kv.key, self.redacted)?;
             } else {
-                map.serialize_entry(kv.key, &Typed(kv.value.as_ref()))?;
+                let value = TypedValue::new(kv.value.as_ref()).within(value_bytes, &self.cut);
+                map.serialize_entry(kv.key, &value)?;
             }
         }
         map.end()
@@ -103,30 +193,72 @@ impl Serialize for Attributes<'_> {
 }
 
 /// One OTLP value with its type kept (the one mapping behind both
-/// [`otlp_value_to_json`] and [`otlp_attributes_json`]).
-struct Typed<'v, 'a>(Option<&'v ValueView<'a>>);
+/// [`otlp_value_to_json`] and [`otlp_attributes_json`]), strings cut to
+/// `limit` bytes (recording the cut in `cut`).
+struct TypedValue<'v, 'a, 'c> {
+    value: Option<&'v ValueView<'a>>,
+    limit: usize,
+    cut: Option<&'c std::cell::Cell<bool>>,
+}
 
-impl Serialize for Typed<'_, '_> {
+impl<'v, 'a> TypedValue<'v, 'a, 'static> {
+    /// `value` whole.
+    fn new(value: Option<&'v ValueView<'a>>) -> Self {
+        TypedValue {
+            value,
+            limit: usize::MAX,
+            cut: None,
+        }
+    }
+}
+
+impl<'v, 'a> TypedValue<'v, 'a, '_> {
+    fn within<'c>(self, limit: usize, cut: &'c std::cell::Cell<bool>) -> TypedValue<'v, 'a, 'c> {
+        TypedValue {
+            value: self.value,
+            limit,
+            cut: Some(cut),
+        }
+    }
+
+    fn nested<'w, 'b>(&self, value: Option<&'w ValueView<'b>>) -> TypedValue<'w, 'b, '_> {
+        TypedValue {
+            value,
+            limit: self.limit,
+            cut: self.cut,
+        }
+    }
+
+    fn cut_str<'t>(&self, text: &'t str) -> &'t str {
+        let kept = cut_to(text, self.limit);
+        if let Some(cut) = self.cut.filter(|_| kept.len() < text.len()) {
+            cut.set(true);
+        }
+        kept
+    }
+}
+
+impl Serialize for TypedValue<'_, '_, '_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self.0 {
+        match self.value {
             None | Some(ValueView::Strindex(_)) => s.serialize_unit(),
-            Some(ValueView::String(v)) => s.serialize_str(v),
+            Some(ValueView::String(v)) => s.serialize_str(self.cut_str(v)),
             Some(ValueView::Bool(b)) => s.serialize_bool(*b),
             Some(ValueView::Int(i)) => s.serialize_i64(*i),
             Some(ValueView::Double(d)) if d.is_finite() => s.serialize_f64(*d),
             Some(ValueView::Double(_)) => s.serialize_unit(),
-            Some(ValueView::Bytes(b)) => s.serialize_str(&hex::encode(b)),
+            Some(ValueView::Bytes(b)) => s.serialize_str(self.cut_str(&hex::encode(b))),
             Some(ValueView::Array(values)) => {
                 let mut seq = s.serialize_seq(Some(values.len()))?;
                 for v in values {
-                    seq.serialize_element(&Typed(v.as_ref()))?;
+                    seq.serialize_element(&self.nested(v.as_ref()))?;
                 }
                 seq.end()
             }
             Some(ValueView::KvList(values)) => {
                 let mut map = s.serialize_map(None)?;
                 for kv in last_of_each_key(values) {
-                    map.serialize_entry(kv.key, &Typed(kv.value.as_ref()))?;
+                    map.serialize_entry(kv.key, &self.nested(kv.value.as_ref()))?;
                 }
                 map.end()
             }
@@ -224,6 +356,54 @@ mod tests {
         assert_eq!(parsed["i"], 8, "the last duplicate wins");
         assert_eq!(parsed["map"]["x"], 2);
         assert!(text.starts_with(r#"{"s":"#), "original key order: {text}");
+    }
+
+    #[test]
+    fn limits_cut_long_values_and_leave_out_what_does_not_fit() {
+        let limits = AttributeLimits {
+            value_bytes: 10,
+            total_bytes: 60,
+        };
+        let within = |attrs: &[KeyValue]| {
+            let views: Vec<_> = attrs.iter().map(KeyValueView::from_kv).collect();
+            let (text, cut) = otlp_attributes_json_within(&views, &|_| false, "", limits);
+            (
+                serde_json::from_str::<serde_json::Value>(&text).unwrap(),
+                cut,
+            )
+        };
+        // Nothing over the limits: untouched, and not flagged.
+        let (small, cut) = within(&[kv("a", Value::StringValue("short".into()))]);
+        assert_eq!((small["a"].as_str(), cut), (Some("short"), false));
+        // A long value is cut at a character boundary (é is 2 bytes), in
+        // nested lists too.
+        let nested = Value::ArrayValue(ArrayValue {
+            values: vec![AnyValue {
+                value: Some(Value::StringValue("y".repeat(40))),
+            }],
+        });
+        let (json, cut) = within(&[
+            kv(
+                "s",
+                Value::StringValue(format!("abcdefghi{}", "é".repeat(5))),
+            ),
+            kv("arr", nested),
+        ]);
+        assert!(cut);
+        assert_eq!(json["s"], "abcdefghi");
+        assert_eq!(json["arr"][0], "y".repeat(10));
+        // Attributes past the total are left out whole; a later one that
+        // still fits is kept.
+        let (json, cut) = within(&[
+            kv("first", Value::StringValue("0123456789".into())),
+            kv("second", Value::StringValue("0123456789".into())),
+            kv("third", Value::StringValue("0123456789".into())),
+            kv("e", Value::StringValue("z".into())),
+        ]);
+        assert!(cut);
+        assert_eq!(json.as_object().unwrap().len(), 3, "{json}");
+        assert!(json.get("third").is_none(), "{json}");
+        assert_eq!(json["e"], "z");
     }
 
     #[test]

@@ -30,8 +30,8 @@ pub use bucket::{Bucket, BucketKey, OVERFLOW_OPERATION, SpanKind, minute_of};
 pub use error::ModelError;
 pub use histogram::{Histogram, Quantile};
 pub use json::{
-    otlp_attributes_json, otlp_value_to_json, samples_from_json, samples_to_json,
-    string_map_from_json, string_map_to_json,
+    AttributeLimits, otlp_attributes_json, otlp_attributes_json_within, otlp_value_to_json,
+    samples_from_json, samples_to_json, string_map_from_json, string_map_to_json,
 };
 pub use sketch::{DEFAULT_RELATIVE_ACCURACY, DurationSketch, MAX_BINS, MIN_INDEXABLE_MS};
 pub use stats::{MAX_SAMPLES, Sample, Samples, Stats};

@@ -7,6 +7,7 @@
 //!   transaction per batch (group commit), assigns `seq_id`s and runs retention;
 //! - **reads** ([`read`]) use cloned connections on the blocking thread pool.
 
+mod append;
 pub mod beyla;
 pub mod beyla_read;
 mod migrate;

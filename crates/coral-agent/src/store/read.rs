@@ -19,8 +19,19 @@ pub const DEFAULT_MAX_RECORDS: usize = 10_000;
 /// Upper bound on rows per response.
 pub const MAX_RECORDS: usize = 50_000;
 
+/// Encoded bytes of rows one page carries at most (its last row may go over).
+/// Far below what a colony accepts in one message (256 MiB pulled, 64 MiB
+/// pushed): a page of unusually wide rows ends early, with `has_more`, rather
+/// than failing every read. A page always holds its first row, so the cursor
+/// always moves.
+pub const MAX_PAGE_BYTES: usize = 32 << 20;
+
 /// Rows of a page read by one query of wide rows (see [`read_windows`]).
-const READ_WINDOW: usize = 4_096;
+/// DuckDB materialises a result, and works on 2,048 rows at a time; kept
+/// spans hold at most [`crate::normalize::KEPT_ATTRIBUTES`] of attributes, so
+/// 512 of them stay well within the store's memory limit (1,024 at the limit,
+/// sorted by DuckDB, did not).
+const READ_WINDOW: usize = 512;
 
 /// Splits the page `(start, max_seq]`, whose rows have the sorted seq_ids
 /// `page_ids`, into consecutive `(lower, upper]` windows of at most
@@ -150,19 +161,61 @@ pub fn query_telemetry(
     let mut range_args = args.clone();
     range_args.insert(1, Value::UBigInt(max_seq));
     response.buckets = read_buckets(&conn, agent_id, &filter, &range_args)?;
-    // Spans are wide (attribute and resource JSON): a window at a time.
+    if with_hosts {
+        response.host_metrics = read_hosts(&conn, start, max_seq)?;
+    }
+    // Spans are wide (attribute and resource JSON): a window at a time, and
+    // no further than the byte budget.
+    let mut bytes: usize = response.buckets.iter().map(framed_len).sum::<usize>()
+        + response.host_metrics.iter().map(framed_len).sum::<usize>();
     for (lower, upper) in page.windows() {
         let mut window_args = args.clone();
         window_args[0] = Value::UBigInt(lower);
         window_args.insert(1, Value::UBigInt(upper));
-        response
-            .spans
-            .extend(read_spans(&conn, &filter, &window_args)?);
-    }
-    if with_hosts {
-        response.host_metrics = read_hosts(&conn, start, max_seq)?;
+        let spans = read_spans(&conn, &filter, &window_args)?;
+        bytes += spans.iter().map(framed_len).sum::<usize>();
+        response.spans.extend(spans);
+        if bytes > MAX_PAGE_BYTES {
+            end_within_budget(&mut response, upper);
+            break;
+        }
     }
     Ok(response)
+}
+
+/// A row's bytes in a response: its encoding and its field's tag and length.
+fn framed_len<M: Message>(row: &M) -> usize {
+    let len = row.encoded_len();
+    len + 1 + prost::encoding::encoded_len_varint(len as u64)
+}
+
+/// Ends `page`, whose rows up to `read_to` are all read and over
+/// [`MAX_PAGE_BYTES`], at its last row within the budget (its first row at
+/// least): rows after it are dropped and read again from the new cursor.
+fn end_within_budget(page: &mut QueryTelemetryResponse, read_to: u64) {
+    let mut rows: Vec<(u64, usize)> = page
+        .buckets
+        .iter()
+        .map(|b| (b.seq_id, framed_len(b)))
+        .chain(page.spans.iter().map(|s| (s.seq_id, framed_len(s))))
+        .chain(page.host_metrics.iter().map(|h| (h.seq_id, framed_len(h))))
+        .filter(|(seq, _)| *seq <= read_to)
+        .collect();
+    rows.sort_unstable_by_key(|r| r.0);
+    let mut end = read_to;
+    let mut total = 0;
+    for (i, &(seq, len)) in rows.iter().enumerate() {
+        total += len;
+        if total > MAX_PAGE_BYTES {
+            end = if i == 0 { seq } else { rows[i - 1].0 };
+            break;
+        }
+    }
+    page.buckets.retain(|b| b.seq_id <= end);
+    page.spans.retain(|s| s.seq_id <= end);
+    page.host_metrics.retain(|h| h.seq_id <= end);
+    page.max_seq_id = end;
+    page.has_more = true;
 }
 
 fn service_filter(services: &[String]) -> (String, Vec<Value>) {
@@ -265,10 +318,10 @@ fn read_spans(
          rpc_system, rpc_service, rpc_method, grpc_status_code, db_system, db_operation, \
          db_collection \
          FROM otel_spans_local LEFT JOIN otel_resources_local r USING (resource_id) \
-         WHERE seq_id > ? AND seq_id <= ? {filter} ORDER BY seq_id"
+         WHERE seq_id > ? AND seq_id <= ? {filter}"
     );
     let mut stmt = conn.prepare(&sql)?;
-    let spans = stmt
+    let mut spans = stmt
         .query_map(params_from_iter(args.iter()), |row| {
             Ok(TelemetrySpan {
                 seq_id: row.get(0)?,
@@ -298,7 +351,10 @@ fn read_spans(
                 db_collection: row.get(24)?,
             })
         })?
-        .collect::<Result<_, _>>()?;
+        .collect::<Result<Vec<_>, _>>()?;
+    // Sorted here: a sort in DuckDB holds the whole window's text in its
+    // memory budget a second time.
+    spans.sort_unstable_by_key(|s| s.seq_id);
     Ok(spans)
 }
 
@@ -344,12 +400,13 @@ mod tests {
 
     #[test]
     fn windows_cover_the_page_without_gaps_or_overlap() {
-        let ids: Vec<u64> = (1..=10_000).map(|i| i * 3).collect();
-        let windows: Vec<_> = read_windows(&ids, 0, 30_005).collect();
-        assert_eq!(
-            windows,
-            vec![(0, ids[4095]), (ids[4095], ids[8191]), (ids[8191], 30_005)]
-        );
+        let ids: Vec<u64> = (1..=(2 * READ_WINDOW as u64 + 500))
+            .map(|i| i * 3)
+            .collect();
+        let last = *ids.last().unwrap() + 2;
+        let windows: Vec<_> = read_windows(&ids, 0, last).collect();
+        let (w1, w2) = (ids[READ_WINDOW - 1], ids[2 * READ_WINDOW - 1]);
+        assert_eq!(windows, vec![(0, w1), (w1, w2), (w2, last)]);
         for id in &ids {
             let holding = windows.iter().filter(|(lo, hi)| lo < id && id <= hi);
             assert_eq!(holding.count(), 1, "seq_id {id}");

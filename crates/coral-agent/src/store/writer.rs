@@ -22,6 +22,7 @@ use std::time::Instant;
 
 use tokio::sync::OwnedSemaphorePermit;
 
+use super::append::{MAX_TRANSACTION_BYTES, Rows, span_bytes, store_rows};
 use super::beyla::BeylaRows;
 use super::resources::Resources;
 use super::{Database, StoreError};
@@ -130,6 +131,7 @@ fn run(mut conn: Connection, db: Arc<Database>, counters: Arc<Counters>, rx: Rec
         }
         let Batch {
             spans,
+            span_bytes: _,
             buckets,
             hosts,
             beyla,
@@ -156,34 +158,13 @@ fn run(mut conn: Connection, db: Arc<Database>, counters: Arc<Counters>, rx: Rec
             }
         }
         if !spans.is_empty() || !buckets.is_empty() || !hosts.is_empty() {
-            match write_batch(
-                &mut conn,
-                &mut resources,
-                next_seq,
-                &spans,
-                &buckets,
-                &hosts,
-            ) {
-                Ok(next) => {
-                    next_seq = next;
-                    db.set_latest_seq(next - 1);
-                    counters
-                        .spans_stored
-                        .fetch_add(spans.len() as u64, Ordering::Relaxed);
-                    counters
-                        .buckets_stored
-                        .fetch_add(buckets.len() as u64, Ordering::Relaxed);
-                }
-                Err(error) => {
-                    counters
-                        .spans_dropped
-                        .fetch_add(spans.len() as u64, Ordering::Relaxed);
-                    counters
-                        .buckets_dropped
-                        .fetch_add(buckets.len() as u64, Ordering::Relaxed);
-                    tracing::error!(%error, spans = spans.len(), buckets = buckets.len(), "agent store write failed, batch lost");
-                }
-            }
+            let rows = Rows {
+                spans: &spans,
+                buckets: &buckets,
+                hosts: &hosts,
+            };
+            next_seq = store_rows(&mut conn, &mut resources, next_seq, rows, &counters);
+            db.set_latest_seq(next_seq - 1);
         }
         drop(permits);
         if let Some(acked) = ack {
@@ -216,6 +197,8 @@ fn run(mut conn: Connection, db: Arc<Database>, counters: Arc<Counters>, rx: Rec
 #[derive(Default)]
 struct Batch {
     spans: Vec<TelemetrySpan>,
+    /// [`span_bytes`] of `spans`.
+    span_bytes: usize,
     buckets: Vec<Bucket>,
     hosts: Vec<HostMetrics>,
     beyla: BeylaRows,
@@ -229,11 +212,13 @@ impl Batch {
     /// Holds as many rows as one transaction takes.
     fn full(&self) -> bool {
         self.spans.len() + self.buckets.len() >= MAX_BATCH_ROWS
+            || self.span_bytes >= MAX_TRANSACTION_BYTES
     }
 
     fn absorb(&mut self, op: WriteOp) {
         match op {
             WriteOp::Spans(mut spans, permit) => {
+                self.span_bytes += spans.iter().map(span_bytes).sum::<usize>();
                 self.spans.append(&mut spans);
                 self.permits.extend(permit);
             }
@@ -247,134 +232,14 @@ impl Batch {
     }
 }
 
-fn micros(t: SystemTime) -> i64 {
+pub(super) fn micros(t: SystemTime) -> i64 {
     t.duration_since(UNIX_EPOCH)
         .unwrap_or(Duration::ZERO)
         .as_micros() as i64
 }
 
-fn ts(micros: i64) -> Value {
+pub(super) fn ts(micros: i64) -> Value {
     Value::Timestamp(TimeUnit::Microsecond, micros)
-}
-
-/// Appends one batch in a transaction; returns the next free seq_id.
-fn write_batch(
-    conn: &mut Connection,
-    resources: &mut Resources,
-    mut seq: u64,
-    spans: &[TelemetrySpan],
-    buckets: &[Bucket],
-    hosts: &[HostMetrics],
-) -> Result<u64, duckdb::Error> {
-    let tx = conn.transaction()?;
-    let (resource_ids, fresh) = resources.assign(&tx, spans, seq)?;
-    {
-        let mut app = tx.appender("otel_spans_local")?;
-        for (s, resource_id) in spans.iter().zip(resource_ids) {
-            let start_us = s.start_time_unix_nano / 1_000;
-            let http_status = (s.http_status_code != 0).then_some(s.http_status_code);
-            app.append_row(params![
-                seq,
-                s.trace_id,
-                s.span_id,
-                s.parent_span_id,
-                s.service_name,
-                s.span_name,
-                s.span_kind,
-                ts(start_us),
-                s.start_time_unix_nano,
-                s.duration_us,
-                s.is_error,
-                s.status_code,
-                s.status_message,
-                http_status,
-                s.http_method,
-                s.http_route,
-                s.rpc_system,
-                s.rpc_service,
-                s.rpc_method,
-                s.grpc_status_code,
-                s.db_system,
-                s.db_operation,
-                s.db_collection,
-                s.keep_reason,
-                s.attributes_json,
-                resource_id,
-            ])?;
-            seq += 1;
-        }
-        app.flush()?;
-    }
-    if !buckets.is_empty() {
-        let now = micros(SystemTime::now());
-        let mut bucket_app = tx.appender("otel_buckets_local")?;
-        let mut op_app = tx.appender("otel_operations_local")?;
-        for bucket in buckets {
-            let p = bucket.to_proto("", seq);
-            bucket_app.append_row(params![
-                seq,
-                ts(p.bucket_time * 1_000_000),
-                p.service_name,
-                p.span_kind,
-                p.total_spans,
-                p.error_count,
-                p.p50_ms,
-                p.p95_ms,
-                p.p99_ms,
-                p.min_ms,
-                p.max_ms,
-                p.sum_ms,
-                coral_model::samples_to_json(&p.samples),
-                encode_sketch(p.sketch.as_ref()),
-                ts(now),
-            ])?;
-            for op in &p.operations {
-                op_app.append_row(params![
-                    seq,
-                    op.operation,
-                    op.total_spans,
-                    op.error_count,
-                    op.p50_ms,
-                    op.p95_ms,
-                    op.p99_ms,
-                    op.min_ms,
-                    op.max_ms,
-                    op.sum_ms,
-                    coral_model::samples_to_json(&op.samples),
-                    encode_sketch(op.sketch.as_ref()),
-                ])?;
-            }
-            seq += 1;
-        }
-        bucket_app.flush()?;
-        op_app.flush()?;
-    }
-    if !hosts.is_empty() {
-        let mut app = tx.appender("host_metrics_local")?;
-        for h in hosts {
-            app.append_row(params![
-                seq,
-                ts(h.bucket_time * 1_000_000),
-                h.hostname,
-                h.cpu_percent,
-                h.memory_used_bytes,
-                h.memory_total_bytes,
-                h.net_rx_bytes_per_sec,
-                h.net_tx_bytes_per_sec,
-                h.load1,
-                h.load5,
-                h.load15,
-                h.interval_seconds,
-            ])?;
-            seq += 1;
-        }
-        app.flush()?;
-    }
-    tx.prepare_cached("UPDATE coral_metadata SET value = ? WHERE key = 'next_seq_id'")?
-        .execute([seq.to_string()])?;
-    tx.commit()?;
-    resources.remember(fresh);
-    Ok(seq)
 }
 
 /// Appends Beyla rows in their own transaction; returns the next free Beyla
@@ -385,11 +250,6 @@ fn write_beyla(conn: &mut Connection, seq: u64, rows: &BeylaRows) -> Result<u64,
     super::set_metadata(&tx, "next_beyla_seq_id", &next.to_string())?;
     tx.commit()?;
     Ok(next)
-}
-
-fn encode_sketch(sketch: Option<&coral_proto::common::DurationSketch>) -> Vec<u8> {
-    use prost::Message;
-    sketch.map(Message::encode_to_vec).unwrap_or_default()
 }
 
 /// Deletes what `rule` expires, in one transaction (a colony reading

@@ -1,0 +1,250 @@
+//! Appending the writer's batches of kept spans, buckets and host samples.
+//!
+//! A batch is stored in transactions of at most [`MAX_TRANSACTION_BYTES`] of
+//! spans, each assigning `seq_id`s in order and persisting the next one. A
+//! transaction that fails loses only its own spans: buckets and host samples
+//! are tried again on their own.
+
+use std::sync::atomic::Ordering;
+use std::time::SystemTime;
+
+use coral_model::Bucket;
+use coral_proto::common::{HostMetrics, TelemetrySpan};
+use duckdb::{Connection, params};
+
+use super::resources::Resources;
+use super::writer::{micros, ts};
+use crate::metrics::Counters;
+
+/// Bytes of kept spans (as [`span_bytes`] counts them) committed in one
+/// transaction at most. DuckDB holds a transaction's rows in memory until it
+/// commits, within the store's memory limit: a burst of spans with large
+/// attributes is committed in several transactions instead of failing as one.
+pub(super) const MAX_TRANSACTION_BYTES: usize = 16 << 20;
+
+/// The bytes a kept span's row holds, roughly: its text columns and a fixed
+/// amount for the rest.
+pub(super) fn span_bytes(span: &TelemetrySpan) -> usize {
+    256 + span.attributes_json.len()
+        + span.resource_json.len()
+        + span.status_message.len()
+        + span.span_name.len()
+        + span.http_route.len()
+}
+
+/// The rows of one batch.
+#[derive(Clone, Copy)]
+pub(super) struct Rows<'a> {
+    pub spans: &'a [TelemetrySpan],
+    pub buckets: &'a [Bucket],
+    pub hosts: &'a [HostMetrics],
+}
+
+/// Stores a batch from `seq` on, in transactions of at most
+/// [`MAX_TRANSACTION_BYTES`] of spans; buckets and host samples go with the
+/// first. Rows of a transaction that fails are counted as dropped, and
+/// buckets and host samples are tried once more without the spans, so a span
+/// that cannot be stored never takes the RED metrics with it. Returns the
+/// next free seq_id.
+pub(super) fn store_rows(
+    conn: &mut Connection,
+    resources: &mut Resources,
+    mut seq: u64,
+    rows: Rows<'_>,
+    counters: &Counters,
+) -> u64 {
+    let mut first = true;
+    let mut rest = rows.spans;
+    while first || !rest.is_empty() {
+        let mut take = 0;
+        let mut bytes = 0;
+        while take < rest.len()
+            && (take == 0 || bytes + span_bytes(&rest[take]) <= MAX_TRANSACTION_BYTES)
+        {
+            bytes += span_bytes(&rest[take]);
+            take += 1;
+        }
+        let (spans, later) = rest.split_at(take);
+        rest = later;
+        let part = Rows {
+            spans,
+            ..if first {
+                rows
+            } else {
+                Rows {
+                    spans,
+                    buckets: &[],
+                    hosts: &[],
+                }
+            }
+        };
+        first = false;
+        match write_batch(conn, resources, seq, part) {
+            Ok(next) => {
+                seq = next;
+                counters
+                    .spans_stored
+                    .fetch_add(spans.len() as u64, Ordering::Relaxed);
+                counters
+                    .buckets_stored
+                    .fetch_add(part.buckets.len() as u64, Ordering::Relaxed);
+            }
+            Err(error) => {
+                counters
+                    .spans_dropped
+                    .fetch_add(spans.len() as u64, Ordering::Relaxed);
+                tracing::error!(%error, spans = spans.len(), buckets = part.buckets.len(), "agent store write failed");
+                if spans.is_empty() || (part.buckets.is_empty() && part.hosts.is_empty()) {
+                    counters
+                        .buckets_dropped
+                        .fetch_add(part.buckets.len() as u64, Ordering::Relaxed);
+                    continue;
+                }
+                let metrics_only = Rows { spans: &[], ..part };
+                match write_batch(conn, resources, seq, metrics_only) {
+                    Ok(next) => {
+                        seq = next;
+                        counters
+                            .buckets_stored
+                            .fetch_add(part.buckets.len() as u64, Ordering::Relaxed);
+                    }
+                    Err(error) => {
+                        counters
+                            .buckets_dropped
+                            .fetch_add(part.buckets.len() as u64, Ordering::Relaxed);
+                        tracing::error!(%error, buckets = part.buckets.len(), "agent store write of buckets failed, buckets lost");
+                    }
+                }
+            }
+        }
+    }
+    seq
+}
+
+/// Appends one batch in a transaction; returns the next free seq_id.
+fn write_batch(
+    conn: &mut Connection,
+    resources: &mut Resources,
+    mut seq: u64,
+    rows: Rows<'_>,
+) -> Result<u64, duckdb::Error> {
+    let Rows {
+        spans,
+        buckets,
+        hosts,
+    } = rows;
+    let tx = conn.transaction()?;
+    let (resource_ids, fresh) = resources.assign(&tx, spans, seq)?;
+    {
+        let mut app = tx.appender("otel_spans_local")?;
+        for (s, resource_id) in spans.iter().zip(resource_ids) {
+            let start_us = s.start_time_unix_nano / 1_000;
+            let http_status = (s.http_status_code != 0).then_some(s.http_status_code);
+            app.append_row(params![
+                seq,
+                s.trace_id,
+                s.span_id,
+                s.parent_span_id,
+                s.service_name,
+                s.span_name,
+                s.span_kind,
+                ts(start_us),
+                s.start_time_unix_nano,
+                s.duration_us,
+                s.is_error,
+                s.status_code,
+                s.status_message,
+                http_status,
+                s.http_method,
+                s.http_route,
+                s.rpc_system,
+                s.rpc_service,
+                s.rpc_method,
+                s.grpc_status_code,
+                s.db_system,
+                s.db_operation,
+                s.db_collection,
+                s.keep_reason,
+                s.attributes_json,
+                resource_id,
+            ])?;
+            seq += 1;
+        }
+        app.flush()?;
+    }
+    if !buckets.is_empty() {
+        let now = micros(SystemTime::now());
+        let mut bucket_app = tx.appender("otel_buckets_local")?;
+        let mut op_app = tx.appender("otel_operations_local")?;
+        for bucket in buckets {
+            let p = bucket.to_proto("", seq);
+            bucket_app.append_row(params![
+                seq,
+                ts(p.bucket_time * 1_000_000),
+                p.service_name,
+                p.span_kind,
+                p.total_spans,
+                p.error_count,
+                p.p50_ms,
+                p.p95_ms,
+                p.p99_ms,
+                p.min_ms,
+                p.max_ms,
+                p.sum_ms,
+                coral_model::samples_to_json(&p.samples),
+                encode_sketch(p.sketch.as_ref()),
+                ts(now),
+            ])?;
+            for op in &p.operations {
+                op_app.append_row(params![
+                    seq,
+                    op.operation,
+                    op.total_spans,
+                    op.error_count,
+                    op.p50_ms,
+                    op.p95_ms,
+                    op.p99_ms,
+                    op.min_ms,
+                    op.max_ms,
+                    op.sum_ms,
+                    coral_model::samples_to_json(&op.samples),
+                    encode_sketch(op.sketch.as_ref()),
+                ])?;
+            }
+            seq += 1;
+        }
+        bucket_app.flush()?;
+        op_app.flush()?;
+    }
+    if !hosts.is_empty() {
+        let mut app = tx.appender("host_metrics_local")?;
+        for h in hosts {
+            app.append_row(params![
+                seq,
+                ts(h.bucket_time * 1_000_000),
+                h.hostname,
+                h.cpu_percent,
+                h.memory_used_bytes,
+                h.memory_total_bytes,
+                h.net_rx_bytes_per_sec,
+                h.net_tx_bytes_per_sec,
+                h.load1,
+                h.load5,
+                h.load15,
+                h.interval_seconds,
+            ])?;
+            seq += 1;
+        }
+        app.flush()?;
+    }
+    tx.prepare_cached("UPDATE coral_metadata SET value = ? WHERE key = 'next_seq_id'")?
+        .execute([seq.to_string()])?;
+    tx.commit()?;
+    resources.remember(fresh);
+    Ok(seq)
+}
+
+fn encode_sketch(sketch: Option<&coral_proto::common::DurationSketch>) -> Vec<u8> {
+    use prost::Message;
+    sketch.map(Message::encode_to_vec).unwrap_or_default()
+}
