@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use common::{config, flush_and_wait, query_all, start};
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo test"))
         .join("tests/fixtures/otlp")
         .join(name)
 }

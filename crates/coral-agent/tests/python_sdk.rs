@@ -50,7 +50,8 @@ async fn python_sdk_exporters_give_exact_numbers() {
     .await;
     let grpc = agent.addrs.otlp_grpc.unwrap().to_string();
     let http = agent.addrs.otlp_http.unwrap().to_string();
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop/export_spans.py");
+    let script = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo test"))
+        .join("tests/interop/export_spans.py");
     let out = tokio::task::spawn_blocking(move || {
         Command::new(python)
             .arg(script)

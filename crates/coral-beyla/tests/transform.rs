@@ -5,7 +5,7 @@
 //! `.expected.json` files from the `.json` ones (see `tests/fixtures/README.md`).
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use coral_beyla::transform::{
     BeylaRows, MetricsOutcome, MinuteWindow, SkipReason, TracesOptions, TransformOptions,
@@ -21,7 +21,8 @@ use serde_json::{Value, json};
 const S: i64 = 1_767_225_600;
 
 fn dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/otlp")
+    PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo test"))
+        .join("tests/fixtures/otlp")
 }
 
 fn bless() -> bool {

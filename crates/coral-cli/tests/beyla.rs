@@ -44,7 +44,7 @@ fn up_runs_beyla_from_beyla_path_and_the_queries_show_exact_numbers() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    let script = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo test"))
         .join("../coral-agent/tests/fixtures/beyla-standin/beyla_standin.py");
     let beyla = dir.path().join("beyla");
     std::fs::write(
@@ -107,7 +107,7 @@ fn up_runs_beyla_from_beyla_path_and_the_queries_show_exact_numbers() {
 
     // An application instrumented with the OpenTelemetry Python SDK, next to
     // Beyla: 50 SERVER spans per exporter, every 10th an error.
-    let sdk = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    let sdk = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo test"))
         .join("../coral-agent/tests/interop/export_spans.py");
     let out = Command::new(&python)
         .arg(&sdk)

@@ -65,7 +65,7 @@ fn fake_beyla(dir: &Path, body: &str) -> PathBuf {
 
 /// A `beyla` that runs the stand-in in Beyla generation `generation`.
 fn standin(dir: &Path, python: &Path, generation: &str) -> PathBuf {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    let script = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo test"))
         .join("../coral-agent/tests/fixtures/beyla-standin/beyla_standin.py");
     fake_beyla(
         dir,

@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use coral_beyla::config_gen::GenContext;
 use coral_config::{AgentConfig, AgentOverrides, BeylaConfig};
@@ -13,7 +13,8 @@ use serde_json::Value;
 pub const ALL_PROTOCOLS: [&str; 5] = ["http", "grpc", "sql", "redis", "kafka"];
 
 pub fn dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/config_gen")
+    PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo test"))
+        .join("tests/fixtures/config_gen")
 }
 
 pub fn load(case: &str) -> BeylaConfig {

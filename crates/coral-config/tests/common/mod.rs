@@ -22,7 +22,7 @@ pub fn home_env() -> HashMap<String, String> {
 
 /// Path of a fixture file.
 pub fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo test"))
         .join("tests/fixtures")
         .join(name)
 }
