@@ -51,8 +51,9 @@ counters! {
     spans_filtered,
     /// Kept spans written to the store.
     spans_stored,
-    /// Kept spans stored with attributes or a status message cut to the
-    /// stored limits (string values 2 KiB, attributes 4 KiB, message 1 KiB).
+    /// Kept spans whose attributes, status message or names were cut to the
+    /// stored limits (string values 2 KiB, attributes 4 KiB, message and
+    /// names 1 KiB) before they were handed to the store.
     spans_attributes_cut,
     /// One-minute buckets written to the store.
     buckets_stored,

@@ -140,9 +140,9 @@ fn string_of(attrs: &[KeyValueView<'_>], keys: &[&str]) -> String {
 /// Builds the stored form of a kept span from its view and its
 /// [`SpanDetail`]. `seq_id` and `keep_reason` are set by the caller;
 /// `resource_json` is [`attributes_json`] of the span's resource, computed
-/// once per resource. The flag is true when the span's attributes or status
-/// message were cut to the stored limits ([`KEPT_ATTRIBUTES`],
-/// [`MAX_STATUS_MESSAGE_BYTES`]).
+/// once per resource. The flag is true when the span's attributes, status
+/// message or names were cut to the stored limits ([`KEPT_ATTRIBUTES`],
+/// [`MAX_STATUS_MESSAGE_BYTES`], [`MAX_NAME_BYTES`]).
 pub fn to_telemetry_span(
     service: &str,
     resource_json: &str,
@@ -165,13 +165,21 @@ pub fn to_telemetry_span(
     } else {
         http_route
     };
+    let names_cut = std::cell::Cell::new(false);
+    let short = |text: String| match cut_text(&text, MAX_NAME_BYTES) {
+        (kept, true) => {
+            names_cut.set(true);
+            kept.to_owned()
+        }
+        (_, false) => text,
+    };
     let span = TelemetrySpan {
         seq_id: 0,
         trace_id: hex::encode(facts.trace_id),
         span_id: hex::encode(span.span_id),
         parent_span_id: hex::encode(span.parent_span_id),
-        service_name: service.to_owned(),
-        span_name: span.name.to_owned(),
+        service_name: short(service.to_owned()),
+        span_name: short(span.name.to_owned()),
         span_kind: facts.kind.as_str().to_owned(),
         start_time_unix_nano: facts.start_ns as i64,
         duration_us: ((span.end_time_unix_nano - span.start_time_unix_nano) / 1_000) as i64,
@@ -182,29 +190,29 @@ pub fn to_telemetry_span(
             .http_status_code
             .and_then(|c| i32::try_from(c).ok())
             .unwrap_or(0),
-        http_method: string_of(attrs, &["http.request.method", "http.method"]),
-        http_route,
+        http_method: short(string_of(attrs, &["http.request.method", "http.method"])),
+        http_route: short(http_route),
         keep_reason: String::new(),
         attributes_json,
         resource_json: resource_json.to_owned(),
-        rpc_system: string_of(attrs, &["rpc.system.name", "rpc.system"]),
-        rpc_service: string_of(attrs, &["rpc.service"]),
-        rpc_method: string_of(attrs, &["rpc.method"]),
+        rpc_system: short(string_of(attrs, &["rpc.system.name", "rpc.system"])),
+        rpc_service: short(string_of(attrs, &["rpc.service"])),
+        rpc_method: short(string_of(attrs, &["rpc.method"])),
         grpc_status_code: find(attrs, &["rpc.grpc.status_code", "rpc.response.status_code"])
             .and_then(ValueView::as_int)
             .and_then(|c| i32::try_from(c).ok()),
-        db_system: string_of(attrs, &["db.system.name", "db.system"]),
-        db_operation: string_of(attrs, &["db.operation.name", "db.operation"]),
-        db_collection: string_of(
+        db_system: short(string_of(attrs, &["db.system.name", "db.system"])),
+        db_operation: short(string_of(attrs, &["db.operation.name", "db.operation"])),
+        db_collection: short(string_of(
             attrs,
             &[
                 "db.collection.name",
                 "db.sql.table",
                 "db.mongodb.collection",
             ],
-        ),
+        )),
     };
-    (span, message_cut || attributes_cut)
+    (span, message_cut || attributes_cut || names_cut.get())
 }
 
 /// What a kept span, and a resource, store of their attributes: string values
@@ -218,6 +226,10 @@ pub const KEPT_ATTRIBUTES: AttributeLimits = AttributeLimits {
     value_bytes: 2 * 1024,
     total_bytes: 4 * 1024,
 };
+
+/// A kept span's names (service, span, route, method, RPC and database
+/// fields) are stored cut to this many bytes; aggregation uses them whole.
+pub const MAX_NAME_BYTES: usize = 1024;
 
 /// A kept span's status message is cut to this many bytes.
 pub const MAX_STATUS_MESSAGE_BYTES: usize = 1024;
@@ -394,6 +406,10 @@ mod tests {
             vec![
                 kv("db.statement", Value::StringValue("x".repeat(10_000))),
                 kv("small", Value::IntValue(1)),
+                kv(
+                    "url.path",
+                    Value::StringValue(format!("/{}", "p".repeat(5_000))),
+                ),
             ],
             Some(StatusCode::Error as i32),
         );
@@ -407,6 +423,7 @@ mod tests {
             to_telemetry_span("checkout", "{}", &view.spans[0], &detail, &facts, &none);
         assert!(cut);
         assert_eq!(stored.status_message.len(), MAX_STATUS_MESSAGE_BYTES);
+        assert_eq!(stored.http_route.len(), MAX_NAME_BYTES);
         let attrs: serde_json::Value = serde_json::from_str(&stored.attributes_json).unwrap();
         assert_eq!(
             attrs["db.statement"].as_str().unwrap().len(),

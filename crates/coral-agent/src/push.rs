@@ -55,6 +55,9 @@ pub async fn run(
             Ok(Ok(page)) => page,
             Ok(Err(error)) => {
                 tracing::error!(%error, "cannot read the outbox");
+                state.set_push_problem(Some(format!(
+                    "push failing: cannot read the outbox in the agent's database: {error} — see the agent's log"
+                )));
                 if sleep_or_stop(&stop, settings.interval).await {
                     return;
                 }
@@ -62,6 +65,9 @@ pub async fn run(
             }
             Err(error) => {
                 tracing::error!(%error, "outbox read task failed");
+                state.set_push_problem(Some(format!(
+                    "push stopped: the outbox read task failed ({error}); restart the agent"
+                )));
                 return;
             }
         };

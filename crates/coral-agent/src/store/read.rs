@@ -19,7 +19,8 @@ pub const DEFAULT_MAX_RECORDS: usize = 10_000;
 /// Upper bound on rows per response.
 pub const MAX_RECORDS: usize = 50_000;
 
-/// Encoded bytes of rows one page carries at most (its last row may go over).
+/// Encoded bytes of rows one page carries at most (only a page of a single
+/// row wider than this goes over).
 /// Far below what a colony accepts in one message (256 MiB pulled, 64 MiB
 /// pushed): a page of unusually wide rows ends early, with `has_more`, rather
 /// than failing every read. A page always holds its first row, so the cursor
@@ -35,9 +36,8 @@ const READ_WINDOW: usize = 512;
 
 /// Splits the page `(start, max_seq]`, whose rows have the sorted seq_ids
 /// `page_ids`, into consecutive `(lower, upper]` windows of at most
-/// [`READ_WINDOW`] rows. DuckDB materialises (and sorts) a result whole, so
-/// reading wide rows a window at a time keeps a full page within the store's
-/// memory limit.
+/// [`READ_WINDOW`] rows. DuckDB materialises a result whole, so reading wide
+/// rows a window at a time keeps a full page within the store's memory limit.
 pub(super) fn read_windows(
     page_ids: &[u64],
     start: u64,
