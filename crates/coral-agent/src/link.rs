@@ -93,6 +93,20 @@ impl LinkState {
     }
 }
 
+/// `call`'s answer, or `UNAVAILABLE` ("no answer within …") when the colony
+/// has not answered within `limit`.
+pub async fn answer_within<T>(
+    limit: Duration,
+    call: impl std::future::Future<Output = Result<T, tonic::Status>>,
+) -> Result<T, tonic::Status> {
+    tokio::time::timeout(limit, call).await.unwrap_or_else(|_| {
+        Err(tonic::Status::unavailable(format!(
+            "no answer within {}s",
+            limit.as_secs()
+        )))
+    })
+}
+
 /// Describes a failed call for logs and status.
 pub fn describe(endpoint: &str, status: &tonic::Status) -> String {
     match status.code() {
@@ -143,18 +157,14 @@ pub async fn run(
                 latest_seq_id: db.latest_seq(),
                 beyla: Some(beyla.get()),
             };
-            tokio::time::timeout(CALL_TIMEOUT, client.heartbeat(beat))
+            answer_within(CALL_TIMEOUT, client.heartbeat(beat))
                 .await
-                .map_err(|_| tonic::Status::unavailable("no answer within 10s"))
-                .and_then(|r| r)
                 .map(|r| r.into_inner().known)
         } else {
             let mut registration = registration.clone();
             registration.beyla = Some(beyla.get());
-            tokio::time::timeout(CALL_TIMEOUT, client.register_agent(registration))
+            answer_within(CALL_TIMEOUT, client.register_agent(registration))
                 .await
-                .map_err(|_| tonic::Status::unavailable("no answer within 10s"))
-                .and_then(|r| r)
                 .map(|r| r.into_inner().accepted)
         };
         let wait = match result {

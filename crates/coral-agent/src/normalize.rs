@@ -157,7 +157,8 @@ pub fn to_telemetry_span(
         c if c == StatusCode::Ok as i32 => ("OK", detail.status_message),
         _ => ("UNSET", ""),
     };
-    let (status_message, message_cut) = cut_text(status_message, MAX_STATUS_MESSAGE_BYTES);
+    let stored_message = coral_model::cut_to(status_message, MAX_STATUS_MESSAGE_BYTES);
+    let message_cut = stored_message.len() < status_message.len();
     let (attributes_json, attributes_cut) = attributes_json(attrs, scrub);
     let http_route = string_of(attrs, &["http.route"]);
     let http_route = if http_route.is_empty() {
@@ -166,12 +167,13 @@ pub fn to_telemetry_span(
         http_route
     };
     let names_cut = std::cell::Cell::new(false);
-    let short = |text: String| match cut_text(&text, MAX_NAME_BYTES) {
-        (kept, true) => {
-            names_cut.set(true);
-            kept.to_owned()
+    let short = |text: String| {
+        let kept = coral_model::cut_to(&text, MAX_NAME_BYTES);
+        if kept.len() == text.len() {
+            return text;
         }
-        (_, false) => text,
+        names_cut.set(true);
+        kept.to_owned()
     };
     let span = TelemetrySpan {
         seq_id: 0,
@@ -185,7 +187,7 @@ pub fn to_telemetry_span(
         duration_us: ((span.end_time_unix_nano - span.start_time_unix_nano) / 1_000) as i64,
         is_error: facts.is_error,
         status_code: status_code.to_owned(),
-        status_message: status_message.to_owned(),
+        status_message: stored_message.to_owned(),
         http_status_code: span
             .http_status_code
             .and_then(|c| i32::try_from(c).ok())
@@ -241,19 +243,6 @@ pub const MAX_STATUS_MESSAGE_BYTES: usize = 1024;
 pub fn attributes_json(attrs: &[KeyValueView<'_>], scrub: &RegexSet) -> (String, bool) {
     let redact = |key: &str| !scrub.is_empty() && scrub.is_match(key);
     coral_model::otlp_attributes_json_within(attrs, &redact, REDACTED, KEPT_ATTRIBUTES)
-}
-
-/// `text` cut to at most `limit` bytes at a character boundary; the flag is
-/// true when it was cut.
-fn cut_text(text: &str, limit: usize) -> (&str, bool) {
-    if text.len() <= limit {
-        return (text, false);
-    }
-    let mut end = limit;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    (&text[..end], true)
 }
 
 #[cfg(test)]

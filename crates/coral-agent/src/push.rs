@@ -18,7 +18,7 @@ use coral_proto::agent::QueryTelemetryRequest;
 use coral_proto::colony::IngestTelemetryRequest;
 use tokio_util::sync::CancellationToken;
 
-use crate::link::{ColonyClient, LinkState, describe};
+use crate::link::{ColonyClient, LinkState, answer_within, describe};
 use crate::store::Database;
 use crate::store::read::query_telemetry;
 use crate::store::writer::{WriteOp, WriterSender};
@@ -87,9 +87,8 @@ pub async fn run(
             start_seq_id: acked,
             max_seq_id: page.max_seq_id,
         };
-        let call = client.ingest_telemetry(request);
-        match tokio::time::timeout(PUSH_TIMEOUT, call).await {
-            Ok(Ok(response)) => {
+        match answer_within(PUSH_TIMEOUT, client.ingest_telemetry(request)).await {
+            Ok(response) => {
                 let r = response.into_inner();
                 if r.rejected > 0 {
                     tracing::warn!(rejected = r.rejected, message = %r.message, "colony refused rows");
@@ -103,20 +102,11 @@ pub async fn run(
                     return;
                 }
             }
-            Ok(Err(status)) => {
+            Err(status) => {
                 let message = describe(&endpoint, &status);
                 tracing::warn!(rows, "push failed, rows stay in the outbox: {message}");
-                state.set_push_problem(Some(format!("push failing: {message}")));
-                if sleep_or_stop(&stop, backoff).await {
-                    return;
-                }
-                backoff = (backoff * 2).min(settings.max_backoff);
-            }
-            Err(_) => {
-                tracing::warn!(rows, colony = %endpoint, "push timed out, rows stay in the outbox");
                 state.set_push_problem(Some(format!(
-                    "push failing: colony at {endpoint} did not answer within {}s; {rows} rows stay in the outbox — check the colony's load and the network",
-                    PUSH_TIMEOUT.as_secs()
+                    "push failing: {message}; {rows} rows stay in the outbox"
                 )));
                 if sleep_or_stop(&stop, backoff).await {
                     return;

@@ -110,7 +110,7 @@ fn json_len(value: Option<&ValueView<'_>>, limit: usize) -> usize {
 }
 
 /// `text` cut to at most `limit` bytes, at a character boundary.
-fn cut_to(text: &str, limit: usize) -> &str {
+pub fn cut_to(text: &str, limit: usize) -> &str {
     if text.len() <= limit {
         return text;
     }

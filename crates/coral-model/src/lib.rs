@@ -30,7 +30,7 @@ pub use bucket::{Bucket, BucketKey, OVERFLOW_OPERATION, SpanKind, minute_of};
 pub use error::ModelError;
 pub use histogram::{Histogram, Quantile};
 pub use json::{
-    AttributeLimits, otlp_attributes_json, otlp_attributes_json_within, otlp_value_to_json,
+    AttributeLimits, cut_to, otlp_attributes_json, otlp_attributes_json_within, otlp_value_to_json,
     samples_from_json, samples_to_json, string_map_from_json, string_map_to_json,
 };
 pub use sketch::{DEFAULT_RELATIVE_ACCURACY, DurationSketch, MAX_BINS, MIN_INDEXABLE_MS};

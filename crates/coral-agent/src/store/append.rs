@@ -5,7 +5,6 @@
 //! transaction that fails loses only its own spans: buckets and host samples
 //! are tried again on their own.
 
-use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
 use coral_model::Bucket;
@@ -20,11 +19,11 @@ use crate::metrics::Counters;
 /// transaction at most. DuckDB holds a transaction's rows in memory until it
 /// commits, within the store's memory limit: a burst of spans with large
 /// attributes is committed in several transactions instead of failing as one.
-pub(super) const MAX_TRANSACTION_BYTES: usize = 16 << 20;
+const MAX_TRANSACTION_BYTES: usize = 16 << 20;
 
 /// The bytes a kept span's row holds, roughly: its text columns and a fixed
 /// amount for the rest.
-pub(super) fn span_bytes(span: &TelemetrySpan) -> usize {
+fn span_bytes(span: &TelemetrySpan) -> usize {
     256 + span.attributes_json.len()
         + span.resource_json.len()
         + span.status_message.len()
@@ -42,10 +41,7 @@ pub(super) struct Rows<'a> {
 
 /// Stores a batch from `seq` on, in transactions of at most
 /// [`MAX_TRANSACTION_BYTES`] of spans; buckets and host samples go with the
-/// first. Rows of a transaction that fails are counted as dropped, and
-/// buckets and host samples are tried once more without the spans, so a span
-/// that cannot be stored never takes the RED metrics with it. Returns the
-/// next free seq_id.
+/// first. Returns the next free seq_id.
 pub(super) fn store_rows(
     conn: &mut Connection,
     resources: &mut Resources,
@@ -53,72 +49,75 @@ pub(super) fn store_rows(
     rows: Rows<'_>,
     counters: &Counters,
 ) -> u64 {
-    let mut first = true;
-    let mut rest = rows.spans;
-    while first || !rest.is_empty() {
-        let mut take = 0;
-        let mut bytes = 0;
-        while take < rest.len()
-            && (take == 0 || bytes + span_bytes(&rest[take]) <= MAX_TRANSACTION_BYTES)
-        {
-            bytes += span_bytes(&rest[take]);
-            take += 1;
-        }
-        let (spans, later) = rest.split_at(take);
-        rest = later;
-        let part = Rows {
-            spans,
-            ..if first {
-                rows
-            } else {
-                Rows {
-                    spans,
-                    buckets: &[],
-                    hosts: &[],
-                }
+    for (i, spans) in transactions(rows.spans).into_iter().enumerate() {
+        let part = if i == 0 {
+            Rows { spans, ..rows }
+        } else {
+            Rows {
+                spans,
+                buckets: &[],
+                hosts: &[],
             }
         };
-        first = false;
-        match write_batch(conn, resources, seq, part) {
-            Ok(next) => {
-                seq = next;
-                counters
-                    .spans_stored
-                    .fetch_add(spans.len() as u64, Ordering::Relaxed);
-                counters
-                    .buckets_stored
-                    .fetch_add(part.buckets.len() as u64, Ordering::Relaxed);
-            }
-            Err(error) => {
-                counters
-                    .spans_dropped
-                    .fetch_add(spans.len() as u64, Ordering::Relaxed);
-                tracing::error!(%error, spans = spans.len(), buckets = part.buckets.len(), "agent store write failed");
-                if spans.is_empty() || (part.buckets.is_empty() && part.hosts.is_empty()) {
-                    counters
-                        .buckets_dropped
-                        .fetch_add(part.buckets.len() as u64, Ordering::Relaxed);
-                    continue;
-                }
-                let metrics_only = Rows { spans: &[], ..part };
-                match write_batch(conn, resources, seq, metrics_only) {
-                    Ok(next) => {
-                        seq = next;
-                        counters
-                            .buckets_stored
-                            .fetch_add(part.buckets.len() as u64, Ordering::Relaxed);
-                    }
-                    Err(error) => {
-                        counters
-                            .buckets_dropped
-                            .fetch_add(part.buckets.len() as u64, Ordering::Relaxed);
-                        tracing::error!(%error, buckets = part.buckets.len(), "agent store write of buckets failed, buckets lost");
-                    }
-                }
-            }
-        }
+        seq = store_part(conn, resources, seq, part, counters);
     }
     seq
+}
+
+/// `spans` cut into consecutive runs of at most [`MAX_TRANSACTION_BYTES`]
+/// (a wider span alone); always at least one run, empty when `spans` is.
+fn transactions(spans: &[TelemetrySpan]) -> Vec<&[TelemetrySpan]> {
+    let mut runs = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, span) in spans.iter().enumerate() {
+        let size = span_bytes(span);
+        if i > start && bytes + size > MAX_TRANSACTION_BYTES {
+            runs.push(&spans[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += size;
+    }
+    runs.push(&spans[start..]);
+    runs
+}
+
+/// Stores `part` in one transaction. If that fails, its spans are counted
+/// as dropped and its buckets and host samples are tried once more on their
+/// own, so a span that cannot be stored never takes the RED metrics with it.
+fn store_part(
+    conn: &mut Connection,
+    resources: &mut Resources,
+    seq: u64,
+    part: Rows<'_>,
+    counters: &Counters,
+) -> u64 {
+    let error = match write_batch(conn, resources, seq, part) {
+        Ok(next) => {
+            Counters::add(&counters.spans_stored, part.spans.len() as u64);
+            Counters::add(&counters.buckets_stored, part.buckets.len() as u64);
+            return next;
+        }
+        Err(error) => error,
+    };
+    Counters::add(&counters.spans_dropped, part.spans.len() as u64);
+    tracing::error!(%error, spans = part.spans.len(), buckets = part.buckets.len(), "agent store write failed");
+    let metrics = Rows { spans: &[], ..part };
+    // Worth a second transaction only when it held spans and something else.
+    let has_metrics = !part.buckets.is_empty() || !part.hosts.is_empty();
+    let retry = !part.spans.is_empty() && has_metrics;
+    match retry.then(|| write_batch(conn, resources, seq, metrics)) {
+        Some(Ok(next)) => {
+            Counters::add(&counters.buckets_stored, part.buckets.len() as u64);
+            next
+        }
+        retried => {
+            if let Some(Err(error)) = retried {
+                tracing::error!(%error, buckets = part.buckets.len(), "agent store write of buckets failed, buckets lost");
+            }
+            Counters::add(&counters.buckets_dropped, part.buckets.len() as u64);
+            seq
+        }
+    }
 }
 
 /// Appends one batch in a transaction; returns the next free seq_id.

@@ -22,7 +22,7 @@ use std::time::Instant;
 
 use tokio::sync::OwnedSemaphorePermit;
 
-use super::append::{MAX_TRANSACTION_BYTES, Rows, span_bytes, store_rows};
+use super::append::{Rows, store_rows};
 use super::beyla::BeylaRows;
 use super::resources::Resources;
 use super::{Database, StoreError};
@@ -131,7 +131,6 @@ fn run(mut conn: Connection, db: Arc<Database>, counters: Arc<Counters>, rx: Rec
         }
         let Batch {
             spans,
-            span_bytes: _,
             buckets,
             hosts,
             beyla,
@@ -197,8 +196,6 @@ fn run(mut conn: Connection, db: Arc<Database>, counters: Arc<Counters>, rx: Rec
 #[derive(Default)]
 struct Batch {
     spans: Vec<TelemetrySpan>,
-    /// [`span_bytes`] of `spans`.
-    span_bytes: usize,
     buckets: Vec<Bucket>,
     hosts: Vec<HostMetrics>,
     beyla: BeylaRows,
@@ -212,13 +209,11 @@ impl Batch {
     /// Holds as many rows as one transaction takes.
     fn full(&self) -> bool {
         self.spans.len() + self.buckets.len() >= MAX_BATCH_ROWS
-            || self.span_bytes >= MAX_TRANSACTION_BYTES
     }
 
     fn absorb(&mut self, op: WriteOp) {
         match op {
             WriteOp::Spans(mut spans, permit) => {
-                self.span_bytes += spans.iter().map(span_bytes).sum::<usize>();
                 self.spans.append(&mut spans);
                 self.permits.extend(permit);
             }
