@@ -213,7 +213,7 @@ fn raw_arrow_rate(spans: &[TelemetrySpan], rows: usize) -> f64 {
         let mut done = 0;
         while done < rows {
             let n = (rows - done).min(refs.len());
-            let batch = coral_colony::store::ingest::spans_batch("agent-0", &refs[..n]).unwrap();
+            let batch = coral_colony::store::rows::spans_batch("agent-0", &refs[..n]).unwrap();
             app.append_record_batch(batch).unwrap();
             done += n;
         }

@@ -254,6 +254,7 @@ impl Poller {
                     let page = Page {
                         agent_id: agent_id.to_owned(),
                         stream,
+                        reported: vec![(r.session_id.clone(), r.latest_seq_id)],
                         session_id: r.session_id,
                         start_seq: cursor,
                         max_seq: r.max_seq_id,
@@ -283,9 +284,13 @@ impl Poller {
                             stop,
                         )
                         .await?;
+                    // Heartbeats tell how far an earlier session got.
+                    let mut reported = self.registry.reported(agent_id);
+                    reported.push((r.session_id.clone(), r.latest_seq_id));
                     let page = Page {
                         agent_id: agent_id.to_owned(),
                         stream: Stream::Pull,
+                        reported,
                         session_id: r.session_id,
                         start_seq: cursor,
                         max_seq: r.max_seq_id,
@@ -318,9 +323,18 @@ impl Poller {
             if !outcome.gaps.is_empty() {
                 tracing::warn!(agent_id, stream = stream.as_str(), gaps = ?outcome.gaps, "rows expired at the agent before they were read");
             }
+            if let Some((from, to)) = outcome.replaced_gap {
+                tracing::warn!(
+                    agent_id,
+                    stream = stream.as_str(),
+                    from,
+                    to,
+                    "the agent's database was replaced before these rows of its previous session were read; recorded as a gap"
+                );
+            }
             report.pages += 1;
             report.rows += outcome.stored;
-            report.gaps += outcome.gaps.len();
+            report.gaps += outcome.gaps.len() + usize::from(outcome.replaced_gap.is_some());
             cursor = outcome.cursor;
             if !has_more || cursor >= target || stop.is_cancelled() {
                 return Ok((report, session, latest));
@@ -376,6 +390,6 @@ impl Poller {
         })
         .await
         .map_err(|e| e.to_string())?
-        .map(|c| c.unwrap_or_default())
+        .map(|c| c.map(|c| (c.session_id, c.seq_id)).unwrap_or_default())
     }
 }

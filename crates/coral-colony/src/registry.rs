@@ -27,10 +27,41 @@ pub struct AgentState {
     pub session_id: String,
     /// Newest seq_id the agent reported.
     pub agent_latest_seq: u64,
+    /// Newest seq_id reported per recent store session, newest session
+    /// last (at most [`SESSIONS_KEPT`]). When an agent's database is replaced,
+    /// the old session's entry says how far it had got, so the rows the colony
+    /// never read can be recorded as a gap.
+    pub reported: Vec<(String, u64)>,
     /// Beyla on the agent, as last reported (registration or heartbeat).
     pub beyla: Option<coral_proto::common::BeylaCapabilities>,
     /// Newest Beyla seq_id the agent reported.
     pub beyla_latest_seq: u64,
+}
+
+/// How many store sessions per agent [`AgentState::reported`] remembers.
+pub const SESSIONS_KEPT: usize = 4;
+
+impl AgentState {
+    /// Notes that the agent reported `latest_seq` in `session_id`.
+    fn report(&mut self, session_id: &str, latest_seq: u64) {
+        if session_id.is_empty() {
+            return;
+        }
+        self.session_id = session_id.to_owned();
+        self.agent_latest_seq = latest_seq;
+        match self.reported.iter().position(|(s, _)| s == session_id) {
+            Some(i) => {
+                let (session, seq) = self.reported.remove(i);
+                self.reported.push((session, seq.max(latest_seq)));
+            }
+            None => {
+                if self.reported.len() == SESSIONS_KEPT {
+                    self.reported.remove(0);
+                }
+                self.reported.push((session_id.to_owned(), latest_seq));
+            }
+        }
+    }
 }
 
 /// Health of an agent.
@@ -122,11 +153,10 @@ impl Registry {
             return false;
         };
         state.last_seen = Some(SystemTime::now());
-        if !session_id.is_empty() {
-            state.session_id = session_id.to_owned();
-        }
-        if let Some(seq) = latest_seq {
-            state.agent_latest_seq = seq;
+        match latest_seq {
+            Some(seq) => state.report(session_id, seq),
+            None if !session_id.is_empty() => state.session_id = session_id.to_owned(),
+            None => {}
         }
         true
     }
@@ -136,9 +166,17 @@ impl Registry {
         let mut agents = self.lock();
         if let Some(state) = agents.get_mut(agent_id) {
             state.last_seen = Some(SystemTime::now());
-            state.session_id = session_id.to_owned();
-            state.agent_latest_seq = latest_seq;
+            state.report(session_id, latest_seq);
         }
+    }
+
+    /// The newest seq_id the agent reported per recent store session
+    /// (registration, heartbeats, pages), for [`crate::store::ingest::Page`].
+    pub fn reported(&self, agent_id: &str) -> Vec<(String, u64)> {
+        self.lock()
+            .get(agent_id)
+            .map(|s| s.reported.clone())
+            .unwrap_or_default()
     }
 
     /// Records the agent's Beyla status.
@@ -167,8 +205,7 @@ impl Registry {
             Ok((session, latest)) => {
                 state.last_seen = Some(now);
                 state.last_poll_error = None;
-                state.session_id = session;
-                state.agent_latest_seq = latest;
+                state.report(&session, latest);
             }
             Err(error) => state.last_poll_error = Some(error),
         }
@@ -209,5 +246,28 @@ mod tests {
         assert_eq!(state.health(&policy, now), Health::Degraded);
         state.last_seen = Some(now - Duration::from_secs(600));
         assert_eq!(state.health(&policy, now), Health::Unreachable);
+    }
+
+    #[test]
+    fn reported_keeps_the_newest_seq_of_recent_sessions() {
+        let mut state = AgentState::default();
+        state.report("a", 10);
+        state.report("a", 7);
+        state.report("b", 3);
+        assert_eq!(state.reported, [("a".into(), 10), ("b".into(), 3)]);
+        assert_eq!(
+            (state.session_id.as_str(), state.agent_latest_seq),
+            ("b", 3)
+        );
+        // A late report from the old session does not lower what it reached.
+        state.report("a", 9);
+        assert_eq!(state.reported, [("b".into(), 3), ("a".into(), 10)]);
+        for (i, s) in ["c", "d", "e"].into_iter().enumerate() {
+            state.report(s, i as u64);
+        }
+        assert_eq!(state.reported.len(), SESSIONS_KEPT);
+        assert_eq!(state.reported[0].0, "a");
+        state.report("", 99);
+        assert_eq!(state.reported.len(), SESSIONS_KEPT);
     }
 }

@@ -63,6 +63,7 @@ fn beyla_page(
         spans: Vec::new(),
         hosts: Vec::new(),
         beyla: page,
+        reported: Vec::new(),
     }
 }
 

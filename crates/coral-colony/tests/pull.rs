@@ -166,9 +166,51 @@ async fn agent_restart_continues_and_a_new_database_resets_the_cursor() {
     wait_reregistered(addr, &agent).await;
     poll(&colony, "a1").await;
     assert_eq!(totals(addr, None, "pay").await, (110, 0));
+    let polled_to = agent.api.status().latest_seq_id;
+    let mut c = client(addr, None).await;
+    let gaps = c.list_gaps(ListGapsRequest::default()).await.unwrap();
+    assert!(gaps.get_ref().gaps.is_empty(), "{:?}", gaps.get_ref().gaps);
+
+    // Spans the colony never polls: it hears of them only by heartbeat.
+    let before = agent.api.counters().to_proto(0);
+    send_spans(&agent, "pay", 40, 0).await;
+    agent.flush_all();
+    let counters = agent.api.counters().clone();
+    wait_for(
+        "the unread rows are stored",
+        Duration::from_secs(30),
+        || {
+            let c = counters.to_proto(0);
+            async move {
+                c.spans_stored >= before.spans_stored + 40
+                    && c.buckets_stored > before.buckets_stored
+            }
+        },
+    )
+    .await;
+    let unread_to = agent.api.status().latest_seq_id;
+    assert!(unread_to > polled_to);
+    wait_for(
+        "a heartbeat with the unread rows",
+        Duration::from_secs(30),
+        || async move {
+            let mut c = client(addr, None).await;
+            let listed = c
+                .list_agents(ListAgentsRequest {})
+                .await
+                .unwrap()
+                .into_inner();
+            listed
+                .agents
+                .iter()
+                .any(|a| a.agent_latest_seq_id >= unread_to)
+        },
+    )
+    .await;
     agent.shutdown().await;
 
-    // A replaced database is a new session: read from its start.
+    // A replaced database is a new session: read from its start. What the
+    // old one held beyond the cursor is gone, and recorded as a gap.
     std::fs::remove_dir_all(&agent_dir).unwrap();
     let agent = start_agent(&cfg).await;
     assert_ne!(agent.api.status().session_id, session);
@@ -177,13 +219,22 @@ async fn agent_restart_continues_and_a_new_database_resets_the_cursor() {
     wait_reregistered(addr, &agent).await;
     poll(&colony, "a1").await;
     assert_eq!(totals(addr, None, "pay").await, (180, 0));
-    let mut c = client(addr, None).await;
     let gaps = c
         .list_gaps(ListGapsRequest::default())
         .await
         .unwrap()
-        .into_inner();
-    assert!(gaps.gaps.is_empty(), "no row was lost: {:?}", gaps.gaps);
+        .into_inner()
+        .gaps;
+    assert_eq!(gaps.len(), 1, "{gaps:?}");
+    assert_eq!(
+        (
+            &gaps[0].session_id[..],
+            gaps[0].from_seq_id,
+            gaps[0].to_seq_id
+        ),
+        (&session[..], polled_to + 1, unread_to)
+    );
+    assert!(gaps[0].reason.contains("replaced"), "{:?}", gaps[0]);
     agent.shutdown().await;
     colony.shutdown().await;
 }

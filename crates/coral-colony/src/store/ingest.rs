@@ -5,19 +5,25 @@
 //! `(start_seq, max_seq]` of one agent store session. [`store_page`] runs
 //! inside the caller's transaction and, in that transaction:
 //!
-//! 1. reads the (agent, stream) cursor; a different session resets it to 0;
+//! 1. reads the (agent, stream) cursor; a different session resets it to 0,
+//!    and the old session's rows above the cursor that the agent had reported
+//!    holding are recorded as a gap: its database was replaced before the
+//!    colony read them;
 //! 2. drops rows at or below the cursor (already stored: a retried push or a
 //!    re-read page), so duplicates are impossible by construction;
 //! 3. records every seq_id in `(cursor, max_seq]` that is absent from the page
 //!    as a gap: agents commit seq_ids in order and never filter a colony read,
 //!    so an absent id is a row that expired at the agent before it was read;
 //! 4. appends spans and host samples, merges buckets ([`super::merge`]);
-//! 5. advances the cursor to `max_seq`.
+//! 5. advances the cursor to `max_seq` and remembers the newest seq_id the
+//!    agent reported in this session (`cursors.latest_seq_id`), so that a
+//!    later replacement is measured even after a colony restart.
 
 use coral_proto::common::{HostMetrics, TelemetryBucket, TelemetrySpan};
 use duckdb::{Transaction, params};
 
 use super::beyla::{BeylaRows, TraceSampling};
+use super::rows::{append_hosts, append_spans};
 use super::{StoreError, merge, now_micros, ts_micros};
 
 /// Which cursor a page advances.
@@ -75,6 +81,10 @@ pub struct Page {
     pub hosts: Vec<HostMetrics>,
     /// Beyla rows in the range (Beyla stream only).
     pub beyla: BeylaRows,
+    /// The newest seq_id of this stream the agent reported holding, per store
+    /// session (registration, heartbeats, earlier pages and this one). Only
+    /// read when the session changes: it bounds the old session's lost rows.
+    pub reported: Vec<(String, u64)>,
 }
 
 impl Page {
@@ -101,22 +111,51 @@ pub struct PageOutcome {
     pub gaps: Vec<(u64, u64)>,
     /// True when the page started a new agent store session.
     pub session_reset: bool,
+    /// Rows of the previous session the colony never read (inclusive range),
+    /// recorded as a gap when the page started a new session.
+    pub replaced_gap: Option<(u64, u64)>,
 }
 
-/// The stored cursor of (agent, stream): session id and seq_id.
+/// The stored cursor of (agent, stream).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    /// The agent store session the cursor belongs to.
+    pub session_id: String,
+    /// The highest seq_id stored here.
+    pub seq_id: u64,
+    /// The newest seq_id the agent reported holding in that session.
+    pub latest_seq_id: u64,
+}
+
+/// The stored cursor of (agent, stream).
 pub fn read_cursor(
     tx: &duckdb::Connection,
     agent_id: &str,
     stream: Stream,
-) -> Result<Option<(String, u64)>, StoreError> {
+) -> Result<Option<Cursor>, StoreError> {
     let mut stmt = tx.prepare_cached(
-        "SELECT session_id, seq_id FROM cursors WHERE agent_id = ? AND stream = ?",
+        "SELECT session_id, seq_id, coalesce(latest_seq_id, 0) FROM cursors \
+         WHERE agent_id = ? AND stream = ?",
     )?;
     let mut rows = stmt.query(params![agent_id, stream.cursor_key()])?;
     Ok(match rows.next()? {
-        Some(row) => Some((row.get(0)?, row.get(1)?)),
+        Some(row) => Some(Cursor {
+            session_id: row.get(0)?,
+            seq_id: row.get(1)?,
+            latest_seq_id: row.get(2)?,
+        }),
         None => None,
     })
+}
+
+/// The newest seq_id `page` knows the agent reported in `session_id`.
+fn reported_in(page: &Page, session_id: &str) -> u64 {
+    page.reported
+        .iter()
+        .filter(|(s, _)| s == session_id)
+        .map(|&(_, seq)| seq)
+        .max()
+        .unwrap_or(0)
 }
 
 /// Stores `page` and advances its cursor inside `tx` (see the module docs).
@@ -126,13 +165,31 @@ pub fn store_page(
     sampling: TraceSampling,
 ) -> Result<PageOutcome, StoreError> {
     let mut outcome = PageOutcome::default();
-    let cursor = match read_cursor(tx, &page.agent_id, page.stream)? {
-        Some((session, seq)) if session == page.session_id => seq,
-        Some(_) => {
+    let now = ts_micros(now_micros());
+    let stored = read_cursor(tx, &page.agent_id, page.stream)?;
+    let (cursor, latest) = match stored {
+        Some(c) if c.session_id == page.session_id => (c.seq_id, c.latest_seq_id),
+        Some(old) => {
             outcome.session_reset = true;
-            0
+            // What the old session held beyond the cursor went with its
+            // database. Rows written after the agent's last report are not
+            // known here, so the recorded range is a lower bound.
+            let reached = old.latest_seq_id.max(reported_in(page, &old.session_id));
+            if reached > old.seq_id {
+                let lost = (old.seq_id + 1, reached);
+                record_gaps(
+                    tx,
+                    page,
+                    &old.session_id,
+                    &[lost],
+                    &now,
+                    "lost with the agent's replaced database before the colony read it",
+                )?;
+                outcome.replaced_gap = Some(lost);
+            }
+            (0, 0)
         }
-        None => 0,
+        None => (0, 0),
     };
     let Page {
         agent_id,
@@ -165,22 +222,14 @@ pub fn store_page(
         .collect();
     present.sort_unstable();
     outcome.gaps = holes(lower, max_seq, &present);
-    let now = ts_micros(now_micros());
-    if !outcome.gaps.is_empty() {
-        let mut app = tx.appender("gaps")?;
-        for &(from, to) in &outcome.gaps {
-            app.append_row(params![
-                agent_id,
-                stream.as_str(),
-                session_id,
-                from,
-                to,
-                now.clone(),
-                "expired at the agent before the colony read it",
-            ])?;
-        }
-        app.flush()?;
-    }
+    record_gaps(
+        tx,
+        page,
+        session_id,
+        &outcome.gaps,
+        &now,
+        "expired at the agent before the colony read it",
+    )?;
 
     append_spans(tx, agent_id, &spans)?;
     append_hosts(tx, agent_id, &hosts)?;
@@ -198,15 +247,17 @@ pub fn store_page(
     }
 
     let new_cursor = cursor.max(max_seq);
+    let new_latest = latest.max(reported_in(page, session_id)).max(new_cursor);
     let rows = outcome.stored as u64;
     // UPDATE-then-INSERT rather than a keyed upsert: the writer may advance
     // the same cursor several times in one transaction.
     let updated = tx.execute(
-        "UPDATE cursors SET seq_id = ?, updated_at = ?, \
+        "UPDATE cursors SET seq_id = ?, latest_seq_id = ?, updated_at = ?, \
          rows_received = CASE WHEN session_id = ? THEN rows_received + ? ELSE ? END, \
          session_id = ? WHERE agent_id = ? AND stream = ?",
         params![
             new_cursor,
+            new_latest,
             now.clone(),
             session_id,
             rows,
@@ -218,19 +269,49 @@ pub fn store_page(
     )?;
     if updated == 0 {
         tx.execute(
-            "INSERT INTO cursors VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO cursors (agent_id, stream, session_id, seq_id, rows_received, \
+             updated_at, latest_seq_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
             params![
                 agent_id,
                 stream.cursor_key(),
                 session_id,
                 new_cursor,
                 rows,
-                now
+                now,
+                new_latest
             ],
         )?;
     }
     outcome.cursor = new_cursor;
     Ok(outcome)
+}
+
+/// Appends `gaps` (inclusive seq_id ranges of `session_id`) with `reason`.
+fn record_gaps(
+    tx: &Transaction<'_>,
+    page: &Page,
+    session_id: &str,
+    gaps: &[(u64, u64)],
+    now: &duckdb::types::Value,
+    reason: &str,
+) -> Result<(), StoreError> {
+    if gaps.is_empty() {
+        return Ok(());
+    }
+    let mut app = tx.appender("gaps")?;
+    for &(from, to) in gaps {
+        app.append_row(params![
+            page.agent_id,
+            page.stream.as_str(),
+            session_id,
+            from,
+            to,
+            now.clone(),
+            reason,
+        ])?;
+    }
+    app.flush()?;
+    Ok(())
 }
 
 /// Inclusive ranges in `(lower, upper]` missing from the sorted `present`.
@@ -250,162 +331,6 @@ pub fn holes(lower: u64, upper: u64, present: &[u64]) -> Vec<(u64, u64)> {
         gaps.push((expected, upper));
     }
     gaps
-}
-
-/// Appends spans as one Arrow record batch: DuckDB ingests a columnar batch
-/// several times faster than row-by-row appends (see BENCHMARKS.md).
-fn append_spans(
-    tx: &Transaction<'_>,
-    agent_id: &str,
-    spans: &[&TelemetrySpan],
-) -> Result<(), StoreError> {
-    if spans.is_empty() {
-        return Ok(());
-    }
-    let batch = spans_batch(agent_id, spans).map_err(|e| StoreError::Corrupt {
-        what: "span batch",
-        detail: e.to_string(),
-    })?;
-    let mut app = tx.appender("trace_spans")?;
-    app.append_record_batch(batch)?;
-    app.flush()?;
-    Ok(())
-}
-
-/// The `trace_spans` columns of `spans`, in table order (public for the
-/// poll-cycle benchmark's baseline).
-pub fn spans_batch(
-    agent_id: &str,
-    spans: &[&TelemetrySpan],
-) -> Result<duckdb::arrow::record_batch::RecordBatch, duckdb::arrow::error::ArrowError> {
-    use std::sync::Arc;
-
-    use duckdb::arrow::array::{
-        ArrayRef, BooleanArray, Int32Array, Int64Array, StringArray, TimestampMicrosecondArray,
-        UInt64Array,
-    };
-    use duckdb::arrow::record_batch::RecordBatch;
-
-    let text = |f: fn(&TelemetrySpan) -> &str| -> ArrayRef {
-        Arc::new(StringArray::from_iter_values(spans.iter().map(|s| f(s))))
-    };
-    let columns: Vec<(&str, ArrayRef)> = vec![
-        (
-            "agent_id",
-            Arc::new(StringArray::from_iter_values(
-                spans.iter().map(|_| agent_id),
-            )),
-        ),
-        (
-            "seq_id",
-            Arc::new(UInt64Array::from_iter_values(
-                spans.iter().map(|s| s.seq_id),
-            )),
-        ),
-        ("trace_id", text(|s| &s.trace_id)),
-        ("span_id", text(|s| &s.span_id)),
-        ("parent_span_id", text(|s| &s.parent_span_id)),
-        ("service_name", text(|s| &s.service_name)),
-        ("span_name", text(|s| &s.span_name)),
-        ("span_kind", text(|s| &s.span_kind)),
-        (
-            "start_time",
-            Arc::new(TimestampMicrosecondArray::from_iter_values(
-                spans.iter().map(|s| s.start_time_unix_nano / 1_000),
-            )),
-        ),
-        (
-            "start_time_ns",
-            Arc::new(Int64Array::from_iter_values(
-                spans.iter().map(|s| s.start_time_unix_nano),
-            )),
-        ),
-        (
-            "duration_us",
-            Arc::new(Int64Array::from_iter_values(
-                spans.iter().map(|s| s.duration_us),
-            )),
-        ),
-        (
-            "is_error",
-            Arc::new(BooleanArray::from_iter(
-                spans.iter().map(|s| Some(s.is_error)),
-            )),
-        ),
-        ("status_code", text(|s| &s.status_code)),
-        ("status_message", text(|s| &s.status_message)),
-        (
-            "http_status_code",
-            Arc::new(Int32Array::from_iter(spans.iter().map(|s| {
-                (s.http_status_code != 0).then_some(s.http_status_code)
-            }))),
-        ),
-        ("http_method", text(|s| &s.http_method)),
-        ("http_route", text(|s| &s.http_route)),
-        ("rpc_system", text(|s| &s.rpc_system)),
-        ("rpc_service", text(|s| &s.rpc_service)),
-        ("rpc_method", text(|s| &s.rpc_method)),
-        (
-            "grpc_status_code",
-            Arc::new(Int32Array::from_iter(
-                spans.iter().map(|s| s.grpc_status_code),
-            )),
-        ),
-        ("db_system", text(|s| &s.db_system)),
-        ("db_operation", text(|s| &s.db_operation)),
-        ("db_collection", text(|s| &s.db_collection)),
-        ("keep_reason", text(|s| &s.keep_reason)),
-        ("attributes", text(|s| &s.attributes_json)),
-        ("resource", text(|s| &s.resource_json)),
-    ];
-    RecordBatch::try_from_iter(columns)
-}
-
-/// Host samples are keyed by (agent_id, bucket_time): a newer sample of the
-/// same minute replaces the older one.
-fn append_hosts(
-    tx: &Transaction<'_>,
-    agent_id: &str,
-    hosts: &[&HostMetrics],
-) -> Result<(), StoreError> {
-    if hosts.is_empty() {
-        return Ok(());
-    }
-    {
-        let mut delete =
-            tx.prepare_cached("DELETE FROM host_metrics WHERE agent_id = ? AND bucket_time = ?")?;
-        for h in hosts {
-            delete.execute(params![agent_id, ts_micros(h.bucket_time * 1_000_000)])?;
-        }
-    }
-    // Within the page, the last sample of a minute wins.
-    let mut latest: Vec<&HostMetrics> = Vec::with_capacity(hosts.len());
-    for &h in hosts {
-        match latest.iter_mut().find(|l| l.bucket_time == h.bucket_time) {
-            Some(slot) if slot.seq_id < h.seq_id => *slot = h,
-            Some(_) => {}
-            None => latest.push(h),
-        }
-    }
-    let mut app = tx.appender("host_metrics")?;
-    for h in latest {
-        app.append_row(params![
-            agent_id,
-            ts_micros(h.bucket_time * 1_000_000),
-            h.hostname,
-            h.cpu_percent,
-            h.memory_used_bytes,
-            h.memory_total_bytes,
-            h.net_rx_bytes_per_sec,
-            h.net_tx_bytes_per_sec,
-            h.load1,
-            h.load5,
-            h.load15,
-            h.interval_seconds,
-        ])?;
-    }
-    app.flush()?;
-    Ok(())
 }
 
 #[cfg(test)]

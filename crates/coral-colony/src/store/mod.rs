@@ -10,6 +10,7 @@ pub mod ingest;
 pub mod merge;
 pub mod query;
 pub mod query_beyla;
+pub mod rows;
 pub mod schema;
 pub mod services;
 pub mod writer;
@@ -145,6 +146,11 @@ impl Database {
             )
             .ok();
         match version {
+            Some(found) if found == "1" => {
+                let tx = conn.unchecked_transaction()?;
+                tx.execute_batch(schema::MIGRATE_FROM_1)?;
+                tx.commit()?;
+            }
             Some(found) if found != schema::SCHEMA_VERSION => {
                 return Err(StoreError::Schema {
                     path,

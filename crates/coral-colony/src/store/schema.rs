@@ -3,12 +3,18 @@
 //! `otel_spans` is RFD 025's table of 1-minute summaries, one row per
 //! (bucket_time, agent_id, service_name, span_kind); the serialized sketch is
 //! kept so that a bucket arriving in parts merges instead of overwriting.
-//! `cursors` holds, per (agent, stream), the agent's store session and the
-//! highest seq_id stored here; it is updated in the same transaction as the
-//! rows it covers.
+//! `cursors` holds, per (agent, stream), the agent's store session, the
+//! highest seq_id stored here and the newest seq_id the agent reported
+//! holding; it is updated in the same transaction as the rows it covers.
 
-/// Bumped when the schema changes incompatibly.
-pub const SCHEMA_VERSION: &str = "1";
+/// Bumped when the schema changes incompatibly. Version 2 added
+/// `cursors.latest_seq_id`; [`MIGRATE_FROM_1`] brings a version 1 file up.
+pub const SCHEMA_VERSION: &str = "2";
+
+/// Upgrades a version 1 database (run once, when it is opened).
+pub const MIGRATE_FROM_1: &str =
+    "ALTER TABLE cursors ADD COLUMN IF NOT EXISTS latest_seq_id UBIGINT DEFAULT 0;
+UPDATE coral_metadata SET value = '2' WHERE key = 'schema_version';";
 
 /// Idempotent DDL run at open.
 pub const DDL: &str = r#"
@@ -35,7 +41,8 @@ CREATE TABLE IF NOT EXISTS cursors (
     session_id    VARCHAR   NOT NULL,
     seq_id        UBIGINT   NOT NULL,
     rows_received UBIGINT   NOT NULL,
-    updated_at    TIMESTAMP NOT NULL
+    updated_at    TIMESTAMP NOT NULL,
+    latest_seq_id UBIGINT   DEFAULT 0
 );
 
 CREATE TABLE IF NOT EXISTS gaps (
