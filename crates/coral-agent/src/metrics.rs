@@ -79,6 +79,9 @@ counters! {
     beyla_spans_received,
     /// Beyla spans dropped by trace-id sampling (`beyla.sampling.rate`).
     beyla_spans_sampled_out,
+    /// Beyla spans whose attributes or names were cut to the stored limits
+    /// (the same as for `spans_attributes_cut`).
+    beyla_spans_attributes_cut,
     /// Beyla rows (histograms and spans) written to the store.
     beyla_rows_stored,
     /// Beyla rows lost because a write failed.

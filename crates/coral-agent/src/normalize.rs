@@ -15,7 +15,7 @@
 //! `http.status_code`, `db.system.name`/`db.system`, ...). Attribute values
 //! keep their OTLP types.
 
-use coral_model::{AttributeLimits, SpanKind};
+use coral_model::SpanKind;
 use coral_proto::common::TelemetrySpan;
 use coral_proto::otlp::trace::v1::status::StatusCode;
 use coral_proto::otlp_wire::{KeyValueView, SpanDetail, SpanView, ValueView};
@@ -217,21 +217,7 @@ pub fn to_telemetry_span(
     (span, message_cut || attributes_cut || names_cut.get())
 }
 
-/// What a kept span, and a resource, store of their attributes: string values
-/// are cut to 2 KiB, and attributes past 4 KiB of JSON are left out. DuckDB
-/// reads and checkpoints a column 2,048 rows at a time, so the widest rows
-/// bound the store's memory: within these limits a column of kept spans
-/// stays within the store's 32 MB budget, where rows of tens of KiB each made
-/// checkpoints fail and the database unusable until a restart, and rows of
-/// 8 KiB made reads of freshly written rows fail.
-pub const KEPT_ATTRIBUTES: AttributeLimits = AttributeLimits {
-    value_bytes: 2 * 1024,
-    total_bytes: 4 * 1024,
-};
-
-/// A kept span's names (service, span, route, method, RPC and database
-/// fields) are stored cut to this many bytes; aggregation uses them whole.
-pub const MAX_NAME_BYTES: usize = 1024;
+pub use coral_model::json::{KEPT_ATTRIBUTES, MAX_NAME_BYTES};
 
 /// A kept span's status message is cut to this many bytes.
 pub const MAX_STATUS_MESSAGE_BYTES: usize = 1024;

@@ -1,4 +1,5 @@
-//! `QueryTelemetry` pages are bounded by bytes as well as rows: wide rows are
+//! `QueryTelemetry` and `QueryBeylaMetrics` pages are bounded by bytes as well
+//! as rows: wide rows are
 //! read a window at a time within the store's DuckDB memory limit, a page
 //! stays within what a colony accepts in one message, and draining page after
 //! page returns every row exactly once.
@@ -11,10 +12,12 @@ mod common;
 use coral_agent::metrics::Counters;
 use coral_agent::normalize::KEPT_ATTRIBUTES;
 use coral_agent::store::Database;
+use coral_agent::store::beyla::BeylaRows;
+use coral_agent::store::beyla_read;
 use coral_agent::store::read::{MAX_PAGE_BYTES, MAX_RECORDS, query_telemetry};
 use coral_agent::store::writer::{WriteOp, Writer};
-use coral_proto::agent::QueryTelemetryRequest;
-use coral_proto::common::TelemetrySpan;
+use coral_proto::agent::{QueryBeylaMetricsRequest, QueryTelemetryRequest};
+use coral_proto::common::{BeylaTraceSpan, TelemetrySpan};
 use coral_proto::otlp::collector::trace::v1::trace_service_client::TraceServiceClient;
 use coral_proto::otlp::common::v1::{AnyValue, KeyValue, any_value::Value};
 use coral_proto::otlp::trace::v1::Span;
@@ -213,4 +216,79 @@ async fn huge_attributes_are_cut_and_every_span_is_stored() {
         .load(std::sync::atomic::Ordering::Relaxed);
     assert_eq!(cut, total);
     agent.shutdown().await;
+}
+
+/// Beyla spans at the stored size limit (about 4 KiB of attributes and 1 KiB
+/// names each; `coral_beyla` cuts them to it), 10,000 of them (~50 MB), are
+/// all stored and drained by cursor in pages within the byte budget, each
+/// seq_id exactly once.
+#[test]
+fn beyla_pages_are_cut_at_the_byte_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, conn) = Database::open(dir.path()).unwrap();
+    let (writer, tx) = Writer::start(conn, db.clone(), Arc::new(Counters::default())).unwrap();
+    let start_ns = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64;
+    let mut state = 0x6a09_e667_f3bc_c908_u64;
+    let n = 10_000u64;
+    for chunk in 0..n / 500 {
+        let spans = (chunk * 500..(chunk + 1) * 500)
+            .map(|i| BeylaTraceSpan {
+                trace_id: format!("{i:032x}"),
+                span_id: format!("{i:016x}"),
+                service_name: "beyla".into(),
+                span_name: noise(&mut state, 1_024),
+                span_kind: "server".into(),
+                start_time_unix_nano: start_ns,
+                attributes_json: format!(
+                    r#"{{"noise":"{}"}}"#,
+                    noise(&mut state, KEPT_ATTRIBUTES.total_bytes - 16)
+                ),
+                ..Default::default()
+            })
+            .collect();
+        tx.send(WriteOp::Beyla(BeylaRows {
+            spans,
+            ..BeylaRows::default()
+        }))
+        .unwrap();
+    }
+    drop(tx);
+    writer.join();
+    assert_eq!(db.latest_beyla_seq(), n);
+
+    let mut start = 0;
+    let mut seen = Vec::new();
+    let mut pages = 0;
+    loop {
+        let page = beyla_read::query(
+            &db,
+            &QueryBeylaMetricsRequest {
+                include_traces: true,
+                start_seq_id: start,
+                max_records: MAX_RECORDS as i32,
+                ..Default::default()
+            },
+        )
+        .expect("a Beyla page reads within the store's memory limit");
+        pages += 1;
+        let bytes = page.encoded_len();
+        assert!(
+            bytes <= MAX_PAGE_BYTES + PAGE_FIELDS,
+            "{bytes} bytes in a page"
+        );
+        assert!(
+            page.max_seq_id > start || !page.has_more,
+            "the cursor moves"
+        );
+        seen.extend(page.trace_spans.iter().map(|s| s.seq_id));
+        start = page.max_seq_id;
+        if !page.has_more {
+            break;
+        }
+    }
+    assert!(pages >= 2, "{pages} pages");
+    assert_eq!(seen, (1..=n).collect::<Vec<_>>());
 }

@@ -67,6 +67,23 @@ impl AttributeLimits {
     };
 }
 
+/// What a kept span (from OTLP or from Beyla), and a resource, store of
+/// their attributes: string values are cut to 2 KiB, and attributes past
+/// 4 KiB of JSON are left out. DuckDB reads and checkpoints a column 2,048
+/// rows at a time, so the widest rows bound the agent store's memory: within
+/// these limits a column of kept spans stays within the store's 32 MB budget,
+/// where rows of tens of KiB each made checkpoints fail and the database
+/// unusable until a restart, and rows of 8 KiB made reads of freshly written
+/// rows fail.
+pub const KEPT_ATTRIBUTES: AttributeLimits = AttributeLimits {
+    value_bytes: 2 * 1024,
+    total_bytes: 4 * 1024,
+};
+
+/// A kept span's names (service, span, route, method, RPC and database
+/// fields) are stored cut to this many bytes; aggregation uses them whole.
+pub const MAX_NAME_BYTES: usize = 1024;
+
 /// [`otlp_attributes_json`] within `limits`; the flag is true when a value
 /// was cut or an attribute left out.
 pub fn otlp_attributes_json_within(

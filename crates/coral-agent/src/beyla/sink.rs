@@ -78,6 +78,7 @@ impl OtlpSink for BeylaSink {
         let received = outcome.spans.len() as u64 + outcome.sampled_out + outcome.invalid;
         Counters::add(&self.counters.beyla_spans_received, received);
         Counters::add(&self.counters.beyla_spans_sampled_out, outcome.sampled_out);
+        Counters::add(&self.counters.beyla_spans_attributes_cut, outcome.cut);
         if !outcome.spans.is_empty() {
             let rows = BeylaRows {
                 spans: outcome.spans,

@@ -8,7 +8,7 @@ use duckdb::types::Value;
 use duckdb::{Connection, Row, params_from_iter};
 
 use super::beyla::ts;
-use super::read::{Page, page_limit, proto_column};
+use super::read::{MAX_PAGE_BYTES, Page, budget_end, framed_len, page_limit, proto_column};
 use super::{Database, StoreError};
 
 /// Which rows a read selects.
@@ -178,29 +178,56 @@ pub fn query(
     if page.is_empty() {
         return Ok(response);
     }
-    // Rows carry attribute maps: a window at a time, as `QueryTelemetry`.
+    // Rows carry attribute maps: a window at a time and no further than the
+    // byte budget, as `QueryTelemetry`.
+    let mut bytes = 0;
     for range in page.windows() {
         if sel.http {
-            response
-                .http_metrics
-                .extend(read_http(&conn, range, &sel, None)?);
+            let rows = read_http(&conn, range, &sel, None)?;
+            bytes += rows.iter().map(framed_len).sum::<usize>();
+            response.http_metrics.extend(rows);
         }
         if sel.grpc {
-            response
-                .grpc_metrics
-                .extend(read_grpc(&conn, range, &sel, None)?);
+            let rows = read_grpc(&conn, range, &sel, None)?;
+            bytes += rows.iter().map(framed_len).sum::<usize>();
+            response.grpc_metrics.extend(rows);
         }
         if sel.sql {
-            response
-                .sql_metrics
-                .extend(read_sql(&conn, range, &sel, None)?);
+            let rows = read_sql(&conn, range, &sel, None)?;
+            bytes += rows.iter().map(framed_len).sum::<usize>();
+            response.sql_metrics.extend(rows);
         }
         if sel.traces {
-            let spans = read_spans(&conn, range, &sel.span_where, &sel.span_args, None)?;
-            response.trace_spans.extend(spans);
+            let rows = read_spans(&conn, range, &sel.span_where, &sel.span_args, None)?;
+            bytes += rows.iter().map(framed_len).sum::<usize>();
+            response.trace_spans.extend(rows);
+        }
+        if bytes > MAX_PAGE_BYTES {
+            end_within_budget(&mut response, range.1);
+            break;
         }
     }
     Ok(response)
+}
+
+/// Ends a cursor-mode `page`, whose rows up to `read_to` are all read and
+/// over [`MAX_PAGE_BYTES`], at [`budget_end`].
+fn end_within_budget(page: &mut QueryBeylaMetricsResponse, read_to: u64) {
+    let rows: Vec<(u64, usize)> = page
+        .http_metrics
+        .iter()
+        .map(|r| (r.seq_id, framed_len(r)))
+        .chain(page.grpc_metrics.iter().map(|r| (r.seq_id, framed_len(r))))
+        .chain(page.sql_metrics.iter().map(|r| (r.seq_id, framed_len(r))))
+        .chain(page.trace_spans.iter().map(|r| (r.seq_id, framed_len(r))))
+        .collect();
+    let end = budget_end(rows, read_to);
+    page.http_metrics.retain(|r| r.seq_id <= end);
+    page.grpc_metrics.retain(|r| r.seq_id <= end);
+    page.sql_metrics.retain(|r| r.seq_id <= end);
+    page.trace_spans.retain(|r| r.seq_id <= end);
+    page.max_seq_id = end;
+    page.has_more = true;
 }
 
 fn range_args(range: (u64, u64), extra: &[Value]) -> Vec<Value> {

@@ -184,33 +184,39 @@ pub fn query_telemetry(
 }
 
 /// A row's bytes in a response: its encoding and its field's tag and length.
-fn framed_len<M: Message>(row: &M) -> usize {
+pub(super) fn framed_len<M: Message>(row: &M) -> usize {
     let len = row.encoded_len();
     len + 1 + prost::encoding::encoded_len_varint(len as u64)
 }
 
+/// Where a page whose rows (`(seq_id, framed_len)`, all read up to
+/// `read_to`) are over [`MAX_PAGE_BYTES`] ends: at its last row within the
+/// budget, or its first row when that alone is over. Rows after the end are
+/// dropped from the page and read again from the new cursor.
+pub(super) fn budget_end(mut rows: Vec<(u64, usize)>, read_to: u64) -> u64 {
+    rows.retain(|(seq, _)| *seq <= read_to);
+    rows.sort_unstable_by_key(|r| r.0);
+    let mut total = 0;
+    for (i, &(seq, len)) in rows.iter().enumerate() {
+        total += len;
+        if total > MAX_PAGE_BYTES {
+            return if i == 0 { seq } else { rows[i - 1].0 };
+        }
+    }
+    read_to
+}
+
 /// Ends `page`, whose rows up to `read_to` are all read and over
-/// [`MAX_PAGE_BYTES`], at its last row within the budget (its first row at
-/// least): rows after it are dropped and read again from the new cursor.
+/// [`MAX_PAGE_BYTES`], at [`budget_end`].
 fn end_within_budget(page: &mut QueryTelemetryResponse, read_to: u64) {
-    let mut rows: Vec<(u64, usize)> = page
+    let rows: Vec<(u64, usize)> = page
         .buckets
         .iter()
         .map(|b| (b.seq_id, framed_len(b)))
         .chain(page.spans.iter().map(|s| (s.seq_id, framed_len(s))))
         .chain(page.host_metrics.iter().map(|h| (h.seq_id, framed_len(h))))
-        .filter(|(seq, _)| *seq <= read_to)
         .collect();
-    rows.sort_unstable_by_key(|r| r.0);
-    let mut end = read_to;
-    let mut total = 0;
-    for (i, &(seq, len)) in rows.iter().enumerate() {
-        total += len;
-        if total > MAX_PAGE_BYTES {
-            end = if i == 0 { seq } else { rows[i - 1].0 };
-            break;
-        }
-    }
+    let end = budget_end(rows, read_to);
     page.buckets.retain(|b| b.seq_id <= end);
     page.spans.retain(|s| s.seq_id <= end);
     page.host_metrics.retain(|h| h.seq_id <= end);

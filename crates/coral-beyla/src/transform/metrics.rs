@@ -237,6 +237,7 @@ impl Transformer {
             return;
         }
         let (mut key, failed) = series_key(family, service, attrs, self.opts.obfuscate_queries);
+        key.cut_names(coral_model::json::MAX_NAME_BYTES);
         if let SeriesKey::Http { service, route, .. } = &mut key {
             self.cap_route(service, route, time);
         }

@@ -11,6 +11,10 @@
 //! span shares with its resource takes the span's value). With
 //! `obfuscate_queries`, `db.query.text` / `db.statement` (and the names of SQL
 //! spans) go through [`obfuscate_sql`] or, for Redis, [`obfuscate_redis`].
+//! What is stored is bounded as for the agent's own kept spans
+//! ([`coral_model::json::KEPT_ATTRIBUTES`], [`MAX_NAME_BYTES`]): string values
+//! are cut to 2 KiB, other values longer than that and attributes past about
+//! 4 KiB of JSON are left out, and names are cut to 1 KiB.
 //!
 //! **Sampling** is decided from the trace id alone, with exactly the rule of
 //! OpenTelemetry's `TraceIdRatioBased` sampler (Go SDK): with
@@ -25,7 +29,9 @@ use coral_proto::otlp::collector::trace::v1::ExportTraceServiceRequest;
 use coral_proto::otlp::common::v1::{AnyValue, KeyValue, any_value::Value};
 use coral_proto::otlp::trace::v1::{Span, span::SpanKind, status::StatusCode};
 
-use super::attrs::{present, str_of};
+use coral_model::json::{KEPT_ATTRIBUTES, MAX_NAME_BYTES};
+
+use super::attrs::{present, str_of, truncate};
 use super::catalog::{http_status, rpc_status};
 use super::sql::{obfuscate_redis, obfuscate_sql};
 
@@ -56,6 +62,8 @@ pub struct TracesOutcome {
     pub sampled_out: u64,
     /// Spans dropped because their ids are malformed.
     pub invalid: u64,
+    /// Kept spans whose attributes or names were cut to the stored limits.
+    pub cut: u64,
     /// Why the first invalid span was dropped.
     pub invalid_reason: Option<String>,
 }
@@ -93,12 +101,9 @@ pub fn traces(req: &ExportTraceServiceRequest, opts: &TracesOptions) -> TracesOu
                         str_of(&span.attributes, &["service.name"]).filter(|s| !s.is_empty())
                     })
                     .unwrap_or_else(|| "unknown_service".into());
-                out.spans.push(span_row(
-                    span,
-                    &resource_json,
-                    service,
-                    opts.obfuscate_queries,
-                ));
+                let (row, cut) = span_row(span, &resource_json, service, opts.obfuscate_queries);
+                out.cut += u64::from(cut);
+                out.spans.push(row);
             }
         }
     }
@@ -120,7 +125,7 @@ fn span_row(
     resource: &ResourceJson<'_>,
     service: String,
     obfuscate: bool,
-) -> BeylaTraceSpan {
+) -> (BeylaTraceSpan, bool) {
     let attrs = &span.attributes;
     let redis = str_of(attrs, &["db.system.name", "db.system"]).is_some_and(|s| s == "redis");
     let is_db = present(attrs, "db.system.name") || present(attrs, "db.system");
@@ -134,26 +139,28 @@ fn span_row(
     // One JSON object: the resource's attributes not overridden by the
     // span, then the span's (the last of duplicated keys wins).
     let mut json = Vec::with_capacity(64 * (resource.fragments.len() + attrs.len()));
+    let mut cut = resource.cut;
     json.push(b'{');
     for (key, fragment) in &resource.fragments {
         if !attrs.iter().any(|a| a.key == *key) {
-            json.extend_from_slice(fragment);
-            json.push(b',');
+            cut |= !push_within(&mut json, fragment);
         }
     }
+    let mut fragment = Vec::with_capacity(64);
     for (i, kv) in attrs.iter().enumerate() {
         if attrs[i + 1..].iter().any(|a| a.key == kv.key) {
             continue;
         }
-        match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+        fragment.clear();
+        cut |= match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
             Some(Value::StringValue(s))
                 if obfuscate && matches!(kv.key.as_str(), "db.query.text" | "db.statement") =>
             {
-                write_entry(&mut json, &kv.key, None, Some(&scrub(s)));
+                write_entry(&mut fragment, &kv.key, None, Some(&scrub(s)))
             }
-            _ => write_entry(&mut json, &kv.key, kv.value.as_ref(), None),
-        }
-        json.push(b',');
+            _ => write_entry(&mut fragment, &kv.key, kv.value.as_ref(), None),
+        };
+        cut |= !push_within(&mut json, &fragment);
     }
     if json.len() > 1 {
         json.pop();
@@ -168,12 +175,13 @@ fn span_row(
     } else {
         span.name.clone()
     };
-    BeylaTraceSpan {
+    let long_names = name.len() > MAX_NAME_BYTES || service.len() > MAX_NAME_BYTES;
+    let row = BeylaTraceSpan {
         trace_id: hex::encode(&span.trace_id),
         span_id: hex::encode(&span.span_id),
         parent_span_id: hex::encode(&span.parent_span_id),
-        service_name: service,
-        span_name: name,
+        service_name: truncate(service, MAX_NAME_BYTES),
+        span_name: truncate(name, MAX_NAME_BYTES),
         span_kind: kind_name(span.kind).into(),
         start_time_unix_nano: i64::try_from(span.start_time_unix_nano).unwrap_or(i64::MAX),
         duration_us: i64::try_from(
@@ -190,42 +198,80 @@ fn span_row(
         attributes_json: String::from_utf8(json)
             .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
         ..Default::default()
+    };
+    (row, cut || long_names)
+}
+
+/// Appends `"key":value,` to the object being built in `json` when it stays
+/// within [`KEPT_ATTRIBUTES`]; false when it was left out for want of room.
+/// An empty fragment (a value [`write_entry`] left out) adds nothing.
+fn push_within(json: &mut Vec<u8>, fragment: &[u8]) -> bool {
+    if fragment.is_empty() {
+        return true;
     }
+    if json.len() + fragment.len() + 2 > KEPT_ATTRIBUTES.total_bytes {
+        return false;
+    }
+    json.extend_from_slice(fragment);
+    json.push(b',');
+    true
 }
 
 /// A resource's attributes, each already written as a `"key":value` JSON
 /// fragment (done once per `ResourceSpans`, not per span).
 struct ResourceJson<'a> {
     fragments: Vec<(&'a str, Vec<u8>)>,
+    /// A value was cut or left out.
+    cut: bool,
 }
 
 impl<'a> ResourceJson<'a> {
     fn new(resource: &'a [KeyValue]) -> ResourceJson<'a> {
         let mut fragments: Vec<(&'a str, Vec<u8>)> = Vec::with_capacity(resource.len());
+        let mut cut = false;
         for kv in resource {
             let mut f = Vec::with_capacity(48);
-            write_entry(&mut f, &kv.key, kv.value.as_ref(), None);
+            cut |= write_entry(&mut f, &kv.key, kv.value.as_ref(), None);
             match fragments.iter_mut().find(|(k, _)| *k == kv.key) {
                 Some(existing) => existing.1 = f,
                 None => fragments.push((&kv.key, f)),
             }
         }
-        ResourceJson { fragments }
+        ResourceJson { fragments, cut }
     }
 }
 
-/// Writes `"key":value`: the text `text` when given, else the typed value.
-fn write_entry(out: &mut Vec<u8>, key: &str, value: Option<&AnyValue>, text: Option<&str>) {
+/// Writes `"key":value`: the text `text` when given, else the typed value,
+/// strings cut to [`KEPT_ATTRIBUTES`]' value limit. Any other value whose JSON
+/// is longer than that limit is left out: nothing is written. True when the
+/// value was cut or left out.
+fn write_entry(out: &mut Vec<u8>, key: &str, value: Option<&AnyValue>, text: Option<&str>) -> bool {
+    let limit = KEPT_ATTRIBUTES.value_bytes;
+    let start = out.len();
     // Serializing a str or a serde_json::Value into a Vec cannot fail.
     let _ = serde_json::to_writer(&mut *out, key);
     out.push(b':');
-    let _ = match (text, value.and_then(|v| v.value.as_ref())) {
-        (Some(t), _) => serde_json::to_writer(&mut *out, t),
-        (None, Some(Value::StringValue(s))) => serde_json::to_writer(&mut *out, s),
-        (None, Some(Value::IntValue(i))) => serde_json::to_writer(&mut *out, i),
-        (None, Some(Value::BoolValue(b))) => serde_json::to_writer(&mut *out, b),
-        (None, _) => serde_json::to_writer(&mut *out, &coral_model::otlp_value_to_json(value)),
+    let (text, other) = match (text, value.and_then(|v| v.value.as_ref())) {
+        (Some(t), _) => (Some(t), None),
+        (None, Some(Value::StringValue(s))) => (Some(s.as_str()), None),
+        (None, v) => (None, v),
     };
+    if let Some(t) = text {
+        let kept = coral_model::cut_to(t, limit);
+        let _ = serde_json::to_writer(&mut *out, kept);
+        return kept.len() < t.len();
+    }
+    let value_start = out.len();
+    let _ = match other {
+        Some(Value::IntValue(i)) => serde_json::to_writer(&mut *out, i),
+        Some(Value::BoolValue(b)) => serde_json::to_writer(&mut *out, b),
+        _ => serde_json::to_writer(&mut *out, &coral_model::otlp_value_to_json(value)),
+    };
+    if out.len() - value_start > limit {
+        out.truncate(start);
+        return true;
+    }
+    false
 }
 
 fn is_rpc(attrs: &[KeyValue]) -> bool {
@@ -333,5 +379,111 @@ mod tests {
         );
         assert_eq!(out.spans[0].span_kind, "unspecified");
         assert_eq!(out.spans[0].parent_span_id, "");
+    }
+
+    #[test]
+    fn stored_attributes_and_names_are_bounded() {
+        use coral_proto::otlp::common::v1::ArrayValue;
+        use coral_proto::otlp::resource::v1::Resource;
+        use coral_proto::otlp::trace::v1::{ResourceSpans, ScopeSpans};
+        let kv = |k: &str, v: Value| KeyValue {
+            key: k.into(),
+            value: Some(AnyValue { value: Some(v) }),
+            ..Default::default()
+        };
+        let huge = "é".repeat(300_000);
+        let list = ArrayValue {
+            values: (0..1_000)
+                .map(|i| AnyValue {
+                    value: Some(Value::IntValue(i)),
+                })
+                .collect(),
+        };
+        let mut attributes = vec![
+            kv("url.full", Value::StringValue(huge.clone())),
+            kv("list", Value::ArrayValue(list)),
+            kv("status", Value::IntValue(200)),
+        ];
+        attributes
+            .extend((0..200).map(|i| kv(&format!("k{i}"), Value::StringValue("v".repeat(100)))));
+        let span = |name: String, attributes| Span {
+            trace_id: id(9),
+            span_id: vec![2; 8],
+            name,
+            attributes,
+            ..Default::default()
+        };
+        let req = ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                resource: Some(Resource {
+                    attributes: vec![
+                        kv("service.name", Value::StringValue("shop".into())),
+                        kv("big", Value::StringValue(huge.clone())),
+                    ],
+                    ..Default::default()
+                }),
+                scope_spans: vec![ScopeSpans {
+                    spans: vec![
+                        span("x".repeat(5_000), attributes),
+                        span("GET /".into(), vec![kv("status", Value::IntValue(200))]),
+                    ],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        let out = traces(&req, &TracesOptions::default());
+        assert_eq!(
+            (out.spans.len(), out.cut),
+            (2, 2),
+            "the resource is cut for both"
+        );
+        let wide = &out.spans[0];
+        assert!(
+            wide.attributes_json.len() <= KEPT_ATTRIBUTES.total_bytes,
+            "{}",
+            wide.attributes_json.len()
+        );
+        let json: serde_json::Value = serde_json::from_str(&wide.attributes_json).unwrap();
+        let text = |k: &str| json[k].as_str().unwrap().len();
+        assert_eq!(text("big"), KEPT_ATTRIBUTES.value_bytes);
+        assert!(
+            json.get("url.full").is_none(),
+            "left out: no room after the resource's value"
+        );
+        assert!(
+            json.get("list").is_none(),
+            "a list over the value limit is left out"
+        );
+        assert_eq!(json["status"], 200);
+        assert_eq!(json["service.name"], "shop");
+        assert_eq!(wide.span_name.len(), MAX_NAME_BYTES);
+        let small: serde_json::Value = serde_json::from_str(&out.spans[1].attributes_json).unwrap();
+        assert_eq!(small["status"], 200);
+        assert_eq!(
+            small["big"].as_str().unwrap().len(),
+            KEPT_ATTRIBUTES.value_bytes
+        );
+
+        // Without the resource, the span's own long value is cut, not left out.
+        let alone = ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                scope_spans: vec![ScopeSpans {
+                    spans: vec![span(
+                        "GET".into(),
+                        vec![kv("url.full", Value::StringValue(huge))],
+                    )],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        let out = traces(&alone, &TracesOptions::default());
+        let json: serde_json::Value = serde_json::from_str(&out.spans[0].attributes_json).unwrap();
+        assert_eq!(
+            json["url.full"].as_str().unwrap().len(),
+            KEPT_ATTRIBUTES.value_bytes
+        );
+        assert_eq!(out.cut, 1);
     }
 }

@@ -68,6 +68,39 @@ pub(crate) enum SeriesKey {
     },
 }
 
+impl SeriesKey {
+    /// Cuts every name in the key to `max` bytes, as stored names are.
+    pub(crate) fn cut_names(&mut self, max: usize) {
+        let names = match self {
+            SeriesKey::Http {
+                service,
+                kind,
+                method,
+                route,
+                ..
+            } => [service, kind, method, route],
+            SeriesKey::Grpc {
+                service,
+                kind,
+                method,
+                system,
+                ..
+            } => [service, kind, method, system],
+            SeriesKey::Sql {
+                service,
+                system,
+                operation,
+                table,
+            } => [service, system, operation, table],
+        };
+        for name in names {
+            if name.len() > max {
+                *name = super::attrs::truncate(std::mem::take(name), max);
+            }
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Acc {
     latency: Histogram,
