@@ -7,6 +7,9 @@
 //! (bounded concurrency, one transaction per page with its cursor) into a
 //! fresh `colony.duckdb`. The baseline appends the same span rows into a
 //! table of the same shape with one Appender and no gRPC, cursors or merging.
+//! A transport-only pass first drains the same agents with plain clients and
+//! stores nothing: what serving, encoding and decoding the pages cost on this
+//! machine, the floor under any poll cycle here.
 //!
 //! ```sh
 //! cargo bench --workspace --bench poll_cycle            # 100 agents x 60,000 spans
@@ -21,6 +24,7 @@ use coral_colony::registry::Registry;
 use coral_colony::store::Database;
 use coral_colony::store::writer::{AgentRecord, Writer};
 use coral_model::{Bucket, BucketKey, SpanKind};
+use coral_proto::agent::agent_service_client::AgentServiceClient;
 use coral_proto::agent::agent_service_server::{AgentService, AgentServiceServer};
 use coral_proto::agent::{
     GetStatusRequest, GetStatusResponse, QueryTelemetryRequest, QueryTelemetryResponse,
@@ -223,6 +227,46 @@ fn raw_arrow_rate(spans: &[TelemetrySpan], rows: usize) -> f64 {
     rows as f64 / start.elapsed().as_secs_f64()
 }
 
+/// Drains every agent at `endpoints` with plain clients (`concurrency` at
+/// once, pages of `page_size`), decoding each page and storing nothing.
+/// Returns the rows read.
+async fn transport_only(endpoints: &[String], page_size: usize, concurrency: usize) -> usize {
+    let gate = Arc::new(tokio::sync::Semaphore::new(concurrency));
+    let mut tasks = tokio::task::JoinSet::new();
+    for endpoint in endpoints {
+        let (endpoint, gate) = (endpoint.clone(), gate.clone());
+        tasks.spawn(async move {
+            let _permit = gate.acquire_owned().await.unwrap();
+            let mut client = AgentServiceClient::connect(endpoint)
+                .await
+                .unwrap()
+                .max_decoding_message_size(256 << 20);
+            let (mut cursor, mut rows) = (0, 0);
+            loop {
+                let page = client
+                    .query_telemetry(QueryTelemetryRequest {
+                        service_names: Vec::new(),
+                        start_seq_id: cursor,
+                        max_records: page_size as i32,
+                    })
+                    .await
+                    .unwrap()
+                    .into_inner();
+                rows += page.spans.len() + page.buckets.len();
+                cursor = page.max_seq_id;
+                if !page.has_more {
+                    return rows;
+                }
+            }
+        });
+    }
+    let mut rows = 0;
+    while let Some(n) = tasks.join_next().await {
+        rows += n.unwrap();
+    }
+    rows
+}
+
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     let agents = env("AGENTS", 100);
@@ -242,6 +286,7 @@ async fn main() {
     );
 
     let registry = Arc::new(Registry::default());
+    let mut endpoints = Vec::with_capacity(agents);
     for i in 0..agents {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -259,6 +304,7 @@ async fn main() {
                 .await
                 .unwrap();
         });
+        endpoints.push(format!("http://{addr}"));
         registry.upsert(
             AgentRecord {
                 agent_id: format!("agent-{i}"),
@@ -269,6 +315,17 @@ async fn main() {
             true,
         );
     }
+    println!("transport only: draining {agents} agents, storing nothing…");
+    let started = Instant::now();
+    let read = transport_only(&endpoints, page_size, concurrency).await;
+    let transport = started.elapsed();
+    assert_eq!(read, agents * rows_per_agent, "every row read once");
+    println!(
+        "transport only: {read} rows in {:.2} s = {:.0} rows/s (gRPC, protobuf and the simulated agents, no store)",
+        transport.as_secs_f64(),
+        read as f64 / transport.as_secs_f64()
+    );
+
     let dir = tempfile::tempdir().unwrap();
     let (db, conn) = Database::open(dir.path()).unwrap();
     let (writer, writer_tx) = Writer::start(conn, Default::default()).unwrap();
@@ -311,7 +368,8 @@ async fn main() {
         100.0 * rate / raw_arrow
     );
     println!(
-        "{{\"agents\":{agents},\"rows_per_agent\":{rows_per_agent},\"cycle_seconds\":{:.3},\"rows_per_second\":{rate:.0},\"raw_appender_rows_per_second\":{raw:.0},\"raw_arrow_appender_rows_per_second\":{raw_arrow:.0}}}",
-        elapsed.as_secs_f64()
+        "{{\"agents\":{agents},\"rows_per_agent\":{rows_per_agent},\"cycle_seconds\":{:.3},\"transport_only_seconds\":{:.3},\"rows_per_second\":{rate:.0},\"raw_appender_rows_per_second\":{raw:.0},\"raw_arrow_appender_rows_per_second\":{raw_arrow:.0}}}",
+        elapsed.as_secs_f64(),
+        transport.as_secs_f64()
     );
 }
