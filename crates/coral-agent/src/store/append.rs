@@ -16,10 +16,14 @@ use super::writer::{micros, ts};
 use crate::metrics::Counters;
 
 /// Bytes of kept spans (as [`span_bytes`] counts them) committed in one
-/// transaction at most. DuckDB holds a transaction's rows in memory until it
-/// commits, within the store's memory limit: a burst of spans with large
-/// attributes is committed in several transactions instead of failing as one.
-const MAX_TRANSACTION_BYTES: usize = 16 << 20;
+/// transaction at most, so that a burst of wide spans is committed in several
+/// transactions instead of failing as one (100,000 spans at the stored size
+/// limit, ~440 MB, are stored within the 32 MB budget). Not smaller: every
+/// commit past DuckDB's 16 MiB WAL threshold checkpoints, and a checkpoint
+/// rewrites the row group being filled, so 16 MiB transactions (four per
+/// full batch of ordinary spans instead of one) cost a quarter of the
+/// agent's saturation throughput (BENCHMARKS.md).
+const MAX_TRANSACTION_BYTES: usize = 64 << 20;
 
 /// The bytes a kept span's row holds, roughly: its text columns and a fixed
 /// amount for the rest.
