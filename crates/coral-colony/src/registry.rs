@@ -44,11 +44,11 @@ pub const SESSIONS_KEPT: usize = 4;
 impl AgentState {
     /// Notes that the agent reported `latest_seq` in `session_id`.
     fn report(&mut self, session_id: &str, latest_seq: u64) {
+        self.agent_latest_seq = latest_seq;
         if session_id.is_empty() {
             return;
         }
         self.session_id = session_id.to_owned();
-        self.agent_latest_seq = latest_seq;
         match self.reported.iter().position(|(s, _)| s == session_id) {
             Some(i) => {
                 let (session, seq) = self.reported.remove(i);
@@ -267,7 +267,12 @@ mod tests {
         }
         assert_eq!(state.reported.len(), SESSIONS_KEPT);
         assert_eq!(state.reported[0].0, "a");
+        // An agent that names no session still reports how far it got.
         state.report("", 99);
         assert_eq!(state.reported.len(), SESSIONS_KEPT);
+        assert_eq!(
+            (state.session_id.as_str(), state.agent_latest_seq),
+            ("e", 99)
+        );
     }
 }

@@ -206,3 +206,43 @@ async fn a_version_1_colony_database_is_upgraded_in_place() {
     );
     assert_eq!(count(dir.path(), "SELECT count(*) FROM gaps"), 0);
 }
+
+/// Two processes with one agent id (a rolling update whose old pod still
+/// pushes): a session that sends rows again was not replaced, so the gap
+/// recorded for it is taken back; once it stops for good, what it reported
+/// but never sent is recorded.
+#[tokio::test]
+async fn a_session_that_sends_again_was_not_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    with_writer(dir.path(), |w| async move {
+        let push = |session: &str, start: u64, max: u64, reported: &[(&str, u64)]| {
+            let mut p = session_page(session, max, reported);
+            p.stream = Stream::Push;
+            p.start_seq = start;
+            p.spans.retain(|s| s.seq_id > start);
+            p
+        };
+        w.store(push("old", 0, 120, &[("old", 200)])).await.unwrap();
+        let new = w.store(push("new", 0, 5, &[])).await.unwrap();
+        assert_eq!(new.replaced_gap, Some((121, 200)));
+        // The old pod pushes again: it was not replaced.
+        let old = w
+            .store(push("old", 120, 140, &[("old", 200)]))
+            .await
+            .unwrap();
+        assert_eq!((old.stored, old.cursor), (20, 140));
+        // Then it stops; the new one goes on and records what is missing now.
+        let again = w.store(push("new", 5, 8, &[])).await.unwrap();
+        assert_eq!(again.replaced_gap, Some((141, 200)));
+    })
+    .await;
+    let conn = duckdb::Connection::open(dir.path().join("colony.duckdb")).unwrap();
+    let gaps: Vec<(String, u64, u64)> = conn
+        .prepare("SELECT session_id, from_seq_id, to_seq_id FROM gaps")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(gaps, [("old".to_string(), 141, 200)]);
+}

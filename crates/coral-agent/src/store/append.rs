@@ -17,8 +17,9 @@ use crate::metrics::Counters;
 
 /// Bytes of kept spans (as [`span_bytes`] counts them) committed in one
 /// transaction at most, so that a burst of wide spans is committed in several
-/// transactions instead of failing as one (100,000 spans at the stored size
-/// limit, ~440 MB, are stored within the 32 MB budget). Not smaller: every
+/// transactions instead of failing as one (`tests/paging.rs`'s size-limit
+/// test, run once with 100,000 spans, ~440 MB, stored them all within the
+/// 32 MB budget; it keeps 16,000, two transactions). Not smaller: every
 /// commit past DuckDB's 16 MiB WAL threshold checkpoints, and a checkpoint
 /// rewrites the row group being filled, so 16 MiB transactions (four per
 /// full batch of ordinary spans instead of one) cost a quarter of the

@@ -136,16 +136,13 @@ fn span_row(
             obfuscate_sql(text)
         }
     };
-    // One JSON object: the resource's attributes not overridden by the
-    // span, then the span's (the last of duplicated keys wins).
+    // One JSON object: the span's attributes (the last of duplicated keys
+    // wins), then the resource's that the span does not override. The
+    // span's come first because they say the most about it: when the size
+    // limit leaves something out, it is a resource attribute.
     let mut json = Vec::with_capacity(64 * (resource.fragments.len() + attrs.len()));
-    let mut cut = resource.cut;
+    let mut cut = false;
     json.push(b'{');
-    for (key, fragment) in &resource.fragments {
-        if !attrs.iter().any(|a| a.key == *key) {
-            cut |= !push_within(&mut json, fragment);
-        }
-    }
     let mut fragment = Vec::with_capacity(64);
     for (i, kv) in attrs.iter().enumerate() {
         if attrs[i + 1..].iter().any(|a| a.key == kv.key) {
@@ -161,6 +158,12 @@ fn span_row(
             _ => write_entry(&mut fragment, &kv.key, kv.value.as_ref(), None),
         };
         cut |= !push_within(&mut json, &fragment);
+    }
+    for (key, fragment, was_cut) in &resource.fragments {
+        if !attrs.iter().any(|a| a.key == *key) {
+            let kept = push_within(&mut json, fragment);
+            cut |= *was_cut || !kept;
+        }
     }
     if json.len() > 1 {
         json.pop();
@@ -220,24 +223,22 @@ fn push_within(json: &mut Vec<u8>, fragment: &[u8]) -> bool {
 /// A resource's attributes, each already written as a `"key":value` JSON
 /// fragment (done once per `ResourceSpans`, not per span).
 struct ResourceJson<'a> {
-    fragments: Vec<(&'a str, Vec<u8>)>,
-    /// A value was cut or left out.
-    cut: bool,
+    /// Key, fragment, and whether its value was cut or left out.
+    fragments: Vec<(&'a str, Vec<u8>, bool)>,
 }
 
 impl<'a> ResourceJson<'a> {
     fn new(resource: &'a [KeyValue]) -> ResourceJson<'a> {
-        let mut fragments: Vec<(&'a str, Vec<u8>)> = Vec::with_capacity(resource.len());
-        let mut cut = false;
+        let mut fragments: Vec<(&'a str, Vec<u8>, bool)> = Vec::with_capacity(resource.len());
         for kv in resource {
             let mut f = Vec::with_capacity(48);
-            cut |= write_entry(&mut f, &kv.key, kv.value.as_ref(), None);
-            match fragments.iter_mut().find(|(k, _)| *k == kv.key) {
-                Some(existing) => existing.1 = f,
-                None => fragments.push((&kv.key, f)),
+            let cut = write_entry(&mut f, &kv.key, kv.value.as_ref(), None);
+            match fragments.iter_mut().find(|(k, ..)| *k == kv.key) {
+                Some(existing) => (existing.1, existing.2) = (f, cut),
+                None => fragments.push((&kv.key, f, cut)),
             }
         }
-        ResourceJson { fragments, cut }
+        ResourceJson { fragments }
     }
 }
 
@@ -426,6 +427,10 @@ mod tests {
                     spans: vec![
                         span("x".repeat(5_000), attributes),
                         span("GET /".into(), vec![kv("status", Value::IntValue(200))]),
+                        span(
+                            "GET /b".into(),
+                            vec![kv("big", Value::StringValue("small".into()))],
+                        ),
                     ],
                     ..Default::default()
                 }],
@@ -435,8 +440,8 @@ mod tests {
         let out = traces(&req, &TracesOptions::default());
         assert_eq!(
             (out.spans.len(), out.cut),
-            (2, 2),
-            "the resource is cut for both"
+            (3, 2),
+            "the first is cut, the second gets the cut resource value, the third overrides it"
         );
         let wide = &out.spans[0];
         assert!(
@@ -445,18 +450,17 @@ mod tests {
             wide.attributes_json.len()
         );
         let json: serde_json::Value = serde_json::from_str(&wide.attributes_json).unwrap();
-        let text = |k: &str| json[k].as_str().unwrap().len();
-        assert_eq!(text("big"), KEPT_ATTRIBUTES.value_bytes);
-        assert!(
-            json.get("url.full").is_none(),
-            "left out: no room after the resource's value"
+        assert_eq!(
+            json["url.full"].as_str().unwrap().len(),
+            KEPT_ATTRIBUTES.value_bytes
         );
         assert!(
             json.get("list").is_none(),
             "a list over the value limit is left out"
         );
         assert_eq!(json["status"], 200);
-        assert_eq!(json["service.name"], "shop");
+        assert!(json.get("k0").is_some() && json.get("k199").is_none());
+        assert!(json.get("big").is_none(), "the span's attributes go first");
         assert_eq!(wide.span_name.len(), MAX_NAME_BYTES);
         let small: serde_json::Value = serde_json::from_str(&out.spans[1].attributes_json).unwrap();
         assert_eq!(small["status"], 200);

@@ -148,6 +148,9 @@ pub fn read_cursor(
     })
 }
 
+/// The reason recorded for rows lost with an agent's replaced database.
+pub const REPLACED: &str = "lost with the agent's replaced database before the colony read it";
+
 /// The newest seq_id `page` knows the agent reported in `session_id`.
 fn reported_in(page: &Page, session_id: &str) -> u64 {
     page.reported
@@ -171,20 +174,22 @@ pub fn store_page(
         Some(c) if c.session_id == page.session_id => (c.seq_id, c.latest_seq_id),
         Some(old) => {
             outcome.session_reset = true;
+            // A session that sends rows again was not replaced after all
+            // (two processes with one agent id, e.g. a rolling update whose
+            // old pod still pushes): what was recorded as lost with it is
+            // not. Should it stop for good, the next reset records it again
+            // from its cursor then.
+            tx.prepare_cached(
+                "DELETE FROM gaps WHERE agent_id = ? AND session_id = ? AND reason = ?",
+            )?
+            .execute(params![page.agent_id, page.session_id, REPLACED])?;
             // What the old session held beyond the cursor went with its
             // database. Rows written after the agent's last report are not
             // known here, so the recorded range is a lower bound.
             let reached = old.latest_seq_id.max(reported_in(page, &old.session_id));
             if reached > old.seq_id {
                 let lost = (old.seq_id + 1, reached);
-                record_gaps(
-                    tx,
-                    page,
-                    &old.session_id,
-                    &[lost],
-                    &now,
-                    "lost with the agent's replaced database before the colony read it",
-                )?;
+                record_gaps(tx, page, &old.session_id, &[lost], &now, REPLACED)?;
                 outcome.replaced_gap = Some(lost);
             }
             (0, 0)
