@@ -36,6 +36,27 @@ fn noise(state: &mut u64, len: usize) -> String {
     text
 }
 
+/// Now, in Unix nanoseconds.
+fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64
+}
+
+/// A fresh store holding what `ops` write, through the real writer.
+fn store_ops(ops: impl IntoIterator<Item = WriteOp>) -> (tempfile::TempDir, Arc<Database>) {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, conn) = Database::open(dir.path()).unwrap();
+    let (writer, tx) = Writer::start(conn, db.clone(), Arc::new(Counters::default())).unwrap();
+    for op in ops {
+        tx.send(op).unwrap();
+    }
+    drop(tx);
+    writer.join();
+    (dir, db)
+}
+
 /// A store holding `n` kept spans with `attribute_bytes` of attribute JSON
 /// each, written in batches of `batch`.
 fn store_with(
@@ -43,15 +64,9 @@ fn store_with(
     attribute_bytes: usize,
     batch: usize,
 ) -> (tempfile::TempDir, Arc<Database>) {
-    let dir = tempfile::tempdir().unwrap();
-    let (db, conn) = Database::open(dir.path()).unwrap();
-    let (writer, tx) = Writer::start(conn, db.clone(), Arc::new(Counters::default())).unwrap();
-    let start_ns = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as i64;
+    let start_ns = now_ns();
     let mut state = 0x2545_f491_4f6c_dd1d_u64;
-    for chunk in 0..n.div_ceil(batch) {
+    let (dir, db) = store_ops((0..n.div_ceil(batch)).map(|chunk| {
         let spans = (chunk * batch..((chunk + 1) * batch).min(n))
             .map(|i| TelemetrySpan {
                 trace_id: format!("{i:032x}"),
@@ -65,10 +80,8 @@ fn store_with(
                 ..Default::default()
             })
             .collect();
-        tx.send(WriteOp::Spans(spans, None)).unwrap();
-    }
-    drop(tx);
-    writer.join();
+        WriteOp::Spans(spans, None)
+    }));
     assert_eq!(db.latest_seq(), n as u64);
     (dir, db)
 }
@@ -164,10 +177,7 @@ async fn huge_attributes_are_cut_and_every_span_is_stored() {
             .await
             .unwrap();
     let mut state = 0x9e37_79b9_7f4a_7c15_u64;
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64;
+    let now = now_ns() as u64;
     let total = 160u64;
     for batch in 0..total / 16 {
         let spans = (0..16)
@@ -224,16 +234,10 @@ async fn huge_attributes_are_cut_and_every_span_is_stored() {
 /// seq_id exactly once.
 #[test]
 fn beyla_pages_are_cut_at_the_byte_budget() {
-    let dir = tempfile::tempdir().unwrap();
-    let (db, conn) = Database::open(dir.path()).unwrap();
-    let (writer, tx) = Writer::start(conn, db.clone(), Arc::new(Counters::default())).unwrap();
-    let start_ns = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as i64;
+    let start_ns = now_ns();
     let mut state = 0x6a09_e667_f3bc_c908_u64;
     let n = 10_000u64;
-    for chunk in 0..n / 500 {
+    let (_dir, db) = store_ops((0..n / 500).map(|chunk| {
         let spans = (chunk * 500..(chunk + 1) * 500)
             .map(|i| BeylaTraceSpan {
                 trace_id: format!("{i:032x}"),
@@ -249,14 +253,11 @@ fn beyla_pages_are_cut_at_the_byte_budget() {
                 ..Default::default()
             })
             .collect();
-        tx.send(WriteOp::Beyla(BeylaRows {
+        WriteOp::Beyla(BeylaRows {
             spans,
             ..BeylaRows::default()
-        }))
-        .unwrap();
-    }
-    drop(tx);
-    writer.join();
+        })
+    }));
     assert_eq!(db.latest_beyla_seq(), n);
 
     let mut start = 0;

@@ -323,15 +323,6 @@ impl Poller {
             if !outcome.gaps.is_empty() {
                 tracing::warn!(agent_id, stream = stream.as_str(), gaps = ?outcome.gaps, "rows expired at the agent before they were read");
             }
-            if let Some((from, to)) = outcome.replaced_gap {
-                tracing::warn!(
-                    agent_id,
-                    stream = stream.as_str(),
-                    from,
-                    to,
-                    "the agent's database was replaced before these rows of its previous session were read; recorded as a gap"
-                );
-            }
             report.pages += 1;
             report.rows += outcome.stored;
             report.gaps += outcome.gaps.len() + usize::from(outcome.replaced_gap.is_some());

@@ -243,7 +243,6 @@ impl ColonyService for ColonyApi {
         }
         self.registry
             .seen(&r.agent_id, &r.session_id, Some(r.max_seq_id));
-        let agent_id = r.agent_id.clone();
         let page = Page {
             reported: self.registry.reported(&r.agent_id),
             agent_id: r.agent_id,
@@ -270,9 +269,6 @@ impl ColonyService for ColonyApi {
         }
         if outcome.session_reset {
             message.push("new agent store session".to_owned());
-        }
-        if let Some((from, to)) = outcome.replaced_gap {
-            tracing::warn!(agent_id = %agent_id, from, to, "the agent's database was replaced before these rows of its previous session arrived; recorded as a gap");
         }
         Ok(Response::new(IngestTelemetryResponse {
             accepted: (outcome.stored + outcome.duplicates) as u32,

@@ -74,10 +74,12 @@ async fn a_push_cursor_from_an_older_colony_becomes_the_shared_one() {
     let dir = tempfile::tempdir().unwrap();
     drop(Database::open(dir.path()).unwrap());
     {
-        // What a colony before the shared cursor left for a pushing agent.
+        // What a colony before the shared cursor (schema version 1) left for
+        // a pushing agent.
         let conn = duckdb::Connection::open(dir.path().join("colony.duckdb")).unwrap();
         conn.execute_batch(
-            "INSERT INTO cursors (agent_id, stream, session_id, seq_id, rows_received, updated_at) \
+            "UPDATE coral_metadata SET value = '1' WHERE key = 'schema_version';
+             INSERT INTO cursors (agent_id, stream, session_id, seq_id, rows_received, updated_at) \
              VALUES ('web-01', 'push', 'session-1', 12, 12, now()::TIMESTAMP)",
         )
         .unwrap();

@@ -8,7 +8,9 @@ use duckdb::types::Value;
 use duckdb::{Connection, Row, params_from_iter};
 
 use super::beyla::ts;
-use super::read::{MAX_PAGE_BYTES, Page, budget_end, framed_len, page_limit, proto_column};
+use super::read::{
+    MAX_PAGE_BYTES, Page, budget_end, framed_bytes, framed_len, page_limit, proto_column,
+};
 use super::{Database, StoreError};
 
 /// Which rows a read selects.
@@ -184,22 +186,22 @@ pub fn query(
     for range in page.windows() {
         if sel.http {
             let rows = read_http(&conn, range, &sel, None)?;
-            bytes += rows.iter().map(framed_len).sum::<usize>();
+            bytes += framed_bytes(&rows);
             response.http_metrics.extend(rows);
         }
         if sel.grpc {
             let rows = read_grpc(&conn, range, &sel, None)?;
-            bytes += rows.iter().map(framed_len).sum::<usize>();
+            bytes += framed_bytes(&rows);
             response.grpc_metrics.extend(rows);
         }
         if sel.sql {
             let rows = read_sql(&conn, range, &sel, None)?;
-            bytes += rows.iter().map(framed_len).sum::<usize>();
+            bytes += framed_bytes(&rows);
             response.sql_metrics.extend(rows);
         }
         if sel.traces {
             let rows = read_spans(&conn, range, &sel.span_where, &sel.span_args, None)?;
-            bytes += rows.iter().map(framed_len).sum::<usize>();
+            bytes += framed_bytes(&rows);
             response.trace_spans.extend(rows);
         }
         if bytes > MAX_PAGE_BYTES {

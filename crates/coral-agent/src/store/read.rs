@@ -166,14 +166,13 @@ pub fn query_telemetry(
     }
     // Spans are wide (attribute and resource JSON): a window at a time, and
     // no further than the byte budget.
-    let mut bytes: usize = response.buckets.iter().map(framed_len).sum::<usize>()
-        + response.host_metrics.iter().map(framed_len).sum::<usize>();
+    let mut bytes = framed_bytes(&response.buckets) + framed_bytes(&response.host_metrics);
     for (lower, upper) in page.windows() {
         let mut window_args = args.clone();
         window_args[0] = Value::UBigInt(lower);
         window_args.insert(1, Value::UBigInt(upper));
         let spans = read_spans(&conn, &filter, &window_args)?;
-        bytes += spans.iter().map(framed_len).sum::<usize>();
+        bytes += framed_bytes(&spans);
         response.spans.extend(spans);
         if bytes > MAX_PAGE_BYTES {
             end_within_budget(&mut response, upper);
@@ -187,6 +186,11 @@ pub fn query_telemetry(
 pub(super) fn framed_len<M: Message>(row: &M) -> usize {
     let len = row.encoded_len();
     len + 1 + prost::encoding::encoded_len_varint(len as u64)
+}
+
+/// The [`framed_len`] of `rows` together.
+pub(super) fn framed_bytes<M: Message>(rows: &[M]) -> usize {
+    rows.iter().map(framed_len).sum()
 }
 
 /// Where a page whose rows (`(seq_id, framed_len)`, all read up to

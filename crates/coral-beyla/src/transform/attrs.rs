@@ -146,13 +146,8 @@ pub fn identity(point: &[KeyValue], resource: &[KeyValue]) -> BTreeMap<String, S
 
 /// `s` cut to at most `max` bytes on a character boundary.
 pub fn truncate(mut s: String, max: usize) -> String {
-    if s.len() > max {
-        let mut end = max;
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        s.truncate(end);
-    }
+    let end = coral_model::cut_to(&s, max).len();
+    s.truncate(end);
     s
 }
 

@@ -11,10 +11,10 @@
 //! span shares with its resource takes the span's value). With
 //! `obfuscate_queries`, `db.query.text` / `db.statement` (and the names of SQL
 //! spans) go through [`obfuscate_sql`] or, for Redis, [`obfuscate_redis`].
-//! What is stored is bounded as for the agent's own kept spans
-//! ([`coral_model::json::KEPT_ATTRIBUTES`], [`MAX_NAME_BYTES`]): string values
-//! are cut to 2 KiB, other values longer than that and attributes past about
-//! 4 KiB of JSON are left out, and names are cut to 1 KiB.
+//! What is stored is bounded as for the agent's own kept spans, by the same
+//! [`coral_model::otlp_attributes_json_within`]: string values are cut to
+//! 2 KiB ([`KEPT_ATTRIBUTES`]), attributes past about 4 KiB of JSON are left
+//! out (the span's own go first), and names are cut to [`MAX_NAME_BYTES`].
 //!
 //! **Sampling** is decided from the trace id alone, with exactly the rule of
 //! OpenTelemetry's `TraceIdRatioBased` sampler (Go SDK): with
@@ -26,8 +26,9 @@
 
 use coral_proto::common::BeylaTraceSpan;
 use coral_proto::otlp::collector::trace::v1::ExportTraceServiceRequest;
-use coral_proto::otlp::common::v1::{AnyValue, KeyValue, any_value::Value};
+use coral_proto::otlp::common::v1::{KeyValue, any_value::Value};
 use coral_proto::otlp::trace::v1::{Span, span::SpanKind, status::StatusCode};
+use coral_proto::otlp_wire::{KeyValueView, ValueView};
 
 use coral_model::json::{KEPT_ATTRIBUTES, MAX_NAME_BYTES};
 
@@ -83,7 +84,9 @@ pub fn traces(req: &ExportTraceServiceRequest, opts: &TracesOptions) -> TracesOu
             .as_ref()
             .map_or(&[][..], |r| r.attributes.as_slice());
         let resource_service = str_of(resource, &["service.name"]).filter(|s| !s.is_empty());
-        let resource_json = ResourceJson::new(resource);
+        // Borrowed once per resource, not per span.
+        let resource_views: Vec<KeyValueView<'_>> =
+            resource.iter().map(KeyValueView::from_kv).collect();
         for ss in &rs.scope_spans {
             for span in &ss.spans {
                 if let Err(reason) = check_ids(span) {
@@ -101,7 +104,7 @@ pub fn traces(req: &ExportTraceServiceRequest, opts: &TracesOptions) -> TracesOu
                         str_of(&span.attributes, &["service.name"]).filter(|s| !s.is_empty())
                     })
                     .unwrap_or_else(|| "unknown_service".into());
-                let (row, cut) = span_row(span, &resource_json, service, opts.obfuscate_queries);
+                let (row, cut) = span_row(span, &resource_views, service, opts.obfuscate_queries);
                 out.cut += u64::from(cut);
                 out.spans.push(row);
             }
@@ -122,7 +125,7 @@ fn check_ids(span: &Span) -> Result<(), String> {
 
 fn span_row(
     span: &Span,
-    resource: &ResourceJson<'_>,
+    resource: &[KeyValueView<'_>],
     service: String,
     obfuscate: bool,
 ) -> (BeylaTraceSpan, bool) {
@@ -140,35 +143,34 @@ fn span_row(
     // wins), then the resource's that the span does not override. The
     // span's come first because they say the most about it: when the size
     // limit leaves something out, it is a resource attribute.
-    let mut json = Vec::with_capacity(64 * (resource.fragments.len() + attrs.len()));
-    let mut cut = false;
-    json.push(b'{');
-    let mut fragment = Vec::with_capacity(64);
-    for (i, kv) in attrs.iter().enumerate() {
-        if attrs[i + 1..].iter().any(|a| a.key == kv.key) {
-            continue;
+    let statement = |kv: &KeyValue| match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+        Some(Value::StringValue(s))
+            if obfuscate && matches!(kv.key.as_str(), "db.query.text" | "db.statement") =>
+        {
+            Some(scrub(s))
         }
-        fragment.clear();
-        cut |= match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
-            Some(Value::StringValue(s))
-                if obfuscate && matches!(kv.key.as_str(), "db.query.text" | "db.statement") =>
-            {
-                write_entry(&mut fragment, &kv.key, None, Some(&scrub(s)))
-            }
-            _ => write_entry(&mut fragment, &kv.key, kv.value.as_ref(), None),
-        };
-        cut |= !push_within(&mut json, &fragment);
-    }
-    for (key, fragment, was_cut) in &resource.fragments {
-        if !attrs.iter().any(|a| a.key == *key) {
-            let kept = push_within(&mut json, fragment);
-            cut |= *was_cut || !kept;
-        }
-    }
-    if json.len() > 1 {
-        json.pop();
-    }
-    json.push(b'}');
+        _ => None,
+    };
+    let scrubbed: Vec<Option<String>> = attrs.iter().map(statement).collect();
+    let views: Vec<KeyValueView<'_>> = attrs
+        .iter()
+        .zip(&scrubbed)
+        .map(|(kv, text)| match text {
+            Some(text) => KeyValueView {
+                key: &kv.key,
+                value: Some(ValueView::String(text)),
+            },
+            None => KeyValueView::from_kv(kv),
+        })
+        .chain(
+            resource
+                .iter()
+                .filter(|r| !attrs.iter().any(|a| a.key == r.key))
+                .cloned(),
+        )
+        .collect();
+    let (attributes_json, cut) =
+        coral_model::otlp_attributes_json_within(&views, &|_| false, "", KEPT_ATTRIBUTES);
     let status_code = match http_status(attrs) {
         0 if is_rpc(attrs) => rpc_status(attrs),
         code => code,
@@ -198,81 +200,10 @@ fn span_row(
             .status
             .as_ref()
             .is_some_and(|s| s.code == StatusCode::Error as i32),
-        attributes_json: String::from_utf8(json)
-            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+        attributes_json,
         ..Default::default()
     };
     (row, cut || long_names)
-}
-
-/// Appends `"key":value,` to the object being built in `json` when it stays
-/// within [`KEPT_ATTRIBUTES`]; false when it was left out for want of room.
-/// An empty fragment (a value [`write_entry`] left out) adds nothing.
-fn push_within(json: &mut Vec<u8>, fragment: &[u8]) -> bool {
-    if fragment.is_empty() {
-        return true;
-    }
-    if json.len() + fragment.len() + 2 > KEPT_ATTRIBUTES.total_bytes {
-        return false;
-    }
-    json.extend_from_slice(fragment);
-    json.push(b',');
-    true
-}
-
-/// A resource's attributes, each already written as a `"key":value` JSON
-/// fragment (done once per `ResourceSpans`, not per span).
-struct ResourceJson<'a> {
-    /// Key, fragment, and whether its value was cut or left out.
-    fragments: Vec<(&'a str, Vec<u8>, bool)>,
-}
-
-impl<'a> ResourceJson<'a> {
-    fn new(resource: &'a [KeyValue]) -> ResourceJson<'a> {
-        let mut fragments: Vec<(&'a str, Vec<u8>, bool)> = Vec::with_capacity(resource.len());
-        for kv in resource {
-            let mut f = Vec::with_capacity(48);
-            let cut = write_entry(&mut f, &kv.key, kv.value.as_ref(), None);
-            match fragments.iter_mut().find(|(k, ..)| *k == kv.key) {
-                Some(existing) => (existing.1, existing.2) = (f, cut),
-                None => fragments.push((&kv.key, f, cut)),
-            }
-        }
-        ResourceJson { fragments }
-    }
-}
-
-/// Writes `"key":value`: the text `text` when given, else the typed value,
-/// strings cut to [`KEPT_ATTRIBUTES`]' value limit. Any other value whose JSON
-/// is longer than that limit is left out: nothing is written. True when the
-/// value was cut or left out.
-fn write_entry(out: &mut Vec<u8>, key: &str, value: Option<&AnyValue>, text: Option<&str>) -> bool {
-    let limit = KEPT_ATTRIBUTES.value_bytes;
-    let start = out.len();
-    // Serializing a str or a serde_json::Value into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *out, key);
-    out.push(b':');
-    let (text, other) = match (text, value.and_then(|v| v.value.as_ref())) {
-        (Some(t), _) => (Some(t), None),
-        (None, Some(Value::StringValue(s))) => (Some(s.as_str()), None),
-        (None, v) => (None, v),
-    };
-    if let Some(t) = text {
-        let kept = coral_model::cut_to(t, limit);
-        let _ = serde_json::to_writer(&mut *out, kept);
-        return kept.len() < t.len();
-    }
-    let value_start = out.len();
-    let _ = match other {
-        Some(Value::IntValue(i)) => serde_json::to_writer(&mut *out, i),
-        Some(Value::BoolValue(b)) => serde_json::to_writer(&mut *out, b),
-        _ => serde_json::to_writer(&mut *out, &coral_model::otlp_value_to_json(value)),
-    };
-    if out.len() - value_start > limit {
-        out.truncate(start);
-        return true;
-    }
-    false
 }
 
 fn is_rpc(attrs: &[KeyValue]) -> bool {
@@ -300,11 +231,39 @@ fn kind_name(kind: i32) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use coral_proto::otlp::common::v1::AnyValue;
 
     fn id(low: u64) -> Vec<u8> {
         let mut v = vec![0xab; 8];
         v.extend_from_slice(&low.to_be_bytes());
         v
+    }
+
+    fn kv(key: &str, v: Value) -> KeyValue {
+        KeyValue {
+            key: key.into(),
+            value: Some(AnyValue { value: Some(v) }),
+            ..Default::default()
+        }
+    }
+
+    /// One export: `spans` under one resource with `resource` attributes.
+    fn export(resource: Vec<KeyValue>, spans: Vec<Span>) -> ExportTraceServiceRequest {
+        use coral_proto::otlp::resource::v1::Resource;
+        use coral_proto::otlp::trace::v1::{ResourceSpans, ScopeSpans};
+        ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                resource: Some(Resource {
+                    attributes: resource,
+                    ..Default::default()
+                }),
+                scope_spans: vec![ScopeSpans {
+                    spans,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        }
     }
 
     #[test]
@@ -335,13 +294,6 @@ mod tests {
 
     #[test]
     fn one_typed_object_with_the_span_winning() {
-        use coral_proto::otlp::resource::v1::Resource;
-        use coral_proto::otlp::trace::v1::{ResourceSpans, ScopeSpans};
-        let kv = |k: &str, v: Value| KeyValue {
-            key: k.into(),
-            value: Some(AnyValue { value: Some(v) }),
-            ..Default::default()
-        };
         let span = Span {
             trace_id: id(7),
             span_id: vec![1; 8],
@@ -354,23 +306,14 @@ mod tests {
             ],
             ..Default::default()
         };
-        let req = ExportTraceServiceRequest {
-            resource_spans: vec![ResourceSpans {
-                resource: Some(Resource {
-                    attributes: vec![
-                        kv("service.name", Value::StringValue("shop".into())),
-                        kv("host.name", Value::StringValue("node".into())),
-                        kv("ok", Value::BoolValue(true)),
-                    ],
-                    ..Default::default()
-                }),
-                scope_spans: vec![ScopeSpans {
-                    spans: vec![span],
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }],
-        };
+        let req = export(
+            vec![
+                kv("service.name", Value::StringValue("shop".into())),
+                kv("host.name", Value::StringValue("node".into())),
+                kv("ok", Value::BoolValue(true)),
+            ],
+            vec![span],
+        );
         let out = traces(&req, &TracesOptions::default());
         let json: serde_json::Value = serde_json::from_str(&out.spans[0].attributes_json).unwrap();
         assert_eq!(
@@ -385,13 +328,6 @@ mod tests {
     #[test]
     fn stored_attributes_and_names_are_bounded() {
         use coral_proto::otlp::common::v1::ArrayValue;
-        use coral_proto::otlp::resource::v1::Resource;
-        use coral_proto::otlp::trace::v1::{ResourceSpans, ScopeSpans};
-        let kv = |k: &str, v: Value| KeyValue {
-            key: k.into(),
-            value: Some(AnyValue { value: Some(v) }),
-            ..Default::default()
-        };
         let huge = "é".repeat(300_000);
         let list = ArrayValue {
             values: (0..1_000)
@@ -414,29 +350,20 @@ mod tests {
             attributes,
             ..Default::default()
         };
-        let req = ExportTraceServiceRequest {
-            resource_spans: vec![ResourceSpans {
-                resource: Some(Resource {
-                    attributes: vec![
-                        kv("service.name", Value::StringValue("shop".into())),
-                        kv("big", Value::StringValue(huge.clone())),
-                    ],
-                    ..Default::default()
-                }),
-                scope_spans: vec![ScopeSpans {
-                    spans: vec![
-                        span("x".repeat(5_000), attributes),
-                        span("GET /".into(), vec![kv("status", Value::IntValue(200))]),
-                        span(
-                            "GET /b".into(),
-                            vec![kv("big", Value::StringValue("small".into()))],
-                        ),
-                    ],
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }],
-        };
+        let req = export(
+            vec![
+                kv("service.name", Value::StringValue("shop".into())),
+                kv("big", Value::StringValue(huge.clone())),
+            ],
+            vec![
+                span("x".repeat(5_000), attributes),
+                span("GET /".into(), vec![kv("status", Value::IntValue(200))]),
+                span(
+                    "GET /b".into(),
+                    vec![kv("big", Value::StringValue("small".into()))],
+                ),
+            ],
+        );
         let out = traces(&req, &TracesOptions::default());
         assert_eq!(
             (out.spans.len(), out.cut),
@@ -470,18 +397,13 @@ mod tests {
         );
 
         // Without the resource, the span's own long value is cut, not left out.
-        let alone = ExportTraceServiceRequest {
-            resource_spans: vec![ResourceSpans {
-                scope_spans: vec![ScopeSpans {
-                    spans: vec![span(
-                        "GET".into(),
-                        vec![kv("url.full", Value::StringValue(huge))],
-                    )],
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }],
-        };
+        let alone = export(
+            Vec::new(),
+            vec![span(
+                "GET".into(),
+                vec![kv("url.full", Value::StringValue(huge))],
+            )],
+        );
         let out = traces(&alone, &TracesOptions::default());
         let json: serde_json::Value = serde_json::from_str(&out.spans[0].attributes_json).unwrap();
         assert_eq!(

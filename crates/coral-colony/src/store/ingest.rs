@@ -190,6 +190,7 @@ pub fn store_page(
             if reached > old.seq_id {
                 let lost = (old.seq_id + 1, reached);
                 record_gaps(tx, page, &old.session_id, &[lost], &now, REPLACED)?;
+                tracing::warn!(agent_id = %page.agent_id, stream = page.stream.as_str(), session = %old.session_id, from = lost.0, to = lost.1, "the agent's database was replaced before these rows of its previous session reached the colony; recorded as a gap");
                 outcome.replaced_gap = Some(lost);
             }
             (0, 0)

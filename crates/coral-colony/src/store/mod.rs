@@ -87,33 +87,6 @@ pub enum StoreError {
     WriterGone,
 }
 
-/// Colonies before pulled and pushed rows shared a cursor kept a `push`
-/// cursor of its own: it becomes the agent's `telemetry` cursor (the further
-/// one when an agent has both in the same session, else the newer one).
-/// Idempotent; nothing to do on a database without `push` cursors.
-fn share_push_cursors(conn: &Connection) -> Result<(), StoreError> {
-    let tx = conn.unchecked_transaction()?;
-    tx.execute_batch(
-        "UPDATE cursors AS t SET seq_id = greatest(t.seq_id, p.seq_id), \
-             rows_received = t.rows_received + p.rows_received, \
-             updated_at = greatest(t.updated_at, p.updated_at) \
-         FROM cursors AS p \
-         WHERE t.stream = 'telemetry' AND p.stream = 'push' \
-           AND p.agent_id = t.agent_id AND p.session_id = t.session_id;
-         UPDATE cursors AS t SET session_id = p.session_id, seq_id = p.seq_id, \
-             rows_received = p.rows_received, updated_at = p.updated_at \
-         FROM cursors AS p \
-         WHERE t.stream = 'telemetry' AND p.stream = 'push' \
-           AND p.agent_id = t.agent_id AND p.session_id <> t.session_id \
-           AND p.updated_at > t.updated_at;
-         DELETE FROM cursors WHERE stream = 'push' AND agent_id IN \
-           (SELECT agent_id FROM cursors WHERE stream = 'telemetry');
-         UPDATE cursors SET stream = 'telemetry' WHERE stream = 'push';",
-    )?;
-    tx.commit()?;
-    Ok(())
-}
-
 /// Shared handle on the opened database.
 pub struct Database {
     path: PathBuf,
@@ -166,7 +139,6 @@ impl Database {
                 )?;
             }
         }
-        share_push_cursors(&conn)?;
         let read_template = Mutex::new(conn.try_clone()?);
         Ok((
             Arc::new(Database {

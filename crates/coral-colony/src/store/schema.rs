@@ -11,10 +11,30 @@
 /// `cursors.latest_seq_id`; [`MIGRATE_FROM_1`] brings a version 1 file up.
 pub const SCHEMA_VERSION: &str = "2";
 
-/// Upgrades a version 1 database (run once, when it is opened).
-pub const MIGRATE_FROM_1: &str =
-    "ALTER TABLE cursors ADD COLUMN IF NOT EXISTS latest_seq_id UBIGINT DEFAULT 0;
-UPDATE coral_metadata SET value = '2' WHERE key = 'schema_version';";
+/// Upgrades a version 1 database, in one transaction when it is opened.
+/// Besides adding `cursors.latest_seq_id`: colonies before pulled and pushed
+/// rows shared a cursor kept a `push` cursor of its own, which becomes the
+/// agent's `telemetry` cursor (the further one when an agent has both in the
+/// same session, else the newer one).
+pub const MIGRATE_FROM_1: &str = "
+ALTER TABLE cursors ADD COLUMN IF NOT EXISTS latest_seq_id UBIGINT DEFAULT 0;
+UPDATE cursors AS t SET seq_id = greatest(t.seq_id, p.seq_id),
+    rows_received = t.rows_received + p.rows_received,
+    updated_at = greatest(t.updated_at, p.updated_at)
+FROM cursors AS p
+WHERE t.stream = 'telemetry' AND p.stream = 'push'
+  AND p.agent_id = t.agent_id AND p.session_id = t.session_id;
+UPDATE cursors AS t SET session_id = p.session_id, seq_id = p.seq_id,
+    rows_received = p.rows_received, updated_at = p.updated_at
+FROM cursors AS p
+WHERE t.stream = 'telemetry' AND p.stream = 'push'
+  AND p.agent_id = t.agent_id AND p.session_id <> t.session_id
+  AND p.updated_at > t.updated_at;
+DELETE FROM cursors WHERE stream = 'push' AND agent_id IN
+  (SELECT agent_id FROM cursors WHERE stream = 'telemetry');
+UPDATE cursors SET stream = 'telemetry' WHERE stream = 'push';
+UPDATE coral_metadata SET value = '2' WHERE key = 'schema_version';
+";
 
 /// Idempotent DDL run at open.
 pub const DDL: &str = r#"
