@@ -82,6 +82,10 @@ counters! {
     /// Beyla spans whose attributes or names were cut to the stored limits
     /// (the same as for `spans_attributes_cut`).
     beyla_spans_attributes_cut,
+    /// Beyla trace exports refused because `agent.telemetry.queue_spans`
+    /// Beyla spans were already waiting for the store (429 with
+    /// `Retry-After`; Beyla retries them).
+    beyla_requests_throttled,
     /// Beyla rows (histograms and spans) written to the store.
     beyla_rows_stored,
     /// Beyla rows lost because a write failed.

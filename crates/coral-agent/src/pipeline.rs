@@ -24,7 +24,8 @@ use coral_proto::otlp::metrics::v1::metric::Data;
 use coral_proto::otlp_wire::{self, SpanDetail, TraceExportView};
 use prost::Message;
 use regex::RegexSet;
-use tokio::sync::Semaphore;
+use std::sync::atomic::AtomicU64;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::aggregate::Aggregator;
 use crate::filter::StaticFilter;
@@ -131,13 +132,53 @@ impl OtlpSink for Pipeline {
     }
 }
 
+/// A bound on spans handed to the store writer and not yet committed: each
+/// batch takes permits for its spans, and they travel with it to the writer.
+pub struct Admission {
+    permits: Arc<Semaphore>,
+    capacity: usize,
+}
+
+impl Admission {
+    /// Room for `queue_spans` spans (at least one).
+    pub fn new(queue_spans: usize) -> Admission {
+        let capacity = queue_spans.clamp(1, Semaphore::MAX_PERMITS);
+        Admission {
+            permits: Arc::new(Semaphore::new(capacity)),
+            capacity,
+        }
+    }
+
+    /// Permits for `spans` spans (none for none; a batch larger than the
+    /// whole bound waits for all of it), or `Throttled`, counted in
+    /// `throttled`, when that many are not free.
+    pub fn admit(
+        &self,
+        spans: usize,
+        throttled: &AtomicU64,
+    ) -> Result<Option<OwnedSemaphorePermit>, IngestError> {
+        if spans == 0 {
+            return Ok(None);
+        }
+        let wanted = spans.min(self.capacity) as u32;
+        match self.permits.clone().try_acquire_many_owned(wanted) {
+            Ok(permit) => Ok(Some(permit)),
+            Err(_) => {
+                Counters::add(throttled, 1);
+                Err(IngestError::Throttled {
+                    retry_after_secs: RETRY_AFTER_SECS,
+                })
+            }
+        }
+    }
+}
+
 /// The pipeline. Cheap to share behind an `Arc`.
 pub struct Pipeline {
     aggregator: Mutex<Aggregator>,
     filter: StaticFilter,
     scrub: RegexSet,
-    permits: Arc<Semaphore>,
-    capacity: usize,
+    admission: Admission,
     writer: WriterSender,
     counters: Arc<Counters>,
 }
@@ -152,13 +193,11 @@ impl Pipeline {
         writer: WriterSender,
         counters: Arc<Counters>,
     ) -> Pipeline {
-        let capacity = queue_spans.clamp(1, Semaphore::MAX_PERMITS);
         Pipeline {
             aggregator: Mutex::new(aggregator),
             filter,
             scrub,
-            permits: Arc::new(Semaphore::new(capacity)),
-            capacity,
+            admission: Admission::new(queue_spans),
             writer,
             counters,
         }
@@ -214,20 +253,9 @@ impl Pipeline {
             }
         }
         let kept = accepted.iter().filter(|a| a.kept.is_some()).count();
-        let permit = if kept == 0 {
-            None
-        } else {
-            let wanted = kept.min(self.capacity) as u32;
-            match self.permits.clone().try_acquire_many_owned(wanted) {
-                Ok(permit) => Some(permit),
-                Err(_) => {
-                    Counters::add(&self.counters.requests_throttled, 1);
-                    return Err(IngestError::Throttled {
-                        retry_after_secs: RETRY_AFTER_SECS,
-                    });
-                }
-            }
-        };
+        let permit = self
+            .admission
+            .admit(kept, &self.counters.requests_throttled)?;
 
         let service = |resource: usize| {
             view.resources[resource]

@@ -2,7 +2,9 @@
 
 mod common;
 
+use std::future::IntoFuture;
 use std::io::Write;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use coral_agent::pipeline::OtlpSink;
@@ -287,4 +289,74 @@ async fn saturation_gets_429_with_retry_after_and_unavailable() {
     );
     assert_eq!(counters.requests_throttled, 2);
     receivers.stop.cancel();
+}
+
+/// Beyla's spans are admitted by a bound of their own: while
+/// `queue_spans` of them wait for the store, Beyla's private receiver
+/// answers 429 with `Retry-After` (Beyla's exporter retries), and a commit
+/// frees the room again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn beyla_spans_waiting_for_the_store_are_bounded() {
+    use coral_agent::beyla::BeylaSink;
+    use coral_agent::store::writer::WriteOp;
+
+    let (writer, queue) = std::sync::mpsc::channel();
+    let counters = std::sync::Arc::new(coral_agent::metrics::Counters::default());
+    let cfg = coral_config::BeylaConfig::default();
+    let sink = std::sync::Arc::new(BeylaSink::new(&cfg, 3, writer, counters.clone()));
+    let router = receiver::http::router(sink, LIMIT, receiver::REQUEST_TIMEOUT);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let server = tokio::spawn(
+        axum::serve(listener, router)
+            .with_graceful_shutdown(stop.clone().cancelled_owned())
+            .into_future(),
+    );
+
+    let http = reqwest::Client::new();
+    let send = |spans: Vec<Span>| {
+        http.post(format!("http://{addr}/v1/traces"))
+            .header("content-type", "application/x-protobuf")
+            .body(request(spans).encode_to_vec())
+            .send()
+    };
+    let two = || vec![span(vec![1; 16], "GET /a"), span(vec![2; 16], "GET /b")];
+    assert_eq!(send(two()).await.unwrap().status(), 200);
+    let refused = send(two()).await.unwrap();
+    assert_eq!(
+        refused.status(),
+        429,
+        "3 spans at most may wait for the store"
+    );
+    assert_eq!(refused.headers()["retry-after"], "1");
+    assert_eq!(
+        send(vec![span(vec![3; 16], "GET /c")])
+            .await
+            .unwrap()
+            .status(),
+        200,
+        "a smaller export still fits"
+    );
+    assert_eq!(counters.beyla_requests_throttled.load(Relaxed), 1);
+    assert_eq!(
+        counters.beyla_spans_received.load(Relaxed),
+        3,
+        "a refused export is not counted as received: it comes again"
+    );
+
+    // The writer takes both batches (the permits go with them when they are
+    // committed, here when they are dropped): there is room again.
+    let mut queued = 0;
+    while let Ok(op) = queue.try_recv() {
+        let WriteOp::Beyla(rows, permit) = op else {
+            panic!("only Beyla rows are written here");
+        };
+        assert!(permit.is_some(), "every batch of spans holds its permits");
+        queued += rows.spans.len();
+    }
+    assert_eq!(queued, 3);
+    assert_eq!(send(two()).await.unwrap().status(), 200);
+    stop.cancel();
+    server.await.unwrap().unwrap();
 }

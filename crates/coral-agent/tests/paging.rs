@@ -253,10 +253,13 @@ fn beyla_pages_are_cut_at_the_byte_budget() {
                 ..Default::default()
             })
             .collect();
-        WriteOp::Beyla(BeylaRows {
-            spans,
-            ..BeylaRows::default()
-        })
+        WriteOp::Beyla(
+            BeylaRows {
+                spans,
+                ..BeylaRows::default()
+            },
+            None,
+        )
     }));
     assert_eq!(db.latest_beyla_seq(), n);
 

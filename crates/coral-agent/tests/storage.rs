@@ -210,7 +210,7 @@ fn beyla_pages_across_read_windows_are_whole_and_exact() {
             .collect(),
         ..Default::default()
     };
-    tx.send(WriteOp::Beyla(rows)).unwrap();
+    tx.send(WriteOp::Beyla(rows, None)).unwrap();
     drop(tx);
     writer.join();
 
@@ -244,6 +244,93 @@ fn beyla_pages_across_read_windows_are_whole_and_exact() {
     );
     let rest = page(first.max_seq_id, 50_000);
     assert_eq!(seqs(&rest), (6_001..=10_000).collect::<Vec<_>>());
+}
+
+/// A Beyla transaction that fails loses only its own spans: the histograms
+/// that went with it are written again on their own, the counters say what
+/// was lost, and the Beyla sequence goes on without a hole.
+#[test]
+fn a_failed_beyla_write_loses_only_its_spans() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, conn) = Database::open(dir.path()).unwrap();
+    // Every span append now fails; histogram appends do not.
+    conn.execute_batch("DROP TABLE beyla_traces_local").unwrap();
+    let counters = Arc::new(Counters::default());
+    let (writer, tx) = Writer::start(conn, db.clone(), counters.clone()).unwrap();
+    let minute = (now_ns() / 60_000_000_000 * 60) as i64;
+    let histograms = |n: usize, route: &str| -> Vec<BeylaHttpMetric> {
+        (0..n)
+            .map(|i| BeylaHttpMetric {
+                minute,
+                service_name: "shop".into(),
+                kind: "server".into(),
+                http_method: "GET".into(),
+                http_route: format!("/{route}/{i}"),
+                http_status_code: 200,
+                ..Default::default()
+            })
+            .collect()
+    };
+    let spans = (0..3u64)
+        .map(|i| BeylaTraceSpan {
+            trace_id: format!("{:032x}", i + 1),
+            span_id: format!("{:016x}", i + 1),
+            service_name: "shop".into(),
+            span_name: "GET /r".into(),
+            span_kind: "server".into(),
+            start_time_unix_nano: now_ns() as i64,
+            attributes_json: "{}".into(),
+            ..Default::default()
+        })
+        .collect();
+    let rows = BeylaRows {
+        http: histograms(5, "first"),
+        spans,
+        ..Default::default()
+    };
+    tx.send(WriteOp::Beyla(rows, None)).unwrap();
+    let later = BeylaRows {
+        http: histograms(2, "later"),
+        ..Default::default()
+    };
+    tx.send(WriteOp::Beyla(later, None)).unwrap();
+    drop(tx);
+    writer.join();
+
+    let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(load(&counters.beyla_rows_stored), 7);
+    assert_eq!(
+        load(&counters.beyla_rows_dropped),
+        3,
+        "the spans of the failed transaction, and nothing else"
+    );
+    assert_eq!(db.latest_beyla_seq(), 7);
+    let page = coral_agent::store::beyla::query(
+        &db,
+        &QueryBeylaMetricsRequest {
+            start_seq_id: 0,
+            max_records: 100,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let stored: Vec<(u64, &str)> = page
+        .http_metrics
+        .iter()
+        .map(|m| (m.seq_id, m.http_route.as_str()))
+        .collect();
+    assert_eq!(
+        stored,
+        vec![
+            (1, "/first/0"),
+            (2, "/first/1"),
+            (3, "/first/2"),
+            (4, "/first/3"),
+            (5, "/first/4"),
+            (6, "/later/0"),
+            (7, "/later/1"),
+        ]
+    );
 }
 
 /// A database written by schema version 1 (each kept span holding its

@@ -274,6 +274,7 @@ pub fn render_agents(r: &ListAgentsResponse, format: Format) -> String {
                         })),
                         "beyla_cursor_seq_id": a.beyla_cursor_seq_id,
                         "beyla_latest_seq_id": a.beyla_latest_seq_id,
+                        "shared_id_warning": a.shared_id_warning,
                     })
                 })
                 .collect();
@@ -363,6 +364,9 @@ pub fn render_agents(r: &ListAgentsResponse, format: Format) -> String {
                     "\n{}: last poll failed: {}\n",
                     a.agent_id, a.last_poll_error
                 ));
+            }
+            for a in r.agents.iter().filter(|a| !a.shared_id_warning.is_empty()) {
+                out.push_str(&format!("\n{}: {}\n", a.agent_id, a.shared_id_warning));
             }
             for a in &r.agents {
                 if let Some(note) = beyla_note(a).filter(|_| {

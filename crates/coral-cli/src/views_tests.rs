@@ -74,7 +74,7 @@ fn empty_results_say_what_to_check() {
 }
 
 #[test]
-fn agents_table_shows_poll_errors() {
+fn agents_table_shows_poll_errors_and_a_shared_agent_id() {
     let r = ListAgentsResponse {
         colony_id: "main".into(),
         agents: vec![AgentInfo {
@@ -84,6 +84,7 @@ fn agents_table_shows_poll_errors() {
             endpoint: "http://10.0.0.5:9001".into(),
             last_seen: "2027-01-15T08:00:00Z".into(),
             last_poll_error: "connection refused".into(),
+            shared_id_warning: "two processes report this agent id".into(),
             lag_rows: 1500,
             gap_count: 1,
             rows_received: 12,
@@ -93,7 +94,8 @@ fn agents_table_shows_poll_errors() {
     let expected = "Colony main\n\n\
 Agent   Health    Mode   Endpoint              Last seen             Last poll  Lag   Gaps  Rows\n\
 web-01  degraded  agent  http://10.0.0.5:9001  2027-01-15T08:00:00Z  -          1.5k  1     12\n\n\
-web-01: last poll failed: connection refused\n";
+web-01: last poll failed: connection refused\n\n\
+web-01: two processes report this agent id\n";
     assert_eq!(render_agents(&r, Format::Table), expected);
 }
 

@@ -36,10 +36,23 @@ pub struct AgentState {
     pub beyla: Option<coral_proto::common::BeylaCapabilities>,
     /// Newest Beyla seq_id the agent reported.
     pub beyla_latest_seq: u64,
+    /// Times a store session that a newer one had replaced reported again,
+    /// and when it last did: two live processes sharing one agent id.
+    pub sessions_returned: u32,
+    /// When a replaced session last reported again.
+    pub session_returned_at: Option<SystemTime>,
 }
 
 /// How many store sessions per agent [`AgentState::reported`] remembers.
 pub const SESSIONS_KEPT: usize = 4;
+
+/// A replaced session that reports again this many times means two live
+/// processes share the agent id (once can be a page read just before the
+/// agent's database was replaced, stored just after).
+const RETURNS_FOR_SHARED_ID: u32 = 2;
+
+/// How long [`AgentState::shared_id`] keeps saying so after the last return.
+const SHARED_ID_SHOWN_FOR: Duration = Duration::from_secs(600);
 
 impl AgentState {
     /// Notes that the agent reported `latest_seq` in `session_id`.
@@ -48,9 +61,12 @@ impl AgentState {
         if session_id.is_empty() {
             return;
         }
-        self.session_id = session_id.to_owned();
+        let previous = std::mem::replace(&mut self.session_id, session_id.to_owned());
         match self.reported.iter().position(|(s, _)| s == session_id) {
             Some(i) => {
+                if previous != session_id && !previous.is_empty() {
+                    self.session_returned(&previous, session_id);
+                }
                 let (session, seq) = self.reported.remove(i);
                 self.reported.push((session, seq.max(latest_seq)));
             }
@@ -61,6 +77,38 @@ impl AgentState {
                 self.reported.push((session_id.to_owned(), latest_seq));
             }
         }
+    }
+
+    /// `returned`, which `current` had replaced, reported again.
+    fn session_returned(&mut self, current: &str, returned: &str) {
+        let now = SystemTime::now();
+        let quiet = self
+            .session_returned_at
+            .is_none_or(|at| now.duration_since(at).unwrap_or_default() >= SHARED_ID_SHOWN_FOR);
+        if quiet {
+            self.sessions_returned = 0;
+        }
+        self.sessions_returned += 1;
+        self.session_returned_at = Some(now);
+        if self.sessions_returned == RETURNS_FOR_SHARED_ID {
+            tracing::warn!(
+                agent_id = %self.record.agent_id,
+                sessions = %format!("{current}, {returned}"),
+                "two agent processes report the same agent id: their store sessions alternate, so the colony re-reads each from the start; give each process its own agent.id"
+            );
+        }
+    }
+
+    /// Says so when two live processes seem to share this agent id (a
+    /// replaced store session kept reporting within the last 10 minutes).
+    pub fn shared_id(&self, now: SystemTime) -> Option<String> {
+        let at = self.session_returned_at?;
+        let recent = now.duration_since(at).unwrap_or_default() < SHARED_ID_SHOWN_FOR;
+        (recent && self.sessions_returned >= RETURNS_FOR_SHARED_ID).then(|| {
+            "two processes report this agent id (their store sessions alternate and \
+             each is re-read from the start): give each its own agent.id"
+                .to_owned()
+        })
     }
 }
 
@@ -267,6 +315,11 @@ mod tests {
         }
         assert_eq!(state.reported.len(), SESSIONS_KEPT);
         assert_eq!(state.reported[0].0, "a");
+        assert_eq!(
+            state.shared_id(SystemTime::now()),
+            None,
+            "one return is not enough"
+        );
         // An agent that names no session still reports how far it got.
         state.report("", 99);
         assert_eq!(state.reported.len(), SESSIONS_KEPT);
@@ -274,5 +327,28 @@ mod tests {
             (state.session_id.as_str(), state.agent_latest_seq),
             ("e", 99)
         );
+    }
+
+    #[test]
+    fn alternating_sessions_mean_a_shared_agent_id() {
+        let mut state = AgentState::default();
+        state.report("old", 10);
+        state.report("new", 1);
+        assert_eq!(
+            state.shared_id(SystemTime::now()),
+            None,
+            "a database replaced once"
+        );
+        // The old process is still alive: it and the new one alternate.
+        state.report("old", 11);
+        assert_eq!(state.shared_id(SystemTime::now()), None);
+        state.report("new", 2);
+        let now = SystemTime::now();
+        assert!(state.shared_id(now).unwrap().contains("agent.id"));
+        // Reports from the current session alone do not count.
+        state.report("new", 3);
+        assert_eq!(state.sessions_returned, 2);
+        // It stops being shown once the sessions have stopped alternating.
+        assert_eq!(state.shared_id(now + SHARED_ID_SHOWN_FOR), None);
     }
 }

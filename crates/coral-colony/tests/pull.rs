@@ -350,3 +350,55 @@ async fn a_stuck_agent_delays_nobody_and_a_silent_one_turns_degraded_then_unreac
     colony.shutdown().await;
     held.abort();
 }
+
+/// Two live agent processes with one agent id (a copied config, a rolling
+/// update whose old pod still runs): their store sessions alternate in the
+/// heartbeats, and `coral agents` says so and what to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_with_one_agent_id_are_named_in_coral_agents() {
+    let dir = tempfile::tempdir().unwrap();
+    let colony = start_colony(&colony_config(
+        &dir.path().join("colony"),
+        "127.0.0.1:0",
+        "  poll:\n    interval: 1s",
+    ))
+    .await;
+    let mut agents = Vec::new();
+    for (id, dir_name) in [("solo", "solo"), ("twin", "a"), ("twin", "b")] {
+        let cfg = agent_config(id, &dir.path().join(dir_name), colony.addr, NO_HOST);
+        agents.push(start_agent(&cfg).await);
+    }
+
+    let addr = colony.addr;
+    let warning = |id: &'static str| async move {
+        let mut c = client(addr, None).await;
+        let agents = c
+            .list_agents(ListAgentsRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .agents;
+        agents
+            .into_iter()
+            .find(|a| a.agent_id == id)
+            .map(|a| a.shared_id_warning)
+    };
+    wait_for(
+        "the shared agent id to be named",
+        Duration::from_secs(30),
+        || async { warning("twin").await.is_some_and(|w| !w.is_empty()) },
+    )
+    .await;
+    let text = warning("twin").await.unwrap();
+    assert!(text.contains("give each its own agent.id"), "{text}");
+    assert_eq!(
+        warning("solo").await.as_deref(),
+        Some(""),
+        "one process per id"
+    );
+
+    for agent in agents {
+        agent.shutdown().await;
+    }
+    colony.shutdown().await;
+}

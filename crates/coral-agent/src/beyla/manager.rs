@@ -183,6 +183,7 @@ pub async fn start(agent: AgentSide<'_>, options: BeylaOptions) -> BeylaHandle {
     });
     let sink = Arc::new(BeylaSink::new(
         cfg,
+        agent.config.telemetry.queue_spans,
         agent.writer.clone(),
         agent.counters.clone(),
     ));

@@ -2,7 +2,11 @@
 //!
 //! Metrics go through the stateful transformer (units, temporality, route
 //! cap) into a minute window; closed minutes are flushed to the store on the
-//! agent's flush tick. Spans are sampled by trace id and written at once.
+//! agent's flush tick. Spans are sampled by trace id and handed to the store
+//! writer at once, admitted by a bound of their own
+//! (`agent.telemetry.queue_spans` spans waiting for their commit, counted
+//! apart from the OTLP receivers'): past it an export is answered 429 with
+//! `Retry-After`, and Beyla's exporter retries it.
 //! Logs are counted and dropped (the trait's default; Beyla sends none).
 
 use std::sync::{Arc, Mutex};
@@ -12,7 +16,9 @@ use coral_config::BeylaConfig;
 use coral_proto::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
 
 use crate::metrics::Counters;
-use crate::pipeline::{IngestError, OtlpSink, PartialOutcome, TraceExport, unix_now_secs};
+use crate::pipeline::{
+    Admission, IngestError, OtlpSink, PartialOutcome, TraceExport, unix_now_secs,
+};
 use crate::store::beyla::BeylaRows;
 use crate::store::writer::{WriteOp, WriterSender};
 
@@ -26,13 +32,21 @@ pub struct BeylaSink {
     transformer: Mutex<Transformer>,
     window: Mutex<MinuteWindow>,
     traces: TracesOptions,
+    /// Spans handed to the writer and not yet committed.
+    admission: Admission,
     writer: WriterSender,
     counters: Arc<Counters>,
 }
 
 impl BeylaSink {
-    /// A sink for Beyla configured by `cfg`, writing to `writer`.
-    pub fn new(cfg: &BeylaConfig, writer: WriterSender, counters: Arc<Counters>) -> BeylaSink {
+    /// A sink for Beyla configured by `cfg`, writing to `writer` with at
+    /// most `queue_spans` spans waiting for their commit.
+    pub fn new(
+        cfg: &BeylaConfig,
+        queue_spans: usize,
+        writer: WriterSender,
+        counters: Arc<Counters>,
+    ) -> BeylaSink {
         BeylaSink {
             transformer: Mutex::new(Transformer::new(TransformOptions {
                 max_routes_per_service: cfg.limits.max_routes_per_service,
@@ -44,6 +58,7 @@ impl BeylaSink {
                 sample_rate: cfg.sampling_rate,
                 obfuscate_queries: cfg.protocols.sql.obfuscate_queries,
             },
+            admission: Admission::new(queue_spans),
             writer,
             counters,
         }
@@ -65,7 +80,7 @@ impl BeylaSink {
             sql: rows.sql,
             spans: Vec::new(),
         };
-        if self.writer.send(WriteOp::Beyla(rows)).is_err() {
+        if self.writer.send(WriteOp::Beyla(rows, None)).is_err() {
             tracing::error!("store writer stopped before Beyla rows could be written");
         }
     }
@@ -75,6 +90,9 @@ impl OtlpSink for BeylaSink {
     fn export_traces(&self, request: TraceExport<'_>) -> Result<PartialOutcome, IngestError> {
         let request = request.decoded()?;
         let outcome = traces(&request, &self.traces);
+        let permit = self
+            .admission
+            .admit(outcome.spans.len(), &self.counters.beyla_requests_throttled)?;
         let received = outcome.spans.len() as u64 + outcome.sampled_out + outcome.invalid;
         Counters::add(&self.counters.beyla_spans_received, received);
         Counters::add(&self.counters.beyla_spans_sampled_out, outcome.sampled_out);
@@ -84,7 +102,7 @@ impl OtlpSink for BeylaSink {
                 spans: outcome.spans,
                 ..BeylaRows::default()
             };
-            if self.writer.send(WriteOp::Beyla(rows)).is_err() {
+            if self.writer.send(WriteOp::Beyla(rows, permit)).is_err() {
                 return Err(IngestError::ShuttingDown);
             }
         }

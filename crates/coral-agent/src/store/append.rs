@@ -15,8 +15,8 @@ use super::resources::Resources;
 use super::writer::{micros, ts};
 use crate::metrics::Counters;
 
-/// Bytes of kept spans (as [`span_bytes`] counts them) committed in one
-/// transaction at most, so that a burst of wide spans is committed in several
+/// Bytes of kept spans (as [`span_bytes`] counts them, and Beyla spans as
+/// `super::beyla` counts them) committed in one transaction at most, so that a burst of wide spans is committed in several
 /// transactions instead of failing as one (`tests/paging.rs`'s size-limit
 /// test, run once with 100,000 spans, ~440 MB, stored them all within the
 /// 32 MB budget; it keeps 16,000, two transactions). Not smaller: every
@@ -24,7 +24,7 @@ use crate::metrics::Counters;
 /// rewrites the row group being filled, so 16 MiB transactions (four per
 /// full batch of ordinary spans instead of one) cost a quarter of the
 /// agent's saturation throughput (BENCHMARKS.md).
-const MAX_TRANSACTION_BYTES: usize = 64 << 20;
+pub(super) const MAX_TRANSACTION_BYTES: usize = 64 << 20;
 
 /// The bytes a kept span's row holds, roughly: its text columns and a fixed
 /// amount for the rest.
@@ -54,7 +54,7 @@ pub(super) fn store_rows(
     rows: Rows<'_>,
     counters: &Counters,
 ) -> u64 {
-    for (i, spans) in transactions(rows.spans).into_iter().enumerate() {
+    for (i, spans) in transactions(rows.spans, span_bytes).into_iter().enumerate() {
         let part = if i == 0 {
             Rows { spans, ..rows }
         } else {
@@ -69,20 +69,21 @@ pub(super) fn store_rows(
     seq
 }
 
-/// `spans` cut into consecutive runs of at most [`MAX_TRANSACTION_BYTES`]
-/// (a wider span alone); always at least one run, empty when `spans` is.
-fn transactions(spans: &[TelemetrySpan]) -> Vec<&[TelemetrySpan]> {
+/// `rows` cut into consecutive runs of at most [`MAX_TRANSACTION_BYTES`] as
+/// `bytes` counts them (a wider row alone); always at least one run, empty
+/// when `rows` is.
+pub(super) fn transactions<T>(rows: &[T], bytes: impl Fn(&T) -> usize) -> Vec<&[T]> {
     let mut runs = Vec::new();
-    let (mut start, mut bytes) = (0, 0);
-    for (i, span) in spans.iter().enumerate() {
-        let size = span_bytes(span);
-        if i > start && bytes + size > MAX_TRANSACTION_BYTES {
-            runs.push(&spans[start..i]);
-            (start, bytes) = (i, 0);
+    let (mut start, mut total) = (0, 0);
+    for (i, row) in rows.iter().enumerate() {
+        let size = bytes(row);
+        if i > start && total + size > MAX_TRANSACTION_BYTES {
+            runs.push(&rows[start..i]);
+            (start, total) = (i, 0);
         }
-        bytes += size;
+        total += size;
     }
-    runs.push(&spans[start..]);
+    runs.push(&rows[start..]);
     runs
 }
 
@@ -251,4 +252,30 @@ fn write_batch(
 fn encode_sketch(sketch: Option<&coral_proto::common::DurationSketch>) -> Vec<u8> {
     use prost::Message;
     sketch.map(Message::encode_to_vec).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_are_cut_into_transactions_by_bytes() {
+        let sizes = |runs: Vec<&[usize]>| runs.iter().map(|r| r.to_vec()).collect::<Vec<_>>();
+        let mb = 1 << 20;
+        assert_eq!(
+            sizes(transactions(&[], |&b: &usize| b)),
+            vec![Vec::<usize>::new()]
+        );
+        let rows = [30 * mb, 30 * mb, 10 * mb, 20 * mb];
+        assert_eq!(
+            sizes(transactions(&rows, |&b| b)),
+            vec![vec![30 * mb, 30 * mb], vec![10 * mb, 20 * mb]],
+        );
+        // A row over the limit is a transaction of its own.
+        let rows = [mb, 100 * mb, mb];
+        assert_eq!(
+            sizes(transactions(&rows, |&b| b)),
+            vec![vec![mb], vec![100 * mb], vec![mb]],
+        );
+    }
 }

@@ -7,11 +7,12 @@
 //! blobs next to their scalar count, sum, min and max. Reads are in
 //! [`super::beyla_read`].
 
-use coral_proto::common::LatencyHistogram;
+use coral_proto::common::{BeylaTraceSpan, LatencyHistogram};
 use duckdb::types::{TimeUnit, Value};
 use duckdb::{Connection, Transaction, params};
 use prost::Message;
 
+use super::append::transactions;
 pub use super::beyla_read::query;
 
 /// Idempotent DDL for the Beyla tables.
@@ -102,14 +103,101 @@ fn hist_parts(h: Option<&LatencyHistogram>) -> (u64, f64, Option<f64>, Option<f6
     }
 }
 
-/// Appends `rows` inside `tx`, numbering them from `seq`; returns the next
-/// free Beyla seq_id.
-pub fn append(tx: &Transaction<'_>, mut seq: u64, rows: &BeylaRows) -> Result<u64, duckdb::Error> {
+/// The bytes a Beyla span's row holds, roughly: its text columns and a fixed
+/// amount for the rest.
+fn span_bytes(span: &BeylaTraceSpan) -> usize {
+    256 + span.attributes_json.len() + span.span_name.len() + span.service_name.len()
+}
+
+/// What [`store`] did with a writer batch of Beyla rows.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(super) struct Stored {
+    /// The next free Beyla seq_id.
+    pub next_seq: u64,
+    /// Rows committed.
+    pub stored: u64,
+    /// Rows lost to a failed transaction.
+    pub dropped: u64,
+}
+
+/// Stores `rows` from `seq` on, in transactions of at most
+/// [`super::append::MAX_TRANSACTION_BYTES`] of spans (histograms go with the
+/// first), each persisting the next free seq_id. A transaction that fails
+/// loses only its own spans: its histograms are tried again on their own.
+pub(super) fn store(conn: &mut Connection, seq: u64, rows: &BeylaRows) -> Stored {
+    let histograms = (rows.http.len() + rows.grpc.len() + rows.sql.len()) as u64;
+    let mut out = Stored {
+        next_seq: seq,
+        ..Stored::default()
+    };
+    for (i, spans) in transactions(&rows.spans, span_bytes)
+        .into_iter()
+        .enumerate()
+    {
+        let (with, h) = if i == 0 {
+            (Some(rows), histograms)
+        } else {
+            (None, 0)
+        };
+        let error = match write(conn, out.next_seq, with, spans) {
+            Ok(next) => {
+                out.next_seq = next;
+                out.stored += h + spans.len() as u64;
+                continue;
+            }
+            Err(error) => error,
+        };
+        tracing::error!(%error, spans = spans.len(), histograms = h, "agent store write of Beyla rows failed");
+        out.dropped += spans.len() as u64;
+        // Worth a second transaction only when it held spans and histograms.
+        let retried = (h > 0 && !spans.is_empty()).then(|| write(conn, out.next_seq, with, &[]));
+        match retried {
+            Some(Ok(next)) => {
+                out.next_seq = next;
+                out.stored += h;
+            }
+            retried => {
+                if let Some(Err(error)) = retried {
+                    tracing::error!(%error, histograms = h, "agent store write of Beyla histograms failed, histograms lost");
+                }
+                out.dropped += h;
+            }
+        }
+    }
+    out
+}
+
+/// Appends `histograms`' metric rows (when given) and `spans` in one
+/// transaction, numbering them from `seq`; returns the next free Beyla
+/// seq_id, persisted in the same transaction.
+fn write(
+    conn: &mut Connection,
+    mut seq: u64,
+    histograms: Option<&BeylaRows>,
+    spans: &[BeylaTraceSpan],
+) -> Result<u64, duckdb::Error> {
+    let tx = conn.transaction()?;
+    if let Some(rows) = histograms {
+        append_histograms(&tx, &mut seq, rows)?;
+    }
+    append_spans(&tx, &mut seq, spans)?;
+    super::set_metadata(&tx, "next_beyla_seq_id", &seq.to_string())?;
+    tx.commit()?;
+    Ok(seq)
+}
+
+/// Appends `rows`' HTTP, RPC and SQL histograms inside `tx`, numbering them
+/// from `*seq`.
+fn append_histograms(
+    tx: &Transaction<'_>,
+    seq: &mut u64,
+    rows: &BeylaRows,
+) -> Result<(), duckdb::Error> {
     append_numbered(
         tx,
         "beyla_http_metrics_local",
         &rows.http,
-        &mut seq,
+        seq,
         |app, seq, m| {
             let (count, sum, min, max, blob) = hist_parts(m.latency.as_ref());
             app.append_row(params![
@@ -133,7 +221,7 @@ pub fn append(tx: &Transaction<'_>, mut seq: u64, rows: &BeylaRows) -> Result<u6
         tx,
         "beyla_grpc_metrics_local",
         &rows.grpc,
-        &mut seq,
+        seq,
         |app, seq, m| {
             let (count, sum, min, max, blob) = hist_parts(m.latency.as_ref());
             app.append_row(params![
@@ -157,7 +245,7 @@ pub fn append(tx: &Transaction<'_>, mut seq: u64, rows: &BeylaRows) -> Result<u6
         tx,
         "beyla_sql_metrics_local",
         &rows.sql,
-        &mut seq,
+        seq,
         |app, seq, m| {
             let (count, sum, min, max, blob) = hist_parts(m.latency.as_ref());
             app.append_row(params![
@@ -176,31 +264,32 @@ pub fn append(tx: &Transaction<'_>, mut seq: u64, rows: &BeylaRows) -> Result<u6
                 coral_model::string_map_to_json(&m.attributes),
             ])
         },
-    )?;
-    append_numbered(
-        tx,
-        "beyla_traces_local",
-        &rows.spans,
-        &mut seq,
-        |app, seq, s| {
-            app.append_row(params![
-                seq,
-                s.trace_id,
-                s.span_id,
-                s.parent_span_id,
-                s.service_name,
-                s.span_name,
-                s.span_kind,
-                ts(s.start_time_unix_nano / 1_000),
-                s.start_time_unix_nano,
-                s.duration_us,
-                s.status_code,
-                s.is_error,
-                s.attributes_json,
-            ])
-        },
-    )?;
-    Ok(seq)
+    )
+}
+
+/// Appends Beyla trace spans inside `tx`, numbering them from `*seq`.
+fn append_spans(
+    tx: &Transaction<'_>,
+    seq: &mut u64,
+    spans: &[BeylaTraceSpan],
+) -> Result<(), duckdb::Error> {
+    append_numbered(tx, "beyla_traces_local", spans, seq, |app, seq, s| {
+        app.append_row(params![
+            seq,
+            s.trace_id,
+            s.span_id,
+            s.parent_span_id,
+            s.service_name,
+            s.span_name,
+            s.span_kind,
+            ts(s.start_time_unix_nano / 1_000),
+            s.start_time_unix_nano,
+            s.duration_us,
+            s.status_code,
+            s.is_error,
+            s.attributes_json,
+        ])
+    })
 }
 
 /// Appends each of `rows` to `table` with one Appender, numbering them from

@@ -5,8 +5,9 @@
 //! through the interval rather than waking for every request, then drains
 //! what arrived; shutdown ([`WriteOp::Close`]) is handled at once. It appends rows with the
 //! DuckDB Appender, assigns `seq_id`s and persists the next id in the same
-//! transaction. Span batches carry the semaphore permits that admitted them, so
-//! the receivers' in-flight bound covers data until it is committed.
+//! transaction. Span batches (OTLP and Beyla) carry the semaphore permits that
+//! admitted them, so the receivers' in-flight bounds cover data until it is
+//! committed.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -28,7 +29,9 @@ use super::resources::Resources;
 use super::{Database, StoreError};
 use crate::metrics::Counters;
 
-/// Rows drained into one transaction at most.
+/// Rows drained into one batch at most (kept spans, buckets and Beyla rows
+/// together); a batch is committed in transactions of at most
+/// `append::MAX_TRANSACTION_BYTES` of spans.
 const MAX_BATCH_ROWS: usize = 100_000;
 
 /// How long the writer gathers work after the first item before committing.
@@ -49,8 +52,9 @@ pub enum WriteOp {
     Buckets(Vec<Bucket>),
     /// A host sample.
     Host(HostMetrics),
-    /// Beyla histograms and spans (numbered from the Beyla sequence).
-    Beyla(BeylaRows),
+    /// Beyla histograms and spans (numbered from the Beyla sequence), with
+    /// the permits that admitted the spans.
+    Beyla(BeylaRows, Option<OwnedSemaphorePermit>),
     /// Push modes: the colony acknowledged every row up to this seq_id.
     Ack(u64),
     /// Delete rows older than the cutoff, then checkpoint.
@@ -140,21 +144,11 @@ fn run(mut conn: Connection, db: Arc<Database>, counters: Arc<Counters>, rx: Rec
             close,
         } = batch;
         if !beyla.is_empty() {
-            match write_beyla(&mut conn, next_beyla, &beyla) {
-                Ok(next) => {
-                    next_beyla = next;
-                    db.set_latest_beyla_seq(next - 1);
-                    counters
-                        .beyla_rows_stored
-                        .fetch_add(beyla.len() as u64, Ordering::Relaxed);
-                }
-                Err(error) => {
-                    counters
-                        .beyla_rows_dropped
-                        .fetch_add(beyla.len() as u64, Ordering::Relaxed);
-                    tracing::error!(%error, rows = beyla.len(), "agent store write of Beyla rows failed, batch lost");
-                }
-            }
+            let stored = super::beyla::store(&mut conn, next_beyla, &beyla);
+            next_beyla = stored.next_seq;
+            db.set_latest_beyla_seq(next_beyla - 1);
+            Counters::add(&counters.beyla_rows_stored, stored.stored);
+            Counters::add(&counters.beyla_rows_dropped, stored.dropped);
         }
         if !spans.is_empty() || !buckets.is_empty() || !hosts.is_empty() {
             let rows = Rows {
@@ -206,9 +200,9 @@ struct Batch {
 }
 
 impl Batch {
-    /// Holds as many rows as one transaction takes.
+    /// Holds as many rows as one batch takes.
     fn full(&self) -> bool {
-        self.spans.len() + self.buckets.len() >= MAX_BATCH_ROWS
+        self.spans.len() + self.buckets.len() + self.beyla.len() >= MAX_BATCH_ROWS
     }
 
     fn absorb(&mut self, op: WriteOp) {
@@ -219,7 +213,10 @@ impl Batch {
             }
             WriteOp::Buckets(mut buckets) => self.buckets.append(&mut buckets),
             WriteOp::Host(sample) => self.hosts.push(sample),
-            WriteOp::Beyla(mut rows) => self.beyla.append(&mut rows),
+            WriteOp::Beyla(mut rows, permit) => {
+                self.beyla.append(&mut rows);
+                self.permits.extend(permit);
+            }
             WriteOp::Ack(seq) => self.ack = Some(self.ack.unwrap_or(0).max(seq)),
             WriteOp::Retention(rule) => self.retention = Some(rule),
             WriteOp::Close => self.close = true,
@@ -235,16 +232,6 @@ pub(super) fn micros(t: SystemTime) -> i64 {
 
 pub(super) fn ts(micros: i64) -> Value {
     Value::Timestamp(TimeUnit::Microsecond, micros)
-}
-
-/// Appends Beyla rows in their own transaction; returns the next free Beyla
-/// seq_id, persisted in the same transaction.
-fn write_beyla(conn: &mut Connection, seq: u64, rows: &BeylaRows) -> Result<u64, duckdb::Error> {
-    let tx = conn.transaction()?;
-    let next = super::beyla::append(&tx, seq, rows)?;
-    super::set_metadata(&tx, "next_beyla_seq_id", &next.to_string())?;
-    tx.commit()?;
-    Ok(next)
 }
 
 /// Deletes what `rule` expires, in one transaction (a colony reading
