@@ -331,6 +331,67 @@ fn a_failed_beyla_write_loses_only_its_spans() {
             (7, "/later/1"),
         ]
     );
+    // The next Beyla seq_id was persisted with the last commit.
+    drop(db);
+    let (db, _conn) = Database::open(dir.path()).unwrap();
+    assert_eq!(db.latest_beyla_seq(), 7);
+}
+
+/// Beyla spans hold the permits that admitted them until the writer has
+/// committed them, as OTLP spans do: the bound covers rows up to disk.
+#[test]
+fn beyla_permits_are_held_until_the_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, conn) = Database::open(dir.path()).unwrap();
+    let counters = Arc::new(Counters::default());
+    let (writer, tx) = Writer::start(conn, db.clone(), counters.clone()).unwrap();
+    let admission = coral_agent::pipeline::Admission::new(2);
+    let permit = admission
+        .admit(2, &counters.beyla_requests_throttled)
+        .unwrap();
+    let spans = (0..2u64)
+        .map(|i| BeylaTraceSpan {
+            trace_id: format!("{:032x}", i + 1),
+            span_id: format!("{:016x}", i + 1),
+            service_name: "shop".into(),
+            start_time_unix_nano: now_ns() as i64,
+            attributes_json: "{}".into(),
+            ..Default::default()
+        })
+        .collect();
+    let rows = BeylaRows {
+        spans,
+        ..Default::default()
+    };
+    tx.send(WriteOp::Beyla(rows, permit)).unwrap();
+    // The writer gathers for a second before it commits. Until the commit
+    // shows, the bound must stay full: room first, then the sequence read
+    // after it, so a permit given back early is caught in that second.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let room = admission
+            .admit(1, &counters.beyla_requests_throttled)
+            .is_ok();
+        let committed = db.latest_beyla_seq() == 2;
+        assert!(
+            !room || committed,
+            "a permit came back before its spans were committed"
+        );
+        if committed {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no commit in 30 s");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    drop(tx);
+    writer.join();
+    assert_eq!(db.latest_beyla_seq(), 2);
+    assert!(
+        admission
+            .admit(2, &counters.beyla_requests_throttled)
+            .is_ok(),
+        "the commit gives the room back"
+    );
 }
 
 /// A database written by schema version 1 (each kept span holding its

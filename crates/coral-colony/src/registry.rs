@@ -36,23 +36,88 @@ pub struct AgentState {
     pub beyla: Option<coral_proto::common::BeylaCapabilities>,
     /// Newest Beyla seq_id the agent reported.
     pub beyla_latest_seq: u64,
-    /// Times a store session that a newer one had replaced reported again,
-    /// and when it last did: two live processes sharing one agent id.
-    pub sessions_returned: u32,
-    /// When a replaced session last reported again.
-    pub session_returned_at: Option<SystemTime>,
+    /// The agent's recent store sessions, to tell two live processes that
+    /// share its id.
+    pub sessions: SessionWatch,
 }
 
 /// How many store sessions per agent [`AgentState::reported`] remembers.
 pub const SESSIONS_KEPT: usize = 4;
 
-/// A replaced session that reports again this many times means two live
-/// processes share the agent id (once can be a page read just before the
-/// agent's database was replaced, stored just after).
+/// Reports that switch back to a replaced session, within
+/// [`SHARED_ID_WINDOW`], that mean two live processes share the agent id.
+/// One is not enough: a page read just before an agent's database was
+/// replaced can be stored just after the new session's heartbeat.
 const RETURNS_FOR_SHARED_ID: u32 = 2;
 
-/// How long [`AgentState::shared_id`] keeps saying so after the last return.
-const SHARED_ID_SHOWN_FOR: Duration = Duration::from_secs(600);
+/// How long sessions are remembered for [`SessionWatch`], and how long
+/// [`AgentState::shared_id`] says so after the last return.
+const SHARED_ID_WINDOW: Duration = Duration::from_secs(600);
+
+/// Sessions per agent that [`SessionWatch`] remembers (a fleet that copied
+/// one config can share an id many times over).
+const SESSIONS_WATCHED: usize = 64;
+
+fn within_window(now: SystemTime, at: SystemTime) -> bool {
+    now.duration_since(at).unwrap_or_default() < SHARED_ID_WINDOW
+}
+
+/// Watches an agent's store sessions for two live processes sharing its id:
+/// a session that a newer one replaced and that reports again.
+#[derive(Debug, Clone, Default)]
+pub struct SessionWatch {
+    /// Sessions reported within the window, most recent last.
+    seen: Vec<(String, SystemTime)>,
+    /// The session seen for the first time most recently: the one that
+    /// replaced the others.
+    newest: String,
+    /// Switches back to a replaced session within the window.
+    returns: u32,
+    last_return: Option<SystemTime>,
+}
+
+impl SessionWatch {
+    /// Notes a report from `session` after one from `previous`; true when
+    /// this report makes the id look shared (once, for the log).
+    fn report(&mut self, previous: &str, session: &str, now: SystemTime) -> bool {
+        self.seen.retain(|(_, at)| within_window(now, *at));
+        let known = match self.seen.iter().position(|(s, _)| s == session) {
+            Some(i) => {
+                self.seen.remove(i);
+                true
+            }
+            None => {
+                self.newest = session.to_owned();
+                false
+            }
+        };
+        if self.seen.len() >= SESSIONS_WATCHED {
+            self.seen.remove(0);
+        }
+        self.seen.push((session.to_owned(), now));
+        let returned = known && session != self.newest && previous != session;
+        if !returned {
+            return false;
+        }
+        if !self.last_return.is_some_and(|at| within_window(now, at)) {
+            self.returns = 0;
+        }
+        self.returns += 1;
+        self.last_return = Some(now);
+        self.returns == RETURNS_FOR_SHARED_ID
+    }
+
+    /// True while the id looks shared.
+    fn shared(&self, now: SystemTime) -> bool {
+        self.returns >= RETURNS_FOR_SHARED_ID
+            && self.last_return.is_some_and(|at| within_window(now, at))
+    }
+}
+
+/// What [`AgentState::shared_id`] says.
+const SHARED_ID_WARNING: &str = "two processes report this agent id, and the colony keeps one \
+     cursor per id: the rows of all but the last registered are not polled, and pushed rows are \
+     re-read from the start at each switch; give each process its own agent.id";
 
 impl AgentState {
     /// Notes that the agent reported `latest_seq` in `session_id`.
@@ -62,11 +127,18 @@ impl AgentState {
             return;
         }
         let previous = std::mem::replace(&mut self.session_id, session_id.to_owned());
+        if self
+            .sessions
+            .report(&previous, session_id, SystemTime::now())
+        {
+            tracing::warn!(
+                agent_id = %self.record.agent_id,
+                sessions = %format!("{previous}, {session_id}"),
+                "{SHARED_ID_WARNING}"
+            );
+        }
         match self.reported.iter().position(|(s, _)| s == session_id) {
             Some(i) => {
-                if previous != session_id && !previous.is_empty() {
-                    self.session_returned(&previous, session_id);
-                }
                 let (session, seq) = self.reported.remove(i);
                 self.reported.push((session, seq.max(latest_seq)));
             }
@@ -79,36 +151,13 @@ impl AgentState {
         }
     }
 
-    /// `returned`, which `current` had replaced, reported again.
-    fn session_returned(&mut self, current: &str, returned: &str) {
-        let now = SystemTime::now();
-        let quiet = self
-            .session_returned_at
-            .is_none_or(|at| now.duration_since(at).unwrap_or_default() >= SHARED_ID_SHOWN_FOR);
-        if quiet {
-            self.sessions_returned = 0;
-        }
-        self.sessions_returned += 1;
-        self.session_returned_at = Some(now);
-        if self.sessions_returned == RETURNS_FOR_SHARED_ID {
-            tracing::warn!(
-                agent_id = %self.record.agent_id,
-                sessions = %format!("{current}, {returned}"),
-                "two agent processes report the same agent id: their store sessions alternate, so the colony re-reads each from the start; give each process its own agent.id"
-            );
-        }
-    }
-
-    /// Says so when two live processes seem to share this agent id (a
-    /// replaced store session kept reporting within the last 10 minutes).
+    /// Says so, and what to do, while two live processes seem to share
+    /// this agent id (a replaced store session kept reporting within the
+    /// last 10 minutes).
     pub fn shared_id(&self, now: SystemTime) -> Option<String> {
-        let at = self.session_returned_at?;
-        let recent = now.duration_since(at).unwrap_or_default() < SHARED_ID_SHOWN_FOR;
-        (recent && self.sessions_returned >= RETURNS_FOR_SHARED_ID).then(|| {
-            "two processes report this agent id (their store sessions alternate and \
-             each is re-read from the start): give each its own agent.id"
-                .to_owned()
-        })
+        self.sessions
+            .shared(now)
+            .then(|| SHARED_ID_WARNING.to_owned())
     }
 }
 
@@ -334,6 +383,11 @@ mod tests {
         let mut state = AgentState::default();
         state.report("old", 10);
         state.report("new", 1);
+        // A page of the old database read before it was replaced and stored
+        // after the new one's heartbeat, with the poll's own report.
+        state.report("old", 10);
+        state.report("old", 10);
+        state.report("new", 2);
         assert_eq!(
             state.shared_id(SystemTime::now()),
             None,
@@ -341,14 +395,21 @@ mod tests {
         );
         // The old process is still alive: it and the new one alternate.
         state.report("old", 11);
-        assert_eq!(state.shared_id(SystemTime::now()), None);
-        state.report("new", 2);
         let now = SystemTime::now();
         assert!(state.shared_id(now).unwrap().contains("agent.id"));
-        // Reports from the current session alone do not count.
-        state.report("new", 3);
-        assert_eq!(state.sessions_returned, 2);
-        // It stops being shown once the sessions have stopped alternating.
-        assert_eq!(state.shared_id(now + SHARED_ID_SHOWN_FOR), None);
+        // It stops being said once the sessions have stopped alternating.
+        assert_eq!(state.shared_id(now + SHARED_ID_WINDOW), None);
+    }
+
+    #[test]
+    fn many_processes_with_one_id_are_seen_too() {
+        let mut state = AgentState::default();
+        let sessions: Vec<String> = (0..8).map(|i| format!("s{i}")).collect();
+        for round in 0..2 {
+            for s in &sessions {
+                state.report(s, round);
+            }
+        }
+        assert!(state.shared_id(SystemTime::now()).is_some());
     }
 }

@@ -390,7 +390,7 @@ async fn two_processes_with_one_agent_id_are_named_in_coral_agents() {
     )
     .await;
     let text = warning("twin").await.unwrap();
-    assert!(text.contains("give each its own agent.id"), "{text}");
+    assert!(text.contains("its own agent.id"), "{text}");
     assert_eq!(
         warning("solo").await.as_deref(),
         Some(""),

@@ -126,7 +126,8 @@ pub struct TelemetryConfig {
     /// Cap on distinct services tracked.
     pub max_services: usize,
     /// Spans allowed in flight between receivers and storage before the
-    /// receivers push back (HTTP 429 / gRPC UNAVAILABLE).
+    /// receivers push back (HTTP 429 / gRPC UNAVAILABLE); Beyla's sampled
+    /// spans get a bound of the same size of their own.
     pub queue_spans: usize,
 }
 

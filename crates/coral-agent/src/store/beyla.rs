@@ -120,48 +120,41 @@ pub(super) struct Stored {
     pub dropped: u64,
 }
 
-/// Stores `rows` from `seq` on, in transactions of at most
-/// [`super::append::MAX_TRANSACTION_BYTES`] of spans (histograms go with the
-/// first), each persisting the next free seq_id. A transaction that fails
-/// loses only its own spans: its histograms are tried again on their own.
+impl Stored {
+    /// Counts one transaction of `rows` rows of `what`.
+    fn count(&mut self, result: Result<u64, duckdb::Error>, rows: usize, what: &str) {
+        match result {
+            Ok(next) => {
+                self.next_seq = next;
+                self.stored += rows as u64;
+            }
+            Err(error) => {
+                tracing::error!(%error, rows, "agent store write of Beyla {what} failed, rows lost");
+                self.dropped += rows as u64;
+            }
+        }
+    }
+}
+
+/// Stores `rows` from `seq` on: the histograms in one transaction, then the
+/// spans in transactions of at most
+/// [`super::append::MAX_TRANSACTION_BYTES`], each persisting the next free
+/// seq_id. A transaction that fails loses only its own rows, and the
+/// sequence goes on without a hole.
 pub(super) fn store(conn: &mut Connection, seq: u64, rows: &BeylaRows) -> Stored {
-    let histograms = (rows.http.len() + rows.grpc.len() + rows.sql.len()) as u64;
     let mut out = Stored {
         next_seq: seq,
         ..Stored::default()
     };
-    for (i, spans) in transactions(&rows.spans, span_bytes)
-        .into_iter()
-        .enumerate()
-    {
-        let (with, h) = if i == 0 {
-            (Some(rows), histograms)
-        } else {
-            (None, 0)
-        };
-        let error = match write(conn, out.next_seq, with, spans) {
-            Ok(next) => {
-                out.next_seq = next;
-                out.stored += h + spans.len() as u64;
-                continue;
-            }
-            Err(error) => error,
-        };
-        tracing::error!(%error, spans = spans.len(), histograms = h, "agent store write of Beyla rows failed");
-        out.dropped += spans.len() as u64;
-        // Worth a second transaction only when it held spans and histograms.
-        let retried = (h > 0 && !spans.is_empty()).then(|| write(conn, out.next_seq, with, &[]));
-        match retried {
-            Some(Ok(next)) => {
-                out.next_seq = next;
-                out.stored += h;
-            }
-            retried => {
-                if let Some(Err(error)) = retried {
-                    tracing::error!(%error, histograms = h, "agent store write of Beyla histograms failed, histograms lost");
-                }
-                out.dropped += h;
-            }
+    let histograms = rows.http.len() + rows.grpc.len() + rows.sql.len();
+    if histograms > 0 {
+        let written = write(conn, out.next_seq, Some(rows), &[]);
+        out.count(written, histograms, "histograms");
+    }
+    for spans in transactions(&rows.spans, span_bytes) {
+        if !spans.is_empty() {
+            let written = write(conn, out.next_seq, None, spans);
+            out.count(written, spans.len(), "spans");
         }
     }
     out
