@@ -34,6 +34,15 @@ macro_rules! counters {
                 }
                 out
             }
+
+            /// The counters as the `GetStatus` message (every counter has
+            /// its field of the same name).
+            pub fn to_proto(&self, db_size_bytes: u64) -> CountersProto {
+                CountersProto {
+                    $( $name: self.$name.load(Ordering::Relaxed), )*
+                    db_size_bytes,
+                }
+            }
         }
     };
 }
@@ -97,32 +106,6 @@ impl Counters {
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
     }
-
-    /// The counters as the `GetStatus` message.
-    pub fn to_proto(&self, db_size_bytes: u64) -> CountersProto {
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        CountersProto {
-            spans_received: get(&self.spans_received),
-            spans_accepted: get(&self.spans_accepted),
-            spans_rejected: get(&self.spans_rejected),
-            spans_dropped: get(&self.spans_dropped),
-            spans_filtered: get(&self.spans_filtered),
-            spans_stored: get(&self.spans_stored),
-            buckets_stored: get(&self.buckets_stored),
-            requests_rejected_invalid: get(&self.requests_rejected_invalid),
-            requests_rejected_too_large: get(&self.requests_rejected_too_large),
-            requests_throttled: get(&self.requests_throttled),
-            metric_points_received: get(&self.metric_points_received),
-            log_records_received: get(&self.log_records_received),
-            db_size_bytes,
-            rows_deleted_by_retention: get(&self.rows_deleted_by_retention),
-            beyla_points_received: get(&self.beyla_points_received),
-            beyla_points_skipped: get(&self.beyla_points_skipped),
-            beyla_spans_received: get(&self.beyla_spans_received),
-            beyla_spans_sampled_out: get(&self.beyla_spans_sampled_out),
-            beyla_rows_stored: get(&self.beyla_rows_stored),
-        }
-    }
 }
 
 #[cfg(test)]
@@ -140,5 +123,21 @@ mod tests {
             "# HELP coral_agent_spans_received_total Spans received in OTLP requests.\n"
         ));
         assert!(text.contains("coral_agent_db_size_bytes 7\n"));
+    }
+
+    #[test]
+    fn the_status_message_carries_every_counter() {
+        let c = Counters::default();
+        Counters::add(&c.beyla_rows_dropped, 3);
+        Counters::add(&c.spans_attributes_cut, 2);
+        let status = c.to_proto(9);
+        assert_eq!(
+            (
+                status.beyla_rows_dropped,
+                status.spans_attributes_cut,
+                status.db_size_bytes
+            ),
+            (3, 2, 9)
+        );
     }
 }
