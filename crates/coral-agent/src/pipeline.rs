@@ -14,6 +14,7 @@
 //! are released when the batch is committed, which bounds memory end to end.
 
 use std::borrow::Cow;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -24,7 +25,6 @@ use coral_proto::otlp::metrics::v1::metric::Data;
 use coral_proto::otlp_wire::{self, SpanDetail, TraceExportView};
 use prost::Message;
 use regex::RegexSet;
-use std::sync::atomic::AtomicU64;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::aggregate::Aggregator;

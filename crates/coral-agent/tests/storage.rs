@@ -175,6 +175,39 @@ async fn retention_removes_old_rows_and_keeps_recent_ones() {
     assert!(resources[0].contains(r#""service.name":"new""#));
 }
 
+/// `n` Beyla HTTP histograms of `shop` for the current minute, with routes
+/// `/{prefix}/0`, `/{prefix}/1`, ….
+fn beyla_histograms(n: usize, prefix: &str) -> Vec<BeylaHttpMetric> {
+    let minute = (now_ns() / 60_000_000_000 * 60) as i64;
+    (0..n)
+        .map(|i| BeylaHttpMetric {
+            minute,
+            service_name: "shop".into(),
+            kind: "server".into(),
+            http_method: "GET".into(),
+            http_route: format!("/{prefix}/{i}"),
+            http_status_code: 200,
+            ..Default::default()
+        })
+        .collect()
+}
+
+/// `n` Beyla server spans of `shop` starting now, trace and span ids 1..=n.
+fn beyla_spans(n: u64) -> Vec<BeylaTraceSpan> {
+    (1..=n)
+        .map(|i| BeylaTraceSpan {
+            trace_id: format!("{i:032x}"),
+            span_id: format!("{i:016x}"),
+            service_name: "shop".into(),
+            span_name: "GET /r".into(),
+            span_kind: "server".into(),
+            start_time_unix_nano: now_ns() as i64,
+            attributes_json: "{}".into(),
+            ..Default::default()
+        })
+        .collect()
+}
+
 /// Beyla rows are read in windows too: pages that span several windows and
 /// mix metric rows with spans come back whole, in seq_id order, and a page
 /// cut in the middle of a window ends exactly at its boundary.
@@ -183,31 +216,9 @@ fn beyla_pages_across_read_windows_are_whole_and_exact() {
     let dir = tempfile::tempdir().unwrap();
     let (db, conn) = Database::open(dir.path()).unwrap();
     let (writer, tx) = Writer::start(conn, db.clone(), Arc::new(Counters::default())).unwrap();
-    let minute = (now_ns() / 60_000_000_000 * 60) as i64;
     let rows = BeylaRows {
-        http: (0..5_000)
-            .map(|i| BeylaHttpMetric {
-                minute,
-                service_name: "shop".into(),
-                kind: "server".into(),
-                http_method: "GET".into(),
-                http_route: format!("/r/{i}"),
-                http_status_code: 200,
-                ..Default::default()
-            })
-            .collect(),
-        spans: (0..5_000u64)
-            .map(|i| BeylaTraceSpan {
-                trace_id: format!("{i:032x}"),
-                span_id: format!("{i:016x}"),
-                service_name: "shop".into(),
-                span_name: "GET /r".into(),
-                span_kind: "server".into(),
-                start_time_unix_nano: now_ns() as i64,
-                attributes_json: "{}".into(),
-                ..Default::default()
-            })
-            .collect(),
+        http: beyla_histograms(5_000, "r"),
+        spans: beyla_spans(5_000),
         ..Default::default()
     };
     tx.send(WriteOp::Beyla(rows, None)).unwrap();
@@ -257,40 +268,14 @@ fn a_failed_beyla_write_loses_only_its_spans() {
     conn.execute_batch("DROP TABLE beyla_traces_local").unwrap();
     let counters = Arc::new(Counters::default());
     let (writer, tx) = Writer::start(conn, db.clone(), counters.clone()).unwrap();
-    let minute = (now_ns() / 60_000_000_000 * 60) as i64;
-    let histograms = |n: usize, route: &str| -> Vec<BeylaHttpMetric> {
-        (0..n)
-            .map(|i| BeylaHttpMetric {
-                minute,
-                service_name: "shop".into(),
-                kind: "server".into(),
-                http_method: "GET".into(),
-                http_route: format!("/{route}/{i}"),
-                http_status_code: 200,
-                ..Default::default()
-            })
-            .collect()
-    };
-    let spans = (0..3u64)
-        .map(|i| BeylaTraceSpan {
-            trace_id: format!("{:032x}", i + 1),
-            span_id: format!("{:016x}", i + 1),
-            service_name: "shop".into(),
-            span_name: "GET /r".into(),
-            span_kind: "server".into(),
-            start_time_unix_nano: now_ns() as i64,
-            attributes_json: "{}".into(),
-            ..Default::default()
-        })
-        .collect();
     let rows = BeylaRows {
-        http: histograms(5, "first"),
-        spans,
+        http: beyla_histograms(5, "first"),
+        spans: beyla_spans(3),
         ..Default::default()
     };
     tx.send(WriteOp::Beyla(rows, None)).unwrap();
     let later = BeylaRows {
-        http: histograms(2, "later"),
+        http: beyla_histograms(2, "later"),
         ..Default::default()
     };
     tx.send(WriteOp::Beyla(later, None)).unwrap();
@@ -349,18 +334,8 @@ fn beyla_permits_are_held_until_the_commit() {
     let permit = admission
         .admit(2, &counters.beyla_requests_throttled)
         .unwrap();
-    let spans = (0..2u64)
-        .map(|i| BeylaTraceSpan {
-            trace_id: format!("{:032x}", i + 1),
-            span_id: format!("{:016x}", i + 1),
-            service_name: "shop".into(),
-            start_time_unix_nano: now_ns() as i64,
-            attributes_json: "{}".into(),
-            ..Default::default()
-        })
-        .collect();
     let rows = BeylaRows {
-        spans,
+        spans: beyla_spans(2),
         ..Default::default()
     };
     tx.send(WriteOp::Beyla(rows, permit)).unwrap();

@@ -154,10 +154,8 @@ impl AgentState {
     /// Says so, and what to do, while two live processes seem to share
     /// this agent id (a replaced store session kept reporting within the
     /// last 10 minutes).
-    pub fn shared_id(&self, now: SystemTime) -> Option<String> {
-        self.sessions
-            .shared(now)
-            .then(|| SHARED_ID_WARNING.to_owned())
+    pub fn shared_id(&self, now: SystemTime) -> Option<&'static str> {
+        self.sessions.shared(now).then_some(SHARED_ID_WARNING)
     }
 }
 

@@ -128,7 +128,7 @@ impl Colony {
                     beyla: state.beyla.clone(),
                     beyla_cursor_seq_id: beyla_cursor,
                     beyla_latest_seq_id: state.beyla_latest_seq.max(beyla_cursor),
-                    shared_id_warning: state.shared_id(now).unwrap_or_default(),
+                    shared_id_warning: state.shared_id(now).unwrap_or_default().to_owned(),
                 }
             })
             .collect();

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::{agent_config, client, colony_config, start_colony, wait_for, wait_registered};
+use common::{agent_config, client, colony_in, wait_for, wait_registered};
 use coral_agent::{AgentOptions, RunningAgent};
 use coral_beyla::caps::HostReadings;
 use coral_model::{Histogram, Quantile};
@@ -229,12 +229,7 @@ async fn standin_end_to_end(generation: &str) {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let colony = start_colony(&colony_config(
-        &dir.path().join("colony"),
-        "127.0.0.1:0",
-        "  poll:\n    interval: 1s",
-    ))
-    .await;
+    let colony = colony_in(dir.path(), "  poll:\n    interval: 1s").await;
     let binary = standin(dir.path(), &python, generation);
     let config = agent_config(
         "beyla-host",
@@ -481,12 +476,7 @@ async fn push_modes_run_without_beyla_and_say_so() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_old_kernel_limits_beyla_and_the_colony_shows_it() {
     let dir = tempfile::tempdir().unwrap();
-    let colony = start_colony(&colony_config(
-        &dir.path().join("colony"),
-        "127.0.0.1:0",
-        "",
-    ))
-    .await;
+    let colony = colony_in(dir.path(), "").await;
     // A Beyla that just waits: enough for the supervisor to report "running".
     let binary = fake_beyla(dir.path(), WAITING_BEYLA);
     let config = agent_config(

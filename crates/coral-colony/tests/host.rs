@@ -12,12 +12,7 @@ use coral_proto::colony::QueryHostCorrelationRequest;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn host_samples_reach_the_colony_and_join_span_minutes() {
     let dir = tempfile::tempdir().unwrap();
-    let colony = start_colony(&colony_config(
-        &dir.path().join("colony"),
-        "127.0.0.1:0",
-        "  poll:\n    interval: 1s",
-    ))
-    .await;
+    let colony = colony_in(dir.path(), "  poll:\n    interval: 1s").await;
     let addr = colony.addr;
     let agent = start_agent(&agent_config(
         "h1",

@@ -15,12 +15,7 @@ const NO_HOST: &str = "  host_metrics:\n    enabled: false";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn several_agents_give_exact_totals_at_the_colony() {
     let dir = tempfile::tempdir().unwrap();
-    let colony = start_colony(&colony_config(
-        &dir.path().join("colony"),
-        "127.0.0.1:0",
-        "  poll:\n    interval: 1s",
-    ))
-    .await;
+    let colony = colony_in(dir.path(), "  poll:\n    interval: 1s").await;
     let mut agents = Vec::new();
     for (i, n) in [200u64, 300, 400].into_iter().enumerate() {
         let id = format!("agent-{i}");
@@ -139,12 +134,7 @@ async fn colony_restart_resumes_from_its_cursor() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_restart_continues_and_a_new_database_resets_the_cursor() {
     let dir = tempfile::tempdir().unwrap();
-    let colony = start_colony(&colony_config(
-        &dir.path().join("colony"),
-        "127.0.0.1:0",
-        "  poll:\n    interval: 1h",
-    ))
-    .await;
+    let colony = colony_in(dir.path(), "  poll:\n    interval: 1h").await;
     let addr = colony.addr;
     let agent_dir = dir.path().join("a1");
     let cfg = agent_config("a1", &agent_dir, addr, NO_HOST);
@@ -242,12 +232,7 @@ async fn agent_restart_continues_and_a_new_database_resets_the_cursor() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rows_expired_before_a_poll_are_recorded_as_gaps() {
     let dir = tempfile::tempdir().unwrap();
-    let colony = start_colony(&colony_config(
-        &dir.path().join("colony"),
-        "127.0.0.1:0",
-        "  poll:\n    interval: 1h",
-    ))
-    .await;
+    let colony = colony_in(dir.path(), "  poll:\n    interval: 1h").await;
     let addr = colony.addr;
     // Rows older than 1 s are deleted every 200 ms; the test spans are minutes old.
     let extra = format!("{NO_HOST}\n  storage:\n    retention: 1s\n    cleanup_interval: 200ms");
@@ -302,14 +287,9 @@ async fn a_stuck_agent_delays_nobody_and_a_silent_one_turns_degraded_then_unreac
             open.push(socket);
         }
     });
-    let colony = start_colony(&colony_config(
-        &dir.path().join("colony"),
-        "127.0.0.1:0",
-        &format!(
+    let colony = colony_in(dir.path(), &format!(
             "  poll:\n    interval: 1s\n    timeout: 30s\n  health:\n    degraded_after: 2s\n    unreachable_after: 4s\n  agents:\n    - id: stuck\n      endpoint: \"{stuck_addr}\""
-        ),
-    ))
-    .await;
+        )).await;
     let addr = colony.addr;
     let agent = start_agent(&agent_config(
         "live",
@@ -357,12 +337,7 @@ async fn a_stuck_agent_delays_nobody_and_a_silent_one_turns_degraded_then_unreac
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_processes_with_one_agent_id_are_named_in_coral_agents() {
     let dir = tempfile::tempdir().unwrap();
-    let colony = start_colony(&colony_config(
-        &dir.path().join("colony"),
-        "127.0.0.1:0",
-        "  poll:\n    interval: 1s",
-    ))
-    .await;
+    let colony = colony_in(dir.path(), "  poll:\n    interval: 1s").await;
     let mut agents = Vec::new();
     for (id, dir_name) in [("solo", "solo"), ("twin", "a"), ("twin", "b")] {
         let cfg = agent_config(id, &dir.path().join(dir_name), colony.addr, NO_HOST);

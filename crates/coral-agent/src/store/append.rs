@@ -16,8 +16,9 @@ use super::writer::{micros, ts};
 use crate::metrics::Counters;
 
 /// Bytes of kept spans (as [`span_bytes`] counts them, and Beyla spans as
-/// `super::beyla` counts them) committed in one transaction at most, so that a burst of wide spans is committed in several
-/// transactions instead of failing as one (`tests/paging.rs`'s size-limit
+/// `super::beyla` counts them) committed in one transaction at most, so that
+/// a burst of wide spans is committed in several transactions instead of
+/// failing as one (`tests/paging.rs`'s size-limit
 /// test, run once with 100,000 spans, ~440 MB, stored them all within the
 /// 32 MB budget; it keeps 16,000, two transactions). Not smaller: every
 /// commit past DuckDB's 16 MiB WAL threshold checkpoints, and a checkpoint

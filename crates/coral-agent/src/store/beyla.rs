@@ -110,7 +110,7 @@ fn span_bytes(span: &BeylaTraceSpan) -> usize {
 }
 
 /// What [`store`] did with a writer batch of Beyla rows.
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Default)]
 pub(super) struct Stored {
     /// The next free Beyla seq_id.
     pub next_seq: u64,
@@ -121,11 +121,25 @@ pub(super) struct Stored {
 }
 
 impl Stored {
-    /// Counts one transaction of `rows` rows of `what`.
-    fn count(&mut self, result: Result<u64, duckdb::Error>, rows: usize, what: &str) {
-        match result {
-            Ok(next) => {
-                self.next_seq = next;
+    /// Appends `rows` rows of `what` with `append` in a transaction of their
+    /// own, numbered from the next free seq_id, which is persisted with
+    /// them; counts them as stored or, if the transaction fails, dropped.
+    fn write(
+        &mut self,
+        conn: &mut Connection,
+        rows: usize,
+        what: &str,
+        append: impl FnOnce(&Transaction<'_>, &mut u64) -> Result<(), duckdb::Error>,
+    ) {
+        let mut seq = self.next_seq;
+        let written = conn.transaction().and_then(|tx| {
+            append(&tx, &mut seq)?;
+            super::set_metadata(&tx, "next_beyla_seq_id", &seq.to_string())?;
+            tx.commit()
+        });
+        match written {
+            Ok(()) => {
+                self.next_seq = seq;
                 self.stored += rows as u64;
             }
             Err(error) => {
@@ -148,35 +162,18 @@ pub(super) fn store(conn: &mut Connection, seq: u64, rows: &BeylaRows) -> Stored
     };
     let histograms = rows.http.len() + rows.grpc.len() + rows.sql.len();
     if histograms > 0 {
-        let written = write(conn, out.next_seq, Some(rows), &[]);
-        out.count(written, histograms, "histograms");
+        out.write(conn, histograms, "histograms", |tx, seq| {
+            append_histograms(tx, seq, rows)
+        });
     }
     for spans in transactions(&rows.spans, span_bytes) {
         if !spans.is_empty() {
-            let written = write(conn, out.next_seq, None, spans);
-            out.count(written, spans.len(), "spans");
+            out.write(conn, spans.len(), "spans", |tx, seq| {
+                append_spans(tx, seq, spans)
+            });
         }
     }
     out
-}
-
-/// Appends `histograms`' metric rows (when given) and `spans` in one
-/// transaction, numbering them from `seq`; returns the next free Beyla
-/// seq_id, persisted in the same transaction.
-fn write(
-    conn: &mut Connection,
-    mut seq: u64,
-    histograms: Option<&BeylaRows>,
-    spans: &[BeylaTraceSpan],
-) -> Result<u64, duckdb::Error> {
-    let tx = conn.transaction()?;
-    if let Some(rows) = histograms {
-        append_histograms(&tx, &mut seq, rows)?;
-    }
-    append_spans(&tx, &mut seq, spans)?;
-    super::set_metadata(&tx, "next_beyla_seq_id", &seq.to_string())?;
-    tx.commit()?;
-    Ok(seq)
 }
 
 /// Appends `rows`' HTTP, RPC and SQL histograms inside `tx`, numbering them

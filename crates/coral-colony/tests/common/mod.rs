@@ -59,6 +59,12 @@ pub async fn start_colony(config: &ColonyConfig) -> RunningColony {
     coral_colony::start(config).await.expect("colony starts")
 }
 
+/// Starts a colony on port 0 with its data in `dir/colony` and `extra`
+/// lines under `colony:`.
+pub async fn colony_in(dir: &Path, extra: &str) -> RunningColony {
+    start_colony(&colony_config(&dir.join("colony"), "127.0.0.1:0", extra)).await
+}
+
 /// Starts an agent.
 pub async fn start_agent(config: &AgentConfig) -> RunningAgent {
     coral_agent::start(config).await.expect("agent starts")
