@@ -75,8 +75,9 @@ impl Aggregator {
         }
     }
 
-    /// Records one span.
-    pub fn record(&mut self, service: &str, operation: &str, facts: &SpanFacts) {
+    /// Records one span. Only a `kept` span (one the filters store) offers
+    /// its trace as a sample, so every sample trace id opens at the colony.
+    pub fn record(&mut self, service: &str, operation: &str, facts: &SpanFacts, kept: bool) {
         let minute = minute_of(facts.start_ns);
         if !self.minutes.contains_key(&minute) && self.minutes.len() >= MAX_OPEN_MINUTES {
             // Bounded memory: the caller collects this in the next flush.
@@ -99,12 +100,12 @@ impl Aggregator {
 
         let mut hex = [0u8; 32];
         hex::encode_to_slice(facts.trace_id, &mut hex).expect("32-byte buffer for 16 bytes");
-        let trace = std::str::from_utf8(&hex).expect("hex is ascii");
+        let trace = kept.then(|| std::str::from_utf8(&hex).expect("hex is ascii"));
 
         let kind_group = service_group.kinds[facts.kind as usize].get_or_insert_with(Box::default);
         kind_group
             .stats
-            .record(facts.duration_ms, facts.is_error, trace);
+            .record_as(facts.duration_ms, facts.is_error, trace);
         let operation = if kind_group.operations.contains_key(operation) {
             operation
         } else if service_group.operation_count < self.limits.max_operations_per_service {
@@ -122,7 +123,7 @@ impl Aggregator {
             .operations
             .get_mut(operation)
             .expect("inserted above");
-        op_stats.record(facts.duration_ms, facts.is_error, trace);
+        op_stats.record_as(facts.duration_ms, facts.is_error, trace);
     }
 
     /// Moves the oldest open minute to the list that the next flush returns.
@@ -209,21 +210,25 @@ mod tests {
             "checkout",
             "GET /a",
             &facts(T0, 10.0, false, 1, SpanKind::Server),
+            true,
         );
         agg.record(
             "checkout",
             "GET /a",
             &facts(T0 + 5, 30.0, true, 2, SpanKind::Server),
+            true,
         );
         agg.record(
             "checkout",
             "call db",
             &facts(T0, 5.0, false, 3, SpanKind::Client),
+            true,
         );
         agg.record(
             "checkout",
             "GET /b",
             &facts(T0 + MINUTE_NS, 1.0, false, 4, SpanKind::Server),
+            true,
         );
         let now = (T0 / 1_000_000_000) as i64;
         assert!(agg.flush(now + 69, false).is_empty(), "grace not over yet");
@@ -249,12 +254,18 @@ mod tests {
     fn late_span_lands_in_its_own_minute_as_a_partial_bucket() {
         let mut agg = Aggregator::new(limits());
         let now = (T0 / 1_000_000_000) as i64;
-        agg.record("cart", "op", &facts(T0, 10.0, false, 1, SpanKind::Server));
+        agg.record(
+            "cart",
+            "op",
+            &facts(T0, 10.0, false, 1, SpanKind::Server),
+            true,
+        );
         assert_eq!(agg.flush(now + 200, false).len(), 1);
         agg.record(
             "cart",
             "op",
             &facts(T0 + 7, 20.0, false, 2, SpanKind::Server),
+            true,
         );
         let late = agg.flush(now + 201, false);
         assert_eq!(late.len(), 1);
@@ -270,10 +281,11 @@ mod tests {
                 "svc",
                 op,
                 &facts(T0, 1.0 + i as f64, false, 1, SpanKind::Server),
+                true,
             );
         }
         for svc in ["s2", "s3", "s4"] {
-            agg.record(svc, "x", &facts(T0, 1.0, false, 1, SpanKind::Server));
+            agg.record(svc, "x", &facts(T0, 1.0, false, 1, SpanKind::Server), true);
         }
         let buckets = agg.flush(0, true);
         let svc = buckets.iter().find(|b| b.key.service == "svc").unwrap();
@@ -295,10 +307,43 @@ mod tests {
                 "svc",
                 "op",
                 &facts(T0 + i * MINUTE_NS, 1.0, false, 1, SpanKind::Server),
+                true,
             );
         }
         assert!(agg.open_minutes() <= MAX_OPEN_MINUTES);
         let total: u64 = agg.flush(0, true).iter().map(|b| b.stats.total).sum();
         assert_eq!(total, n);
+    }
+
+    #[test]
+    fn only_kept_spans_offer_their_trace_as_a_sample() {
+        let mut agg = Aggregator::new(limits());
+        // The slowest span and the error were not kept: they count, but
+        // their traces would not open at the colony.
+        agg.record(
+            "svc",
+            "op",
+            &facts(T0, 900.0, false, 1, SpanKind::Server),
+            false,
+        );
+        agg.record(
+            "svc",
+            "op",
+            &facts(T0, 50.0, true, 2, SpanKind::Server),
+            false,
+        );
+        agg.record(
+            "svc",
+            "op",
+            &facts(T0, 10.0, false, 3, SpanKind::Server),
+            true,
+        );
+        let buckets = agg.flush(0, true);
+        assert_eq!(buckets.len(), 1);
+        let b = &buckets[0];
+        assert_eq!((b.stats.total, b.stats.errors), (3, 1));
+        assert_eq!(b.stats.max_ms, 900.0);
+        assert_eq!(b.stats.samples.trace_ids(), vec!["03".repeat(16)]);
+        assert_eq!(b.operations[0].1.samples.trace_ids(), vec!["03".repeat(16)]);
     }
 }

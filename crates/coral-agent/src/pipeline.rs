@@ -269,7 +269,12 @@ impl Pipeline {
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
             for a in &accepted {
                 let span = &view.spans[a.span];
-                aggregator.record(service(span.resource), span.name, &a.facts);
+                aggregator.record(
+                    service(span.resource),
+                    span.name,
+                    &a.facts,
+                    a.kept.is_some(),
+                );
             }
         }
 

@@ -11,7 +11,8 @@
 //! an error naming that file: an operator who pointed at a binary wants to
 //! know it is wrong, not to silently run some other `beyla`. Steps 3 and 4 are
 //! a search: misses there fall through, and [`LocateError::NotFound`] lists
-//! every place that was looked at.
+//! every place that was looked at, each once (`coral beyla check` prints it;
+//! the agent's status uses [`LocateError::short_reason`]).
 //!
 //! [`locate`] is a pure function over a [`Search`] (no environment access), so
 //! it is tested with injected inputs; [`Search::from_env`] reads the real
@@ -127,6 +128,19 @@ pub enum LocateError {
     },
 }
 
+impl LocateError {
+    /// The reason in a few words, for status lines that are shown often (the
+    /// `coral up` banner, `coral agents`): "not installed — `coral beyla
+    /// install`" when nothing was found (the list of places searched is for
+    /// `coral beyla check`), the full message otherwise (it names one file).
+    pub fn short_reason(&self) -> String {
+        match self {
+            LocateError::NotFound { .. } => "not installed — `coral beyla install`".to_owned(),
+            other => other.to_string(),
+        }
+    }
+}
+
 fn display_paths(paths: &[PathBuf]) -> String {
     let parts: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
     parts.join(", ")
@@ -171,6 +185,11 @@ pub fn locate(search: &Search) -> Result<Found, LocateError> {
                 continue;
             }
             let candidate = dir.join("beyla");
+            // A directory listed twice in $PATH (or $CORAL_HOME/bin on it)
+            // is looked at once.
+            if searched.contains(&candidate) {
+                continue;
+            }
             if check_executable(&candidate).is_ok() {
                 return Ok(Found {
                     path: candidate,
@@ -315,5 +334,30 @@ mod tests {
             Some("v3.2.1")
         );
         assert_eq!(parse_version("time=10:00:00.000 beyla starting"), None);
+    }
+
+    #[test]
+    fn each_place_is_searched_and_listed_once_and_the_status_reason_is_short() {
+        let dir = std::env::temp_dir().join(format!("coral-locate-{}", std::process::id()));
+        let home_bin = dir.join("home/bin");
+        let other = dir.join("other");
+        let path_var = std::env::join_paths([&other, &home_bin, &other]).unwrap();
+        let err = locate(&Search {
+            coral_home: dir.join("home"),
+            path_var: Some(path_var),
+            ..Search::default()
+        })
+        .unwrap_err();
+        let LocateError::NotFound { searched } = &err else {
+            panic!("{err}");
+        };
+        assert_eq!(searched, &[home_bin.join("beyla"), other.join("beyla")]);
+        assert_eq!(err.short_reason(), "not installed — `coral beyla install`");
+        let unusable = LocateError::Unusable {
+            origin: Source::Configured,
+            path: dir.join("beyla"),
+            problem: "does not exist".into(),
+        };
+        assert_eq!(unusable.short_reason(), unusable.to_string());
     }
 }

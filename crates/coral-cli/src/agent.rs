@@ -3,7 +3,6 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use anyhow::Context as _;
 use clap::Args;
 use coral_agent::AgentOptions;
 use coral_config::{AgentConfig, AgentMode, AgentOverrides, LogFormat};
@@ -121,9 +120,15 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let options = args.options(&env);
     let config = args.load(&env)?;
     crate::logging::init(config.log.format, &config.log.level)?;
+    // The start errors print their cause in their own message: say it once.
     let agent = coral_agent::start_with(&config, options)
         .await
-        .context("cannot start the coral agent")?;
+        .map_err(|error| {
+            anyhow::anyhow!(
+                "cannot start the coral agent: {}",
+                crate::output::error_once(&error)
+            )
+        })?;
     let a = agent.addrs;
     say!(
         "coral agent {} listening: otlp-grpc={} otlp-http={} api={} admin={}",
@@ -140,11 +145,12 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One line on Beyla for the start banner.
+/// One line on Beyla for the start banner: short when it is off (where the
+/// agent looked for it is `coral beyla check`'s to say).
 pub fn beyla_line(agent: &coral_agent::RunningAgent) -> String {
     let b = agent.api.status().beyla.unwrap_or_default();
     if b.state == "disabled" {
-        format!("Beyla: off — {} (OTLP ingestion is unaffected)", b.reason)
+        format!("Beyla off: {}", b.reason)
     } else {
         format!("Beyla: {} — {} ({})", b.state, b.summary, b.binary)
     }

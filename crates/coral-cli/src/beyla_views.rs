@@ -11,7 +11,7 @@ use coral_model::{Histogram, Quantile};
 use coral_proto::colony::QueryBeylaResponse;
 use serde_json::json;
 
-use crate::output::{self, Format};
+use crate::output::{self, Empty, Format};
 
 /// Which Beyla family a view shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -220,6 +220,7 @@ fn stats_json(g: &Group) -> serde_json::Map<String, serde_json::Value> {
     m.insert("p50_ms".into(), quantile_json(&g.latency, 0.5));
     m.insert("p95_ms".into(), quantile_json(&g.latency, 0.95));
     m.insert("p99_ms".into(), quantile_json(&g.latency, 0.99));
+    m.insert("max_ms".into(), json!(g.latency.max_ms));
     let above = lower_bounds(&g.latency);
     if !above.is_empty() {
         m.insert("above_last_bound".into(), json!(above));
@@ -255,7 +256,13 @@ fn since_words(since: &str) -> String {
     format!("last {since}")
 }
 
-/// Renders `coral query beyla http|grpc|sql <service>`.
+/// The observed max for a table: "-" when some merged row did not report one.
+fn max_cell(h: &Histogram) -> String {
+    h.max_ms.map_or("-".into(), output::ms)
+}
+
+/// Renders `coral query beyla http|grpc|sql <service>`; `empty` is what the
+/// table says when the window holds nothing.
 pub fn render(
     service: &str,
     window: &Window<'_>,
@@ -263,6 +270,7 @@ pub fn render(
     r: &QueryBeylaResponse,
     filter: &HttpFilter,
     format: Format,
+    empty: &Empty,
 ) -> String {
     let (groups, overall) = groups(r, family, filter);
     let (list_key, count_key) = match family {
@@ -309,6 +317,7 @@ pub fn render(
                 "p50_ms",
                 "p95_ms",
                 "p99_ms",
+                "max_ms",
             ]);
             let num = |h: &Histogram, q| {
                 h.quantile(q)
@@ -325,6 +334,7 @@ pub fn render(
                         num(&g.latency, 0.5),
                         num(&g.latency, 0.95),
                         num(&g.latency, 0.99),
+                        g.latency.max_ms.map_or(String::new(), |v| format!("{v}")),
                     ]);
                     row
                 })
@@ -343,8 +353,11 @@ pub fn render(
             let mut out = format!("Service: {service} ({when}, {})\n\n", family.title());
             if overall.requests == 0 {
                 out.push_str(&format!(
-                    "No {} in this window. Check the service name with `coral query services`, widen --since, or check Beyla with `coral agents`.\n",
+                    "No {} of {service} in this window.\n",
                     family.title()
+                ));
+                out.push_str(&empty.lines(
+                    "Check the service name with `coral query services`, widen --since, or check Beyla with `coral agents`.",
                 ));
                 return out;
             }
@@ -362,7 +375,7 @@ pub fn render(
             if family == Family::Sql {
                 headers.push("Table");
             }
-            headers.extend([count_title, "P50", "P95", "P99", "Errors"]);
+            headers.extend([count_title, "P50", "P95", "P99", "Max", "Errors"]);
             let rows: Vec<Vec<String>> = groups
                 .iter()
                 .map(|g| {
@@ -379,6 +392,7 @@ pub fn render(
                         quantile_cell(&g.latency, 0.5),
                         quantile_cell(&g.latency, 0.95),
                         quantile_cell(&g.latency, 0.99),
+                        max_cell(&g.latency),
                         output::percent(g.error_rate()),
                     ]);
                     row
@@ -386,10 +400,11 @@ pub fn render(
                 .collect();
             out.push_str(&output::piped_table(&headers, &rows));
             out.push_str(&format!(
-                "\nOverall: {} {}, P95={}, error rate={}\n{}\n",
+                "\nOverall: {} {}, P95={}, Max={}, error rate={}\n{}\n",
                 output::count(overall.requests as i64),
                 count_title.to_lowercase(),
                 quantile_cell(&overall.latency, 0.95),
+                max_cell(&overall.latency),
                 output::percent(overall.error_rate()),
                 family.error_rule()
             ));
@@ -398,11 +413,13 @@ pub fn render(
     }
 }
 
-/// Renders `coral query services`.
+/// Renders `coral query services`; `empty` is what the table says when the
+/// window holds nothing.
 pub fn render_services(
     window: &Window<'_>,
     services: &[coral_proto::colony::ServiceSummary],
     format: Format,
+    empty: &Empty,
 ) -> String {
     let p95_cell = |s: &coral_proto::colony::ServiceSummary| match s.p95_ms {
         Some(v) if s.p95_above_last_bound => format!(">{}", output::ms(v)),
@@ -446,7 +463,13 @@ pub fn render_services(
         ),
         Format::Table => {
             if services.is_empty() {
-                return "No services in this window: nothing reported OTLP spans or Beyla metrics. Check `coral agents`, or widen --since.\n".into();
+                let mut out =
+                    "No services in this window: nothing reported OTLP spans or Beyla metrics.\n"
+                        .to_owned();
+                out.push_str(&empty.lines(
+                    "Check that apps export OTLP to an agent, `coral agents` for the agents' health, or widen --since.",
+                ));
+                return out;
             }
             let rows: Vec<Vec<String>> = services
                 .iter()
@@ -474,7 +497,24 @@ pub fn render_services(
                 &["Service", "Source", "Requests", "Errors", "P95", "Agents"],
                 &rows,
             ));
-            out.push_str("\nbeyla: server-side HTTP and gRPC (errors: status ≥ 500, gRPC not OK); otlp: SERVER and CONSUMER spans (errors: span status ERROR).\nNext: coral query beyla http <service> · coral query otel <service>\n");
+            // Explain and suggest only the sources that have data.
+            let has = |source: &str| services.iter().any(|s| s.source == source);
+            let (mut legend, mut next) = (Vec::new(), Vec::new());
+            if has("beyla") {
+                legend.push("beyla: server-side HTTP and gRPC (errors: status ≥ 500, gRPC not OK)");
+                next.push("coral query beyla http <service>");
+            }
+            if has("otlp") {
+                legend.push("otlp: SERVER and CONSUMER spans, all kinds when a service has neither (errors: span status ERROR)");
+                next.push("coral query otel <service>");
+            }
+            if !legend.is_empty() {
+                out.push_str(&format!(
+                    "\n{}.\nNext: {}\n",
+                    legend.join("; "),
+                    next.join(" · ")
+                ));
+            }
             out
         }
     }

@@ -92,6 +92,7 @@ fn http_table_matches_the_seed_layout() {
         &fixture(),
         &server(),
         Format::Table,
+        &Empty::default(),
     );
     // POST /payments (103): p50 rank 51.5 → 25 + 25 × 0.515 = 37.9; p95 rank
     // 97.85 → 49.5; p99 rank 101.97 → 250 + 250 × 1.97/3 = 414.2.
@@ -99,12 +100,12 @@ fn http_table_matches_the_seed_layout() {
     let expected = "\
 Service: payments-api (last 1 hour, Beyla HTTP metrics)
 
-Route                    | Requests | P50     | P95     | P99     | Errors
-POST /api/v1/payments    | 103      | 38ms    | 49ms    | 414ms   | 2.9%
-POST /api/v1/refunds     | 3        | >10.00s | >10.00s | >10.00s | 100.0%
-GET /api/v1/payments/:id | 1        | 8.00ms  | 8.00ms  | 8.00ms  | 0.0%
+Route                    | Requests | P50     | P95     | P99     | Max    | Errors
+POST /api/v1/payments    | 103      | 38ms    | 49ms    | 414ms   | 420ms  | 2.9%
+POST /api/v1/refunds     | 3        | >10.00s | >10.00s | >10.00s | -      | 100.0%
+GET /api/v1/payments/:id | 1        | 8.00ms  | 8.00ms  | 8.00ms  | 8.00ms | 0.0%
 
-Overall: 107 requests, P95=304ms, error rate=5.6%
+Overall: 107 requests, P95=304ms, Max=-, error rate=5.6%
 Errors are responses with status ≥ 500.
 ";
     assert_eq!(out, expected, "\n{out}");
@@ -119,6 +120,7 @@ fn http_json_is_exact() {
         &fixture(),
         &server(),
         Format::Json,
+        &Empty::default(),
     );
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["service"], "payments-api");
@@ -135,9 +137,15 @@ fn http_json_is_exact() {
     let p99 = first["p99_ms"].as_f64().unwrap();
     assert!((p99 - (250.0 + 250.0 * 1.97 / 3.0)).abs() < 1e-9, "{p99}");
     assert!(first.get("above_last_bound").is_none());
+    assert_eq!(first["max_ms"], 420.0);
     let refunds = &v["routes"][1];
     assert_eq!(refunds["error_rate"], 1.0);
     assert_eq!(refunds["p99_ms"], 10000.0);
+    assert_eq!(
+        refunds["max_ms"],
+        serde_json::Value::Null,
+        "unknown, not made up"
+    );
     assert_eq!(
         refunds["above_last_bound"],
         serde_json::json!(["p50", "p95", "p99"])
@@ -160,12 +168,13 @@ fn http_csv_and_filters() {
         &fixture(),
         &filter,
         Format::Csv,
+        &Empty::default(),
     );
     assert_eq!(
         out,
-        "method,route,requests,errors,error_rate,p50_ms,p95_ms,p99_ms\n\
-POST,/api/v1/payments,3,3,1,375,420,420\n\
-POST,/api/v1/refunds,3,3,1,10000,10000,10000\n"
+        "method,route,requests,errors,error_rate,p50_ms,p95_ms,p99_ms,max_ms\n\
+POST,/api/v1/payments,3,3,1,375,420,420,420\n\
+POST,/api/v1/refunds,3,3,1,10000,10000,10000,\n"
     );
     assert!(status_matches("404", 404) && !status_matches("404", 400));
     assert!(status_matches("5XX", 503) && !status_matches("5xx", 499));
@@ -185,11 +194,13 @@ fn empty_results_say_what_to_check() {
         &QueryBeylaResponse::default(),
         &server(),
         Format::Table,
+        &Empty::default(),
     );
     assert_eq!(
         out,
         "Service: nobody (1970-01-01 00:00 to 1970-01-01 01:00 UTC, Beyla HTTP metrics)\n\n\
-No Beyla HTTP metrics in this window. Check the service name with `coral query services`, widen --since, or check Beyla with `coral agents`.\n"
+No Beyla HTTP metrics of nobody in this window.\n\
+Check the service name with `coral query services`, widen --since, or check Beyla with `coral agents`.\n"
     );
     let json = render(
         "nobody",
@@ -198,6 +209,7 @@ No Beyla HTTP metrics in this window. Check the service name with `coral query s
         &QueryBeylaResponse::default(),
         &server(),
         Format::Json,
+        &Empty::default(),
     );
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(v["routes"], serde_json::json!([]));
@@ -244,15 +256,16 @@ fn grpc_and_sql_tables() {
         &r,
         &server(),
         Format::Table,
+        &Empty::default(),
     );
     // 45 calls: p50 rank 22.5 → 10 + 15 × 22.5/40 = 18.4 (clamped ≥ 18);
     // p95 rank 42.75 → (1000, 2500]: 1000 + 1500 × 2.75/5 = 1825 → max 1300.
     assert_eq!(
         grpc,
         "Service: payments-api (last 1 hour, Beyla gRPC metrics)\n\n\
-Method                          | Requests | P50  | P95   | P99   | Errors\n\
-/payments.PaymentService/Charge | 45       | 18ms | 1.30s | 1.30s | 11.1%\n\n\
-Overall: 45 requests, P95=1.30s, error rate=11.1%\n\
+Method                          | Requests | P50  | P95   | P99   | Max   | Errors\n\
+/payments.PaymentService/Charge | 45       | 18ms | 1.30s | 1.30s | 1.30s | 11.1%\n\n\
+Overall: 45 requests, P95=1.30s, Max=1.30s, error rate=11.1%\n\
 Errors are calls with a status other than OK.\n"
     );
     let sql = render(
@@ -262,13 +275,14 @@ Errors are calls with a status other than OK.\n"
         &r,
         &server(),
         Format::Table,
+        &Empty::default(),
     );
     assert_eq!(
         sql,
         "Service: payments-api (last 1 hour, Beyla SQL metrics)\n\n\
-Operation | Table  | Queries | P50    | P95    | P99    | Errors\n\
-SELECT    | orders | 50      | 3.50ms | 4.50ms | 4.50ms | 2.0%\n\n\
-Overall: 50 queries, P95=4.50ms, error rate=2.0%\n\
+Operation | Table  | Queries | P50    | P95    | P99    | Max    | Errors\n\
+SELECT    | orders | 50      | 3.50ms | 4.50ms | 4.50ms | 4.50ms | 2.0%\n\n\
+Overall: 50 queries, P95=4.50ms, Max=4.50ms, error rate=2.0%\n\
 Errors are operations that reported an error.\n"
     );
     let v: serde_json::Value = serde_json::from_str(&render(
@@ -278,6 +292,7 @@ Errors are operations that reported an error.\n"
         &r,
         &server(),
         Format::Json,
+        &Empty::default(),
     ))
     .unwrap();
     assert_eq!(v["operations"][0]["table"], "orders");
@@ -310,7 +325,7 @@ fn services_table_shows_both_sources() {
             ..Default::default()
         },
     ];
-    let out = render_services(&window(), &services, Format::Table);
+    let out = render_services(&window(), &services, Format::Table, &Empty::default());
     assert!(
         out.starts_with(
             "Services (last 1 hour)\n\n\
@@ -320,9 +335,49 @@ checkout  otlp    12        0.0%    4.20ms  web-1\n"
         ),
         "{out}"
     );
-    let v: serde_json::Value =
-        serde_json::from_str(&render_services(&window(), &services, Format::Json)).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&render_services(
+        &window(),
+        &services,
+        Format::Json,
+        &Empty::default(),
+    ))
+    .unwrap();
     assert_eq!(v["services"][0]["requests"], 45_200);
     assert_eq!(v["services"][1]["p95_ms"], 4.2);
-    assert!(render_services(&window(), &[], Format::Table).starts_with("No services"));
+    assert!(
+        render_services(&window(), &[], Format::Table, &Empty::default())
+            .starts_with("No services")
+    );
+    assert!(
+        out.contains("Next: coral query beyla http <service> · coral query otel <service>\n"),
+        "{out}"
+    );
+}
+
+#[test]
+fn services_table_suggests_beyla_only_when_beyla_has_data() {
+    use coral_proto::colony::ServiceSummary;
+    let services = vec![ServiceSummary {
+        service_name: "checkout".into(),
+        source: "otlp".into(),
+        requests: 12,
+        p95_ms: Some(4.2),
+        agents: vec!["laptop".into()],
+        ..Default::default()
+    }];
+    let out = render_services(&window(), &services, Format::Table, &Empty::default());
+    assert!(
+        out.ends_with(
+            "\notlp: SERVER and CONSUMER spans, all kinds when a service has neither (errors: span status ERROR).\n\
+Next: coral query otel <service>\n"
+        ),
+        "{out}"
+    );
+    assert!(!out.contains("beyla"), "{out}");
+    let empty = Empty {
+        hint: None,
+        arrival: output::arrival_note(1_795_000_000, 1_795_000_020),
+    };
+    let out = render_services(&window(), &[], Format::Table, &empty);
+    assert!(out.contains("Minutes appear once they close"), "{out}");
 }

@@ -57,23 +57,46 @@ impl ColonyArgs {
         )
     }
 
-    /// Turns a failed call into an error that says what to do.
+    /// Turns a failed call into an error that says what to do. Never prints
+    /// an empty reason: a status without a message is described by its code.
     pub fn explain(&self, status: tonic::Status) -> anyhow::Error {
         let colony = &self.colony;
         match status.code() {
             tonic::Code::Unavailable => anyhow::anyhow!(
                 "cannot reach colony at {colony}: {} — is `coral up` (or `coral colony serve`) running? Point at another one with --colony or CORAL_COLONY",
-                short(status.message())
+                short(&reason(&status))
             ),
             tonic::Code::Unauthenticated => anyhow::anyhow!(
                 "colony at {colony} refused the request: {} — pass --token or set CORAL_TOKEN",
-                status.message()
+                reason(&status)
             ),
             tonic::Code::DeadlineExceeded => anyhow::anyhow!(
                 "colony at {colony} did not answer in time; try a shorter --since window"
             ),
-            _ => anyhow::anyhow!("colony at {colony}: {}", status.message()),
+            tonic::Code::Unimplemented => anyhow::anyhow!(
+                "{colony} answers gRPC but is not a Coral colony (it does not implement this ColonyService call{}) — the colony's API is on port 9000 by default, an agent's API on 9001; point --colony (or CORAL_COLONY) at the colony",
+                if status.message().is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", status.message())
+                }
+            ),
+            _ => anyhow::anyhow!("colony at {colony}: {}", reason(&status)),
         }
+    }
+}
+
+/// The status message, or, when it is empty, what the code means.
+fn reason(status: &tonic::Status) -> String {
+    let message = status.message().trim();
+    if message.is_empty() {
+        format!(
+            "{:?} ({}) with no message",
+            status.code(),
+            status.code().description()
+        )
+    } else {
+        message.to_owned()
     }
 }
 
@@ -82,5 +105,46 @@ fn short(message: &str) -> &str {
         "connection refused"
     } else {
         message
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(colony: &str) -> ColonyArgs {
+        ColonyArgs {
+            colony: colony.into(),
+            token: None,
+            ca_file: None,
+        }
+    }
+
+    #[test]
+    fn errors_never_end_in_an_empty_reason() {
+        let a = args("127.0.0.1:9001");
+        let text = a
+            .explain(tonic::Status::new(tonic::Code::Unimplemented, ""))
+            .to_string();
+        assert!(
+            text.starts_with("127.0.0.1:9001 answers gRPC but is not a Coral colony"),
+            "{text}"
+        );
+        assert!(text.contains("port 9000 by default"), "{text}");
+        let text = a
+            .explain(tonic::Status::new(tonic::Code::Internal, ""))
+            .to_string();
+        assert_eq!(
+            text,
+            "colony at 127.0.0.1:9001: Internal (Internal error) with no message"
+        );
+        let text = a
+            .explain(tonic::Status::new(tonic::Code::Unauthenticated, " "))
+            .to_string();
+        assert!(text.contains("Unauthenticated"), "{text}");
+        let text = a
+            .explain(tonic::Status::new(tonic::Code::NotFound, "no such agent"))
+            .to_string();
+        assert_eq!(text, "colony at 127.0.0.1:9001: no such agent");
     }
 }

@@ -30,10 +30,13 @@ mod beyla_views;
 mod client;
 mod colony;
 mod logging;
+mod operation_views;
 mod output;
 mod query;
+mod suggest;
 mod tap;
 mod trace_views;
+mod traces;
 mod up;
 mod views;
 
@@ -70,8 +73,9 @@ enum Command {
         #[command(subcommand)]
         command: BeylaCommand,
     },
-    /// Watch a service live: Beyla requests/s, P95 and errors per route and
-    /// recent slow traces, saved under ./tap-sessions/ when done.
+    /// Watch a service live: requests/s, P95 and errors per operation (OTLP)
+    /// and per route (Beyla), and recent slow traces, saved under
+    /// ./tap-sessions/ when done.
     Tap(tap::TapArgs),
     /// Print a shell completion script (e.g. `coral completions bash > /etc/bash_completion.d/coral`).
     Completions {
@@ -117,6 +121,9 @@ enum QueryCommand {
     Host(query::HostArgs),
     /// Every service in the window, with requests, errors and P95 from Beyla and OTLP.
     Services(query::ServicesArgs),
+    /// One trace from every source as a tree (--trace-id), or the slowest
+    /// traces of a service.
+    Traces(traces::TracesArgs),
     /// Beyla RED metrics of a service (HTTP routes, gRPC methods, SQL operations).
     Beyla {
         #[command(subcommand)]
@@ -132,8 +139,8 @@ enum BeylaQueryCommand {
     Grpc(query::BeylaArgs),
     /// Database and messaging operations: queries, P50/P95/P99 and errors.
     Sql(query::BeylaArgs),
-    /// One trace as a tree (--trace-id), or a service's slowest traces.
-    Traces(query::TracesArgs),
+    /// `coral query traces` limited to Beyla's spans.
+    Traces(traces::TracesArgs),
 }
 
 fn main() -> ExitCode {
@@ -173,6 +180,7 @@ fn main() -> ExitCode {
                 QueryCommand::Otel(args) => query::otel(args).await,
                 QueryCommand::Host(args) => query::host(args).await,
                 QueryCommand::Services(args) => query::services(args).await,
+                QueryCommand::Traces(args) => traces::traces(args, false).await,
                 QueryCommand::Beyla { command } => match command {
                     BeylaQueryCommand::Http(args) => {
                         query::beyla(args, beyla_views::Family::Http).await
@@ -183,7 +191,7 @@ fn main() -> ExitCode {
                     BeylaQueryCommand::Sql(args) => {
                         query::beyla(args, beyla_views::Family::Sql).await
                     }
-                    BeylaQueryCommand::Traces(args) => query::traces(args).await,
+                    BeylaQueryCommand::Traces(args) => traces::traces(args, true).await,
                 },
             },
         }

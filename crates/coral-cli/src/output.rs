@@ -207,6 +207,108 @@ pub fn minute(unix: i64) -> String {
     format!("{} {}", &s[..10], &s[11..16])
 }
 
+/// The agent's default `agent.telemetry.aggregation.flush_grace`, seconds:
+/// how long after a minute closes the agent writes it.
+pub const FLUSH_GRACE_SECS: i64 = 10;
+
+/// The colony's poll interval under `coral up`, seconds (`up::UP_POLL_INTERVAL`).
+pub const UP_POLL_SECS: i64 = 5;
+
+/// The default poll interval of `coral colony serve`, seconds.
+pub const COLONY_POLL_SECS: i64 = 30;
+
+/// "HH:MM:SS" of Unix seconds (UTC).
+fn clock(unix: i64) -> String {
+    rfc3339(unix)[11..19].to_owned()
+}
+
+/// When data will appear, for a window ending at `window_to` (Unix seconds)
+/// seen at `now`: a minute is queryable once it has closed, the agent has
+/// waited `flush_grace` and the colony has polled. Names the next minute to
+/// appear and about when (with `coral up`'s poll interval). `None` for
+/// windows that ended minutes ago, where waiting would not help.
+pub fn arrival_note(now: i64, window_to: i64) -> Option<String> {
+    if window_to < now - 120 {
+        return None;
+    }
+    let lag = FLUSH_GRACE_SECS + UP_POLL_SECS;
+    let current = now.div_euclid(60) * 60;
+    // The previous minute, unless it has had time to arrive already.
+    let minute = if current - 60 + 60 + lag > now {
+        current - 60
+    } else {
+        current
+    };
+    let closes = minute + 60;
+    Some(format!(
+        "Minutes appear once they close, plus the agent's flush_grace ({FLUSH_GRACE_SECS} s by default) and the colony's poll interval ({UP_POLL_SECS} s under `coral up`, {COLONY_POLL_SECS} s by default for `coral colony serve`).\n\
+         The minute {} UTC closes at {} and appears by about {}.\n",
+        &clock(minute)[..5],
+        clock(closes),
+        clock(closes + lag),
+    ))
+}
+
+/// What a table says under an empty result besides "nothing here".
+#[derive(Debug, Clone, Default)]
+pub struct Empty {
+    /// A hint about the name asked for (`suggest::service_hint`).
+    pub hint: Option<String>,
+    /// When data will appear ([`arrival_note`]).
+    pub arrival: Option<String>,
+}
+
+impl Empty {
+    /// The notes for a window `[_, to)` seen now, with `hint`.
+    pub fn now(to: i64, hint: Option<String>) -> Empty {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs() as i64;
+        Empty {
+            hint,
+            arrival: arrival_note(now, to),
+        }
+    }
+
+    /// The hint (or `fallback` without one) and the arrival note, one per line.
+    pub fn lines(&self, fallback: &str) -> String {
+        let mut out = String::new();
+        match &self.hint {
+            Some(hint) if hint.ends_with(['?', '.']) => out.push_str(&format!("{hint}\n")),
+            Some(hint) => out.push_str(&format!("{hint}.\n")),
+            None if !fallback.is_empty() => out.push_str(&format!("{fallback}\n")),
+            None => {}
+        }
+        if let Some(arrival) = &self.arrival {
+            out.push_str(arrival);
+        }
+        out
+    }
+}
+
+/// An error and its causes as one line, each cause added only until one is
+/// found that the text already says (errors that print their source in
+/// their own message would otherwise show it twice).
+pub fn error_once(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut current = error;
+    while let Some(cause) = current.source() {
+        let part = cause.to_string();
+        if text.contains(&part) {
+            // Said already; what it rests on is the library's detail (a
+            // DuckDB error code, say), not news to the reader.
+            break;
+        }
+        if !part.is_empty() {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        current = cause;
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,6 +325,86 @@ mod tests {
         assert_eq!(bytes(1536.0), "1.5KiB");
         assert_eq!(rfc3339(60), "1970-01-01T00:01:00Z");
         assert_eq!(minute(3660), "1970-01-01 01:01");
+    }
+
+    #[test]
+    fn arrival_note_names_the_next_minute_and_when_it_appears() {
+        // 14:03:20: 14:02 is in already; 14:03 closes at 14:04:00.
+        let t = 1_800_000_000 / 86_400 * 86_400 + 14 * 3600;
+        let at = |m: i64, s: i64| t + m * 60 + s;
+        let note = arrival_note(at(3, 20), at(4, 0)).unwrap();
+        assert!(
+            note.contains(&format!(
+                "The minute {} UTC closes at {} and appears by about {}.",
+                &clock(at(3, 0))[..5],
+                clock(at(4, 0)),
+                clock(at(4, 15))
+            )),
+            "{note}"
+        );
+        assert!(note.contains("flush_grace (10 s by default)"), "{note}");
+        // 14:03:05: 14:02 has not had time to arrive; it is the next one.
+        let note = arrival_note(at(3, 5), at(4, 0)).unwrap();
+        assert!(
+            note.contains(&format!("appears by about {}.", clock(at(3, 15)))),
+            "{note}"
+        );
+        // A window that ended long ago: waiting does not help.
+        assert_eq!(arrival_note(at(30, 0), at(4, 0)), None);
+        assert_eq!(
+            humantime::parse_duration(crate::up::UP_POLL_INTERVAL)
+                .unwrap()
+                .as_secs() as i64,
+            UP_POLL_SECS
+        );
+    }
+
+    #[test]
+    fn empty_notes_put_the_hint_or_the_fallback_first() {
+        let notes = Empty {
+            hint: Some("no data for service 'a'; did you mean 'b'?".into()),
+            arrival: Some("later\n".into()),
+        };
+        assert_eq!(
+            notes.lines("fallback"),
+            "no data for service 'a'; did you mean 'b'?\nlater\n"
+        );
+        let notes = Empty {
+            hint: Some("'a' has data in the last 7 days".into()),
+            arrival: None,
+        };
+        assert_eq!(
+            notes.lines("fallback"),
+            "'a' has data in the last 7 days.\n"
+        );
+        assert_eq!(Empty::default().lines("fallback"), "fallback\n");
+    }
+
+    #[test]
+    fn error_once_skips_causes_already_said() {
+        #[derive(Debug)]
+        struct Outer(std::io::Error);
+        impl std::fmt::Display for Outer {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(
+                    f,
+                    "cannot listen on 127.0.0.1:9000: {} — try another port",
+                    self.0
+                )
+            }
+        }
+        impl std::error::Error for Outer {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let io = || std::io::Error::new(std::io::ErrorKind::AddrInUse, "Address in use");
+        assert_eq!(
+            error_once(&Outer(io())),
+            "cannot listen on 127.0.0.1:9000: Address in use — try another port"
+        );
+        let wrapped = anyhow::Error::new(io()).context("cannot start");
+        assert_eq!(error_once(&*wrapped), "cannot start: Address in use");
     }
 
     #[test]

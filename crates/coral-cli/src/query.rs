@@ -7,14 +7,14 @@ use anyhow::Context as _;
 use clap::Args;
 use coral_proto::colony::{
     ListAgentsRequest, ListServicesRequest, QueryBeylaRequest, QueryHostCorrelationRequest,
-    QueryOtelSummariesRequest,
+    QueryOperationsRequest, QueryOtelSummariesRequest,
 };
 
 use crate::beyla_views::{self, Family, HttpFilter};
 
-use crate::client::ColonyArgs;
-use crate::output::{self, Format};
-use crate::views;
+use crate::client::{Client, ColonyArgs};
+use crate::output::{self, Empty, Format};
+use crate::{suggest, views};
 
 /// The time window of a query.
 #[derive(Args, Debug, Clone)]
@@ -58,12 +58,22 @@ impl WindowArgs {
                         self.since
                     )
                 })?;
+                if span.is_zero() {
+                    anyhow::bail!(
+                        "--since {} is an empty window; use e.g. 15m, 1h",
+                        self.since
+                    );
+                }
                 let now = unix(SystemTime::now());
-                (now - span.as_secs() as i64, now)
+                (now - span.as_secs().max(1) as i64, now)
             }
         };
         if from >= to {
-            anyhow::bail!("the window is empty: --from must be before --to");
+            anyhow::bail!(
+                "the window is empty: --from {} is not before --to {}; give an earlier --from",
+                self.from.as_deref().unwrap_or_default(),
+                self.to.as_deref().unwrap_or_default()
+            );
         }
         Ok((from, (to + 59) / 60 * 60))
     }
@@ -76,12 +86,18 @@ pub struct OtelArgs {
     pub service: String,
     #[command(flatten)]
     window: WindowArgs,
-    /// Only this span kind (SERVER, CLIENT, INTERNAL, PRODUCER, CONSUMER).
-    #[arg(long)]
+    /// Only this span kind (SERVER, CLIENT, INTERNAL, PRODUCER, CONSUMER; any case).
+    #[arg(long, value_parser = parse_span_kind)]
     kind: Option<String>,
     /// Only this agent.
     #[arg(long)]
     agent: Option<String>,
+    /// One row per operation (span name) over the window, by total time spent.
+    #[arg(long, value_enum, value_name = "WHAT", conflicts_with = "operation")]
+    by: Option<By>,
+    /// Follow one operation (span name) per minute.
+    #[arg(long, value_name = "NAME")]
+    operation: Option<String>,
     /// Output format.
     #[arg(short = 'o', long = "output", value_enum, default_value_t)]
     output: Format,
@@ -89,8 +105,60 @@ pub struct OtelArgs {
     colony: ColonyArgs,
 }
 
+/// How `coral query otel` groups its rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum By {
+    /// One row per operation (span name) and kind over the window.
+    Operation,
+}
+
+/// The span kinds of OpenTelemetry, as the colony stores them.
+const SPAN_KINDS: [&str; 5] = ["SERVER", "CLIENT", "INTERNAL", "PRODUCER", "CONSUMER"];
+
+/// Checks a `--kind` value (any case) and returns it upper-case.
+fn parse_span_kind(s: &str) -> Result<String, String> {
+    let kind = s.trim().to_ascii_uppercase();
+    if SPAN_KINDS.contains(&kind.as_str()) {
+        Ok(kind)
+    } else {
+        Err(format!(
+            "{s:?} is not a span kind; use one of {} (any case)",
+            SPAN_KINDS.join(", ")
+        ))
+    }
+}
+
+/// What an empty result of a query about `service` says: the colony's hint
+/// about the name (see `suggest`), also written to stderr for JSON and CSV
+/// (whose stdout stays the plain empty document), and when data will appear.
+/// `filters` names the flags that narrowed the query, if any.
+async fn empty_notes(
+    client: &mut Client,
+    service: &str,
+    source: Option<&str>,
+    to: i64,
+    format: Format,
+    filters: &[String],
+) -> Empty {
+    let mut hint = suggest::service_hint(client, service, source).await;
+    if let Some(h) = &mut hint
+        && !filters.is_empty()
+    {
+        h.push_str(&format!(" (only {} was asked for)", filters.join(" ")));
+    }
+    if format != Format::Table
+        && let Some(h) = &hint
+    {
+        say_err!("note: {h}");
+    }
+    Empty::now(to, hint)
+}
+
 /// Runs `coral query otel`.
 pub async fn otel(args: OtelArgs) -> anyhow::Result<()> {
+    if args.by.is_some() || args.operation.is_some() {
+        return otel_operations(args).await;
+    }
     let (from, to) = args.window.resolve()?;
     let mut client = args.colony.client()?;
     let response = output::with_progress(
@@ -99,17 +167,95 @@ pub async fn otel(args: OtelArgs) -> anyhow::Result<()> {
             service_name: args.service.clone(),
             from_unix: from,
             to_unix: to,
-            span_kind: args.kind.clone().unwrap_or_default().to_uppercase(),
+            span_kind: args.kind.clone().unwrap_or_default(),
             agent_id: args.agent.clone().unwrap_or_default(),
         }),
     )
     .await
     .map_err(|s| args.colony.explain(s))?
     .into_inner();
+    let empty = if response.rows.is_empty() {
+        let filters: Vec<String> = [("--kind", &args.kind), ("--agent", &args.agent)]
+            .into_iter()
+            .filter_map(|(flag, v)| v.as_ref().map(|v| format!("{flag} {v}")))
+            .collect();
+        empty_notes(
+            &mut client,
+            &args.service,
+            Some("otlp"),
+            to,
+            args.output,
+            &filters,
+        )
+        .await
+    } else {
+        Empty::default()
+    };
     print!(
         "{}",
-        views::render_otel(&args.service, &response, args.output)
+        views::render_otel(&args.service, &response, args.output, &empty)
     );
+    Ok(())
+}
+
+/// `coral query otel <service> --by operation` and `--operation O`.
+async fn otel_operations(args: OtelArgs) -> anyhow::Result<()> {
+    let (from, to) = args.window.resolve()?;
+    let mut client = args.colony.client()?;
+    let response = output::with_progress(
+        "waiting for the colony",
+        client.query_operations(QueryOperationsRequest {
+            service_name: args.service.clone(),
+            from_unix: from,
+            to_unix: to,
+            span_kind: args.kind.clone().unwrap_or_default(),
+            operation: args.operation.clone().unwrap_or_default(),
+            agent_id: args.agent.clone().unwrap_or_default(),
+        }),
+    )
+    .await
+    .map_err(|s| args.colony.explain(s))?
+    .into_inner();
+    let empty = if response.rows.is_empty() {
+        let filters: Vec<String> = [
+            ("--kind", &args.kind),
+            ("--agent", &args.agent),
+            ("--operation", &args.operation),
+        ]
+        .into_iter()
+        .filter_map(|(flag, v)| v.as_ref().map(|v| format!("{flag} {v:?}")))
+        .collect();
+        empty_notes(
+            &mut client,
+            &args.service,
+            Some("otlp"),
+            to,
+            args.output,
+            &filters,
+        )
+        .await
+    } else {
+        Empty::default()
+    };
+    let empty = empty.lines(
+        "Check the service name with `coral query services`, and that apps export to the agent's OTLP endpoint.",
+    );
+    let text = match &args.operation {
+        Some(op) => crate::operation_views::render_operation(
+            &args.service,
+            op,
+            &response,
+            args.output,
+            &empty,
+        ),
+        None => crate::operation_views::render_by_operation(
+            &args.service,
+            &response,
+            args.output,
+            &empty,
+        ),
+    };
+    print!("{text}");
     Ok(())
 }
 
@@ -142,9 +288,22 @@ pub async fn host(args: HostArgs) -> anyhow::Result<()> {
     .await
     .map_err(|s| args.colony.explain(s))?
     .into_inner();
+    let empty = if response.rows.is_empty() {
+        empty_notes(
+            &mut client,
+            &args.service,
+            Some("otlp"),
+            to,
+            args.output,
+            &[],
+        )
+        .await
+    } else {
+        Empty::default()
+    };
     print!(
         "{}",
-        views::render_host(&args.service, &response, args.output)
+        views::render_host(&args.service, &response, args.output, &empty)
     );
     Ok(())
 }
@@ -229,6 +388,33 @@ pub async fn beyla(args: BeylaArgs, family: Family) -> anyhow::Result<()> {
     };
     let since = args.window.since_label();
     let window = beyla_views::Window { from, to, since };
+    let (_, overall) = beyla_views::groups(&response, family, &filter);
+    let empty = if overall.requests == 0 {
+        let mut filters: Vec<String> = [
+            ("--route", &args.route),
+            ("--method", &args.method),
+            ("--status", &args.status),
+        ]
+        .into_iter()
+        .filter_map(|(flag, v)| v.as_ref().map(|v| format!("{flag} {v}")))
+        .collect();
+        if args.kind != "server" {
+            filters.push(format!("--kind {}", args.kind));
+        }
+        // ListServices' Beyla side is server-side HTTP and gRPC only.
+        let source = (family != Family::Sql).then_some("beyla");
+        empty_notes(
+            &mut client,
+            &args.service,
+            source,
+            to,
+            args.output,
+            &filters,
+        )
+        .await
+    } else {
+        Empty::default()
+    };
     print!(
         "{}",
         beyla_views::render(
@@ -237,96 +423,9 @@ pub async fn beyla(args: BeylaArgs, family: Family) -> anyhow::Result<()> {
             family,
             &response,
             &filter,
-            args.output
+            args.output,
+            &empty
         )
-    );
-    Ok(())
-}
-
-/// `coral query beyla traces`.
-#[derive(Args, Debug)]
-pub struct TracesArgs {
-    /// Show this trace (32 hex characters), assembled from every agent.
-    #[arg(long, value_name = "ID")]
-    trace_id: Option<String>,
-    /// List the slowest traces of this service.
-    #[arg(long, required_unless_present = "trace_id")]
-    service: Option<String>,
-    #[command(flatten)]
-    window: WindowArgs,
-    /// Only traces with a span at least this long (e.g. 500ms, 2s).
-    #[arg(long, value_name = "DURATION")]
-    min_duration: Option<String>,
-    /// Traces to list.
-    #[arg(long, default_value_t = 20)]
-    limit: u32,
-    /// Output: tree, table or json.
-    #[arg(
-        long,
-        visible_alias = "output",
-        short = 'o',
-        value_enum,
-        default_value_t
-    )]
-    format: crate::trace_views::TraceFormat,
-    #[command(flatten)]
-    colony: ColonyArgs,
-}
-
-/// Runs `coral query beyla traces`.
-pub async fn traces(args: TracesArgs) -> anyhow::Result<()> {
-    let mut client = args.colony.client()?;
-    if let Some(id) = &args.trace_id {
-        let id = id.trim().to_ascii_lowercase();
-        if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
-            anyhow::bail!("--trace-id {id:?} is not a trace id: expected 32 hex characters");
-        }
-        let response = output::with_progress(
-            "waiting for the colony",
-            client.query_beyla(QueryBeylaRequest {
-                trace_id: id.clone(),
-                include_traces: true,
-                ..Default::default()
-            }),
-        )
-        .await
-        .map_err(|s| args.colony.explain(s))?
-        .into_inner();
-        print!(
-            "{}",
-            crate::trace_views::render_trace(&id, &response.trace_spans, args.format)
-        );
-        return Ok(());
-    }
-    let service = args.service.clone().unwrap_or_default();
-    let (from, to) = args.window.resolve()?;
-    let min_duration_us = match &args.min_duration {
-        Some(d) => humantime::parse_duration(d)
-            .with_context(|| {
-                format!("--min-duration {d:?} is not a duration; use e.g. 500ms or 2s")
-            })?
-            .as_micros() as i64,
-        None => 0,
-    };
-    let response = output::with_progress(
-        "waiting for the colony",
-        client.query_beyla(QueryBeylaRequest {
-            service_names: vec![service.clone()],
-            metric_types: vec!["none".into()],
-            start_time_unix_ms: from * 1000,
-            end_time_unix_ms: to * 1000,
-            include_traces: true,
-            max_traces: args.limit.max(1),
-            min_duration_us,
-            ..Default::default()
-        }),
-    )
-    .await
-    .map_err(|s| args.colony.explain(s))?
-    .into_inner();
-    print!(
-        "{}",
-        crate::trace_views::render_list(&service, &response.trace_spans, args.format)
     );
     Ok(())
 }
@@ -359,9 +458,52 @@ pub async fn services(args: ServicesArgs) -> anyhow::Result<()> {
     .into_inner();
     let since = args.window.since_label();
     let window = beyla_views::Window { from, to, since };
+    let empty = Empty::now(to, None);
     print!(
         "{}",
-        beyla_views::render_services(&window, &response.services, args.output)
+        beyla_views::render_services(&window, &response.services, args.output, &empty)
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn since(s: &str) -> WindowArgs {
+        WindowArgs {
+            since: s.into(),
+            from: None,
+            to: None,
+        }
+    }
+
+    #[test]
+    fn windows_say_what_is_wrong_with_them() {
+        let err = since("0s").resolve().unwrap_err().to_string();
+        assert_eq!(err, "--since 0s is an empty window; use e.g. 15m, 1h");
+        let (from, to) = since("15m").resolve().unwrap();
+        assert!(to - from >= 15 * 60 && to % 60 == 0, "{from} {to}");
+        let backwards = WindowArgs {
+            since: "1h".into(),
+            from: Some("2026-11-21T14:00:00Z".into()),
+            to: Some("2026-11-21T13:00:00Z".into()),
+        };
+        let err = backwards.resolve().unwrap_err().to_string();
+        assert!(
+            err.contains("--from 2026-11-21T14:00:00Z is not before --to"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn span_kinds_are_checked_in_any_case() {
+        assert_eq!(parse_span_kind("server").as_deref(), Ok("SERVER"));
+        assert_eq!(parse_span_kind("Consumer").as_deref(), Ok("CONSUMER"));
+        let err = parse_span_kind("foo").unwrap_err();
+        assert_eq!(
+            err,
+            "\"foo\" is not a span kind; use one of SERVER, CLIENT, INTERNAL, PRODUCER, CONSUMER (any case)"
+        );
+    }
 }

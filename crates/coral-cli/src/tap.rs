@@ -1,9 +1,10 @@
-//! `coral tap <service>`: a live view of a service's Beyla RED metrics per
-//! route and its slowest recent traces, refreshed every `--interval` until
-//! `--duration` passes or Ctrl-C, then saved as JSON under
-//! `./tap-sessions/tap-<timestamp>/`.
+//! `coral tap <service>`: a live view of a service's RED per operation (from
+//! the OTLP buckets' operation breakdown) and per route (from Beyla's
+//! histograms) and its slowest recent traces from both sources, refreshed
+//! every `--interval` until `--duration` passes or Ctrl-C, then saved as JSON
+//! under `./tap-sessions/tap-<timestamp>/`.
 //!
-//! The colony's Beyla rows are one-minute histograms written when the minute
+//! Both kinds of rows are one-minute aggregates written when the minute
 //! closes, so the view covers the last `--window` (default 5 minutes) and
 //! says how fresh its newest minute is; spans arrive on the next poll.
 
@@ -13,7 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use clap::Args;
-use coral_proto::colony::QueryBeylaRequest;
+use coral_proto::colony::{ListTracesRequest, QueryBeylaRequest, QueryOperationsRequest};
 use serde_json::json;
 
 use crate::beyla_views::{self, Family, HttpFilter};
@@ -34,12 +35,15 @@ pub struct TapArgs {
     /// How far back each refresh looks.
     #[arg(long, default_value = "5m")]
     window: String,
-    /// Show Beyla HTTP metrics (default: both views).
+    /// Show Beyla HTTP metrics per route (default: every view).
     #[arg(long)]
     beyla_http: bool,
-    /// Show recent slow Beyla traces (default: both views).
+    /// Show OTLP RED per operation (default: every view).
     #[arg(long)]
-    beyla_traces: bool,
+    otel: bool,
+    /// Show recent slow traces from every source (default: every view).
+    #[arg(long, alias = "beyla-traces")]
+    traces: bool,
     /// Where sessions are saved.
     #[arg(long, default_value = "tap-sessions", value_name = "DIR")]
     out_dir: PathBuf,
@@ -72,10 +76,12 @@ async fn take(
     elapsed: Duration,
     total: Duration,
 ) -> anyhow::Result<Snapshot> {
-    let (show_http, show_traces) = match (args.beyla_http, args.beyla_traces) {
-        (false, false) => (true, true),
-        other => other,
-    };
+    let every = !(args.beyla_http || args.otel || args.traces);
+    let (show_http, show_ops, show_traces) = (
+        every || args.beyla_http,
+        every || args.otel,
+        every || args.traces,
+    );
     let now = unix_now();
     let from = now - window.as_secs() as i64;
     let response = client
@@ -84,8 +90,6 @@ async fn take(
             metric_types: vec![if show_http { "http" } else { "none" }.into()],
             start_time_unix_ms: from * 1000,
             end_time_unix_ms: (now + 60) * 1000,
-            include_traces: show_traces,
-            max_traces: 5,
             ..Default::default()
         })
         .await
@@ -100,7 +104,61 @@ async fn take(
     );
     let mut doc = serde_json::Map::new();
     doc.insert("at".into(), json!(output::rfc3339(now)));
-    if show_http {
+    let ops = if show_ops {
+        client
+            .query_operations(QueryOperationsRequest {
+                service_name: args.service.clone(),
+                from_unix: from,
+                to_unix: now + 60,
+                ..Default::default()
+            })
+            .await
+            .map_err(|s| args.colony.explain(s))?
+            .into_inner()
+    } else {
+        Default::default()
+    };
+    // With every view on, a source with no data in the window stays quiet
+    // when the other has some (an SDK-only service shows no Beyla section).
+    let quiet_http = every && response.http_metrics.is_empty() && !ops.rows.is_empty();
+    let quiet_ops = every && ops.rows.is_empty() && !response.http_metrics.is_empty();
+    if show_ops && !quiet_ops {
+        let minutes: std::collections::BTreeSet<i64> =
+            ops.rows.iter().map(|r| r.bucket_time).collect();
+        let seconds = (minutes.len().max(1) * 60) as f64;
+        match minutes.last() {
+            Some(&last) => text.push_str(&format!(
+                "\nOperations, OTLP (last {} min with data, newest minute {} UTC; minutes are written when they close):\n",
+                minutes.len(),
+                &output::minute(last)[11..]
+            )),
+            None => text.push_str(&format!(
+                "\nOperations, OTLP: no closed minute in the last {} yet (minutes are written once they close, plus the agent's flush_grace).\n",
+                args.window
+            )),
+        }
+        let mut rows = Vec::new();
+        for o in &ops.totals {
+            let rps = o.total_spans as f64 / seconds;
+            let rate = output::rate(o.error_count, o.total_spans);
+            let errors = output::percent(rate);
+            text.push_str(&format!(
+                "  {} [{}]: {rps:.1} req/s, P95={}, max={}, {} errors\n",
+                o.operation,
+                o.span_kind,
+                output::ms(o.p95_ms),
+                output::ms(o.max_ms),
+                output::paint_if(rate >= 0.05, output::RED, &errors)
+            ));
+            rows.push(json!({
+                "operation": o.operation, "span_kind": o.span_kind, "requests": o.total_spans,
+                "requests_per_second": rps, "errors": o.error_count, "error_rate": rate,
+                "p95_ms": o.p95_ms, "max_ms": o.max_ms,
+            }));
+        }
+        doc.insert("operations".into(), json!(rows));
+    }
+    if show_http && !quiet_http {
         let minutes: std::collections::BTreeSet<i64> =
             response.http_metrics.iter().map(|m| m.minute).collect();
         let filter = HttpFilter {
@@ -141,7 +199,18 @@ async fn take(
         doc.insert("http".into(), json!(routes));
     }
     if show_traces {
-        let list = crate::trace_views::summaries(&response.trace_spans);
+        let list = client
+            .list_traces(ListTracesRequest {
+                service: args.service.clone(),
+                start_time_unix_ms: from * 1000,
+                end_time_unix_ms: (now + 60) * 1000,
+                limit: 5,
+                ..Default::default()
+            })
+            .await
+            .map_err(|s| args.colony.explain(s))?
+            .into_inner()
+            .traces;
         text.push_str(&format!(
             "\nSlow traces (last {}): {}\n",
             args.window,
@@ -151,14 +220,14 @@ async fn take(
         for t in &list {
             text.push_str(&format!(
                 "  Trace {}: {} ({}){}\n",
-                &t.trace_id[..t.trace_id.len().min(12)],
+                t.trace_id,
                 output::ms(t.duration_us as f64 / 1000.0),
                 t.services.join(" → "),
-                if t.errors > 0 { " ERROR" } else { "" }
+                if t.error_count > 0 { " ERROR" } else { "" }
             ));
             traces.push(json!({
                 "trace_id": t.trace_id, "duration_us": t.duration_us, "services": t.services,
-                "span_count": t.spans, "error_count": t.errors,
+                "span_count": t.span_count, "error_count": t.error_count,
             }));
         }
         doc.insert("traces".into(), json!(traces));

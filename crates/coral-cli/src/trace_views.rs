@@ -1,16 +1,20 @@
-//! Renderings of `coral query beyla traces`: one trace as a tree (spans
-//! assembled across agents, each span's share of its root, the critical path
-//! marked, spans whose parent is missing under an explicit marker), as a
-//! table or as JSON; and the list of the slowest traces.
+//! Renderings of `coral query traces` (and its Beyla-only form `coral query
+//! beyla traces`): one trace from every source as a tree (each span's
+//! duration, its self time on the critical path, its share of the root, ◆ on
+//! the critical path, its source; spans whose parent was not stored under an
+//! explicit marker), as a table or as JSON; and lists of trace summaries.
+//!
+//! The colony computes the critical path and self times (`GetTrace`); this
+//! module only lays them out. JSON follows the contract in docs/cli.md.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use coral_proto::common::BeylaTraceSpan;
+use coral_proto::colony::{GetTraceResponse, ListTracesResponse, TraceSpan};
 use serde_json::json;
 
 use crate::output;
 
-/// How a trace is printed (`--format`).
+/// How a trace is printed (`--format` / `-o`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
 pub enum TraceFormat {
     /// An indented tree with `├─ └─ │`.
@@ -18,86 +22,51 @@ pub enum TraceFormat {
     Tree,
     /// One row per span, in start order.
     Table,
-    /// A flat JSON list of spans.
+    /// One JSON document (docs/cli.md).
     Json,
 }
 
 /// Marker of the critical path in trees.
 pub const CRITICAL: &str = "◆";
 
-fn end(s: &BeylaTraceSpan) -> i64 {
-    s.start_time_unix_nano + s.duration_us * 1_000
+fn ms(us: i64) -> f64 {
+    us as f64 / 1000.0
 }
 
 fn dur(us: i64) -> String {
-    output::ms(us as f64 / 1000.0)
+    output::ms(ms(us))
 }
 
-/// The spans of one trace, indexed for rendering.
-struct Trace<'a> {
-    spans: Vec<&'a BeylaTraceSpan>,
+/// The spans of one trace, linked for the tree.
+struct Tree<'a> {
+    spans: &'a [TraceSpan],
     children: HashMap<&'a str, Vec<usize>>,
     roots: Vec<usize>,
     /// Missing parent id → spans that name it.
     orphans: BTreeMap<&'a str, Vec<usize>>,
-    critical: HashSet<usize>,
 }
 
-impl<'a> Trace<'a> {
-    fn new(mut spans: Vec<&'a BeylaTraceSpan>) -> Trace<'a> {
-        spans.sort_by(|a, b| {
-            a.start_time_unix_nano
-                .cmp(&b.start_time_unix_nano)
-                .then_with(|| a.span_id.cmp(&b.span_id))
-        });
+impl<'a> Tree<'a> {
+    fn new(spans: &'a [TraceSpan]) -> Tree<'a> {
         let ids: HashSet<&str> = spans.iter().map(|s| s.span_id.as_str()).collect();
-        let mut children: HashMap<&str, Vec<usize>> = HashMap::new();
-        let (mut roots, mut orphans) = (Vec::new(), BTreeMap::<&str, Vec<usize>>::new());
-        for (i, s) in spans.iter().enumerate() {
-            if s.parent_span_id.is_empty() {
-                roots.push(i);
-            } else if ids.contains(s.parent_span_id.as_str()) && s.parent_span_id != s.span_id {
-                children
-                    .entry(s.parent_span_id.as_str())
-                    .or_default()
-                    .push(i);
-            } else {
-                orphans
-                    .entry(s.parent_span_id.as_str())
-                    .or_default()
-                    .push(i);
-            }
-        }
-        let mut trace = Trace {
+        let mut tree = Tree {
             spans,
-            children,
-            roots,
-            orphans,
-            critical: HashSet::new(),
+            children: HashMap::new(),
+            roots: Vec::new(),
+            orphans: BTreeMap::new(),
         };
-        // The critical path: from the longest root, repeatedly the child that
-        // ends last (what the parent was still waiting for).
-        if let Some(&root) = trace
-            .roots
-            .iter()
-            .max_by_key(|&&i| trace.spans[i].duration_us)
-        {
-            let mut at = root;
-            let mut seen = HashSet::new();
-            while seen.insert(at) {
-                trace.critical.insert(at);
-                let next = trace
-                    .kids(at)
-                    .iter()
-                    .copied()
-                    .max_by_key(|&k| end(trace.spans[k]));
-                match next {
-                    Some(k) => at = k,
-                    None => break,
-                }
+        // The colony sends spans in start order; keep it.
+        for (i, s) in spans.iter().enumerate() {
+            let parent = s.parent_span_id.as_str();
+            if parent.is_empty() {
+                tree.roots.push(i);
+            } else if ids.contains(parent) && parent != s.span_id && !s.missing_parent {
+                tree.children.entry(parent).or_default().push(i);
+            } else {
+                tree.orphans.entry(parent).or_default().push(i);
             }
         }
-        trace
+        tree
     }
 
     fn kids(&self, i: usize) -> &[usize] {
@@ -105,285 +74,312 @@ impl<'a> Trace<'a> {
             .get(self.spans[i].span_id.as_str())
             .map_or(&[], Vec::as_slice)
     }
+}
 
-    fn duration_us(&self) -> i64 {
-        let start = self
-            .spans
-            .iter()
-            .map(|s| s.start_time_unix_nano)
-            .min()
-            .unwrap_or(0);
-        let stop = self.spans.iter().map(|s| end(s)).max().unwrap_or(0);
-        (stop - start) / 1_000
+/// The base a span's share is taken of: the root's duration.
+fn share(span: &TraceSpan, base_us: i64) -> String {
+    if base_us > 0 {
+        format!("{:.0}%", 100.0 * span.duration_us as f64 / base_us as f64)
+    } else {
+        "-".into()
     }
+}
 
-    fn line(&self, i: usize, base_us: i64) -> String {
-        let s = self.spans[i];
-        let share = if base_us > 0 {
-            format!(", {:.0}%", 100.0 * s.duration_us as f64 / base_us as f64)
-        } else {
-            String::new()
-        };
-        let mark = if self.critical.contains(&i) {
-            format!(" {CRITICAL}")
-        } else {
-            String::new()
-        };
-        let error = if s.is_error { " ERROR" } else { "" };
-        format!(
-            "{} ({}{share}, {}){error}{mark}",
-            s.service_name,
-            dur(s.duration_us),
-            s.span_name
-        )
+fn label(s: &TraceSpan) -> String {
+    let mut text = format!("{} {}", s.service, s.operation);
+    if s.on_critical_path {
+        text.push(' ');
+        text.push_str(CRITICAL);
     }
-
-    /// Writes `kids` (and, recursively, their children) as branches.
-    fn branch(&self, kids: &[usize], prefix: &str, base_us: i64, out: &mut String, depth: usize) {
-        for (n, &k) in kids.iter().enumerate() {
-            let last = n + 1 == kids.len();
-            let (branch, next) = if last {
-                ("└─ ", "   ")
-            } else {
-                ("├─ ", "│  ")
-            };
-            out.push_str(&format!("{prefix}{branch}{}\n", self.line(k, base_us)));
-            if depth < 64 {
-                let prefix = format!("{prefix}{next}");
-                self.branch(self.kids(k), &prefix, base_us, out, depth + 1);
-            }
-        }
+    if s.error {
+        text.push_str(" ERROR");
     }
+    text
 }
 
 /// Renders one trace (`--trace-id`).
-pub fn render_trace(trace_id: &str, spans: &[BeylaTraceSpan], format: TraceFormat) -> String {
-    if spans.is_empty() {
-        return match format {
-            TraceFormat::Json => "[]\n".into(),
-            _ => format!(
-                "Trace {trace_id} not found: it may be older than the colony's retention (storage.beyla.retention.traces), sampled out (trace_sampling_rate), or not pulled yet.\n"
-            ),
-        };
-    }
-    render_one(trace_id, Trace::new(spans.iter().collect()), format)
-}
-
-fn render_one(trace_id: &str, t: Trace<'_>, format: TraceFormat) -> String {
+pub fn render_trace(t: &GetTraceResponse, format: TraceFormat) -> String {
     match format {
-        TraceFormat::Json => output::json(&json!(
-            t.spans.iter().map(|s| span_json(s)).collect::<Vec<_>>()
-        )),
+        TraceFormat::Json => output::json(&trace_json(t)),
         TraceFormat::Table => {
             let rows: Vec<Vec<String>> = t
                 .spans
                 .iter()
                 .map(|s| {
                     vec![
-                        s.service_name.clone(),
-                        s.span_name.clone(),
-                        s.span_kind.clone(),
-                        output::rfc3339_nanos(s.start_time_unix_nano),
+                        s.service.clone(),
+                        s.operation.clone(),
+                        s.kind.clone(),
+                        output::rfc3339_nanos(s.start_unix_nano),
                         dur(s.duration_us),
-                        if s.status_code == 0 {
+                        if s.on_critical_path {
+                            dur(s.self_time_us)
+                        } else {
                             "-".into()
-                        } else {
-                            s.status_code.to_string()
                         },
-                        if s.is_error {
-                            "error".into()
-                        } else {
-                            "ok".into()
-                        },
+                        if s.error { "error" } else { s.status.as_str() }.to_owned(),
+                        s.source.clone(),
                         s.agent_id.clone(),
                     ]
                 })
                 .collect();
-            let mut out = header(trace_id, &t);
-            out.push_str(&output::table(
+            let table = output::table(
                 &[
-                    "Service", "Span", "Kind", "Start", "Duration", "Code", "Status", "Agent",
+                    "Service",
+                    "Operation",
+                    "Kind",
+                    "Start",
+                    "Duration",
+                    "Self (CP)",
+                    "Status",
+                    "Source",
+                    "Agent",
                 ],
                 &rows,
-            ));
-            out
+            );
+            let errors: Vec<bool> = t.spans.iter().map(|s| s.error).collect();
+            format!("{}{}{}", header(t), paint_rows(&table, &errors), footer(t))
         }
         TraceFormat::Tree => {
-            let mut out = header(trace_id, &t);
-            for &r in &t.roots {
+            let tree = Tree::new(&t.spans);
+            // (span, tree prefix, the duration its share is taken of)
+            let mut order: Vec<(usize, String, i64)> = Vec::new();
+            let mut markers: Vec<(usize, String)> = Vec::new();
+            for &r in &tree.roots {
                 let base = t.spans[r].duration_us;
-                out.push_str(&format!("{}\n", t.line(r, base)));
-                t.branch(t.kids(r), "", base, &mut out, 0);
+                order.push((r, String::new(), base));
+                walk(&tree, tree.kids(r), base, &mut order);
             }
-            let whole = t.duration_us();
-            for (parent, kids) in &t.orphans {
-                out.push_str(&format!(
-                    "[missing parent {parent}: not stored, sampled out or not pulled yet]\n"
+            for (parent, kids) in &tree.orphans {
+                markers.push((
+                    order.len(),
+                    format!(
+                        "[missing parent {parent}: not kept by the agent's filters, sampled out, or not pulled yet]"
+                    ),
                 ));
-                t.branch(kids, "", whole, &mut out, 0);
+                walk(&tree, kids, t.duration_us, &mut order);
+            }
+            let rows: Vec<Vec<String>> = order
+                .iter()
+                .map(|(i, prefix, base)| {
+                    let s = &t.spans[*i];
+                    vec![
+                        format!("{prefix}{}", label(s)),
+                        dur(s.duration_us),
+                        if s.on_critical_path {
+                            dur(s.self_time_us)
+                        } else {
+                            "-".into()
+                        },
+                        share(s, *base),
+                        s.source.clone(),
+                        s.agent_id.clone(),
+                    ]
+                })
+                .collect();
+            let errors: Vec<bool> = order.iter().map(|(i, _, _)| t.spans[*i].error).collect();
+            let table = output::table(
+                &[
+                    "Span",
+                    "Duration",
+                    "Self (CP)",
+                    "Of root",
+                    "Source",
+                    "Agent",
+                ],
+                &rows,
+            );
+            let mut out = header(t);
+            // Row i of the table is line i + 1 (after the header line).
+            for (n, line) in table.lines().enumerate() {
+                for (_, marker) in markers.iter().filter(|(at, _)| n > 0 && *at == n - 1) {
+                    out.push_str(marker);
+                    out.push('\n');
+                }
+                let error = n > 0 && errors[n - 1];
+                out.push_str(&output::paint_if(error, output::RED, line));
+                out.push('\n');
             }
             out.push_str(&format!(
-                "\n{CRITICAL} critical path; % = share of the root span's duration.\n"
+                "\n{CRITICAL} critical path; Self (CP) = time the span itself adds to it; Of root = share of the root span's duration.\n"
             ));
+            out.push_str(&footer(t));
             out
         }
     }
 }
 
-fn header(trace_id: &str, t: &Trace<'_>) -> String {
-    let agents: HashSet<&str> = t.spans.iter().map(|s| s.agent_id.as_str()).collect();
-    format!(
-        "Trace ID: {trace_id}\nDuration: {}\nSpans: {}{}\n\n",
-        dur(t.duration_us()),
-        t.spans.len(),
-        if agents.len() > 1 {
-            format!(" (from {} agents)", agents.len())
+/// Appends `kids` and, depth first, their children to `order` with their
+/// tree prefixes.
+fn walk(tree: &Tree<'_>, kids: &[usize], base: i64, order: &mut Vec<(usize, String, i64)>) {
+    // Iterative, so a deep trace cannot overflow the stack.
+    let mut stack: Vec<(&[usize], usize, String)> = vec![(kids, 0, String::new())];
+    while let Some((list, at, prefix)) = stack.pop() {
+        let Some(&k) = list.get(at) else { continue };
+        let (branch, next) = if at + 1 == list.len() {
+            ("└─ ", "   ")
         } else {
-            String::new()
+            ("├─ ", "│  ")
+        };
+        order.push((k, format!("{prefix}{branch}"), base));
+        let child_prefix = format!("{prefix}{next}");
+        stack.push((list, at + 1, prefix));
+        let grandkids = tree.kids(k);
+        if !grandkids.is_empty() {
+            stack.push((grandkids, 0, child_prefix));
+        }
+    }
+}
+
+/// Paints the table rows (not the header) of error spans red on a terminal.
+fn paint_rows(table: &str, errors: &[bool]) -> String {
+    let mut out = String::with_capacity(table.len());
+    for (n, line) in table.lines().enumerate() {
+        let error = n > 0 && errors.get(n - 1).copied().unwrap_or(false);
+        out.push_str(&output::paint_if(error, output::RED, line));
+        out.push('\n');
+    }
+    out
+}
+
+fn header(t: &GetTraceResponse) -> String {
+    let agents: HashSet<&str> = t.spans.iter().map(|s| s.agent_id.as_str()).collect();
+    let mut sources: Vec<&str> = t.spans.iter().map(|s| s.source.as_str()).collect();
+    sources.sort_unstable();
+    sources.dedup();
+    let errors = t.spans.iter().filter(|s| s.error).count();
+    format!(
+        "Trace {}\nDuration {}, critical path {}; {} spans from {} on {} agent{}{}\n\n",
+        t.trace_id,
+        dur(t.duration_us),
+        dur(t.critical_path_us),
+        t.span_count,
+        sources.join(" and "),
+        agents.len(),
+        if agents.len() == 1 { "" } else { "s" },
+        match errors {
+            0 => String::new(),
+            1 => "; 1 error".into(),
+            n => format!("; {n} errors"),
         }
     )
 }
 
-fn span_json(s: &BeylaTraceSpan) -> serde_json::Value {
-    let attributes: serde_json::Value =
-        serde_json::from_str(&s.attributes_json).unwrap_or_else(|_| json!({}));
+fn footer(t: &GetTraceResponse) -> String {
+    if t.truncated {
+        format!(
+            "Showing {} of {} spans (the critical path first); the rest were cut to keep the answer bounded.\n",
+            t.spans.len(),
+            t.span_count
+        )
+    } else {
+        String::new()
+    }
+}
+
+/// The JSON contract of one trace.
+pub fn trace_json(t: &GetTraceResponse) -> serde_json::Value {
     json!({
-        "trace_id": s.trace_id,
-        "span_id": s.span_id,
-        "parent_span_id": s.parent_span_id,
-        "service_name": s.service_name,
-        "span_name": s.span_name,
-        "span_kind": s.span_kind,
-        "start_time": output::rfc3339_nanos(s.start_time_unix_nano),
-        "duration_us": s.duration_us,
-        "status_code": s.status_code,
-        "is_error": s.is_error,
-        "attributes": attributes,
-        "agent_id": s.agent_id,
+        "trace_id": t.trace_id,
+        "span_count": t.span_count,
+        "truncated": t.truncated,
+        "duration_ms": ms(t.duration_us),
+        "critical_path_ms": ms(t.critical_path_us),
+        "spans": t.spans.iter().map(span_json).collect::<Vec<_>>(),
     })
 }
 
-/// One trace of a list: root, duration, span and error counts.
-#[derive(Debug, Clone)]
-pub struct TraceSummary {
-    /// Trace id.
-    pub trace_id: String,
-    /// Service of the root (or of the earliest span).
-    pub service: String,
-    /// Name of the root (or of the earliest span).
-    pub root: String,
-    /// Start of the earliest span, Unix ns.
-    pub start_ns: i64,
-    /// From the earliest start to the latest end, µs.
-    pub duration_us: i64,
-    /// Spans.
-    pub spans: usize,
-    /// Spans with status ERROR.
-    pub errors: usize,
-    /// Services in the order their first span started.
-    pub services: Vec<String>,
+fn span_json(s: &TraceSpan) -> serde_json::Value {
+    let attributes: serde_json::Value =
+        serde_json::from_str(&s.attributes_json).unwrap_or_else(|_| json!({}));
+    let resource: serde_json::Value =
+        serde_json::from_str(&s.resource_json).unwrap_or_else(|_| json!({}));
+    json!({
+        "span_id": s.span_id,
+        "parent_span_id": s.parent_span_id,
+        "service": s.service,
+        "operation": s.operation,
+        "kind": s.kind,
+        "start": output::rfc3339_nanos(s.start_unix_nano),
+        "duration_ms": ms(s.duration_us),
+        "self_time_ms": ms(s.self_time_us),
+        "on_critical_path": s.on_critical_path,
+        "status": s.status,
+        "status_message": s.status_message,
+        "status_code": s.status_code,
+        "error": s.error,
+        "source": s.source,
+        "agent_id": s.agent_id,
+        "host": s.host,
+        "service_version": s.service_version,
+        "pod": s.pod,
+        "keep_reason": s.keep_reason,
+        "missing_parent": s.missing_parent,
+        "attributes": attributes,
+        "resource": resource,
+    })
 }
 
-/// The spans of each trace, by trace id.
-fn by_trace(spans: &[BeylaTraceSpan]) -> BTreeMap<&str, Vec<&BeylaTraceSpan>> {
-    let mut groups: BTreeMap<&str, Vec<&BeylaTraceSpan>> = BTreeMap::new();
-    for s in spans {
-        groups.entry(s.trace_id.as_str()).or_default().push(s);
-    }
-    groups
-}
-
-/// Summarises the spans of several traces, slowest first.
-pub fn summaries(spans: &[BeylaTraceSpan]) -> Vec<TraceSummary> {
-    let mut out: Vec<TraceSummary> = by_trace(spans)
-        .into_iter()
-        .map(|(id, spans)| {
-            let t = Trace::new(spans);
-            let root = t
-                .roots
-                .iter()
-                .copied()
-                .max_by_key(|&i| t.spans[i].duration_us)
-                .map_or(t.spans[0], |i| t.spans[i]);
-            TraceSummary {
-                trace_id: id.to_owned(),
-                service: root.service_name.clone(),
-                root: root.span_name.clone(),
-                start_ns: t.spans[0].start_time_unix_nano,
-                duration_us: t.duration_us(),
-                spans: t.spans.len(),
-                errors: t.spans.iter().filter(|s| s.is_error).count(),
-                services: t.spans.iter().fold(Vec::new(), |mut seen, s| {
-                    if !seen.contains(&s.service_name) {
-                        seen.push(s.service_name.clone());
-                    }
-                    seen
-                }),
-            }
-        })
-        .collect();
-    out.sort_by(|a, b| {
-        b.duration_us
-            .cmp(&a.duration_us)
-            .then_with(|| a.trace_id.cmp(&b.trace_id))
-    });
-    out
-}
-
-/// Renders the list of slowest traces (`--service`, no `--trace-id`).
-pub fn render_list(scope: &str, spans: &[BeylaTraceSpan], format: TraceFormat) -> String {
-    let list = summaries(spans);
+/// Renders a list of traces (`--service`, no `--trace-id`).
+pub fn render_list(scope: &str, list: &ListTracesResponse, format: TraceFormat) -> String {
     match format {
-        TraceFormat::Json => output::json(&json!(
-            list.iter()
-                .map(|t| json!({
-                    "trace_id": t.trace_id, "service_name": t.service, "root_span": t.root,
-                    "start_time": output::rfc3339_nanos(t.start_ns),
-                    "duration_us": t.duration_us, "span_count": t.spans, "error_count": t.errors,
-                }))
-                .collect::<Vec<_>>()
-        )),
-        TraceFormat::Tree => {
-            let mut out = String::new();
-            let mut groups = by_trace(spans);
-            for t in &list {
-                let of = groups.remove(t.trace_id.as_str()).unwrap_or_default();
-                out.push_str(&render_one(&t.trace_id, Trace::new(of), TraceFormat::Tree));
-                out.push('\n');
-            }
-            if list.is_empty() {
-                out = format!("No Beyla traces for {scope} in this window.\n");
-            }
-            out
-        }
-        TraceFormat::Table => {
-            if list.is_empty() {
+        TraceFormat::Json => output::json(&json!({
+            "from": output::rfc3339(list.start_time_unix_ms.div_euclid(1000)),
+            "to": output::rfc3339(list.end_time_unix_ms.div_euclid(1000)),
+            "truncated": list.truncated,
+            "traces": list.traces.iter().map(|t| json!({
+                "trace_id": t.trace_id,
+                "root_service": t.root_service,
+                "root_operation": t.root_operation,
+                "start": output::rfc3339_nanos(t.start_unix_nano),
+                "duration_ms": ms(t.duration_us),
+                "span_count": t.span_count,
+                "error_count": t.error_count,
+                "services": t.services,
+                "sources": t.sources,
+            })).collect::<Vec<_>>(),
+        })),
+        TraceFormat::Tree | TraceFormat::Table => {
+            if list.traces.is_empty() {
                 return format!(
-                    "No Beyla traces for {scope} in this window. Widen --since, lower --min-duration, or check that Beyla traces are on (coral agents).\n"
+                    "No traces for {scope} in this window. Agents keep error spans, slow spans and a sample of whole traces (agent.telemetry.filters); widen --since or lower --min-duration.\n"
                 );
             }
             let rows: Vec<Vec<String>> = list
+                .traces
                 .iter()
                 .map(|t| {
                     vec![
                         t.trace_id.clone(),
-                        t.service.clone(),
-                        t.root.clone(),
+                        format!("{} {}", t.root_service, t.root_operation),
                         dur(t.duration_us),
-                        t.spans.to_string(),
-                        t.errors.to_string(),
-                        output::rfc3339_nanos(t.start_ns),
+                        t.span_count.to_string(),
+                        t.error_count.to_string(),
+                        t.services.join(", "),
+                        t.sources.join("+"),
+                        output::rfc3339_nanos(t.start_unix_nano),
                     ]
                 })
                 .collect();
+            let errors: Vec<bool> = list.traces.iter().map(|t| t.error_count > 0).collect();
             let mut out = format!("Slowest traces for {scope}\n\n");
-            out.push_str(&output::table(
-                &[
-                    "Trace ID", "Service", "Root", "Duration", "Spans", "Errors", "Start",
-                ],
-                &rows,
+            out.push_str(&paint_rows(
+                &output::table(
+                    &[
+                        "Trace ID", "Root", "Duration", "Spans", "Errors", "Services", "Sources",
+                        "Start",
+                    ],
+                    &rows,
+                ),
+                &errors,
             ));
-            out.push_str("\nShow one: coral query beyla traces --trace-id <id>\n");
+            if list.truncated {
+                out.push_str(&format!(
+                    "\nMore traces matched; showing the {} slowest (--limit).\n",
+                    list.traces.len()
+                ));
+            }
+            out.push_str("\nOpen one: coral query traces --trace-id <id>\n");
             out
         }
     }
@@ -391,4 +387,4 @@ pub fn render_list(scope: &str, spans: &[BeylaTraceSpan], format: TraceFormat) -
 
 #[cfg(test)]
 #[path = "trace_views_tests.rs"]
-mod tests;
+pub(crate) mod tests;

@@ -1,9 +1,12 @@
 //! `coral up`: a colony and an agent in one process, the agent registered
-//! with the colony, both databases under `$CORAL_HOME`.
+//! with the colony, both databases under `$CORAL_HOME`. The banner's
+//! commands name this executable by its full path when `coral` on `$PATH`
+//! is something else (or nothing), so they run as printed.
 
 use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::path::Path;
 
-use anyhow::Context as _;
 use clap::Args;
 
 use crate::agent::ServeArgs;
@@ -45,9 +48,13 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| colony_config.log.level.clone());
     crate::logging::init(log.0.unwrap_or(colony_config.log.format), &level)?;
-    let colony = coral_colony::start(&colony_config)
-        .await
-        .context("cannot start the coral colony")?;
+    // The start errors print their cause in their own message: say it once.
+    let colony = coral_colony::start(&colony_config).await.map_err(|error| {
+        anyhow::anyhow!(
+            "cannot start the coral colony: {}",
+            crate::output::error_once(&error)
+        )
+    })?;
     agent_args.colony_endpoint = Some(format!("http://{}", colony.addr));
     let mut options = agent_args.options(&env);
     options.colony_ports = vec![colony.addr.port()];
@@ -62,7 +69,10 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         Ok(agent) => agent,
         Err(error) => {
             colony.shutdown().await;
-            return Err(anyhow::Error::new(error).context("cannot start the coral agent"));
+            return Err(anyhow::anyhow!(
+                "cannot start the coral agent: {}",
+                crate::output::error_once(&error)
+            ));
         }
     };
     let a = agent.addrs;
@@ -86,7 +96,11 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     say!("  colony API:  {}", colony.addr);
     say!("  agent API:   {}", a.api);
     say!("  metrics:     http://{}/metrics", a.admin);
-    say!("  {}", crate::agent::beyla_line(&agent));
+    let coral = std::env::current_exe()
+        .map(|exe| command_name(&exe, std::env::var_os("PATH").as_deref()))
+        .unwrap_or_else(|_| "coral".into());
+    let beyla = crate::agent::beyla_line(&agent);
+    say!("  {}", beyla.replace("`coral ", &format!("`{coral} ")));
     if let Some(grpc) = a.otlp_grpc {
         say!();
         say!("Point an OpenTelemetry SDK at it:");
@@ -94,11 +108,87 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         say!("  export OTEL_EXPORTER_OTLP_PROTOCOL=grpc");
     }
     say!();
-    say!("Then: coral agents · coral query otel <service>");
+    say!("Then: {coral} agents · {coral} query otel <service>");
+    if coral != "coral" {
+        say!(
+            "  (to type just `coral`: `cargo install --locked --path crates/coral-cli`, with ~/.cargo/bin on PATH)"
+        );
+    }
     say!("Press Ctrl-C to stop.");
     crate::agent::wait_for_signal().await;
     say_err!("shutting down: flushing open minutes and closing the databases…");
     agent.shutdown().await;
     colony.shutdown().await;
     Ok(())
+}
+
+/// How to invoke `exe` from a shell: `coral` when that is what `coral`
+/// resolves to on `path_var`, else `exe`'s full path (quoted when it holds
+/// characters a shell would split or expand).
+pub fn command_name(exe: &Path, path_var: Option<&OsStr>) -> String {
+    let real = |p: &Path| std::fs::canonicalize(p).ok();
+    let on_path = path_var.and_then(|paths| {
+        std::env::split_paths(paths)
+            .filter(|dir| !dir.as_os_str().is_empty())
+            .map(|dir| dir.join("coral"))
+            .find(|candidate| is_executable(candidate))
+    });
+    if let (Some(found), Some(me)) = (on_path.as_deref().and_then(real), real(exe))
+        && found == me
+    {
+        return "coral".into();
+    }
+    let text = exe.display().to_string();
+    if text
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-+:@%,".contains(c))
+    {
+        text
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
+    }
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt as _;
+
+    #[test]
+    fn banner_commands_use_the_full_path_unless_path_finds_this_binary() {
+        let dir = tempfile::tempdir().unwrap();
+        let exe = dir.path().join("target/release/coral");
+        std::fs::create_dir_all(exe.parent().unwrap()).unwrap();
+        std::fs::write(&exe, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let full = exe.display().to_string();
+        // Not on PATH at all.
+        assert_eq!(command_name(&exe, None), full);
+        let empty = dir.path().join("empty");
+        std::fs::create_dir_all(&empty).unwrap();
+        assert_eq!(command_name(&exe, Some(empty.as_os_str())), full);
+        // Another `coral` comes first on PATH.
+        let other = dir.path().join("other");
+        std::fs::create_dir_all(&other).unwrap();
+        std::fs::copy(&exe, other.join("coral")).unwrap();
+        let path = std::env::join_paths([&other, &empty]).unwrap();
+        assert_eq!(command_name(&exe, Some(&path)), full);
+        // PATH finds this very binary (here through a symlink).
+        let bin = dir.path().join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::os::unix::fs::symlink(&exe, bin.join("coral")).unwrap();
+        let path = std::env::join_paths([&bin, &other]).unwrap();
+        assert_eq!(command_name(&exe, Some(&path)), "coral");
+        // A path a shell would split is quoted.
+        let spaced = dir.path().join("my dir/coral");
+        assert_eq!(
+            command_name(&spaced, None),
+            format!("'{}'", spaced.display())
+        );
+    }
 }

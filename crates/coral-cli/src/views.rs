@@ -6,7 +6,7 @@ use coral_proto::colony::{
 };
 use serde_json::json;
 
-use crate::output::{self, Format, count, ms, percent, rate, rfc3339};
+use crate::output::{self, Empty, Format, count, ms, percent, rate, rfc3339};
 
 const OTEL_COLUMNS: [&str; 12] = [
     "bucket_time",
@@ -23,8 +23,14 @@ const OTEL_COLUMNS: [&str; 12] = [
     "sample_traces",
 ];
 
-/// Renders `coral query otel` output.
-pub fn render_otel(service: &str, r: &QueryOtelSummariesResponse, format: Format) -> String {
+/// Renders `coral query otel` output; `empty` is what the table says when
+/// the window holds nothing.
+pub fn render_otel(
+    service: &str,
+    r: &QueryOtelSummariesResponse,
+    format: Format,
+    empty: &Empty,
+) -> String {
     let row_json = |row: &coral_proto::colony::OtelSummaryRow, with_time: bool| {
         let mut v = json!({
             "span_kind": row.span_kind,
@@ -82,7 +88,10 @@ pub fn render_otel(service: &str, r: &QueryOtelSummariesResponse, format: Format
                 rfc3339(r.to_unix)
             );
             if r.rows.is_empty() {
-                out.push_str("No spans in this window. Check the service name with `coral agents` and that apps export to the agent's OTLP endpoint.\n");
+                out.push_str(&format!("No spans of {service} in this window.\n"));
+                out.push_str(&empty.lines(
+                    "Check the service name with `coral query services`, and that apps export to the agent's OTLP endpoint.",
+                ));
                 return out;
             }
             let rows: Vec<Vec<String>> = r
@@ -97,6 +106,7 @@ pub fn render_otel(service: &str, r: &QueryOtelSummariesResponse, format: Format
                         ms(x.p50_ms),
                         ms(x.p95_ms),
                         ms(x.p99_ms),
+                        ms(x.max_ms),
                         x.sample_traces.first().cloned().unwrap_or_default(),
                     ]
                 })
@@ -110,6 +120,7 @@ pub fn render_otel(service: &str, r: &QueryOtelSummariesResponse, format: Format
                     "P50",
                     "P95",
                     "P99",
+                    "Max",
                     "Sample trace",
                 ],
                 &rows,
@@ -117,12 +128,13 @@ pub fn render_otel(service: &str, r: &QueryOtelSummariesResponse, format: Format
             out.push('\n');
             for t in &r.totals {
                 out.push_str(&format!(
-                    "Overall {}: {} spans, P50={} P95={} P99={}, error rate={}\n",
+                    "Overall {}: {} spans, P50={} P95={} P99={} Max={}, error rate={}\n",
                     t.span_kind,
                     count(t.total_spans),
                     ms(t.p50_ms),
                     ms(t.p95_ms),
                     ms(t.p99_ms),
+                    ms(t.max_ms),
                     percent(rate(t.error_count, t.total_spans))
                 ));
             }
@@ -132,8 +144,17 @@ pub fn render_otel(service: &str, r: &QueryOtelSummariesResponse, format: Format
     }
 }
 
-/// Renders `coral query host` output.
-pub fn render_host(service: &str, r: &QueryHostCorrelationResponse, format: Format) -> String {
+/// What `coral query host` counts, under its table.
+pub const HOST_COUNTED: &str = "Requests: SERVER and CONSUMER spans (every span kind when the service has neither, e.g. a batch job); P99 is the highest p99 of those kinds.";
+
+/// Renders `coral query host` output; `empty` is what the table says when
+/// the window holds nothing.
+pub fn render_host(
+    service: &str,
+    r: &QueryHostCorrelationResponse,
+    format: Format,
+    empty: &Empty,
+) -> String {
     let opt = |v: Option<f64>, f: fn(f64) -> String| v.map(f).unwrap_or_else(|| "-".into());
     match format {
         Format::Json => {
@@ -194,12 +215,15 @@ pub fn render_host(service: &str, r: &QueryHostCorrelationResponse, format: Form
         }
         Format::Table => {
             let mut out = format!(
-                "Service: {service} — span p99 next to host metrics ({} → {})\n\n",
+                "Service: {service} — requests and their p99 next to host metrics ({} → {})\n\n",
                 rfc3339(r.from_unix),
                 rfc3339(r.to_unix)
             );
             if r.rows.is_empty() {
-                out.push_str("No spans in this window.\n");
+                out.push_str(&format!("No spans of {service} in this window.\n"));
+                out.push_str(&empty.lines(
+                    "Check the service name with `coral query services`, and that apps export to the agent's OTLP endpoint.",
+                ));
                 return out;
             }
             let rows: Vec<Vec<String>> = r
@@ -227,7 +251,7 @@ pub fn render_host(service: &str, r: &QueryHostCorrelationResponse, format: Form
                 &[
                     "Minute (UTC)",
                     "Agent",
-                    "Spans",
+                    "Requests",
                     "P99",
                     "CPU",
                     "Mem used",
@@ -237,6 +261,8 @@ pub fn render_host(service: &str, r: &QueryHostCorrelationResponse, format: Form
                 ],
                 &rows,
             ));
+            out.push('\n');
+            out.push_str(HOST_COUNTED);
             out.push_str("\n'-' = no host sample for that minute (host metrics are sampled once a minute).\n");
             out
         }

@@ -1,6 +1,10 @@
 //! Golden renderings of `coral query otel|host` and `coral agents`.
 use super::*;
-use coral_proto::colony::{AgentInfo, OtelSummaryRow};
+use coral_proto::colony::{AgentInfo, HostCorrelationRow, OtelSummaryRow};
+
+fn none() -> Empty {
+    Empty::default()
+}
 
 fn otel() -> QueryOtelSummariesResponse {
     let row = |t: i64, total: i64, errors: i64| OtelSummaryRow {
@@ -31,18 +35,21 @@ fn otel_table() {
     let ab = "ab".repeat(16);
     let expected = format!(
         "Service: checkout (2027-01-15T07:00:00Z → 2027-01-15T08:02:00Z, OTLP span summaries)\n\n\
-Minute (UTC)      Kind    Spans  Errors  P50   P95    P99    Sample trace\n\
-2027-01-15 08:00  SERVER  45.2k  2.3%    45ms  180ms  1.42s  {ab}\n\
-2027-01-15 08:01  SERVER  12     0.0%    45ms  180ms  1.42s  {ab}\n\n\
-Overall SERVER: 45.2k spans, P50=45ms P95=180ms P99=1.42s, error rate=2.3%\n\
+Minute (UTC)      Kind    Spans  Errors  P50   P95    P99    Max    Sample trace\n\
+2027-01-15 08:00  SERVER  45.2k  2.3%    45ms  180ms  1.42s  2.00s  {ab}\n\
+2027-01-15 08:01  SERVER  12     0.0%    45ms  180ms  1.42s  2.00s  {ab}\n\n\
+Overall SERVER: 45.2k spans, P50=45ms P95=180ms P99=1.42s Max=2.00s, error rate=2.3%\n\
 Errors: spans with status ERROR, SERVER spans with HTTP status ≥ 500, CLIENT spans with HTTP status ≥ 400.\n"
     );
-    assert_eq!(render_otel("checkout", &otel(), Format::Table), expected);
+    assert_eq!(
+        render_otel("checkout", &otel(), Format::Table, &none()),
+        expected
+    );
 }
 
 #[test]
 fn otel_csv_and_json_are_exact() {
-    let csv = render_otel("checkout", &otel(), Format::Csv);
+    let csv = render_otel("checkout", &otel(), Format::Csv, &none());
     let mut lines = csv.lines();
     assert_eq!(
         lines.next().unwrap(),
@@ -55,9 +62,10 @@ fn otel_csv_and_json_are_exact() {
             .starts_with("2027-01-15T08:00:00Z,SERVER,45200,1040,0.0230")
     );
     let json: serde_json::Value =
-        serde_json::from_str(&render_otel("checkout", &otel(), Format::Json)).unwrap();
+        serde_json::from_str(&render_otel("checkout", &otel(), Format::Json, &none())).unwrap();
     assert_eq!(json["minutes"][0]["total_spans"], 45_200);
     assert_eq!(json["minutes"][0]["p99_ms"], 1420.0);
+    assert_eq!(json["minutes"][0]["max_ms"], 2000.0);
     assert_eq!(json["totals"][0]["agents"], 2);
     assert_eq!(json["from"], "2027-01-15T07:00:00Z");
 }
@@ -65,7 +73,47 @@ fn otel_csv_and_json_are_exact() {
 #[test]
 fn empty_results_say_what_to_check() {
     let empty = QueryOtelSummariesResponse::default();
-    assert!(render_otel("x", &empty, Format::Table).contains("No spans in this window"));
+    let out = render_otel("x", &empty, Format::Table, &none());
+    assert!(
+        out.ends_with(
+            "No spans of x in this window.\n\
+Check the service name with `coral query services`, and that apps export to the agent's OTLP endpoint.\n"
+        ),
+        "{out}"
+    );
+    assert!(!out.contains("coral agents"), "agents do not list services");
+    let hinted = Empty {
+        hint: Some("no data for service 'chekout'; did you mean 'checkout'?".into()),
+        arrival: output::arrival_note(1_800_000_020, 1_800_000_060),
+    };
+    let out = render_otel("chekout", &empty, Format::Table, &hinted);
+    assert!(
+        out.contains(
+            "No spans of chekout in this window.\nno data for service 'chekout'; did you mean 'checkout'?\nMinutes appear once they close"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("The minute 08:00 UTC closes at 08:01:00 and appears by about 08:01:15."),
+        "{out}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&render_otel("chekout", &empty, Format::Json, &hinted)).unwrap();
+    assert_eq!(
+        json["minutes"],
+        serde_json::json!([]),
+        "JSON stays the plain empty contract"
+    );
+    let host = render_host(
+        "chekout",
+        &QueryHostCorrelationResponse::default(),
+        Format::Table,
+        &hinted,
+    );
+    assert!(
+        host.contains("did you mean 'checkout'?\nMinutes appear"),
+        "{host}"
+    );
     let none = ListAgentsResponse {
         agents: vec![],
         colony_id: "c".into(),
@@ -152,4 +200,67 @@ fn agents_table_explains_limited_or_failed_beyla() {
     );
     let json: serde_json::Value = serde_json::from_str(&render_agents(&r, Format::Json)).unwrap();
     assert_eq!(json["agents"][0]["beyla"]["mode"], "limited");
+}
+
+#[test]
+fn host_table_counts_requests_and_says_so() {
+    let r = QueryHostCorrelationResponse {
+        rows: vec![HostCorrelationRow {
+            bucket_time: 1_800_000_000,
+            agent_id: "web-01".into(),
+            service_name: "checkout".into(),
+            total_spans: 1_200,
+            error_count: 24,
+            p99_ms: 420.9,
+            cpu_percent: Some(71.5),
+            memory_used_bytes: Some(6_442_450_944),
+            net_rx_bytes_per_sec: Some(1_250_000.0),
+            net_tx_bytes_per_sec: None,
+            load1: Some(3.2),
+        }],
+        from_unix: 1_799_996_400,
+        to_unix: 1_800_000_120,
+    };
+    let expected = "Service: checkout — requests and their p99 next to host metrics (2027-01-15T07:00:00Z → 2027-01-15T08:02:00Z)\n\n\
+Minute (UTC)      Agent   Requests  P99    CPU    Mem used  Net rx    Net tx  Load1\n\
+2027-01-15 08:00  web-01  1.2k      421ms  71.5%  6.0GiB    1.2MiB/s  -       3.20\n\n\
+Requests: SERVER and CONSUMER spans (every span kind when the service has neither, e.g. a batch job); P99 is the highest p99 of those kinds.\n\
+'-' = no host sample for that minute (host metrics are sampled once a minute).\n";
+    assert_eq!(
+        render_host("checkout", &r, Format::Table, &none()),
+        expected
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&render_host("checkout", &r, Format::Json, &none())).unwrap();
+    assert_eq!(json["rows"][0]["total_spans"], 1_200);
+    assert_eq!(
+        json["rows"][0]["net_tx_bytes_per_sec"],
+        serde_json::Value::Null
+    );
+}
+
+#[test]
+fn agents_table_says_beyla_is_off_in_one_short_line() {
+    use coral_proto::common::BeylaCapabilities;
+    let r = ListAgentsResponse {
+        colony_id: "main".into(),
+        agents: vec![AgentInfo {
+            agent_id: "laptop".into(),
+            health: "healthy".into(),
+            mode: "agent".into(),
+            beyla: Some(BeylaCapabilities {
+                mode: "disabled".into(),
+                state: "disabled".into(),
+                reason: "not installed — `coral beyla install`".into(),
+                summary: "Beyla off: not installed — `coral beyla install`".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }],
+    };
+    let table = render_agents(&r, Format::Table);
+    assert!(
+        table.ends_with("\nlaptop: Beyla off: not installed — `coral beyla install`\n"),
+        "{table}"
+    );
 }

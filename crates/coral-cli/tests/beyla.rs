@@ -223,7 +223,9 @@ fn up_runs_beyla_from_beyla_path_and_the_queries_show_exact_numbers() {
         "--format",
         "json",
     ]);
-    assert_eq!(list.as_array().unwrap().len(), 8);
+    let traces = list["traces"].as_array().unwrap();
+    assert_eq!(traces.len(), 8);
+    assert!(traces.iter().all(|t| t["sources"] == serde_json::json!(["beyla"])));
     let (code, tree, stderr) = run(&[
         "query",
         "beyla",
@@ -235,15 +237,27 @@ fn up_runs_beyla_from_beyla_path_and_the_queries_show_exact_numbers() {
     ]);
     assert_eq!(code, Some(0), "{stderr}");
     assert!(
-        tree.contains("Trace ID: eba013aab682694f4d679cb66b6e7306\nDuration: 28ms\nSpans: 2\n"),
+        tree.contains(
+            "Trace eba013aab682694f4d679cb66b6e7306\nDuration 28ms, critical path 28ms; 2 spans from beyla on 1 agent\n"
+        ),
+        "{tree}"
+    );
+    // The query (4 ms, centred) is on the critical path; the server span's
+    // own time is the other 24 ms.
+    let line = |needle: &str| {
+        tree.lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no line with {needle:?} in:\n{tree}"))
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert!(
+        line("GET /api/users/:id").ends_with("◆ 28ms 24ms 100% beyla beyla-host"),
         "{tree}"
     );
     assert!(
-        tree.contains("checkout (28ms, 100%, GET /api/users/:id) ◆"),
-        "{tree}"
-    );
-    assert!(
-        tree.contains("└─ checkout (4.00ms, 14%, SELECT orders) ◆"),
+        line("SELECT orders").ends_with("◆ 4.00ms 4.00ms 14% beyla beyla-host"),
         "{tree}"
     );
 

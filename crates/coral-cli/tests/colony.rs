@@ -1,6 +1,7 @@
-//! The built `coral` binary as a colony: `coral up` end to end, queries and
-//! their errors, and a colony killed mid-poll that loses and duplicates
-//! nothing.
+//! The built `coral` binary as a colony: `coral up` end to end (its banner,
+//! queries, hints for empty results and misspelt services, a second `coral
+//! up` on taken ports), query errors, and a colony killed mid-poll that
+//! loses and duplicates nothing.
 
 mod common;
 
@@ -77,6 +78,10 @@ fn post_spans(http: &str, body: String) {
 #[test]
 fn up_runs_a_colony_and_an_agent_and_answers_queries() {
     let dir = tempfile::tempdir().unwrap();
+    // No `coral` on PATH: the banner must name this executable in full.
+    let empty_path = dir.path().join("empty-path");
+    std::fs::create_dir_all(&empty_path).unwrap();
+    let exe = std::fs::canonicalize(env!("CARGO_BIN_EXE_coral")).unwrap();
     let mut child = coral()
         .args([
             "up",
@@ -95,11 +100,13 @@ fn up_runs_a_colony_and_an_agent_and_answers_queries() {
         ])
         .env("CORAL_HOME", dir.path())
         .env("CORAL_POLL_INTERVAL", "1s")
+        .env("PATH", &empty_path)
+        .env_remove("BEYLA_PATH")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let (mut http, mut colony) = (String::new(), String::new());
+    let (mut http, mut colony, mut agent_api) = (String::new(), String::new(), String::new());
     let mut banner = String::new();
     for line in BufReader::new(child.stdout.take().unwrap()).lines() {
         let line = line.unwrap();
@@ -111,12 +118,51 @@ fn up_runs_a_colony_and_an_agent_and_answers_queries() {
         if let Some(v) = line.trim().strip_prefix("colony API:") {
             colony = v.trim().to_owned();
         }
+        if let Some(v) = line.trim().strip_prefix("agent API:") {
+            agent_api = v.trim().to_owned();
+        }
         if line.contains("Ctrl-C") {
             break;
         }
     }
     assert!(banner.contains("OTEL_EXPORTER_OTLP_ENDPOINT"), "{banner}");
     assert!(!http.is_empty() && !colony.is_empty(), "{banner}");
+    assert!(
+        banner.contains(&format!(
+            "Then: {0} agents · {0} query otel <service>",
+            exe.display()
+        )),
+        "{banner}"
+    );
+    // Beyla is not installed here: one short line, not every place searched.
+    let beyla = banner.lines().find(|l| l.contains("Beyla")).unwrap();
+    assert_eq!(
+        beyla.trim(),
+        format!(
+            "Beyla off: not installed — `{} beyla install`",
+            exe.display()
+        ),
+        "{banner}"
+    );
+
+    // Before any data: exit 0, the hint and when minutes appear.
+    let (code, table, _) = run(&["query", "otel", "shop", "--colony", &colony]);
+    assert_eq!(code, Some(0));
+    assert!(
+        table.contains("No spans of shop in this window."),
+        "{table}"
+    );
+    assert!(
+        table.contains("no service has reported data in the last 7 days"),
+        "{table}"
+    );
+    assert!(
+        table.contains("flush_grace (10 s by default)") && table.contains("appears by about"),
+        "{table}"
+    );
+    let (code, table, _) = run(&["query", "services", "--colony", &colony]);
+    assert_eq!(code, Some(0));
+    assert!(table.contains("Minutes appear once they close"), "{table}");
 
     post_spans(&http, spans_json("shop", 1, 50, 5));
     wait_for("the colony has the minute", Duration::from_secs(90), || {
@@ -139,6 +185,24 @@ fn up_runs_a_colony_and_an_agent_and_answers_queries() {
     assert_eq!(agents["agents"][0]["agent_id"], "up-agent");
     assert_eq!(agents["agents"][0]["health"], "healthy");
     assert_eq!(agents["agents"][0]["gap_count"], 0);
+    let beyla = &agents["agents"][0]["beyla"];
+    assert_eq!(beyla["reason"], "not installed — `coral beyla install`");
+    assert_eq!(
+        beyla["summary"],
+        "Beyla off: not installed — `coral beyla install`"
+    );
+    let (code, table, _) = run(&["agents", "--colony", &colony]);
+    assert_eq!(code, Some(0));
+    assert!(
+        table.ends_with("\nup-agent: Beyla off: not installed — `coral beyla install`\n"),
+        "{table}"
+    );
+    let (code, table, _) = run(&["query", "services", "--colony", &colony]);
+    assert_eq!(code, Some(0));
+    assert!(
+        table.contains("Next: coral query otel <service>\n") && !table.contains("beyla http"),
+        "no Beyla data, no Beyla commands: {table}"
+    );
 
     let (code, table, _) = run(&["query", "otel", "shop", "--colony", &colony]);
     assert_eq!(code, Some(0));
@@ -156,6 +220,124 @@ fn up_runs_a_colony_and_an_agent_and_answers_queries() {
         serde_json::from_str::<serde_json::Value>(&host).unwrap()["rows"][0]["total_spans"],
         50
     );
+
+    // A misspelt service: exit 0, the empty contract on stdout, a
+    // suggestion in the table and on stderr.
+    let (code, table, _) = run(&["query", "otel", "shpo", "--colony", &colony]);
+    assert_eq!(code, Some(0));
+    assert!(
+        table.contains("no data for service 'shpo'; did you mean 'shop'?"),
+        "{table}"
+    );
+    for args in [
+        [
+            "query",
+            "otel",
+            "Shop",
+            "--colony",
+            colony.as_str(),
+            "-o",
+            "json",
+        ],
+        [
+            "query",
+            "host",
+            "shpo",
+            "--colony",
+            colony.as_str(),
+            "-o",
+            "json",
+        ],
+    ] {
+        let (code, stdout, stderr) = run(&args);
+        assert_eq!(code, Some(0), "{stderr}");
+        let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        assert!(
+            v["minutes"] == serde_json::json!([]) || v["rows"] == serde_json::json!([]),
+            "{stdout}"
+        );
+        assert!(
+            stderr.contains("did you mean 'shop'?"),
+            "{args:?}: {stderr}"
+        );
+    }
+    let (code, table, _) = run(&["query", "beyla", "http", "shop", "--colony", &colony]);
+    assert_eq!(code, Some(0));
+    assert!(
+        table.contains("'shop' has OTLP data but no Beyla data in the last 7 days"),
+        "{table}"
+    );
+    let (code, table, _) = run(&["query", "otel", "inventory", "--colony", &colony]);
+    assert_eq!(code, Some(0));
+    assert!(
+        table.contains("no data for service 'inventory'; services seen in the last 7 days: shop"),
+        "{table}"
+    );
+
+    // Flags that make no sense say so.
+    let (code, _, stderr) = run(&[
+        "query", "otel", "shop", "--colony", &colony, "--kind", "foo",
+    ]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("\"foo\" is not a span kind"), "{stderr}");
+    let v = json(&[
+        "query", "otel", "shop", "--colony", &colony, "--kind", "server", "-o", "json",
+    ]);
+    assert_eq!(v["totals"][0]["total_spans"], 50, "--kind in any case");
+    let (code, _, stderr) = run(&[
+        "query", "otel", "shop", "--colony", &colony, "--since", "0s",
+    ]);
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("--since 0s is an empty window; use e.g. 15m, 1h"),
+        "{stderr}"
+    );
+    // The agent's API answers gRPC, but it is not a colony.
+    let (code, _, stderr) = run(&["agents", "--colony", &agent_api]);
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains(&format!(
+            "{agent_api} answers gRPC but is not a Coral colony"
+        )),
+        "{stderr}"
+    );
+    assert!(!stderr.trim_end().ends_with(':'), "{stderr}");
+
+    // A second `coral up` on the same ports says why once.
+    for home in [dir.path().to_path_buf(), dir.path().join("second")] {
+        let out = coral()
+            .args([
+                "up",
+                "--otlp-grpc-endpoint",
+                "127.0.0.1:0",
+                "--otlp-http-endpoint",
+                "127.0.0.1:0",
+                "--api-endpoint",
+                "127.0.0.1:0",
+                "--admin-endpoint",
+                "127.0.0.1:0",
+                "--colony-api-endpoint",
+                &colony,
+            ])
+            .env("CORAL_HOME", &home)
+            .stdout(Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let error = stderr
+            .lines()
+            .find(|l| l.starts_with("error: "))
+            .unwrap_or_else(|| panic!("{stderr}"));
+        assert!(error.contains("cannot start the coral colony"), "{error}");
+        // DuckDB's reason (the data directory is in use) or the OS's (the
+        // port is), once.
+        let cause = ["Could not set lock", "in use"]
+            .into_iter()
+            .find(|c| error.contains(c))
+            .unwrap_or_else(|| panic!("{error}"));
+        assert_eq!(error.matches(cause).count(), 1, "{error}");
+    }
 
     signal(&child, "-INT");
     assert!(wait_exit(&mut child).success());

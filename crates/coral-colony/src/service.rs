@@ -13,12 +13,16 @@ use coral_proto::colony::{
     QueryOtelSummariesRequest, QueryOtelSummariesResponse, RegisterAgentRequest,
     RegisterAgentResponse,
 };
+use coral_proto::colony::{
+    GetTraceRequest, GetTraceResponse, ListTracesRequest, ListTracesResponse,
+    QueryOperationsRequest, QueryOperationsResponse,
+};
 use tonic::{Request, Response, Status};
 
 use crate::registry::{HealthPolicy, Registry};
 use crate::store::ingest::{Page, Stream};
 use crate::store::writer::{AgentRecord, WriterSender};
-use crate::store::{Database, StoreError, now_micros, query};
+use crate::store::{Database, StoreError, now_micros, operations, query, traces};
 
 /// The service state.
 pub struct Colony {
@@ -357,6 +361,81 @@ impl ColonyService for ColonyApi {
         }
         let response = self
             .read(move |c| crate::store::query_beyla::query(c, &req))
+            .await?;
+        Ok(Response::new(response))
+    }
+
+    async fn get_trace(
+        &self,
+        request: Request<GetTraceRequest>,
+    ) -> Result<Response<GetTraceResponse>, Status> {
+        let req = request.into_inner();
+        let id = req.trace_id.trim().to_ascii_lowercase();
+        if !traces::is_trace_id(&id) {
+            return Err(Status::invalid_argument(format!(
+                "trace id {:?} is not a trace id: expected 32 hex characters",
+                req.trace_id
+            )));
+        }
+        let response = self
+            .read(move |c| traces::get_trace(c, &id, req.max_spans))
+            .await?;
+        Ok(Response::new(response))
+    }
+
+    async fn list_traces(
+        &self,
+        request: Request<ListTracesRequest>,
+    ) -> Result<Response<ListTracesResponse>, Status> {
+        let req = request.into_inner();
+        if !matches!(req.source.as_str(), "" | "otlp" | "beyla") {
+            return Err(Status::invalid_argument(format!(
+                "unknown span source {:?}: use otlp or beyla",
+                req.source
+            )));
+        }
+        if !matches!(
+            req.keep_reason.as_str(),
+            "" | "error" | "latency" | "sampled" | "beyla"
+        ) {
+            return Err(Status::invalid_argument(format!(
+                "unknown keep reason {:?}: use error, latency, sampled or beyla",
+                req.keep_reason
+            )));
+        }
+        let (from, to) = window(
+            req.start_time_unix_ms.div_euclid(1000),
+            (req.end_time_unix_ms + 999).div_euclid(1000),
+        )?;
+        let from_ms = if req.start_time_unix_ms > 0 {
+            req.start_time_unix_ms
+        } else {
+            from * 1000
+        };
+        let to_ms = if req.end_time_unix_ms > 0 {
+            req.end_time_unix_ms
+        } else {
+            to * 1000
+        };
+        let response = self
+            .read(move |c| traces::list_traces(c, &req, from_ms, to_ms))
+            .await?;
+        Ok(Response::new(response))
+    }
+
+    async fn query_operations(
+        &self,
+        request: Request<QueryOperationsRequest>,
+    ) -> Result<Response<QueryOperationsResponse>, Status> {
+        let req = request.into_inner();
+        if req.service_name.is_empty() {
+            return Err(Status::invalid_argument(
+                "service_name is required: name the service whose operations to show",
+            ));
+        }
+        let (from, to) = window(req.from_unix, req.to_unix)?;
+        let response = self
+            .read(move |c| operations::query(c, &req, from, to))
             .await?;
         Ok(Response::new(response))
     }

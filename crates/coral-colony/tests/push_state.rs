@@ -106,6 +106,27 @@ impl ColonyService for FlakyColony {
     ) -> Result<Response<ListServicesResponse>, Status> {
         Err(Status::unimplemented("not in this fake"))
     }
+
+    async fn get_trace(
+        &self,
+        _: Request<GetTraceRequest>,
+    ) -> Result<Response<GetTraceResponse>, Status> {
+        Err(Status::unimplemented("not in this fake"))
+    }
+
+    async fn list_traces(
+        &self,
+        _: Request<ListTracesRequest>,
+    ) -> Result<Response<ListTracesResponse>, Status> {
+        Err(Status::unimplemented("not in this fake"))
+    }
+
+    async fn query_operations(
+        &self,
+        _: Request<QueryOperationsRequest>,
+    ) -> Result<Response<QueryOperationsResponse>, Status> {
+        Err(Status::unimplemented("not in this fake"))
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

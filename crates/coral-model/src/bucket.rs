@@ -287,7 +287,8 @@ fn operation_to_proto(name: &str, s: &Stats) -> OperationSummary {
     }
 }
 
-fn operation_from_proto(op: &OperationSummary) -> Result<Stats, ModelError> {
+/// The statistics of one operation summary, validated like a bucket's.
+pub fn operation_from_proto(op: &OperationSummary) -> Result<Stats, ModelError> {
     stats_from_proto(
         op.total_spans,
         op.error_count,

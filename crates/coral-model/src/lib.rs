@@ -12,6 +12,8 @@
 //!   Beyla metrics, with exact merges and Coral's percentile rule.
 //! - [`json`]: the JSON form of sample traces in DuckDB columns.
 //! - [`sampling`]: trace-consistent sampling from the trace id.
+//! - [`trace`]: [`TraceShape`], one trace's parent links and critical path
+//!   with each span's self time on it.
 //! - [`error`]: the error type, [`ModelError`].
 //!
 //! Durations are milliseconds (`f64`); bucket minutes are Unix seconds.
@@ -24,9 +26,12 @@ pub mod json;
 pub mod sampling;
 pub mod sketch;
 pub mod stats;
+pub mod trace;
 
 pub use beyla::BeylaRows;
-pub use bucket::{Bucket, BucketKey, OVERFLOW_OPERATION, SpanKind, minute_of};
+pub use bucket::{
+    Bucket, BucketKey, OVERFLOW_OPERATION, SpanKind, minute_of, operation_from_proto,
+};
 pub use error::ModelError;
 pub use histogram::{Histogram, Quantile};
 pub use json::{
@@ -35,3 +40,4 @@ pub use json::{
 };
 pub use sketch::{DEFAULT_RELATIVE_ACCURACY, DurationSketch, MAX_BINS, MIN_INDEXABLE_MS};
 pub use stats::{MAX_SAMPLES, Sample, Samples, Stats};
+pub use trace::{SpanTiming, TraceShape};

@@ -213,6 +213,14 @@ impl Stats {
     /// becomes a sample.
     #[inline]
     pub fn record(&mut self, duration_ms: f64, is_error: bool, trace_id: &str) {
+        self.record_as(duration_ms, is_error, Some(trace_id));
+    }
+
+    /// Records one span, offering its trace as a sample only when `sample`
+    /// names it (the agent offers only traces it keeps, so every sample
+    /// trace id can be opened at the colony).
+    #[inline]
+    pub fn record_as(&mut self, duration_ms: f64, is_error: bool, sample: Option<&str>) {
         let d = if duration_ms.is_finite() && duration_ms > 0.0 {
             duration_ms
         } else {
@@ -224,7 +232,9 @@ impl Stats {
         self.min_ms = self.min_ms.min(d);
         self.max_ms = self.max_ms.max(d);
         self.sum_ms += d;
-        self.samples.offer(trace_id, d, is_error);
+        if let Some(trace_id) = sample {
+            self.samples.offer(trace_id, d, is_error);
+        }
     }
 
     /// Adds `other` into `self`. Fails, leaving `self` unchanged, when the

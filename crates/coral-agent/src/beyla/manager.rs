@@ -117,7 +117,11 @@ pub async fn start(agent: AgentSide<'_>, options: BeylaOptions) -> BeylaHandle {
         .unwrap_or_default();
     let found = match locate::locate(&Search::from_env(cfg.binary.clone(), coral_home)) {
         Ok(found) => found,
-        Err(error) => return disabled(error.to_string()),
+        Err(error) => {
+            // The places searched are `coral beyla check`'s to list.
+            tracing::debug!(source = "beyla", %error, "no usable Beyla binary");
+            return disabled(error.short_reason());
+        }
     };
     let readings = match options.readings.clone() {
         Some(r) => r,

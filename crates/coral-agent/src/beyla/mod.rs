@@ -39,7 +39,7 @@ impl BeylaStatus {
         *status.lock() = BeylaCapabilities {
             mode: "disabled".into(),
             state: "disabled".into(),
-            summary: format!("Beyla disabled: {reason}"),
+            summary: format!("Beyla off: {reason}"),
             reason,
             ..Default::default()
         };

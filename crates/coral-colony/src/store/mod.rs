@@ -8,11 +8,13 @@
 pub mod beyla;
 pub mod ingest;
 pub mod merge;
+pub mod operations;
 pub mod query;
 pub mod query_beyla;
 pub mod rows;
 pub mod schema;
 pub mod services;
+pub mod traces;
 pub mod writer;
 
 use std::path::{Path, PathBuf};

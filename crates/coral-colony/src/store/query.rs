@@ -221,19 +221,29 @@ fn summary_row(bucket: &Bucket, agents: usize) -> OtelSummaryRow {
     }
 }
 
-/// The correlation query: per minute and agent, the service's span p99 and
-/// counts next to the host's CPU, memory and network (documented in
-/// `docs/colony.md`).
+/// The correlation query: per minute and agent, the service's requests
+/// (SERVER and CONSUMER span summaries, or every kind when the service has
+/// neither in the window, as `ListServices` counts them; so a request that
+/// is both a server span and a client span of the same service counts once)
+/// and their p99 next to the host's CPU, memory and network (documented in
+/// `docs/colony.md`). Parameters: service, from, to.
 pub const CORRELATION_SQL: &str = "\
+WITH w AS (
+  SELECT * FROM otel_spans
+  WHERE service_name = $1 AND bucket_time >= $2 AND bucket_time < $3
+), counted AS (
+  SELECT * FROM w
+  WHERE span_kind IN ('SERVER', 'CONSUMER')
+     OR NOT EXISTS (SELECT 1 FROM w WHERE span_kind IN ('SERVER', 'CONSUMER'))
+)
 SELECT epoch(o.bucket_time)::BIGINT AS bucket_time, o.agent_id, o.service_name,
        sum(o.total_spans)::BIGINT AS total_spans, sum(o.error_count)::BIGINT AS error_count,
        max(o.p99_ms) AS p99_ms,
        any_value(h.cpu_percent) AS cpu_percent, any_value(h.memory_used_bytes) AS memory_used_bytes,
        any_value(h.net_rx_bytes_per_sec) AS net_rx_bytes_per_sec,
        any_value(h.net_tx_bytes_per_sec) AS net_tx_bytes_per_sec, any_value(h.load1) AS load1
-FROM otel_spans o
+FROM counted o
 LEFT JOIN host_metrics h ON h.agent_id = o.agent_id AND h.bucket_time = o.bucket_time
-WHERE o.service_name = ? AND o.bucket_time >= ? AND o.bucket_time < ?
 GROUP BY o.bucket_time, o.agent_id, o.service_name
 ORDER BY o.bucket_time, o.agent_id";
 
