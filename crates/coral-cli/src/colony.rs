@@ -2,7 +2,6 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context as _;
 use clap::Args;
 use coral_config::{ColonyConfig, ColonyOverrides};
 
@@ -59,9 +58,13 @@ pub async fn serve(args: ColonyServeArgs) -> anyhow::Result<()> {
     let env: std::collections::HashMap<String, String> = std::env::vars().collect();
     let config = args.load(&env)?;
     crate::logging::init(config.log.format, &config.log.level)?;
-    let colony = coral_colony::start(&config)
-        .await
-        .context("cannot start the coral colony")?;
+    // The start errors print their cause in their own message: say it once.
+    let colony = coral_colony::start(&config).await.map_err(|error| {
+        anyhow::anyhow!(
+            "cannot start the coral colony: {}",
+            crate::output::error_once(&error)
+        )
+    })?;
     say!(
         "coral colony {} listening: api={} data={} poll-interval={}",
         config.colony_id,
