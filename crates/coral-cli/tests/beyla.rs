@@ -225,7 +225,11 @@ fn up_runs_beyla_from_beyla_path_and_the_queries_show_exact_numbers() {
     ]);
     let traces = list["traces"].as_array().unwrap();
     assert_eq!(traces.len(), 8);
-    assert!(traces.iter().all(|t| t["sources"] == serde_json::json!(["beyla"])));
+    assert!(
+        traces
+            .iter()
+            .all(|t| t["sources"] == serde_json::json!(["beyla"]))
+    );
     let (code, tree, stderr) = run(&[
         "query",
         "beyla",
