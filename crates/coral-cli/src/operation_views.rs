@@ -195,26 +195,9 @@ pub fn render_operation(
                 out.push_str(empty);
                 return out;
             }
-            let mut rows: Vec<Vec<String>> = r
-                .rows
-                .iter()
-                .map(|x| {
-                    vec![
-                        output::minute(x.bucket_time),
-                        x.span_kind.clone(),
-                        count(x.total_spans),
-                        percent(rate(x.error_count, x.total_spans)),
-                        ms(x.p50_ms),
-                        ms(x.p95_ms),
-                        ms(x.p99_ms),
-                        ms(x.max_ms),
-                        x.sample_traces.first().cloned().unwrap_or_default(),
-                    ]
-                })
-                .collect();
-            for x in &r.totals {
-                rows.push(vec![
-                    "window".into(),
+            let row = |first: String, x: &OperationRow| {
+                vec![
+                    first,
                     x.span_kind.clone(),
                     count(x.total_spans),
                     percent(rate(x.error_count, x.total_spans)),
@@ -223,8 +206,14 @@ pub fn render_operation(
                     ms(x.p99_ms),
                     ms(x.max_ms),
                     x.sample_traces.first().cloned().unwrap_or_default(),
-                ]);
-            }
+                ]
+            };
+            let rows: Vec<Vec<String>> = r
+                .rows
+                .iter()
+                .map(|x| row(output::minute(x.bucket_time), x))
+                .chain(r.totals.iter().map(|x| row("window".into(), x)))
+                .collect();
             out.push_str(&output::table(
                 &[
                     "Minute (UTC)",

@@ -105,6 +105,20 @@ pub struct OtelArgs {
     colony: ColonyArgs,
 }
 
+impl OtelArgs {
+    /// The filters given, as typed (for "no spans with these filters").
+    fn filters(&self) -> Vec<String> {
+        let mut given: Vec<String> = [("--kind", &self.kind), ("--agent", &self.agent)]
+            .into_iter()
+            .filter_map(|(flag, v)| v.as_ref().map(|v| format!("{flag} {v}")))
+            .collect();
+        if let Some(op) = &self.operation {
+            given.push(format!("--operation {op:?}"));
+        }
+        given
+    }
+}
+
 /// How `coral query otel` groups its rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum By {
@@ -175,10 +189,7 @@ pub async fn otel(args: OtelArgs) -> anyhow::Result<()> {
     .map_err(|s| args.colony.explain(s))?
     .into_inner();
     let empty = if response.rows.is_empty() {
-        let filters: Vec<String> = [("--kind", &args.kind), ("--agent", &args.agent)]
-            .into_iter()
-            .filter_map(|(flag, v)| v.as_ref().map(|v| format!("{flag} {v}")))
-            .collect();
+        let filters = args.filters();
         empty_notes(
             &mut client,
             &args.service,
@@ -217,14 +228,7 @@ async fn otel_operations(args: OtelArgs) -> anyhow::Result<()> {
     .map_err(|s| args.colony.explain(s))?
     .into_inner();
     let empty = if response.rows.is_empty() {
-        let filters: Vec<String> = [
-            ("--kind", &args.kind),
-            ("--agent", &args.agent),
-            ("--operation", &args.operation),
-        ]
-        .into_iter()
-        .filter_map(|(flag, v)| v.as_ref().map(|v| format!("{flag} {v:?}")))
-        .collect();
+        let filters = args.filters();
         empty_notes(
             &mut client,
             &args.service,

@@ -10,73 +10,22 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{coral, json, run, wait_for};
-
-fn python() -> Option<PathBuf> {
-    let candidate = std::env::var_os("CORAL_PYTHON")
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME")
-                .map(|h| PathBuf::from(h).join(".cache/coral/venv-interop/bin/python"))
-        })?;
-    let ok = Command::new(&candidate)
-        .args(["-c", "import yaml, opentelemetry.sdk, opentelemetry.exporter.otlp.proto.http.metric_exporter"])
-        .output()
-        .ok()?
-        .status
-        .success();
-    ok.then_some(candidate)
-}
+use common::{json, python, repo_file, run, standin_beyla, up_command, wait_for};
 
 #[test]
 fn up_runs_beyla_from_beyla_path_and_the_queries_show_exact_numbers() {
-    let Some(python) = python() else {
-        assert!(
-            std::env::var("CORAL_REQUIRE_PYTHON_INTEROP").as_deref() != Ok("1"),
-            "the stand-in Beyla needs Python with the OpenTelemetry SDK and PyYAML: set CORAL_PYTHON or run .ci/run"
-        );
-        eprintln!("skipped: no Python with the OpenTelemetry SDK and PyYAML");
+    let Some(python) =
+        python("yaml, opentelemetry.sdk, opentelemetry.exporter.otlp.proto.http.metric_exporter")
+    else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let script = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo test"))
-        .join("../coral-agent/tests/fixtures/beyla-standin/beyla_standin.py");
-    let beyla = dir.path().join("beyla");
-    std::fs::write(
-        &beyla,
-        format!(
-            "#!/bin/sh\nSTANDIN_PERIODIC=0 STANDIN_EXPORTS=1 exec {} {} \"$@\"\n",
-            python.display(),
-            script.display()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&beyla, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let beyla = standin_beyla(dir.path(), &python, "STANDIN_PERIODIC=0 STANDIN_EXPORTS=1");
 
-    let mut child = coral()
-        .args([
-            "up",
-            "--otlp-grpc-endpoint",
-            "127.0.0.1:0",
-            "--otlp-http-endpoint",
-            "127.0.0.1:0",
-            "--api-endpoint",
-            "127.0.0.1:0",
-            "--admin-endpoint",
-            "127.0.0.1:0",
-            "--colony-api-endpoint",
-            "127.0.0.1:0",
-            "--agent-id",
-            "beyla-host",
-        ])
-        .env("CORAL_HOME", dir.path().join("home"))
-        .env("CORAL_POLL_INTERVAL", "1s")
-        .env("BEYLA_PATH", &beyla)
+    let mut child = up_command(&dir.path().join("home"), "beyla-host", &beyla)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -107,8 +56,7 @@ fn up_runs_beyla_from_beyla_path_and_the_queries_show_exact_numbers() {
 
     // An application instrumented with the OpenTelemetry Python SDK, next to
     // Beyla: 50 SERVER spans per exporter, every 10th an error.
-    let sdk = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo test"))
-        .join("../coral-agent/tests/interop/export_spans.py");
+    let sdk = repo_file("../coral-agent/tests/interop/export_spans.py");
     let out = Command::new(&python)
         .arg(&sdk)
         .args([&grpc, &http, "50"])

@@ -86,13 +86,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::process::Command;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::{coral, json, run, wait_for};
+use common::process::{Process, value_after, word_after};
+use common::{coral, json, python, repo_file, run, standin_beyla, up_command, wait_for};
 use serde_json::Value;
 
 const CHECKOUT_TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
@@ -107,114 +105,6 @@ const D: &str = "808996114c4a69b6";
 const G: &str = "ca00000000000001";
 const H: &str = "ca00000000000002";
 const I: &str = "ca00000000000003";
-
-fn python() -> Option<PathBuf> {
-    let candidate = std::env::var_os("CORAL_PYTHON")
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME")
-                .map(|h| PathBuf::from(h).join(".cache/coral/venv-interop/bin/python"))
-        })?;
-    let ok = Command::new(&candidate)
-        .args([
-            "-c",
-            "import yaml, opentelemetry.sdk, opentelemetry.exporter.otlp.proto.http.trace_exporter, \
-             opentelemetry.exporter.otlp.proto.grpc.trace_exporter",
-        ])
-        .output()
-        .ok()?
-        .status
-        .success();
-    ok.then_some(candidate)
-}
-
-/// A `coral` process the test started: stopped with `signal` when the test
-/// ends, killed if it does not stop; its log (stderr) is printed if the test
-/// failed.
-struct Process {
-    child: Child,
-    signal: &'static str,
-    log: PathBuf,
-}
-
-impl Process {
-    fn spawn(mut cmd: Command, signal: &'static str, log: PathBuf) -> Process {
-        let child = cmd
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        Process { child, signal, log }
-    }
-
-    /// Stdout lines up to and including the first for which `last` holds.
-    fn banner(&mut self, last: impl Fn(&str) -> bool) -> Vec<String> {
-        let mut lines = Vec::new();
-        for line in BufReader::new(self.child.stdout.take().unwrap()).lines() {
-            let line = line.unwrap();
-            let done = last(&line);
-            lines.push(line);
-            if done {
-                return lines;
-            }
-        }
-        panic!(
-            "{} ended before it was ready: {lines:?}\n{}",
-            self.log.display(),
-            std::fs::read_to_string(&self.log).unwrap_or_default()
-        );
-    }
-
-    fn stop(&mut self) -> ExitStatus {
-        let ok = Command::new("kill")
-            .args([self.signal, &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(ok.success());
-        self.child.wait().unwrap()
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-            let tail: Vec<&str> = log.lines().rev().take(40).collect();
-            eprintln!("--- last lines of {}:", self.log.display());
-            for line in tail.iter().rev() {
-                eprintln!("{line}");
-            }
-        }
-        if let Ok(None) = self.child.try_wait() {
-            let _ = Command::new("kill")
-                .args([self.signal, &self.child.id().to_string()])
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = self.child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-fn value_after<'a>(lines: &'a [String], prefix: &str) -> &'a str {
-    lines
-        .iter()
-        .find_map(|l| l.trim().strip_prefix(prefix))
-        .map(str::trim)
-        .unwrap_or_else(|| panic!("no {prefix:?} in {lines:?}"))
-}
-
-fn word_after<'a>(line: &'a str, prefix: &str) -> &'a str {
-    line.split_whitespace()
-        .find_map(|w| w.strip_prefix(prefix))
-        .unwrap_or_else(|| panic!("no {prefix} in {line:?}"))
-}
 
 fn approx(v: &Value, expected: f64, tolerance: f64, what: &str) {
     let got = v
@@ -302,18 +192,14 @@ fn check_span(trace: &Value, base: SystemTime, e: &Expected<'_>) {
 
 #[test]
 fn sdk_and_beyla_spans_of_one_trace_open_as_one_tree_with_its_critical_path() {
-    let Some(python) = python() else {
-        assert!(
-            std::env::var("CORAL_REQUIRE_PYTHON_INTEROP").as_deref() != Ok("1"),
-            "the test needs Python with the OpenTelemetry SDK and PyYAML: set CORAL_PYTHON or run .ci/run"
-        );
-        eprintln!("skipped: no Python with the OpenTelemetry SDK and PyYAML");
+    let Some(python) = python(
+        "yaml, opentelemetry.sdk, opentelemetry.exporter.otlp.proto.http.trace_exporter, \
+         opentelemetry.exporter.otlp.proto.grpc.trace_exporter",
+    ) else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let manifest =
-        PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo test"));
-    let interop = manifest.join("../coral-agent/tests");
+    let interop = repo_file("../coral-agent/tests");
 
     // Two minutes ago, aligned: every span lies in one minute that has closed.
     let now = SystemTime::now()
@@ -348,41 +234,15 @@ fn sdk_and_beyla_spans_of_one_trace_open_as_one_tree_with_its_critical_path() {
         .unwrap(),
     )
     .unwrap();
-    let beyla = dir.path().join("beyla");
-    std::fs::write(
-        &beyla,
-        format!(
-            "#!/bin/sh\nSTANDIN_PERIODIC=0 STANDIN_EXPORTS=1 STANDIN_SCENARIO={} exec {} {} \"$@\"\n",
-            scenario.display(),
-            python.display(),
-            interop
-                .join("fixtures/beyla-standin/beyla_standin.py")
-                .display()
+    let beyla = standin_beyla(
+        dir.path(),
+        &python,
+        &format!(
+            "STANDIN_PERIODIC=0 STANDIN_EXPORTS=1 STANDIN_SCENARIO={}",
+            scenario.display()
         ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&beyla, std::fs::Permissions::from_mode(0o755)).unwrap();
-
-    let mut up_cmd = coral();
-    up_cmd
-        .args([
-            "up",
-            "--otlp-grpc-endpoint",
-            "127.0.0.1:0",
-            "--otlp-http-endpoint",
-            "127.0.0.1:0",
-            "--api-endpoint",
-            "127.0.0.1:0",
-            "--admin-endpoint",
-            "127.0.0.1:0",
-            "--colony-api-endpoint",
-            "127.0.0.1:0",
-            "--agent-id",
-            "beyla-host",
-        ])
-        .env("CORAL_HOME", dir.path().join("home"))
-        .env("CORAL_POLL_INTERVAL", "1s")
-        .env("BEYLA_PATH", &beyla);
+    );
+    let up_cmd = up_command(&dir.path().join("home"), "beyla-host", &beyla);
     let mut up = Process::spawn(up_cmd, "-INT", dir.path().join("up.log"));
     let banner = up.banner(|l| l.contains("Ctrl-C"));
     let colony = value_after(&banner, "colony API:").to_owned();

@@ -3,6 +3,10 @@
 
 #![allow(dead_code)]
 
+pub mod process;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -41,4 +45,79 @@ pub fn wait_for(what: &str, timeout: Duration, mut condition: impl FnMut() -> bo
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// The Python that the interop and stand-in tests run: `CORAL_PYTHON`, else
+/// the venv `.ci/run` makes, when it can import `modules` (comma-separated,
+/// as in a Python `import`). `None` skips the test with a message, unless
+/// `CORAL_REQUIRE_PYTHON_INTEROP=1`, where it fails.
+pub fn python(modules: &str) -> Option<PathBuf> {
+    let candidate = std::env::var_os("CORAL_PYTHON")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .map(|h| PathBuf::from(h).join(".cache/coral/venv-interop/bin/python"))
+        });
+    let found = candidate.filter(|python| {
+        Command::new(python)
+            .args(["-c", &format!("import {modules}")])
+            .output()
+            .is_ok_and(|out| out.status.success())
+    });
+    if found.is_none() {
+        assert!(
+            std::env::var("CORAL_REQUIRE_PYTHON_INTEROP").as_deref() != Ok("1"),
+            "the test needs Python with {modules}: set CORAL_PYTHON or run .ci/run"
+        );
+        eprintln!("skipped: no Python with {modules}");
+    }
+    found
+}
+
+/// A file of this repository, from the `coral-cli` crate's directory.
+pub fn repo_file(relative: &str) -> PathBuf {
+    PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo test")).join(relative)
+}
+
+/// Writes an executable `beyla` into `dir` that runs the Beyla stand-in
+/// with `python` and the `STANDIN_*` settings in `env` (`NAME=value ...`),
+/// and returns its path.
+pub fn standin_beyla(dir: &Path, python: &Path, env: &str) -> PathBuf {
+    let beyla = dir.join("beyla");
+    std::fs::write(
+        &beyla,
+        format!(
+            "#!/bin/sh\n{env} exec {} {} \"$@\"\n",
+            python.display(),
+            repo_file("../coral-agent/tests/fixtures/beyla-standin/beyla_standin.py").display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&beyla, std::fs::Permissions::from_mode(0o755)).unwrap();
+    beyla
+}
+
+/// `coral up` with every port picked by the system, agent id `agent_id`,
+/// data under `home`, polling every second, and `beyla` as its Beyla.
+pub fn up_command(home: &Path, agent_id: &str, beyla: &Path) -> Command {
+    let mut cmd = coral();
+    cmd.args([
+        "up",
+        "--otlp-grpc-endpoint",
+        "127.0.0.1:0",
+        "--otlp-http-endpoint",
+        "127.0.0.1:0",
+        "--api-endpoint",
+        "127.0.0.1:0",
+        "--admin-endpoint",
+        "127.0.0.1:0",
+        "--colony-api-endpoint",
+        "127.0.0.1:0",
+        "--agent-id",
+        agent_id,
+    ])
+    .env("CORAL_HOME", home)
+    .env("CORAL_POLL_INTERVAL", "1s")
+    .env("BEYLA_PATH", beyla);
+    cmd
 }
