@@ -63,6 +63,9 @@ pub struct Aggregator {
     /// Minutes pushed out early by the open-minute cap, returned by the next flush.
     early: Vec<(i64, MinuteGroup)>,
     limits: Limits,
+    /// The generation spans are recorded in now (`agent.telemetry.ack:
+    /// stored`): [`Aggregator::take_deltas`] closes it.
+    generation: u64,
 }
 
 impl Aggregator {
@@ -72,7 +75,21 @@ impl Aggregator {
             minutes: BTreeMap::new(),
             early: Vec::new(),
             limits,
+            generation: 1,
         }
+    }
+
+    /// The generation spans are recorded in now.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Everything recorded since the last call, as (partial) buckets, and
+    /// the generation that this closes; later spans go to the next one.
+    pub fn take_deltas(&mut self) -> (Vec<Bucket>, u64) {
+        let closed = self.generation;
+        self.generation += 1;
+        (self.flush(0, true), closed)
     }
 
     /// Records one span. Only a `kept` span (one the filters store) offers

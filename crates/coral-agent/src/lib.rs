@@ -19,12 +19,16 @@
 //! [`filter`], [`pipeline`] (admission and hand-off), [`store`] (DuckDB),
 //! [`api`] (AgentService), [`admin`] (Prometheus metrics), [`host`] (host
 //! metrics from `/proc`), [`link`] (colony registration and heartbeats),
-//! [`push`] (the outbox of push modes), [`runtime`] (wiring and shutdown).
+//! [`push`] (the outbox of push modes), [`runtime`] (wiring and shutdown);
+//! [`durable`] answers exports once stored (`agent.telemetry.ack: stored`);
+//! [`fds`] keeps file descriptors for the store under a connection flood.
 
 pub mod admin;
 pub mod aggregate;
 pub mod api;
 pub mod beyla;
+pub mod durable;
+pub mod fds;
 pub mod filter;
 pub mod host;
 pub mod link;

@@ -35,6 +35,15 @@ macro_rules! counters {
                 out
             }
 
+            /// Every counter of a `GetStatus` message as a JSON object, by
+            /// name (the admin endpoint's `/status`), with `db_size_bytes`.
+            pub fn json(c: &CountersProto) -> serde_json::Value {
+                let mut map = serde_json::Map::new();
+                $( map.insert(stringify!($name).into(), c.$name.into()); )*
+                map.insert("db_size_bytes".into(), c.db_size_bytes.into());
+                serde_json::Value::Object(map)
+            }
+
             /// The counters as the `GetStatus` message (every counter has
             /// its field of the same name).
             pub fn to_proto(&self, db_size_bytes: u64) -> CountersProto {
@@ -72,8 +81,15 @@ counters! {
     requests_rejected_invalid,
     /// Requests refused as too large (413 / RESOURCE_EXHAUSTED).
     requests_rejected_too_large,
-    /// Requests refused because the pipeline was saturated (429 / UNAVAILABLE).
+    /// Requests refused because the pipeline was saturated, or the listener
+    /// held its budget of request body bytes (429 / UNAVAILABLE).
     requests_throttled,
+    /// OTLP connections closed to make room for a new one when the
+    /// listener's table (`agent.telemetry.max_connections`) was full: the
+    /// least recently active.
+    connections_evicted,
+    /// OTLP connections closed after moving no byte for two minutes.
+    connections_timed_out,
     /// Metric data points received.
     metric_points_received,
     /// Log records received.
@@ -123,6 +139,28 @@ mod tests {
             "# HELP coral_agent_spans_received_total Spans received in OTLP requests.\n"
         ));
         assert!(text.contains("coral_agent_db_size_bytes 7\n"));
+    }
+
+    #[test]
+    fn the_status_json_names_every_counter() {
+        let c = Counters::default();
+        Counters::add(&c.connections_evicted, 4);
+        let json = Counters::json(&c.to_proto(9));
+        assert_eq!(json["connections_evicted"], 4);
+        assert_eq!(json["beyla_rows_dropped"], 0);
+        assert_eq!(json["db_size_bytes"], 9);
+        let rendered = c.render_prometheus(&[]);
+        for name in json
+            .as_object()
+            .unwrap()
+            .keys()
+            .filter(|k| *k != "db_size_bytes")
+        {
+            assert!(
+                rendered.contains(&format!("coral_agent_{name}_total ")),
+                "{name}"
+            );
+        }
     }
 
     #[test]

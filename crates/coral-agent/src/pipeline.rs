@@ -28,6 +28,7 @@ use regex::RegexSet;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::aggregate::Aggregator;
+use crate::durable::{Durability, Ticket};
 use crate::filter::StaticFilter;
 use crate::metrics::Counters;
 use crate::normalize::{self, Invalid, SpanFacts};
@@ -48,6 +49,9 @@ pub enum IngestError {
     ShuttingDown,
     /// The request body is not a valid export; the message says why.
     Malformed(String),
+    /// `agent.telemetry.ack: stored`: the commit that held the request
+    /// failed (or did not come); the message says why. Retry later.
+    NotStored(String),
 }
 
 /// A trace export as it arrived: protobuf bytes (OTLP/gRPC, OTLP/HTTP with
@@ -87,6 +91,9 @@ pub struct PartialOutcome {
     pub rejected: u64,
     /// Why, for `partial_success.error_message` (empty when nothing was refused).
     pub message: String,
+    /// Under `agent.telemetry.ack: stored`, the commit to wait for before
+    /// answering ([`OtlpSink::durability`]).
+    pub stored: Option<Ticket>,
 }
 
 /// What an OTLP receiver hands decoded requests to: the main [`Pipeline`],
@@ -113,6 +120,11 @@ pub trait OtlpSink: Send + Sync + 'static {
     }
     /// The agent's counters (refusals are counted by the receivers).
     fn counters(&self) -> &Arc<Counters>;
+    /// Under `agent.telemetry.ack: stored`, where receivers wait for an
+    /// outcome's [`PartialOutcome::stored`] ticket before answering.
+    fn durability(&self) -> Option<&Durability> {
+        None
+    }
 }
 
 impl OtlpSink for Pipeline {
@@ -129,6 +141,10 @@ impl OtlpSink for Pipeline {
 
     fn counters(&self) -> &Arc<Counters> {
         &self.counters
+    }
+
+    fn durability(&self) -> Option<&Durability> {
+        self.durability.as_ref()
     }
 }
 
@@ -175,7 +191,8 @@ impl Admission {
 
 /// The pipeline. Cheap to share behind an `Arc`.
 pub struct Pipeline {
-    aggregator: Mutex<Aggregator>,
+    aggregator: Arc<Mutex<Aggregator>>,
+    durability: Option<Durability>,
     filter: StaticFilter,
     scrub: RegexSet,
     admission: Admission,
@@ -194,13 +211,28 @@ impl Pipeline {
         counters: Arc<Counters>,
     ) -> Pipeline {
         Pipeline {
-            aggregator: Mutex::new(aggregator),
+            aggregator: Arc::new(Mutex::new(aggregator)),
+            durability: None,
             filter,
             scrub,
             admission: Admission::new(queue_spans),
             writer,
             counters,
         }
+    }
+
+    /// Answers exports once they are stored (`agent.telemetry.ack:
+    /// stored`): the writer, given [`Self::aggregator`] and `durability`
+    /// through [`WriteOp::AckStored`], commits each generation of RED with
+    /// its kept spans and publishes the outcome that requests wait for.
+    pub fn with_stored_ack(mut self, durability: Durability) -> Pipeline {
+        self.durability = Some(durability);
+        self
+    }
+
+    /// The aggregator, shared with the writer under `ack: stored`.
+    pub fn aggregator(&self) -> Arc<Mutex<Aggregator>> {
+        self.aggregator.clone()
     }
 
     /// Ingests one encoded `ExportTraceServiceRequest`.
@@ -262,26 +294,10 @@ impl Pipeline {
                 .service_name
                 .unwrap_or(normalize::UNKNOWN_SERVICE)
         };
-        {
-            let mut aggregator = self
-                .aggregator
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            for a in &accepted {
-                let span = &view.spans[a.span];
-                aggregator.record(
-                    service(span.resource),
-                    span.name,
-                    &a.facts,
-                    a.kept.is_some(),
-                );
-            }
-        }
-
         let mut spans = Vec::with_capacity(kept);
         let mut cut = 0;
-        for a in accepted {
-            let Some((detail, reason)) = a.kept else {
+        for a in &accepted {
+            let Some((detail, reason)) = &a.kept else {
                 continue;
             };
             let span = &view.spans[a.span];
@@ -289,7 +305,7 @@ impl Pipeline {
                 service(span.resource),
                 resources[span.resource].as_deref().unwrap_or("{}"),
                 span,
-                &detail,
+                detail,
                 &a.facts,
                 &self.scrub,
             );
@@ -299,23 +315,55 @@ impl Pipeline {
         }
         let received = (view.spans.len() + view.skipped_bad_ids) as u64;
         let accepted_count = received - rejected;
+
+        let mut aggregator = self
+            .aggregator
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        for a in &accepted {
+            let span = &view.spans[a.span];
+            aggregator.record(
+                service(span.resource),
+                span.name,
+                &a.facts,
+                a.kept.is_some(),
+            );
+        }
+        // Under `ack: stored` the spans are queued before the lock is let
+        // go, so the commit that takes this generation's RED holds them too
+        // (an empty batch still wakes the writer).
+        let stored = self
+            .durability
+            .is_some()
+            .then(|| aggregator.generation())
+            .filter(|_| accepted_count > 0);
+        if stored.is_none() {
+            drop(aggregator);
+        }
+        let send = !spans.is_empty() || stored.is_some();
+        let sent = !send || self.writer.send(WriteOp::Spans(spans, permit)).is_ok();
         Counters::add(&self.counters.spans_received, received);
         Counters::add(&self.counters.spans_accepted, accepted_count);
         Counters::add(&self.counters.spans_rejected, rejected);
         Counters::add(&self.counters.spans_filtered, accepted_count - kept as u64);
         Counters::add(&self.counters.spans_attributes_cut, cut);
-        if !spans.is_empty() && self.writer.send(WriteOp::Spans(spans, permit)).is_err() {
+        if !sent {
             Counters::add(&self.counters.spans_dropped, kept as u64);
             return Err(IngestError::ShuttingDown);
         }
+        let stored = stored.map(Ticket);
         Ok(match first_reason {
-            None => PartialOutcome::default(),
+            None => PartialOutcome {
+                stored,
+                ..PartialOutcome::default()
+            },
             Some((invalid, name)) => PartialOutcome {
                 rejected,
                 message: format!(
                     "{rejected} span(s) rejected; first: span {name:?}: {}",
                     invalid.reason()
                 ),
+                stored,
             },
         })
     }
@@ -341,8 +389,12 @@ impl Pipeline {
         PartialOutcome::default()
     }
 
-    /// Sends closed minutes (all minutes with `force`) to storage.
+    /// Sends closed minutes (all minutes with `force`) to storage. Under
+    /// `ack: stored` the writer takes the aggregator's deltas itself.
     pub fn flush(&self, force: bool) {
+        if self.durability.is_some() {
+            return;
+        }
         let buckets = self
             .aggregator
             .lock()

@@ -167,14 +167,27 @@ pub async fn start_with(
         grace_secs: t.flush_grace.as_secs() as i64,
     });
     let scrub = RegexSet::new(t.scrub_attributes.iter().map(|r| r.as_str()))?;
-    let pipeline = Arc::new(Pipeline::new(
+    let mut pipeline = Pipeline::new(
         aggregator,
         StaticFilter::new(&t.filters),
         scrub,
         t.queue_spans,
         writer_tx.clone(),
         counters.clone(),
-    ));
+    );
+    if t.ack == coral_config::AckMode::Stored {
+        let durability = crate::durable::Durability::new();
+        pipeline = pipeline.with_stored_ack(durability.clone());
+        let ack = crate::store::writer::StoredAck {
+            aggregator: pipeline.aggregator(),
+            durability,
+            grace_secs: t.flush_grace.as_secs() as i64,
+            max_operations: t.max_operations_per_service,
+        };
+        // Sent before any receiver starts: every request is answered once stored.
+        let _ = writer_tx.send(crate::store::writer::WriteOp::AckStored(ack));
+    }
+    let pipeline = Arc::new(pipeline);
 
     let (grpc, http) = if t.enabled {
         (
@@ -272,23 +285,18 @@ pub async fn start_with(
     let receivers_stop = CancellationToken::new();
     let mut receivers = JoinSet::new();
     if let (Some(grpc), Some(http)) = (grpc, http) {
-        let (p, stop, max) = (
-            pipeline.clone(),
-            receivers_stop.clone(),
-            t.max_message_bytes,
-        );
+        let open_files = crate::fds::raise_open_file_limit();
+        let max_connections = crate::fds::connection_bound(t.max_connections, 2, open_files);
+        let limits = receiver::ReceiverLimits::new(t.max_message_bytes, max_connections);
+        let (p, stop) = (pipeline.clone(), receivers_stop.clone());
         receivers.spawn(async move {
-            if let Err(error) =
-                receiver::grpc::serve(grpc, p, max, receiver::REQUEST_TIMEOUT, stop).await
-            {
+            if let Err(error) = receiver::grpc::serve(grpc, p, limits, stop).await {
                 tracing::error!(%error, "OTLP/gRPC receiver stopped");
             }
         });
         let (p, stop) = (pipeline.clone(), receivers_stop.clone());
         receivers.spawn(async move {
-            if let Err(error) =
-                receiver::http::serve(http, p, max, receiver::REQUEST_TIMEOUT, stop).await
-            {
+            if let Err(error) = receiver::http::serve(http, p, limits, stop).await {
                 tracing::error!(%error, "OTLP/HTTP receiver stopped");
             }
         });

@@ -253,7 +253,7 @@ async fn grpc_oversize_is_resource_exhausted_and_invalid_spans_are_partial() {
 /// A pipeline whose writer never drains holds its permits: saturation.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn saturation_gets_429_with_retry_after_and_unavailable() {
-    let receivers = common::receivers(2, LIMIT, receiver::REQUEST_TIMEOUT).await;
+    let receivers = common::receivers(2, LIMIT).await;
     let (http_addr, grpc_addr) = (receivers.http, receivers.grpc);
     let pipeline = &receivers.pipeline;
 
@@ -304,7 +304,7 @@ async fn beyla_spans_waiting_for_the_store_are_bounded() {
     let counters = std::sync::Arc::new(coral_agent::metrics::Counters::default());
     let cfg = coral_config::BeylaConfig::default();
     let sink = std::sync::Arc::new(BeylaSink::new(&cfg, 3, writer, counters.clone()));
-    let router = receiver::http::router(sink, LIMIT, receiver::REQUEST_TIMEOUT);
+    let router = receiver::http::router(sink, receiver::ReceiverLimits::new(LIMIT, 16));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let stop = tokio_util::sync::CancellationToken::new();
@@ -359,4 +359,33 @@ async fn beyla_spans_waiting_for_the_store_are_bounded() {
     assert_eq!(send(two()).await.unwrap().status(), 200);
     stop.cancel();
     server.await.unwrap().unwrap();
+}
+
+/// A client that writes its whole (too large) body before reading reads the
+/// 413, not a reset connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversize_body_written_whole_first_still_reads_its_413() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let receivers = common::receivers(2, LIMIT).await;
+    // Far more than the socket buffers hold, so unread it would block.
+    let body = vec![b'x'; 16 << 20];
+    let mut stream = tokio::net::TcpStream::connect(receivers.http)
+        .await
+        .unwrap();
+    let head = format!(
+        "POST /v1/traces HTTP/1.1\r\nhost: agent\r\ncontent-type: application/x-protobuf\r\n\
+         content-length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(&body).await.unwrap();
+    let mut answer = vec![0; 4096];
+    let n = stream
+        .read(&mut answer)
+        .await
+        .expect("the answer, not a reset");
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    receivers.stop.cancel();
 }

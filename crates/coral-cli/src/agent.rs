@@ -121,6 +121,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = args.load(&env)?;
     crate::logging::init(config.log.format, &config.log.level)?;
     // The start errors print their cause in their own message: say it once.
+    let signal = shutdown_signal();
     let agent = coral_agent::start_with(&config, options)
         .await
         .map_err(|error| {
@@ -139,7 +140,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         a.admin
     );
     say!("{}", beyla_line(&agent));
-    wait_for_signal().await;
+    signal.await;
     say_err!("shutting down: flushing open minutes and closing the database…");
     agent.shutdown().await;
     Ok(())
@@ -156,23 +157,32 @@ pub fn beyla_line(agent: &coral_agent::RunningAgent) -> String {
     }
 }
 
-/// Waits for Ctrl-C or SIGTERM.
-pub async fn wait_for_signal() {
+/// Ctrl-C (SIGINT) or SIGTERM, listened for from the moment this is called,
+/// before the start banner, so that a signal sent as soon as the banner is
+/// read still shuts down cleanly instead of killing the process.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut term = match signal(SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return;
+        use tokio::signal::unix::{Signal, SignalKind, signal};
+        async fn next(signal: Option<Signal>) {
+            match signal {
+                Some(mut signal) => {
+                    signal.recv().await;
+                }
+                None => std::future::pending().await,
             }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
+        }
+        let term = signal(SignalKind::terminate()).ok();
+        let interrupt = signal(SignalKind::interrupt()).ok();
+        async move {
+            tokio::select! {
+                _ = next(term) => {}
+                _ = next(interrupt) => {}
+            }
         }
     }
     #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

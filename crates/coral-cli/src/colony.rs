@@ -58,6 +58,7 @@ pub async fn serve(args: ColonyServeArgs) -> anyhow::Result<()> {
     let env: std::collections::HashMap<String, String> = std::env::vars().collect();
     let config = args.load(&env)?;
     crate::logging::init(config.log.format, &config.log.level)?;
+    let signal = crate::agent::shutdown_signal();
     // The start errors print their cause in their own message: say it once.
     let colony = coral_colony::start(&config).await.map_err(|error| {
         anyhow::anyhow!(
@@ -72,7 +73,7 @@ pub async fn serve(args: ColonyServeArgs) -> anyhow::Result<()> {
         config.data_dir.display(),
         humantime::format_duration(config.poll.interval)
     );
-    crate::agent::wait_for_signal().await;
+    signal.await;
     say_err!("shutting down: finishing polls and closing the database…");
     colony.shutdown().await;
     Ok(())

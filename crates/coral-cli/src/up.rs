@@ -31,6 +31,7 @@ pub struct UpArgs {
 
 /// Runs colony and agent until a signal, then stops both in order.
 pub async fn up(args: UpArgs) -> anyhow::Result<()> {
+    let signal = crate::agent::shutdown_signal();
     let env: HashMap<String, String> = std::env::vars().collect();
     let poll_interval =
         (!env.contains_key("CORAL_POLL_INTERVAL")).then(|| UP_POLL_INTERVAL.to_owned());
@@ -115,7 +116,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         );
     }
     say!("Press Ctrl-C to stop.");
-    crate::agent::wait_for_signal().await;
+    signal.await;
     say_err!("shutting down: flushing open minutes and closing the databases…");
     agent.shutdown().await;
     colony.shutdown().await;

@@ -77,6 +77,8 @@ impl Builder {
                 max_operations_per_service: 200,
                 max_services: 1000,
                 queue_spans: 200_000,
+                max_connections: crate::types::DEFAULT_MAX_CONNECTIONS,
+                ack: crate::types::AckMode::default(),
             },
             api_endpoint: SocketAddr::from((ip, 9001)),
             admin_endpoint: SocketAddr::from((ip, 9002)),

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::build::{ADMIN_KEY, API_KEY, Builder, GRPC_KEY, HTTP_KEY, Origin};
 use crate::ctx::FileCtx;
-use crate::types::{AgentMode, LogFormat};
+use crate::types::{AckMode, AgentMode, LogFormat};
 use crate::yaml::{Node, Value, line_of};
 use crate::{ConfigError, beyla_file, filters, link, tls, values};
 
@@ -36,6 +36,8 @@ const TELEMETRY_KEYS: &[&str] = &[
     "scrub_attributes",
     "aggregation",
     "queue_spans",
+    "max_connections",
+    "ack",
 ];
 const AGGREGATION_KEYS: &[&str] = &["flush_grace", "max_operations_per_service", "max_services"];
 const ENDPOINT_KEYS: &[&str] = &["endpoint"];
@@ -113,6 +115,10 @@ fn telemetry(f: &FileCtx, b: &mut Builder, node: &Node) -> Result<(), ConfigErro
                 }
             }
             "queue_spans" => t.queue_spans = f.count(v, "agent.telemetry.queue_spans", 1)?,
+            "ack" => t.ack = f.parse(v, "agent.telemetry.ack", str::parse::<AckMode>)?,
+            "max_connections" => {
+                t.max_connections = f.count(v, "agent.telemetry.max_connections", 1)?
+            }
             _ => return Err(f.unknown(key, P, TELEMETRY_KEYS, None)),
         }
     }

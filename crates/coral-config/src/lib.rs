@@ -66,6 +66,8 @@
 //!       max_operations_per_service: 200
 //!       max_services: 1000
 //!     queue_spans: 200000
+//!     ack: received                   # received | stored (answer after the commit)
+//!     max_connections: 1024           # per OTLP listener; past it the least recently active closes
 //!   api:
 //!     endpoint: "127.0.0.1:9001"      # AgentService gRPC
 //!     tls:                            # serve the API over TLS; both files or neither
@@ -226,8 +228,8 @@ pub use error::ConfigError;
 pub use link::{ColonyLink, PushConfig};
 pub use tls::{ClientTls, ServerTls};
 pub use types::{
-    AgentConfig, AgentMode, AgentOverrides, FilterConfig, HostMetricsConfig, LogConfig, LogFormat,
-    StorageConfig, TelemetryConfig,
+    AckMode, AgentConfig, AgentMode, AgentOverrides, DEFAULT_MAX_CONNECTIONS, FilterConfig,
+    HostMetricsConfig, LogConfig, LogFormat, StorageConfig, TelemetryConfig,
 };
 
 impl AgentConfig {

@@ -129,7 +129,65 @@ pub struct TelemetryConfig {
     /// receivers push back (HTTP 429 / gRPC UNAVAILABLE); Beyla's sampled
     /// spans get a bound of the same size of their own.
     pub queue_spans: usize,
+    /// Connections each OTLP listener keeps open at once; past it, a new
+    /// connection replaces the least recently active one
+    /// ([`DEFAULT_MAX_CONNECTIONS`]).
+    pub max_connections: usize,
+    /// When an OTLP export is answered (`agent.telemetry.ack`).
+    pub ack: AckMode,
 }
+
+/// When the agent answers an OTLP export (`agent.telemetry.ack`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum AckMode {
+    /// Once the request is aggregated and its kept spans are queued for the
+    /// store (`received`): the last second of kept spans and the open
+    /// minutes' RED are lost if the process is killed.
+    #[default]
+    Received,
+    /// Once the group commit holding the request's kept spans and its RED
+    /// contribution is on disk (`stored`): nothing acknowledged is lost to a
+    /// crash; a failed commit is answered 503 / `UNAVAILABLE`.
+    Stored,
+}
+
+impl AckMode {
+    /// The accepted spellings, in order.
+    pub const NAMES: [&'static str; 2] = ["received", "stored"];
+
+    /// The configuration spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AckMode::Received => "received",
+            AckMode::Stored => "stored",
+        }
+    }
+}
+
+impl fmt::Display for AckMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for AckMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "received" => Ok(AckMode::Received),
+            "stored" => Ok(AckMode::Stored),
+            other => Err(format!(
+                "unknown acknowledgement mode {other:?}; expected one of: {}",
+                AckMode::NAMES.join(", ")
+            )),
+        }
+    }
+}
+
+/// `agent.telemetry.max_connections` by default: well below the usual
+/// open-file limit, so a connection flood leaves descriptors for the store.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 
 /// Static span filters: a span is stored when any enabled rule matches.
 ///

@@ -34,6 +34,8 @@ fn every_default() {
     assert_eq!(t.max_operations_per_service, 200);
     assert_eq!(t.max_services, 1000);
     assert_eq!(t.queue_spans, 200_000);
+    assert_eq!(t.max_connections, coral_config::DEFAULT_MAX_CONNECTIONS);
+    assert_eq!(t.ack, coral_config::AckMode::Received);
     assert_eq!(cfg.api_endpoint.to_string(), "127.0.0.1:9001");
     assert_eq!(cfg.admin_endpoint.to_string(), "127.0.0.1:9002");
     assert_eq!(cfg.storage.retention, Duration::from_secs(3600));

@@ -107,6 +107,16 @@ fn wrong_types_say_what_is_expected() {
             "≥ 1",
         ),
         (
+            "agent:\n  telemetry:\n    max_connections: 0\n",
+            "agent.telemetry.max_connections",
+            "≥ 1",
+        ),
+        (
+            "agent:\n  telemetry:\n    ack: flushed\n",
+            "agent.telemetry.ack",
+            "expected one of: received, stored",
+        ),
+        (
             "agent:\n  telemetry:\n    aggregation:\n      max_services: many\n",
             "agent.telemetry.aggregation.max_services",
             "whole number",

@@ -48,6 +48,8 @@ fn full_fixture_sets_every_field() {
     assert_eq!(t.max_operations_per_service, 50);
     assert_eq!(t.max_services, 300);
     assert_eq!(t.queue_spans, 50_000);
+    assert_eq!(t.max_connections, 300);
+    assert_eq!(t.ack, coral_config::AckMode::Stored);
     assert_eq!(cfg.api_endpoint, addr("127.0.0.1:19001"));
     assert_eq!(cfg.admin_endpoint, addr("[::1]:19002"));
     assert_eq!(cfg.storage.retention, Duration::from_secs(2 * 86_400));

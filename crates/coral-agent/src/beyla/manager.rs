@@ -196,15 +196,9 @@ pub async fn start(agent: AgentSide<'_>, options: BeylaOptions) -> BeylaHandle {
     {
         let (sink, stop) = (sink.clone(), stop.clone());
         tasks.spawn(async move {
-            let router = crate::receiver::http::router(
-                sink,
-                64 * 1024 * 1024,
-                crate::receiver::REQUEST_TIMEOUT,
-            );
-            if let Err(error) = axum::serve(listener, router)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await
-            {
+            // One local exporter: a few connections, Beyla's largest batches.
+            let limits = crate::receiver::ReceiverLimits::new(64 << 20, 64);
+            if let Err(error) = crate::receiver::http::serve(listener, sink, limits, stop).await {
                 tracing::error!(%error, "Beyla's private OTLP receiver stopped");
             }
         });

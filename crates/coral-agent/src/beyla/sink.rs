@@ -108,6 +108,7 @@ impl OtlpSink for BeylaSink {
         }
         Ok(match outcome.invalid_reason {
             Some(reason) if outcome.invalid > 0 => PartialOutcome {
+                stored: None,
                 rejected: outcome.invalid,
                 message: format!("{} span(s) rejected; first: {reason}", outcome.invalid),
             },

@@ -5,9 +5,11 @@
 //! gzip is accepted and offered; messages above `max_message_bytes` are refused
 //! with `RESOURCE_EXHAUSTED`; a saturated pipeline answers `UNAVAILABLE` with a
 //! `google.rpc.RetryInfo` detail, as the OTLP specification asks, so SDKs retry
-//! with backoff. At most [`MAX_CONCURRENT_REQUESTS`] exports are decoded at
-//! once across all connections; further requests wait (HTTP/2 flow control
-//! pushes back on clients) instead of buffering without bound.
+//! with backoff. Each request's body is read whole first, admitted by the
+//! bytes it has sent ([`super::grpc_buffer`]); then at most
+//! [`MAX_CONCURRENT_REQUESTS`] exports are decoded at once across all
+//! connections, further ones waiting for a slot. A stalled stream never holds
+//! a slot. Connections are bounded and closed when idle ([`super::conn`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,13 +26,18 @@ use coral_proto::otlp::collector::metrics::v1::{
 };
 use http::HeaderValue;
 use tokio::net::TcpListener;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tonic::codec::CompressionEncoding;
 use tonic::transport::Server;
 use tonic::{Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
+use super::ReceiverLimits;
+use super::conn::{self, Connections};
+use super::grpc_buffer::ReadWholeLayer;
 use super::grpc_traces::RawTraceServer;
+use crate::durable::{STORE_WAIT, Ticket};
 use crate::metrics::Counters;
 use crate::pipeline::{IngestError, OtlpSink, PartialOutcome};
 
@@ -47,6 +54,28 @@ const H2_CONNECTION_WINDOW: u32 = 4 << 20;
 #[derive(Clone)]
 struct Otlp {
     sink: Arc<dyn OtlpSink>,
+    slots: Arc<Semaphore>,
+}
+
+/// Takes a decoding slot, waiting for one; the slot is let go before the
+/// request waits for its commit (`agent.telemetry.ack: stored`).
+pub(crate) async fn slot(slots: &Arc<Semaphore>) -> Result<OwnedSemaphorePermit, Status> {
+    slots
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|_| Status::unavailable("coral agent is shutting down; retry later"))
+}
+
+/// Waits for the commit of an accepted export, when the sink answers only
+/// once stored.
+pub(crate) async fn stored(sink: &dyn OtlpSink, ticket: Option<Ticket>) -> Result<(), Status> {
+    match (ticket, sink.durability()) {
+        (Some(ticket), Some(durability)) => {
+            durability.wait(ticket, STORE_WAIT).await.map_err(refused)
+        }
+        _ => Ok(()),
+    }
 }
 
 pub(crate) fn refused(error: IngestError) -> Status {
@@ -63,6 +92,13 @@ pub(crate) fn refused(error: IngestError) -> Status {
         IngestError::ShuttingDown => {
             Status::unavailable("coral agent is shutting down; retry later")
         }
+        IngestError::NotStored(reason) => Status::with_error_details(
+            tonic::Code::Unavailable,
+            format!(
+                "coral agent could not store the request ({reason}); it was not kept, retry later"
+            ),
+            ErrorDetails::with_retry_info(Some(Duration::from_secs(1))),
+        ),
         IngestError::Malformed(reason) => Status::invalid_argument(reason),
     }
 }
@@ -73,10 +109,12 @@ impl MetricsService for Otlp {
         &self,
         request: Request<ExportMetricsServiceRequest>,
     ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
+        let slot = slot(&self.slots).await?;
         let outcome = self
             .sink
             .export_metrics(request.get_ref())
             .map_err(refused)?;
+        drop(slot);
         Ok(Response::new(ExportMetricsServiceResponse {
             partial_success: partial(outcome, |rejected, message| ExportMetricsPartialSuccess {
                 rejected_data_points: rejected,
@@ -92,7 +130,9 @@ impl LogsService for Otlp {
         &self,
         request: Request<ExportLogsServiceRequest>,
     ) -> Result<Response<ExportLogsServiceResponse>, Status> {
+        let slot = slot(&self.slots).await?;
         let outcome = self.sink.export_logs(request.get_ref());
+        drop(slot);
         Ok(Response::new(ExportLogsServiceResponse {
             partial_success: partial(outcome, |rejected, message| ExportLogsPartialSuccess {
                 rejected_log_records: rejected,
@@ -130,17 +170,30 @@ fn map_oversize<B>(mut response: http::Response<B>, counters: &Counters) -> http
     response
 }
 
-/// Serves OTLP/gRPC on `listener` until `shutdown` is cancelled.
+/// Serves OTLP/gRPC on `listener` until `shutdown` is cancelled, within
+/// `limits`.
 pub async fn serve(
     listener: TcpListener,
     sink: Arc<dyn OtlpSink>,
-    max_message_bytes: usize,
-    request_timeout: Duration,
+    limits: ReceiverLimits,
     shutdown: CancellationToken,
 ) -> Result<(), tonic::transport::Error> {
+    let max_message_bytes = limits.max_message_bytes;
     let counters = sink.counters().clone();
-    let traces = RawTraceServer::new(sink.clone(), CompressionEncoding::Gzip, max_message_bytes);
-    let otlp = Otlp { sink };
+    let connections = Connections::new(
+        limits.max_connections,
+        limits.connection_idle_timeout,
+        counters.clone(),
+    );
+    let read_whole = ReadWholeLayer::new(limits, counters.clone());
+    let slots = Arc::new(Semaphore::new(MAX_CONCURRENT_REQUESTS));
+    let traces = RawTraceServer::new(
+        sink.clone(),
+        slots.clone(),
+        CompressionEncoding::Gzip,
+        max_message_bytes,
+    );
+    let otlp = Otlp { sink, slots };
     let metrics = MetricsServiceServer::new(otlp.clone())
         .accept_compressed(CompressionEncoding::Gzip)
         .send_compressed(CompressionEncoding::Gzip)
@@ -151,12 +204,10 @@ pub async fn serve(
         .max_decoding_message_size(max_message_bytes);
     let layers = tower::ServiceBuilder::new()
         .map_response(move |r| map_oversize(r, &counters))
-        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
-            MAX_CONCURRENT_REQUESTS,
-        ));
+        .layer(read_whole);
     Server::builder()
-        // A client that stalls mid-message gives its decoding slot back.
-        .timeout(request_timeout)
+        // A request that takes longer than this in all is cancelled.
+        .timeout(limits.request_timeout)
         // An export is ~50-500 KB: take it in a few large frames without a
         // WINDOW_UPDATE round per 64 KB. The receive windows bound what one
         // connection can have buffered before the handler reads it.
@@ -167,7 +218,10 @@ pub async fn serve(
         .add_service(traces)
         .add_service(metrics)
         .add_service(logs)
-        .serve_with_incoming_shutdown(tokio_stream_listener(listener), shutdown.cancelled_owned())
+        .serve_with_incoming_shutdown(
+            conn::incoming(listener, connections),
+            shutdown.cancelled_owned(),
+        )
         .await
 }
 

@@ -14,6 +14,7 @@ use bytes::{Buf, Bytes};
 use coral_proto::otlp::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceResponse,
 };
+use tokio::sync::Semaphore;
 use tonic::codec::{Codec, DecodeBuf, Decoder};
 use tonic::codegen::{
     BoxFuture, Context, EnabledCompressionEncodings, Poll, Service, StdError, http,
@@ -22,7 +23,7 @@ use tonic::server::{Grpc, NamedService, UnaryService};
 use tonic::{Request, Response, Status};
 use tonic_prost::ProstEncoder;
 
-use super::grpc::{partial, refused};
+use super::grpc::{partial, refused, slot, stored};
 use crate::pipeline::{OtlpSink, TraceExport};
 
 const SERVICE: &str = "opentelemetry.proto.collector.trace.v1.TraceService";
@@ -32,6 +33,7 @@ const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/
 #[derive(Clone)]
 pub(crate) struct RawTraceServer {
     sink: Arc<dyn OtlpSink>,
+    slots: Arc<Semaphore>,
     compression: EnabledCompressionEncodings,
     max_decoding_message_size: usize,
 }
@@ -40,6 +42,7 @@ impl RawTraceServer {
     /// Accepts and offers `compression`; refuses messages over `max_bytes`.
     pub(crate) fn new(
         sink: Arc<dyn OtlpSink>,
+        slots: Arc<Semaphore>,
         compression: tonic::codec::CompressionEncoding,
         max_bytes: usize,
     ) -> Self {
@@ -47,6 +50,7 @@ impl RawTraceServer {
         enabled.enable(compression);
         RawTraceServer {
             sink,
+            slots,
             compression: enabled,
             max_decoding_message_size: max_bytes,
         }
@@ -81,24 +85,28 @@ where
             let mut grpc = Grpc::new(RawCodec)
                 .apply_compression_config(server.compression, server.compression)
                 .apply_max_message_size_config(Some(server.max_decoding_message_size), None);
-            Ok(grpc.unary(Export(server.sink), request).await)
+            let export = Export(server.sink, server.slots);
+            Ok(grpc.unary(export, request).await)
         })
     }
 }
 
-/// The `Export` handler.
-struct Export(Arc<dyn OtlpSink>);
+/// The `Export` handler, with the receiver's decoding slots.
+struct Export(Arc<dyn OtlpSink>, Arc<Semaphore>);
 
 impl UnaryService<Bytes> for Export {
     type Response = ExportTraceServiceResponse;
     type Future = BoxFuture<Response<Self::Response>, Status>;
 
     fn call(&mut self, request: Request<Bytes>) -> Self::Future {
-        let sink = self.0.clone();
+        let (sink, slots) = (self.0.clone(), self.1.clone());
         Box::pin(async move {
+            let slot = slot(&slots).await?;
             let outcome = sink
                 .export_traces(TraceExport::Encoded(request.get_ref()))
                 .map_err(refused)?;
+            drop((slot, request));
+            stored(sink.as_ref(), outcome.stored).await?;
             Ok(Response::new(ExportTraceServiceResponse {
                 partial_success: partial(outcome, |rejected, message| ExportTracePartialSuccess {
                     rejected_spans: rejected,

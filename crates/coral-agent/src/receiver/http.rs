@@ -9,14 +9,14 @@
 //! |---|---|
 //! | body cannot be decoded (or bad gzip) | 400 |
 //! | body (or its decompressed form) over the limit | 413 |
+//! | body stopped arriving ([`super::READ_IDLE_TIMEOUT`]) or took longer than [`super::REQUEST_TIMEOUT`] | 408 |
 //! | wrong or missing content type, unknown content encoding | 415 |
 //! | method other than POST | 405 |
-//! | pipeline saturated | 429 with `Retry-After` |
+//! | pipeline saturated, or the listener holds its budget of body bytes | 429 with `Retry-After` |
 //! | shutting down | 503 with `Retry-After` |
 
 use std::io::Read;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -41,19 +41,27 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+use super::ReceiverLimits;
+use super::body::{self, BodyBudget, BodyError};
+use super::conn::{Connections, LimitedListener};
 use super::grpc::partial;
+use crate::durable::{STORE_WAIT, Ticket};
 use crate::metrics::Counters;
 use crate::pipeline::{IngestError, OtlpSink, TraceExport};
 
-/// Requests decoded concurrently; beyond this, 429.
+/// Requests decoded concurrently, once their bodies are in; beyond this, 429.
 pub const MAX_CONCURRENT_REQUESTS: usize = 16;
+
+/// Bodies declared over the limit are still read (and dropped) up to this
+/// size, or four limits, so that their 413 reaches the client.
+const DRAIN_AT_LEAST: usize = 64 << 20;
 
 #[derive(Clone)]
 struct HttpState {
     sink: Arc<dyn OtlpSink>,
-    max_bytes: usize,
+    limits: ReceiverLimits,
     inflight: Arc<Semaphore>,
-    body_timeout: Duration,
+    budget: BodyBudget,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -161,14 +169,13 @@ fn encode<M: Message + Reply>(encoding: Encoding, message: &M, status: StatusCod
         .into_response()
 }
 
-/// The router, for tests and for [`serve`]. A body that takes longer than
-/// `body_timeout` to arrive is refused with 408.
-pub fn router(sink: Arc<dyn OtlpSink>, max_bytes: usize, body_timeout: Duration) -> Router {
+/// The router, for tests and for [`serve`]: bodies within `limits`.
+pub fn router(sink: Arc<dyn OtlpSink>, limits: ReceiverLimits) -> Router {
     let state = HttpState {
         sink,
-        max_bytes,
+        limits,
         inflight: Arc::new(Semaphore::new(MAX_CONCURRENT_REQUESTS)),
-        body_timeout,
+        budget: BodyBudget::new(limits.buffered_bytes),
     };
     Router::new()
         .route("/v1/traces", post(traces))
@@ -179,57 +186,72 @@ pub fn router(sink: Arc<dyn OtlpSink>, max_bytes: usize, body_timeout: Duration)
         .with_state(state)
 }
 
-/// Serves OTLP/HTTP on `listener` until `shutdown` is cancelled.
+/// Serves OTLP/HTTP on `listener` until `shutdown` is cancelled, with at
+/// most `limits.max_connections` connections open.
 pub async fn serve(
     listener: TcpListener,
     sink: Arc<dyn OtlpSink>,
-    max_bytes: usize,
-    body_timeout: Duration,
+    limits: ReceiverLimits,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(sink, max_bytes, body_timeout))
+    let connections = Connections::new(
+        limits.max_connections,
+        limits.connection_idle_timeout,
+        sink.counters().clone(),
+    );
+    let listener = LimitedListener {
+        listener,
+        connections,
+    };
+    axum::serve(listener, router(sink, limits))
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await
 }
 
 async fn traces(State(state): State<HttpState>, headers: HeaderMap, body: Body) -> Response {
     handle::<TraceBody, _, _>(state, headers, body, "traces", |p, req| {
-        p.export_traces(req.export())
-            .map(|outcome| ExportTraceServiceResponse {
+        p.export_traces(req.export()).map(|outcome| {
+            let stored = outcome.stored;
+            let response = ExportTraceServiceResponse {
                 partial_success: partial(outcome, |rejected, message| ExportTracePartialSuccess {
                     rejected_spans: rejected,
                     error_message: message,
                 }),
-            })
+            };
+            (response, stored)
+        })
     })
     .await
 }
 
 async fn metrics(State(state): State<HttpState>, headers: HeaderMap, body: Body) -> Response {
     handle::<ExportMetricsServiceRequest, _, _>(state, headers, body, "metrics", |p, req| {
-        p.export_metrics(req)
-            .map(|outcome| ExportMetricsServiceResponse {
+        p.export_metrics(req).map(|outcome| {
+            let response = ExportMetricsServiceResponse {
                 partial_success: partial(outcome, |rejected, message| {
                     ExportMetricsPartialSuccess {
                         rejected_data_points: rejected,
                         error_message: message,
                     }
                 }),
-            })
+            };
+            (response, None)
+        })
     })
     .await
 }
 
 async fn logs(State(state): State<HttpState>, headers: HeaderMap, body: Body) -> Response {
     handle::<ExportLogsServiceRequest, _, _>(state, headers, body, "logs", |p, req| {
-        Ok(ExportLogsServiceResponse {
+        let response = ExportLogsServiceResponse {
             partial_success: partial(p.export_logs(req), |rejected, message| {
                 ExportLogsPartialSuccess {
                     rejected_log_records: rejected,
                     error_message: message,
                 }
             }),
-        })
+        };
+        Ok((response, None))
     })
     .await
 }
@@ -244,37 +266,33 @@ async fn handle<Req, Resp, F>(
 where
     Req: FromBody,
     Resp: Message + Reply,
-    F: FnOnce(&dyn OtlpSink, &Req) -> Result<Resp, IngestError>,
+    F: FnOnce(&dyn OtlpSink, &Req) -> Result<(Resp, Option<Ticket>), IngestError>,
 {
     let counters = state.sink.counters().clone();
     let result = async {
         let encoding = content_type(&headers)?;
+        let limits = state.limits;
+        let reading = read_body(body, &headers, &state, encoding);
+        let (raw, _held) = tokio::time::timeout(limits.request_timeout, reading)
+            .await
+            .map_err(|_| timed_out(encoding, limits))??;
         let Ok(_permit) = state.inflight.try_acquire() else {
             Counters::add(&counters.requests_throttled, 1);
             return Err(throttled(encoding, 1));
         };
-        let reading = read_body(body, &headers, state.max_bytes, encoding);
-        let raw = tokio::time::timeout(state.body_timeout, reading)
-            .await
-            .map_err(|_| timed_out(encoding, state.body_timeout))??;
-        let bytes = decompress(raw, &headers, state.max_bytes, encoding)?;
+        let bytes = decompress(raw, &headers, limits.max_message_bytes, encoding)?;
         let request = Req::from_body(encoding, bytes, signal)?;
-        match ingest(state.sink.as_ref(), &request) {
-            Ok(response) => Ok(encode(encoding, &response, StatusCode::OK)),
-            Err(IngestError::Throttled { retry_after_secs }) => {
-                Err(throttled(encoding, retry_after_secs))
-            }
-            Err(IngestError::ShuttingDown) => Err(Refusal {
-                status: StatusCode::SERVICE_UNAVAILABLE,
-                message: "coral agent is shutting down; retry later".into(),
-                encoding,
-                retry_after: Some(5),
-            }),
-            Err(IngestError::Malformed(reason)) => Err(bad_request(
-                encoding,
-                format!("cannot decode OTLP/protobuf {signal} request: {reason}"),
-            )),
+        let (response, ticket) = ingest(state.sink.as_ref(), &request)
+            .map_err(|error| ingest_refusal(error, encoding, signal))?;
+        // Waiting for the commit holds neither a decoding slot nor the body.
+        drop((_permit, _held, request));
+        if let (Some(ticket), Some(durability)) = (ticket, state.sink.durability()) {
+            durability
+                .wait(ticket, STORE_WAIT)
+                .await
+                .map_err(|error| ingest_refusal(error, encoding, signal))?;
         }
+        Ok(encode(encoding, &response, StatusCode::OK))
     }
     .await;
     match result {
@@ -346,6 +364,31 @@ impl FromBody for TraceBody {
     }
 }
 
+/// The answer to a request the pipeline did not take (or did not store).
+fn ingest_refusal(error: IngestError, encoding: Encoding, signal: &str) -> Refusal {
+    match error {
+        IngestError::Throttled { retry_after_secs } => throttled(encoding, retry_after_secs),
+        IngestError::ShuttingDown => Refusal {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            message: "coral agent is shutting down; retry later".into(),
+            encoding,
+            retry_after: Some(5),
+        },
+        IngestError::NotStored(reason) => Refusal {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            message: format!(
+                "coral agent could not store the request ({reason}); it was not kept, retry later"
+            ),
+            encoding,
+            retry_after: Some(1),
+        },
+        IngestError::Malformed(reason) => bad_request(
+            encoding,
+            format!("cannot decode OTLP/protobuf {signal} request: {reason}"),
+        ),
+    }
+}
+
 fn throttled(encoding: Encoding, secs: u64) -> Refusal {
     Refusal {
         status: StatusCode::TOO_MANY_REQUESTS,
@@ -364,12 +407,12 @@ fn bad_request(encoding: Encoding, message: String) -> Refusal {
     }
 }
 
-fn timed_out(encoding: Encoding, limit: Duration) -> Refusal {
+fn timed_out(encoding: Encoding, limits: ReceiverLimits) -> Refusal {
     Refusal {
         status: StatusCode::REQUEST_TIMEOUT,
         message: format!(
             "the request body did not arrive within {}s; send it again",
-            limit.as_secs_f64()
+            limits.request_timeout.as_secs_f64()
         ),
         encoding,
         retry_after: None,
@@ -415,24 +458,40 @@ fn content_type(headers: &HeaderMap) -> Result<Encoding, Refusal> {
 async fn read_body(
     body: Body,
     headers: &HeaderMap,
-    limit: usize,
+    state: &HttpState,
     encoding: Encoding,
-) -> Result<Bytes, Refusal> {
+) -> Result<(Bytes, body::Held), Refusal> {
+    let limit = state.limits.max_message_bytes;
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > limit) {
+    let idle = state.limits.read_idle_timeout;
+    if let Some(declared) = declared.filter(|n| *n > limit) {
+        // A client that writes its whole body before reading the answer
+        // would see a broken pipe instead of the 413: read and discard a
+        // body up to four limits (at least 64 MiB) long first.
+        if declared <= limit.saturating_mul(4).max(DRAIN_AT_LEAST) {
+            body::discard(body, declared, idle).await;
+        }
         return Err(too_large(encoding, limit));
     }
-    axum::body::to_bytes(body, limit).await.map_err(|e| {
-        let message = e.to_string();
-        if message.contains("length limit") {
-            too_large(encoding, limit)
-        } else {
-            bad_request(encoding, format!("cannot read request body: {message}"))
-        }
-    })
+    body::read(body, limit, idle, &state.budget)
+        .await
+        .map_err(|error| match error {
+            BodyError::TooLarge => too_large(encoding, limit),
+            BodyError::Saturated => {
+                Counters::add(&state.sink.counters().requests_throttled, 1);
+                throttled(encoding, 1)
+            }
+            BodyError::Stalled(_) => Refusal {
+                status: StatusCode::REQUEST_TIMEOUT,
+                message: error.to_string(),
+                encoding,
+                retry_after: None,
+            },
+            BodyError::Read(_) => bad_request(encoding, error.to_string()),
+        })
 }
 
 fn decompress(

@@ -12,6 +12,12 @@ use serde_json::{Map, Value};
 
 /// Decodes an OTLP/JSON body.
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, serde_json::Error> {
+    // serde reads a struct from an array too (`[]` would be an empty export).
+    if bytes.trim_ascii_start().first() != Some(&b'{') {
+        return Err(serde::de::Error::custom(
+            "an OTLP/JSON request is a JSON object, such as {\"resourceSpans\": [...]}",
+        ));
+    }
     serde_json::from_slice(bytes).or_else(|error| {
         let Ok(mut value) = serde_json::from_slice::<Value>(bytes) else {
             return Err(error);
@@ -70,6 +76,18 @@ mod tests {
     use super::*;
     use coral_proto::otlp::collector::trace::v1::ExportTraceServiceRequest;
     use coral_proto::otlp::common::v1::any_value::Value as V;
+
+    #[test]
+    fn a_body_that_is_not_an_object_is_refused() {
+        for body in ["[]", " [[]]", "7", "\"x\""] {
+            let error = decode::<ExportTraceServiceRequest>(body.as_bytes()).unwrap_err();
+            assert!(
+                error.to_string().contains("is a JSON object"),
+                "{body}: {error}"
+            );
+        }
+        assert!(decode::<ExportTraceServiceRequest>(b" {}").is_ok());
+    }
 
     #[test]
     fn empty_lists_and_keys_left_out_by_proto3_json_decode() {

@@ -43,18 +43,40 @@ pub(super) struct Rows<'a> {
     pub spans: &'a [TelemetrySpan],
     pub buckets: &'a [Bucket],
     pub hosts: &'a [HostMetrics],
+    /// RED deltas to keep in `pending_red_local` (`ack: stored`).
+    pub pending: &'a [Bucket],
+    /// Minutes whose pending rows go, their buckets being in `buckets`.
+    pub flushed: &'a [i64],
+}
+
+impl Rows<'_> {
+    /// Whether there is nothing to write.
+    pub(super) fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+            && self.buckets.is_empty()
+            && self.hosts.is_empty()
+            && self.pending.is_empty()
+            && self.flushed.is_empty()
+    }
+
+    /// These rows without the spans.
+    fn without_spans(self) -> Self {
+        Rows { spans: &[], ..self }
+    }
 }
 
 /// Stores a batch from `seq` on, in transactions of at most
-/// [`MAX_TRANSACTION_BYTES`] of spans; buckets and host samples go with the
-/// first. Returns the next free seq_id.
+/// [`MAX_TRANSACTION_BYTES`] of spans; buckets, host samples and pending
+/// RED go with the first. Returns the next free seq_id, and whether every
+/// bucket was stored.
 pub(super) fn store_rows(
     conn: &mut Connection,
     resources: &mut Resources,
     mut seq: u64,
     rows: Rows<'_>,
     counters: &Counters,
-) -> u64 {
+) -> (u64, bool) {
+    let mut buckets_stored = true;
     for (i, spans) in transactions(rows.spans, span_bytes).into_iter().enumerate() {
         let part = if i == 0 {
             Rows { spans, ..rows }
@@ -63,11 +85,38 @@ pub(super) fn store_rows(
                 spans,
                 buckets: &[],
                 hosts: &[],
+                pending: &[],
+                flushed: &[],
             }
         };
-        seq = store_part(conn, resources, seq, part, counters);
+        let (next, stored) = store_part(conn, resources, seq, part, counters);
+        seq = next;
+        buckets_stored &= stored;
     }
-    seq
+    (seq, buckets_stored)
+}
+
+/// Stores a batch in one transaction (`ack: stored`: the batch's requests
+/// are answered by its outcome, so it commits whole or not at all).
+pub(super) fn store_whole(
+    conn: &mut Connection,
+    resources: &mut Resources,
+    seq: u64,
+    rows: Rows<'_>,
+    counters: &Counters,
+) -> Result<u64, duckdb::Error> {
+    match write_batch(conn, resources, seq, rows) {
+        Ok(next) => {
+            Counters::add(&counters.spans_stored, rows.spans.len() as u64);
+            Counters::add(&counters.buckets_stored, rows.buckets.len() as u64);
+            Ok(next)
+        }
+        Err(error) => {
+            Counters::add(&counters.spans_dropped, rows.spans.len() as u64);
+            tracing::error!(%error, spans = rows.spans.len(), "agent store commit failed; its requests are answered 503 and retried by their clients");
+            Err(error)
+        }
+    }
 }
 
 /// `rows` cut into consecutive runs of at most [`MAX_TRANSACTION_BYTES`] as
@@ -97,32 +146,31 @@ fn store_part(
     seq: u64,
     part: Rows<'_>,
     counters: &Counters,
-) -> u64 {
+) -> (u64, bool) {
     let error = match write_batch(conn, resources, seq, part) {
         Ok(next) => {
             Counters::add(&counters.spans_stored, part.spans.len() as u64);
             Counters::add(&counters.buckets_stored, part.buckets.len() as u64);
-            return next;
+            return (next, true);
         }
         Err(error) => error,
     };
     Counters::add(&counters.spans_dropped, part.spans.len() as u64);
     tracing::error!(%error, spans = part.spans.len(), buckets = part.buckets.len(), "agent store write failed");
-    let metrics = Rows { spans: &[], ..part };
+    let metrics = part.without_spans();
     // Worth a second transaction only when it held spans and something else.
-    let has_metrics = !part.buckets.is_empty() || !part.hosts.is_empty();
-    let retry = !part.spans.is_empty() && has_metrics;
+    let retry = !part.spans.is_empty() && !metrics.is_empty();
     match retry.then(|| write_batch(conn, resources, seq, metrics)) {
         Some(Ok(next)) => {
             Counters::add(&counters.buckets_stored, part.buckets.len() as u64);
-            next
+            (next, true)
         }
         retried => {
             if let Some(Err(error)) = retried {
                 tracing::error!(%error, buckets = part.buckets.len(), "agent store write of buckets failed, buckets lost");
             }
             Counters::add(&counters.buckets_dropped, part.buckets.len() as u64);
-            seq
+            (seq, false)
         }
     }
 }
@@ -138,6 +186,8 @@ fn write_batch(
         spans,
         buckets,
         hosts,
+        pending,
+        flushed,
     } = rows;
     let tx = conn.transaction()?;
     let (resource_ids, fresh) = resources.assign(&tx, spans, seq)?;
@@ -243,6 +293,8 @@ fn write_batch(
         }
         app.flush()?;
     }
+    super::pending::append(&tx, pending)?;
+    super::pending::delete(&tx, flushed)?;
     tx.prepare_cached("UPDATE coral_metadata SET value = ? WHERE key = 'next_seq_id'")?
         .execute([seq.to_string()])?;
     tx.commit()?;

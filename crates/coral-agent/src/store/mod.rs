@@ -11,6 +11,7 @@ mod append;
 pub mod beyla;
 pub mod beyla_read;
 mod migrate;
+pub(crate) mod pending;
 pub mod read;
 pub mod resources;
 pub mod schema;

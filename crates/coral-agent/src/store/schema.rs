@@ -99,6 +99,15 @@ CREATE TABLE IF NOT EXISTS otel_resources_local (
     resource    VARCHAR NOT NULL
 );
 
+-- With `agent.telemetry.ack: stored`, each commit appends the RED of the
+-- requests it acknowledges here (an encoded TelemetryBucket per minute,
+-- service and kind); when the minute is flushed, its bucket is written and
+-- its rows here deleted in one transaction. Read back at start.
+CREATE TABLE IF NOT EXISTS pending_red_local (
+    minute BIGINT NOT NULL,
+    bucket BLOB   NOT NULL
+);
+
 CREATE TABLE IF NOT EXISTS host_metrics_local (
     seq_id               UBIGINT   NOT NULL,
     bucket_time          TIMESTAMP NOT NULL,

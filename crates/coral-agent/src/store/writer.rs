@@ -9,8 +9,8 @@
 //! admitted them, so the receivers' in-flight bounds cover data until it is
 //! committed.
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -23,10 +23,13 @@ use std::time::Instant;
 
 use tokio::sync::OwnedSemaphorePermit;
 
-use super::append::{Rows, store_rows};
+use super::append::{Rows, store_rows, store_whole};
 use super::beyla::BeylaRows;
+use super::pending::{self, OpenMinutes};
 use super::resources::Resources;
 use super::{Database, StoreError};
+use crate::aggregate::Aggregator;
+use crate::durable::Durability;
 use crate::metrics::Counters;
 
 /// Rows drained into one batch at most (kept spans, buckets and Beyla rows
@@ -40,6 +43,11 @@ const MAX_BATCH_ROWS: usize = 100_000;
 /// Rows are visible to `QueryTelemetry` after their commit; the colony polls
 /// every 30 s by default.
 pub const COMMIT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The commit interval under `agent.telemetry.ack: stored`, where every
+/// request waits for its commit: short, so that an export is answered in a
+/// fraction of a second.
+pub const STORED_COMMIT_INTERVAL: Duration = Duration::from_millis(200);
 
 /// The writer checks for shutdown this often while it gathers a batch.
 const CLOSE_CHECK: Duration = Duration::from_millis(100);
@@ -59,8 +67,24 @@ pub enum WriteOp {
     Ack(u64),
     /// Delete rows older than the cutoff, then checkpoint.
     Retention(RetentionRule),
+    /// Switch to `agent.telemetry.ack: stored` (sent once, at start).
+    AckStored(StoredAck),
     /// Finish the work already queued, checkpoint and stop.
     Close,
+}
+
+/// What the writer needs to commit RED with each batch
+/// (`agent.telemetry.ack: stored`, see [`crate::durable`]).
+pub struct StoredAck {
+    /// The pipeline's aggregator, whose deltas each commit takes.
+    pub aggregator: Arc<Mutex<Aggregator>>,
+    /// Where commit outcomes are published.
+    pub durability: Durability,
+    /// Seconds after a minute closes before its bucket is written
+    /// (`agent.telemetry.aggregation.flush_grace`).
+    pub grace_secs: i64,
+    /// Operations per merged bucket before overflow.
+    pub max_operations: usize,
 }
 
 /// What retention deletes.
@@ -112,10 +136,27 @@ fn run(mut conn: Connection, db: Arc<Database>, counters: Arc<Counters>, rx: Rec
     let mut next_seq = db.latest_seq() + 1;
     let mut next_beyla = db.latest_beyla_seq() + 1;
     let mut resources = Resources::default();
+    let mut stored: Option<StoredAck> = None;
+    // RED committed under `ack: stored` whose minutes are not flushed yet,
+    // read back from the last run (flushed at the first commit when the
+    // agent now runs with `ack: received`).
+    let mut open = OpenMinutes::new(usize::MAX);
+    match pending::load(&conn) {
+        Ok(deltas) => open.absorb(deltas),
+        Err(error) => tracing::error!(%error, "cannot read the pending RED of the last run"),
+    }
     while let Ok(first) = rx.recv() {
         let mut batch = Batch::default();
         batch.absorb(first);
-        let deadline = Instant::now() + COMMIT_INTERVAL;
+        if let Some(ack) = batch.ack_stored.take() {
+            open.set_max_operations(ack.max_operations);
+            stored = Some(ack);
+        }
+        let interval = match stored {
+            Some(_) => STORED_COMMIT_INTERVAL,
+            None => COMMIT_INTERVAL,
+        };
+        let deadline = Instant::now() + interval;
         // Senders do not wake a sleeping writer: queued work is drained in
         // short, infrequent passes until the interval is over.
         loop {
@@ -133,15 +174,41 @@ fn run(mut conn: Connection, db: Arc<Database>, counters: Arc<Counters>, rx: Rec
             }
             std::thread::sleep(left.min(CLOSE_CHECK));
         }
+        if let Some(ack) = batch.ack_stored.take() {
+            open.set_max_operations(ack.max_operations);
+            stored = Some(ack);
+        }
+        // Under `ack: stored`: this generation's RED, then every batch of
+        // spans queued before it was taken (they were sent under the same
+        // lock), so that one transaction holds both.
+        let deltas = stored.as_ref().map(|ack| {
+            let taken = ack
+                .aggregator
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .take_deltas();
+            loop {
+                match rx.try_recv() {
+                    Ok(op) => batch.absorb(op),
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        batch.close = true;
+                        break;
+                    }
+                }
+            }
+            taken
+        });
         let Batch {
             spans,
-            buckets,
+            mut buckets,
             hosts,
             beyla,
             permits,
             ack,
             retention,
             close,
+            ack_stored: _,
         } = batch;
         if !beyla.is_empty() {
             let stored = super::beyla::store(&mut conn, next_beyla, &beyla);
@@ -150,14 +217,61 @@ fn run(mut conn: Connection, db: Arc<Database>, counters: Arc<Counters>, rx: Rec
             Counters::add(&counters.beyla_rows_stored, stored.stored);
             Counters::add(&counters.beyla_rows_dropped, stored.dropped);
         }
-        if !spans.is_empty() || !buckets.is_empty() || !hosts.is_empty() {
-            let rows = Rows {
-                spans: &spans,
-                buckets: &buckets,
-                hosts: &hosts,
-            };
-            next_seq = store_rows(&mut conn, &mut resources, next_seq, rows, &counters);
-            db.set_latest_seq(next_seq - 1);
+        // Open minutes that closed (all of them at shutdown, or with
+        // `ack: received`) become ordinary buckets in the same transaction
+        // that deletes their pending rows. At shutdown the last deltas go
+        // into those buckets instead of the pending rows.
+        let deltas = match deltas {
+            Some((delta, generation)) if close => {
+                open.absorb(delta);
+                Some((Vec::new(), generation))
+            }
+            other => other,
+        };
+        let now = super::super::pipeline::unix_now_secs();
+        let flushed = match &stored {
+            Some(ack) => open.closed(now, ack.grace_secs, close),
+            None => open.closed(now, 0, true),
+        };
+        buckets.extend(open.buckets(&flushed));
+        let rows = Rows {
+            spans: &spans,
+            buckets: &buckets,
+            hosts: &hosts,
+            pending: &[],
+            flushed: &flushed,
+        };
+        match (deltas, &stored) {
+            (Some((delta, generation)), Some(ack)) => {
+                match store_whole(
+                    &mut conn,
+                    &mut resources,
+                    next_seq,
+                    Rows {
+                        pending: &delta,
+                        ..rows
+                    },
+                    &counters,
+                ) {
+                    Ok(next) => {
+                        next_seq = next;
+                        db.set_latest_seq(next_seq - 1);
+                        open.forget(&flushed);
+                        open.absorb(delta);
+                        ack.durability.stored(generation);
+                    }
+                    Err(error) => ack.durability.failed(generation, &one_line(&error)),
+                }
+            }
+            _ if !rows.is_empty() => {
+                let (next, all) = store_rows(&mut conn, &mut resources, next_seq, rows, &counters);
+                next_seq = next;
+                db.set_latest_seq(next_seq - 1);
+                if all {
+                    open.forget(&flushed);
+                }
+            }
+            _ => {}
         }
         drop(permits);
         if let Some(acked) = ack {
@@ -186,6 +300,15 @@ fn run(mut conn: Connection, db: Arc<Database>, counters: Arc<Counters>, rx: Rec
     }
 }
 
+/// An error's text on one line (DuckDB's errors span several).
+fn one_line(error: &dyn std::fmt::Display) -> String {
+    error
+        .to_string()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Everything drained from the channel for one transaction.
 #[derive(Default)]
 struct Batch {
@@ -197,6 +320,7 @@ struct Batch {
     ack: Option<u64>,
     retention: Option<RetentionRule>,
     close: bool,
+    ack_stored: Option<StoredAck>,
 }
 
 impl Batch {
@@ -219,6 +343,7 @@ impl Batch {
             }
             WriteOp::Ack(seq) => self.ack = Some(self.ack.unwrap_or(0).max(seq)),
             WriteOp::Retention(rule) => self.retention = Some(rule),
+            WriteOp::AckStored(ack) => self.ack_stored = Some(ack),
             WriteOp::Close => self.close = true,
         }
     }

@@ -198,11 +198,19 @@ pub struct Receivers {
     _writer: std::sync::mpsc::Receiver<coral_agent::store::writer::WriteOp>,
 }
 
-/// Starts [`Receivers`] with a message limit and a body timeout.
-pub async fn receivers(
+/// Starts [`Receivers`] with a message limit and the default limits.
+pub async fn receivers(queue_spans: usize, max_bytes: usize) -> Receivers {
+    receivers_within(
+        queue_spans,
+        coral_agent::receiver::ReceiverLimits::new(max_bytes, 1024),
+    )
+    .await
+}
+
+/// Starts [`Receivers`] within `limits`.
+pub async fn receivers_within(
     queue_spans: usize,
-    max_bytes: usize,
-    body_timeout: std::time::Duration,
+    limits: coral_agent::receiver::ReceiverLimits,
 ) -> Receivers {
     use coral_agent::aggregate::{Aggregator, Limits};
     use coral_agent::filter::StaticFilter;
@@ -231,9 +239,9 @@ pub async fn receivers(
     let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let (http_addr, grpc_addr) = (http.local_addr().unwrap(), grpc.local_addr().unwrap());
     let (p, s) = (pipeline.clone(), stop.clone());
-    tokio::spawn(receiver::http::serve(http, p, max_bytes, body_timeout, s));
+    tokio::spawn(receiver::http::serve(http, p, limits, s));
     let (p, s) = (pipeline.clone(), stop.clone());
-    tokio::spawn(receiver::grpc::serve(grpc, p, max_bytes, body_timeout, s));
+    tokio::spawn(receiver::grpc::serve(grpc, p, limits, s));
     Receivers {
         pipeline,
         http: http_addr,
