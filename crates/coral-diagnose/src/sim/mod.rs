@@ -1,0 +1,1 @@
+//! The fault-injection simulator and evaluation suite.
