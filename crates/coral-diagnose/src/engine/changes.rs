@@ -232,7 +232,9 @@ pub(crate) fn traffic<D: DiagnosisData>(
         .inc
         .keys
         .iter()
-        .filter(|(k, _)| k.0 == service)
+        .filter(|(k, _)| {
+            k.0 == service && matches!(k.2, coral_model::SpanKind::Server | coral_model::SpanKind::Consumer)
+        })
         .max_by(|a, b| a.1.spans.total_cmp(&b.1.spans).then_with(|| b.0.cmp(a.0)))
         .map(|(k, _)| k.1.clone());
     let mut c = Candidate::new(CauseKind::Traffic, &service, entry_op.as_deref());
