@@ -16,7 +16,11 @@ fn main() {
                 r.service_rank,
                 r.operation_rank,
                 r.causes,
-                if r.problems.is_empty() { String::new() } else { format!("PROBLEMS {:?}", r.problems) }
+                if r.problems.is_empty() {
+                    String::new()
+                } else {
+                    format!("PROBLEMS {:?}", r.problems)
+                }
             );
         }
         println!();

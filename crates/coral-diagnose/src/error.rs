@@ -54,7 +54,9 @@ pub enum QuestionError {
         candidates: Vec<String>,
     },
     /// A time phrase that is not a time (e.g. `at 25:99`).
-    #[error("{text:?} is not a time; use e.g. \"at 14:23\", \"since 10:00\" or \"in the last 30m\"")]
+    #[error(
+        "{text:?} is not a time; use e.g. \"at 14:23\", \"since 10:00\" or \"in the last 30m\""
+    )]
     BadTime {
         /// The phrase as written.
         text: String,

@@ -87,13 +87,8 @@ impl EvidenceLog {
         id
     }
 
-    /// An item by id.
-    pub(crate) fn get(&self, id: &str) -> Option<&Evidence> {
-        self.items.iter().find(|e| e.id == id)
-    }
-
     /// All items so far.
-    pub(crate) fn into_items_ref(&self) -> &[Evidence] {
+    pub(crate) fn items(&self) -> &[Evidence] {
         &self.items
     }
 

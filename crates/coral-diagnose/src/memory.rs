@@ -70,7 +70,6 @@ impl MemoryData {
     }
 }
 
-
 fn matches(s: &TraceSpan, f: &TraceFilter) -> bool {
     s.service == f.service
         && f.operation.as_ref().is_none_or(|o| &s.operation == o)
@@ -94,7 +93,12 @@ impl DiagnosisData for MemoryData {
         Ok(self
             .red
             .get(service)
-            .map(|rows| rows.iter().filter(|r| window.contains(r.minute)).cloned().collect())
+            .map(|rows| {
+                rows.iter()
+                    .filter(|r| window.contains(r.minute))
+                    .cloned()
+                    .collect()
+            })
             .unwrap_or_default())
     }
 
@@ -102,22 +106,24 @@ impl DiagnosisData for MemoryData {
         let mut hits: Vec<&Trace> = self
             .traces
             .values()
-            .filter(|t| {
-                let selected = match f.select {
-                    TraceSelect::Sampled => t.spans.iter().any(|s| {
-                        matches(s, f) && matches!(s.keep_reason, KeepReason::Sampled | KeepReason::Beyla)
-                    }),
-                    TraceSelect::Errors => {
-                        t.spans.iter().any(|s| s.is_error) && t.spans.iter().any(|s| matches(s, f))
-                    }
-                    TraceSelect::Any => t.spans.iter().any(|s| matches(s, f)),
-                };
-                selected
+            .filter(|t| match f.select {
+                TraceSelect::Sampled => t.spans.iter().any(|s| {
+                    matches(s, f)
+                        && matches!(s.keep_reason, KeepReason::Sampled | KeepReason::Beyla)
+                }),
+                TraceSelect::Errors => {
+                    t.spans.iter().any(|s| s.is_error) && t.spans.iter().any(|s| matches(s, f))
+                }
+                TraceSelect::Any => t.spans.iter().any(|s| matches(s, f)),
             })
             .collect();
         if f.select != TraceSelect::Sampled {
             let longest = |t: &Trace| t.spans.iter().map(|s| s.duration_us).max().unwrap_or(0);
-            hits.sort_by(|a, b| longest(b).cmp(&longest(a)).then_with(|| a.trace_id.cmp(&b.trace_id)));
+            hits.sort_by(|a, b| {
+                longest(b)
+                    .cmp(&longest(a))
+                    .then_with(|| a.trace_id.cmp(&b.trace_id))
+            });
         }
         let matched = hits.len();
         let traces: Vec<Trace> = hits.into_iter().take(f.limit).cloned().collect();

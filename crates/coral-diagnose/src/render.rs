@@ -42,8 +42,14 @@ pub fn render_text(d: &Diagnosis) -> String {
         let _ = writeln!(out);
     }
     for c in &d.causes {
-        let op = c.operation.as_deref().map_or(String::new(), |o| format!(" {o}"));
-        let at = c.host.as_deref().map_or(String::new(), |h| format!(" on {h}"));
+        let op = c
+            .operation
+            .as_deref()
+            .map_or(String::new(), |o| format!(" {o}"));
+        let at = c
+            .host
+            .as_deref()
+            .map_or(String::new(), |h| format!(" on {h}"));
         let _ = writeln!(
             out,
             "{}. {}{op}{at} [{}] explains {} %",
@@ -97,7 +103,14 @@ pub fn render_text(d: &Diagnosis) -> String {
     if !d.ruled_out.is_empty() {
         let _ = writeln!(out, "\nruled out:");
         for r in d.ruled_out.iter().take(8) {
-            let _ = writeln!(out, "  - {}: {} — {} [{}]", r.check, r.entity, r.reason, r.evidence.join(", "));
+            let _ = writeln!(
+                out,
+                "  - {}: {} — {} [{}]",
+                r.check,
+                r.entity,
+                r.reason,
+                r.evidence.join(", ")
+            );
         }
         if d.ruled_out.len() > 8 {
             let _ = writeln!(out, "  … {} more (see -o json)", d.ruled_out.len() - 8);
@@ -108,8 +121,16 @@ pub fn render_text(d: &Diagnosis) -> String {
         out,
         "\ncoverage: {} agent(s) in both windows{}{}; {} gap(s); requests {}/min (baseline {}/min); sampled traces {} (baseline {}); failing traces {} (baseline {})",
         c.agents_both.len(),
-        if c.agents_incident_only.is_empty() { String::new() } else { format!(", {} only in the incident", c.agents_incident_only.len()) },
-        if c.agents_baseline_only.is_empty() { String::new() } else { format!(", {} only in the baseline", c.agents_baseline_only.len()) },
+        if c.agents_incident_only.is_empty() {
+            String::new()
+        } else {
+            format!(", {} only in the incident", c.agents_incident_only.len())
+        },
+        if c.agents_baseline_only.is_empty() {
+            String::new()
+        } else {
+            format!(", {} only in the baseline", c.agents_baseline_only.len())
+        },
         c.gaps,
         c.requests_per_minute.incident,
         c.requests_per_minute.baseline,

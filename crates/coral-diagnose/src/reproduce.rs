@@ -23,11 +23,6 @@ fn window(w: Window) -> String {
     format!("--from {} --to {}", rfc3339(w.from), rfc3339(w.to))
 }
 
-/// `coral query services --from T --to T`.
-pub(crate) fn services(w: Window) -> String {
-    format!("coral query services {}", window(w))
-}
-
 /// `coral query otel S --from T --to T` (per minute).
 pub(crate) fn otel_minutes(service: &str, w: Window) -> String {
     format!("coral query otel {} {}", quote(service), window(w))
@@ -43,7 +38,12 @@ pub(crate) fn otel_by_operation(service: &str, w: Window) -> String {
 }
 
 /// `coral query otel S --operation O [--agent A] --from T --to T`.
-pub(crate) fn otel_operation(service: &str, operation: &str, agent: Option<&str>, w: Window) -> String {
+pub(crate) fn otel_operation(
+    service: &str,
+    operation: &str,
+    agent: Option<&str>,
+    w: Window,
+) -> String {
     let agent = agent.map_or(String::new(), |a| format!(" --agent {}", quote(a)));
     format!(
         "coral query otel {} --operation {}{agent} {}",
@@ -257,7 +257,9 @@ pub fn validate(line: &str) -> Result<(), ReproduceError> {
         [q, c, ..] if q == "query" && (c == "otel" || c == "host") => {
             (format!("query {c}"), 1, &rest[2..])
         }
-        [q, b, f, ..] if q == "query" && b == "beyla" && ["http", "grpc", "sql"].contains(&f.as_str()) => {
+        [q, b, f, ..]
+            if q == "query" && b == "beyla" && ["http", "grpc", "sql"].contains(&f.as_str()) =>
+        {
             (format!("query beyla {f}"), 1, &rest[3..])
         }
         _ => return Err(bad_command()),
@@ -269,14 +271,12 @@ pub fn validate(line: &str) -> Result<(), ReproduceError> {
     while i < args.len() {
         let a = &args[i];
         if a.starts_with('-') {
-            let (name, takes) = flags
-                .iter()
-                .find(|(f, _)| f == a)
-                .copied()
-                .ok_or_else(|| ReproduceError::Flag {
+            let (name, takes) = flags.iter().find(|(f, _)| f == a).copied().ok_or_else(|| {
+                ReproduceError::Flag {
                     command: command.clone(),
                     flag: a.clone(),
-                })?;
+                }
+            })?;
             if takes {
                 let v = args.get(i + 1).ok_or_else(|| ReproduceError::Flag {
                     command: command.clone(),
@@ -331,10 +331,10 @@ fn check_values(command: &str, given: &[(String, Option<String>)]) -> Result<(),
             return Err(bad("--from/--to", &v, "both are needed"));
         }
     }
-    if let Some(id) = get("--trace-id") {
-        if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(bad("--trace-id", &id, "not 32 hex characters"));
-        }
+    if let Some(id) = get("--trace-id")
+        && (id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()))
+    {
+        return Err(bad("--trace-id", &id, "not 32 hex characters"));
     }
     if let Some(limit) = get("--limit") {
         match limit.parse::<u32>() {
@@ -345,10 +345,10 @@ fn check_values(command: &str, given: &[(String, Option<String>)]) -> Result<(),
     if let Some(d) = get("--min-duration") {
         humantime::parse_duration(&d).map_err(|_| bad("--min-duration", &d, "not a duration"))?;
     }
-    if let Some(r) = get("--keep-reason") {
-        if !["error", "latency", "sampled", "beyla"].contains(&r.as_str()) {
-            return Err(bad("--keep-reason", &r, "unknown keep reason"));
-        }
+    if let Some(r) = get("--keep-reason")
+        && !["error", "latency", "sampled", "beyla"].contains(&r.as_str())
+    {
+        return Err(bad("--keep-reason", &r, "unknown keep reason"));
     }
     if command == "query otel" {
         if let Some(by) = get("--by") {
@@ -382,7 +382,7 @@ mod tests {
     #[test]
     fn generated_commands_are_valid() {
         for line in [
-            services(W),
+            "coral query services --from 2026-11-18T11:07:00Z --to 2026-11-18T11:22:00Z".to_owned(),
             otel_minutes("checkout", W),
             otel_by_operation("checkout", W),
             otel_operation("payments", "POST /charge", Some("node-c"), W),

@@ -27,10 +27,29 @@ fn the_suite_meets_its_targets() {
         }
     }
     let f = &scores.faults;
-    assert!(f.ac_service(1) >= 0.9, "AC@1 (service) {:.2} < 0.90", f.ac_service(1));
-    assert!(f.ac_service(3) >= 1.0, "AC@3 (service) {:.2} < 1.00", f.ac_service(3));
-    assert!(f.ac_operation(1) >= 0.9, "AC@1 (operation) {:.2} < 0.90", f.ac_operation(1));
-    assert_eq!(scores.controls.with_causes, 0, "a healthy control got a cause");
+    assert!(
+        f.ac_service(1) >= 0.9,
+        "AC@1 (service) {:.2} < 0.90",
+        f.ac_service(1)
+    );
+    assert!(
+        f.ac_service(3) >= 1.0,
+        "AC@3 (service) {:.2} < 1.00",
+        f.ac_service(3)
+    );
+    assert!(
+        f.ac_operation(1) >= 0.9,
+        "AC@1 (operation) {:.2} < 0.90",
+        f.ac_operation(1)
+    );
+    assert_eq!(
+        scores.controls.with_causes, 0,
+        "a healthy control got a cause"
+    );
     let unsound: Vec<_> = results.iter().filter(|r| !r.problems.is_empty()).collect();
-    assert!(unsound.is_empty(), "{} answers cite evidence that does not hold", unsound.len());
+    assert!(
+        unsound.is_empty(),
+        "{} answers cite evidence that does not hold",
+        unsound.len()
+    );
 }

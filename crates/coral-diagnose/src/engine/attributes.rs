@@ -81,7 +81,9 @@ pub(crate) fn check<D: DiagnosisData>(
                     let total: f64 = fails.values().sum();
                     let spans = spans_of(dim);
                     let span_total: f64 = spans.map_or(0.0, |s| s.values().sum());
-                    let known_values = spans.map_or(0, |s| s.iter().filter(|(v, n)| !v.is_empty() && **n > 0.0).count());
+                    let known_values = spans.map_or(0, |s| {
+                        s.iter().filter(|(v, n)| !v.is_empty() && **n > 0.0).count()
+                    });
                     for (v, n) in fails {
                         if v.is_empty() {
                             continue;
@@ -107,9 +109,12 @@ pub(crate) fn check<D: DiagnosisData>(
     let (service, operation) = (first.service.clone(), first.operation.clone());
     let w = ctx.incident;
     let reproduce = match found.first() {
-        Some((_, Dim::Agent, agent, _, _)) => {
-            reproduce::otel_operation(&service, operation.as_deref().unwrap_or_default(), Some(agent), w)
-        }
+        Some((_, Dim::Agent, agent, _, _)) => reproduce::otel_operation(
+            &service,
+            operation.as_deref().unwrap_or_default(),
+            Some(agent),
+            w,
+        ),
         _ => reproduce::traces(
             &service,
             w,
@@ -143,7 +148,11 @@ pub(crate) fn check<D: DiagnosisData>(
             Dim::Version => c.version = Some(value.clone()),
             _ => {}
         }
-        let what = if c.kind == CauseKind::Errors { "failures" } else { "increase" };
+        let what = if c.kind == CauseKind::Errors {
+            "failures"
+        } else {
+            "increase"
+        };
         c.notes.push(format!(
             "concentrated on {} {value} ({share} % of the {what} from {calls_share} % of the calls)",
             dim.name()
@@ -164,12 +173,24 @@ pub(crate) fn check<D: DiagnosisData>(
     }
 }
 
-fn error_row(k: &OriginKey, dim: Dim, v: &str, n: f64, share: f64, calls_share: f64) -> serde_json::Value {
+fn error_row(
+    k: &OriginKey,
+    dim: Dim,
+    v: &str,
+    n: f64,
+    share: f64,
+    calls_share: f64,
+) -> serde_json::Value {
     json!({"service": k.service, "operation": k.operation, "attribute": dim.name(), "value": v,
            "incident_failures": n, "share_of_failures_pct": share, "share_of_calls_pct": calls_share})
 }
 
-fn ctx_host(paths: Option<&Paths>, origins: Option<&Origins>, c: &Candidate, agent: &str) -> Option<String> {
+fn ctx_host(
+    paths: Option<&Paths>,
+    origins: Option<&Origins>,
+    c: &Candidate,
+    agent: &str,
+) -> Option<String> {
     if let Some(h) = paths.and_then(|p| p.inc.hostnames.get(agent)) {
         return Some(h.clone());
     }

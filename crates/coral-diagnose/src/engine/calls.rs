@@ -28,7 +28,10 @@ fn multiplied(d: &KeyDelta, z: f64) -> bool {
 }
 
 /// Calls candidates, and the keys whose increase they explain.
-pub(crate) fn check<D: DiagnosisData>(ctx: &mut Ctx<'_, D>, paths: &Paths) -> (Vec<Candidate>, BTreeSet<Key>) {
+pub(crate) fn check<D: DiagnosisData>(
+    ctx: &mut Ctx<'_, D>,
+    paths: &Paths,
+) -> (Vec<Candidate>, BTreeSet<Key>) {
     let z = ctx.settings().z;
     let min_explains = ctx.settings().min_explains;
     let grown: BTreeMap<&Key, &KeyDelta> = paths
@@ -67,8 +70,13 @@ pub(crate) fn check<D: DiagnosisData>(ctx: &mut Ctx<'_, D>, paths: &Paths) -> (V
             break Some(parent);
         };
         let Some(owner) = owner else { continue };
-        let entry = groups.entry(owner).or_insert_with(|| (at.clone(), Vec::new()));
-        if paths.delta(&entry.0).is_some_and(|e| e.inc_calls < paths.delta(&at).map_or(0.0, |a| a.inc_calls)) {
+        let entry = groups
+            .entry(owner)
+            .or_insert_with(|| (at.clone(), Vec::new()));
+        if paths
+            .delta(&entry.0)
+            .is_some_and(|e| e.inc_calls < paths.delta(&at).map_or(0.0, |a| a.inc_calls))
+        {
             entry.0 = at.clone();
         }
         entry.1.push(d);
@@ -78,8 +86,10 @@ pub(crate) fn check<D: DiagnosisData>(ctx: &mut Ctx<'_, D>, paths: &Paths) -> (V
     for (owner, (child, keys)) in &groups {
         let total = r1(keys.iter().map(|d| d.delta.max(0.0)).sum());
         let pct = explains_pct(total, paths.d_ms);
-        rows.push(json!({"caller_service": owner.0, "caller_operation": owner.1,
-                         "delta_ms": total, "explains_pct": pct}));
+        rows.push(
+            json!({"caller_service": owner.0, "caller_operation": owner.1,
+                         "delta_ms": total, "explains_pct": pct}),
+        );
         for d in keys {
             rows.push(json!({"service": d.key.0, "operation": d.key.1, "span_kind": d.key.2.as_str(),
                              "caller_service": owner.0, "caller_operation": owner.1,
@@ -90,18 +100,32 @@ pub(crate) fn check<D: DiagnosisData>(ctx: &mut Ctx<'_, D>, paths: &Paths) -> (V
                 suppressed.insert(d.key.clone());
             }
         }
-        let Some(c) = paths.delta(child) else { continue };
+        let Some(c) = paths.delta(child) else {
+            continue;
+        };
         if paths.d_ms <= 0.0 || total / paths.d_ms < min_explains {
             continue;
         }
         let mut cand = Candidate::new(CauseKind::Calls, &owner.0, Some(&owner.1));
         cand.key = Some(owner.clone());
-        cand.chain = paths.inc.keys.get(owner).map(|k| k.chain()).unwrap_or_default();
+        cand.chain = paths
+            .inc
+            .keys
+            .get(owner)
+            .map(|k| k.chain())
+            .unwrap_or_default();
         cand.explains = (total / paths.d_ms).min(1.0);
         cand.z = c.calls_z;
         cand.claim = format!(
             "{} {} calls {} {} {} times per request (baseline {}), {} ms → {} ms per call; the extra calls explain {pct} % of the increase",
-            owner.0, owner.1, c.key.0, c.key.1, c.inc_calls, c.base_calls, c.base_per_call, c.inc_per_call
+            owner.0,
+            owner.1,
+            c.key.0,
+            c.key.1,
+            c.inc_calls,
+            c.base_calls,
+            c.base_per_call,
+            c.inc_per_call
         );
         cand.trace_ids = paths
             .inc
@@ -112,7 +136,9 @@ pub(crate) fn check<D: DiagnosisData>(ctx: &mut Ctx<'_, D>, paths: &Paths) -> (V
         out.push((cand, owner.clone()));
     }
     let first_owner = out.first().map(|(_, o)| o.clone());
-    let service = first_owner.as_ref().map_or(ctx.service().to_owned(), |o| o.0.clone());
+    let service = first_owner
+        .as_ref()
+        .map_or(ctx.service().to_owned(), |o| o.0.clone());
     let w = ctx.incident;
     let reproduce = reproduce::traces(
         &service,
@@ -126,7 +152,8 @@ pub(crate) fn check<D: DiagnosisData>(ctx: &mut Ctx<'_, D>, paths: &Paths) -> (V
     );
     let id = ctx.evidence(Item {
         check: Check::CallCounts,
-        query: "operations called more times per request than in the baseline, and their callers".to_owned(),
+        query: "operations called more times per request than in the baseline, and their callers"
+            .to_owned(),
         reproduce,
         rows,
         cut: false,

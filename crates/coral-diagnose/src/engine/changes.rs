@@ -58,8 +58,10 @@ pub(crate) fn check<D: DiagnosisData>(
             let b = base.and_then(|b| b.get(v)).copied().unwrap_or(0.0);
             let share = r1(n / total.max(1.0) * 100.0);
             let new = b == 0.0 && *n >= 3.0;
-            rows.push(json!({"service": service, "service.version": v, "baseline_spans": b,
-                             "incident_spans": n, "incident_share_pct": share, "new": new}));
+            rows.push(
+                json!({"service": service, "service.version": v, "baseline_spans": b,
+                             "incident_spans": n, "incident_share_pct": share, "new": new}),
+            );
             if new {
                 new_versions.push(NewVersion {
                     service: service.clone(),
@@ -85,8 +87,10 @@ pub(crate) fn check<D: DiagnosisData>(
         }
         for (agent, n) in i {
             if !b.contains_key(agent) && *n >= 3.0 {
-                rows.push(json!({"service": service, "agent_id": agent, "baseline_spans": 0.0,
-                                 "incident_spans": n, "status": "appeared"}));
+                rows.push(
+                    json!({"service": service, "agent_id": agent, "baseline_spans": 0.0,
+                                 "incident_spans": n, "status": "appeared"}),
+                );
                 agent_changes.push((service.clone(), agent.clone(), "appeared"));
             }
         }
@@ -94,8 +98,10 @@ pub(crate) fn check<D: DiagnosisData>(
         let base_total: f64 = b.values().sum();
         for (agent, n) in b {
             if !i.contains_key(agent) && *n >= 0.1 * base_total && paths.inc.traces >= 20 {
-                rows.push(json!({"service": service, "agent_id": agent, "baseline_spans": n,
-                                 "incident_spans": 0.0, "status": "disappeared"}));
+                rows.push(
+                    json!({"service": service, "agent_id": agent, "baseline_spans": n,
+                                 "incident_spans": 0.0, "status": "disappeared"}),
+                );
                 agent_changes.push((service.clone(), agent.clone(), "disappeared"));
             }
         }
@@ -121,7 +127,8 @@ pub(crate) fn check<D: DiagnosisData>(
     for nv in &new_versions {
         let mut claimed = false;
         for c in cands.iter_mut() {
-            if c.service != nv.service || !matches!(c.kind, CauseKind::Latency | CauseKind::Errors) {
+            if c.service != nv.service || !matches!(c.kind, CauseKind::Latency | CauseKind::Errors)
+            {
                 continue;
             }
             let carries = c.version.as_deref() == Some(&nv.version) || nv.share_pct >= 90.0;
@@ -196,7 +203,9 @@ pub(crate) fn traffic<D: DiagnosisData>(
         if d.delta <= 0.0 || d.z < 2.0 {
             continue;
         }
-        let Some(k) = paths.inc.keys.get(&d.key) else { continue };
+        let Some(k) = paths.inc.keys.get(&d.key) else {
+            continue;
+        };
         let values = k.values(Dim::Agent);
         let total: f64 = values.iter().map(|(_, a)| a.calls).sum();
         let on_busy: f64 = values
@@ -233,7 +242,11 @@ pub(crate) fn traffic<D: DiagnosisData>(
         .keys
         .iter()
         .filter(|(k, _)| {
-            k.0 == service && matches!(k.2, coral_model::SpanKind::Server | coral_model::SpanKind::Consumer)
+            k.0 == service
+                && matches!(
+                    k.2,
+                    coral_model::SpanKind::Server | coral_model::SpanKind::Consumer
+                )
         })
         .max_by(|a, b| a.1.spans.total_cmp(&b.1.spans).then_with(|| b.0.cmp(a.0)))
         .map(|(k, _)| k.1.clone());
@@ -251,6 +264,12 @@ pub(crate) fn traffic<D: DiagnosisData>(
         paths.d_ms
     );
     c.evidence = vec![evidence, symptom.evidence.clone(), hosts.evidence.clone()];
-    c.trace_ids = paths.inc.slowest.iter().take(3).map(|(_, t)| t.clone()).collect();
+    c.trace_ids = paths
+        .inc
+        .slowest
+        .iter()
+        .take(3)
+        .map(|(_, t)| t.clone())
+        .collect();
     Some(c)
 }

@@ -1,7 +1,7 @@
 //! The state one diagnosis carries between checks: the data source, the
 //! final windows, the evidence log, what was ruled out and the coverage.
 
-use crate::data::{DiagnosisData, HostMinute, RedRow, TraceBatch, TraceFilter};
+use crate::data::{DiagnosisData, HostMinute, TraceBatch, TraceFilter};
 use crate::engine::request::{Request, Settings};
 use crate::error::DiagnoseError;
 use crate::evidence::{EvidenceLog, Item};
@@ -19,7 +19,9 @@ pub(crate) struct Ctx<'a, D: DiagnosisData> {
     pub coverage: Coverage,
 }
 
-fn data_error<E: std::error::Error + Send + Sync + 'static>(query: &'static str) -> impl Fn(E) -> DiagnoseError {
+fn data_error<E: std::error::Error + Send + Sync + 'static>(
+    query: &'static str,
+) -> impl Fn(E) -> DiagnoseError {
     move |e| DiagnoseError::Data {
         query,
         source: Box::new(e),
@@ -35,19 +37,22 @@ impl<'a, D: DiagnosisData> Ctx<'a, D> {
         &self.req.service
     }
 
-    pub(crate) fn red(&self, service: &str, window: Window) -> Result<Vec<RedRow>, DiagnoseError> {
-        self.data.red(service, window).map_err(data_error("red"))
-    }
-
     pub(crate) fn traces(&self, filter: &TraceFilter) -> Result<TraceBatch, DiagnoseError> {
         self.data.traces(filter).map_err(data_error("traces"))
     }
 
-    pub(crate) fn hosts(&self, agents: &[String], window: Window) -> Result<Vec<HostMinute>, DiagnoseError> {
+    pub(crate) fn hosts(
+        &self,
+        agents: &[String],
+        window: Window,
+    ) -> Result<Vec<HostMinute>, DiagnoseError> {
         self.data.hosts(agents, window).map_err(data_error("hosts"))
     }
 
-    pub(crate) fn coverage_data(&self, window: Window) -> Result<crate::data::CoverageData, DiagnoseError> {
+    pub(crate) fn coverage_data(
+        &self,
+        window: Window,
+    ) -> Result<crate::data::CoverageData, DiagnoseError> {
         self.data.coverage(window).map_err(data_error("coverage"))
     }
 
@@ -63,7 +68,13 @@ impl<'a, D: DiagnosisData> Ctx<'a, D> {
         self.log.add(item)
     }
 
-    pub(crate) fn rule_out(&mut self, check: &str, entity: String, reason: String, evidence: Vec<String>) {
+    pub(crate) fn rule_out(
+        &mut self,
+        check: &str,
+        entity: String,
+        reason: String,
+        evidence: Vec<String>,
+    ) {
         self.ruled_out.push(RuledOut {
             check: check.to_owned(),
             entity,

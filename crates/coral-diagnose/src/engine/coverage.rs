@@ -23,7 +23,10 @@ struct AgentCounts {
 }
 
 /// Runs the check; returns true when the data is too thin to diagnose.
-pub(crate) fn check<D: DiagnosisData>(ctx: &mut Ctx<'_, D>, rows: &[RedRow]) -> Result<bool, DiagnoseError> {
+pub(crate) fn check<D: DiagnosisData>(
+    ctx: &mut Ctx<'_, D>,
+    rows: &[RedRow],
+) -> Result<bool, DiagnoseError> {
     let s = ctx.settings().clone();
     let data = ctx.coverage_data(ctx.both())?;
     let chosen = request_rows(rows, ctx.req.operation.as_deref());
@@ -41,7 +44,10 @@ pub(crate) fn check<D: DiagnosisData>(ctx: &mut Ctx<'_, D>, rows: &[RedRow]) -> 
         }
     }
     let minutes = |pick: fn(&AgentCounts) -> &BTreeSet<i64>| -> i64 {
-        let all: BTreeSet<i64> = agents.values().flat_map(|a| pick(a).iter().copied()).collect();
+        let all: BTreeSet<i64> = agents
+            .values()
+            .flat_map(|a| pick(a).iter().copied())
+            .collect();
         all.len() as i64
     };
     let cov = &mut ctx.coverage;
@@ -73,13 +79,17 @@ pub(crate) fn check<D: DiagnosisData>(ctx: &mut Ctx<'_, D>, rows: &[RedRow]) -> 
 
     let mut out = Vec::new();
     for (id, a) in &agents {
-        out.push(json!({"agent_id": id, "hostname": hostnames.get(id).copied().unwrap_or(""),
+        out.push(
+            json!({"agent_id": id, "hostname": hostnames.get(id).copied().unwrap_or(""),
                         "baseline_requests": a.base.0, "incident_requests": a.inc.0,
-                        "baseline_minutes": a.base.1.len(), "incident_minutes": a.inc.1.len()}));
+                        "baseline_minutes": a.base.1.len(), "incident_minutes": a.inc.1.len()}),
+        );
     }
     for g in &gaps {
-        out.push(json!({"gap_agent_id": g.agent_id, "from_seq": g.from_seq, "to_seq": g.to_seq,
-                        "detected_at": rfc3339(g.detected_at), "reason": g.reason}));
+        out.push(
+            json!({"gap_agent_id": g.agent_id, "from_seq": g.from_seq, "to_seq": g.to_seq,
+                        "detected_at": rfc3339(g.detected_at), "reason": g.reason}),
+        );
     }
     let known: Vec<&str> = data.agents.iter().map(|a| a.agent_id.as_str()).collect();
     let id = ctx.evidence(Item {

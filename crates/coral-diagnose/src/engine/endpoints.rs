@@ -12,11 +12,22 @@ use crate::reproduce;
 use crate::robust::{change_pct, r1};
 
 /// Ranks the operations; returns them and the evidence id.
-pub(crate) fn rank<D: DiagnosisData>(ctx: &mut Ctx<'_, D>, rows: &[RedRow]) -> (Vec<Endpoint>, String) {
+pub(crate) fn rank<D: DiagnosisData>(
+    ctx: &mut Ctx<'_, D>,
+    rows: &[RedRow],
+) -> (Vec<Endpoint>, String) {
     let chosen = request_rows(rows, None);
     let (bw, iw) = (ctx.baseline, ctx.incident);
-    let base: Vec<&RedRow> = chosen.iter().copied().filter(|r| bw.contains(r.minute)).collect();
-    let inc: Vec<&RedRow> = chosen.iter().copied().filter(|r| iw.contains(r.minute)).collect();
+    let base: Vec<&RedRow> = chosen
+        .iter()
+        .copied()
+        .filter(|r| bw.contains(r.minute))
+        .collect();
+    let inc: Vec<&RedRow> = chosen
+        .iter()
+        .copied()
+        .filter(|r| iw.contains(r.minute))
+        .collect();
     let b = by_key(&base, |r| r.operation.clone());
     let i = by_key(&inc, |r| r.operation.clone());
     let empty = RedAcc::default();
@@ -24,7 +35,10 @@ pub(crate) fn rank<D: DiagnosisData>(ctx: &mut Ctx<'_, D>, rows: &[RedRow]) -> (
         .iter()
         .filter(|(_, a)| a.requests > 0)
         .map(|(op, a)| {
-            let (bp, ip) = (r1(b.get(op).unwrap_or(&empty).quantile(0.95)), r1(a.quantile(0.95)));
+            let (bp, ip) = (
+                r1(b.get(op).unwrap_or(&empty).quantile(0.95)),
+                r1(a.quantile(0.95)),
+            );
             Endpoint {
                 operation: op.clone(),
                 p95_ms: ip,
@@ -34,7 +48,11 @@ pub(crate) fn rank<D: DiagnosisData>(ctx: &mut Ctx<'_, D>, rows: &[RedRow]) -> (
             }
         })
         .collect();
-    endpoints.sort_by(|a, b| b.p95_ms.total_cmp(&a.p95_ms).then_with(|| a.operation.cmp(&b.operation)));
+    endpoints.sort_by(|a, b| {
+        b.p95_ms
+            .total_cmp(&a.p95_ms)
+            .then_with(|| a.operation.cmp(&b.operation))
+    });
     let rows = endpoints
         .iter()
         .map(|e| {

@@ -70,7 +70,14 @@ fn origin(tree: &Tree<'_>) -> usize {
     best.0
 }
 
-fn tally(traces: &[Trace], service: &str, operation: Option<&str>, scale: f64, inc: bool, groups: &mut BTreeMap<OriginKey, OriginGroup>) -> usize {
+fn tally(
+    traces: &[Trace],
+    service: &str,
+    operation: Option<&str>,
+    scale: f64,
+    inc: bool,
+    groups: &mut BTreeMap<OriginKey, OriginGroup>,
+) -> usize {
     let mut failing = 0;
     for trace in traces {
         let Some(tree) = subtree(trace, service, operation, true) else {
@@ -105,7 +112,6 @@ fn tally(traces: &[Trace], service: &str, operation: Option<&str>, scale: f64, i
 /// Error origins of both windows.
 pub(crate) struct Origins {
     pub groups: BTreeMap<OriginKey, OriginGroup>,
-    pub evidence: String,
 }
 
 fn error_command<D: DiagnosisData>(ctx: &Ctx<'_, D>, w: Window) -> String {
@@ -131,7 +137,10 @@ pub(crate) fn check<D: DiagnosisData>(
     let mut groups: BTreeMap<OriginKey, OriginGroup> = BTreeMap::new();
     let mut cut = false;
     let mut failing = [0usize; 2];
-    for (n, (w, inc)) in [(ctx.baseline, false), (ctx.incident, true)].into_iter().enumerate() {
+    for (n, (w, inc)) in [(ctx.baseline, false), (ctx.incident, true)]
+        .into_iter()
+        .enumerate()
+    {
         let batch = ctx.traces(&TraceFilter {
             window: w,
             service: service.clone(),
@@ -145,7 +154,14 @@ pub(crate) fn check<D: DiagnosisData>(
         } else {
             1.0
         };
-        failing[n] = tally(&batch.traces, &service, op.as_deref(), scale, inc, &mut groups);
+        failing[n] = tally(
+            &batch.traces,
+            &service,
+            op.as_deref(),
+            scale,
+            inc,
+            &mut groups,
+        );
     }
     ctx.coverage.error_traces.baseline = failing[0];
     ctx.coverage.error_traces.incident = failing[1];
@@ -161,7 +177,8 @@ pub(crate) fn check<D: DiagnosisData>(
         g.excess = r1(g.inc - g.expected);
     }
     let positive: f64 = groups.values().map(|g| g.excess.max(0.0)).sum();
-    let red_excess = symptom.inc.errors as f64 - symptom.base.error_rate() * symptom.inc.requests as f64;
+    let red_excess =
+        symptom.inc.errors as f64 - symptom.base.error_rate() * symptom.inc.requests as f64;
     let denominator = positive.max(red_excess).max(1.0);
 
     let mut ordered: Vec<(&OriginKey, &OriginGroup)> = groups.iter().collect();
@@ -201,7 +218,10 @@ pub(crate) fn check<D: DiagnosisData>(
                 ctx.rule_out(
                     Check::ErrorOrigins.as_str(),
                     format!("{} {}", k.service, k.operation),
-                    format!("fails as often as in the baseline ({} vs {} expected)", g.inc, g.expected),
+                    format!(
+                        "fails as often as in the baseline ({} vs {} expected)",
+                        g.inc, g.expected
+                    ),
                     vec![evidence.clone()],
                 );
             }
@@ -235,5 +255,5 @@ pub(crate) fn check<D: DiagnosisData>(
         c.trace_ids = g.trace_ids.clone();
         out.push(c);
     }
-    Ok((Origins { groups, evidence }, out))
+    Ok((Origins { groups }, out))
 }

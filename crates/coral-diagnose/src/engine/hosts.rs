@@ -67,14 +67,22 @@ fn mean(values: impl Iterator<Item = f64>) -> f64 {
 
 fn stat(rows: &[&HostMinute], base: Window, inc: Window) -> HostStat {
     let pick = |w: Window, f: &dyn Fn(&HostMinute) -> Option<f64>| {
-        r1(mean(rows.iter().filter(|r| w.contains(r.minute)).filter_map(|r| f(r))))
+        r1(mean(
+            rows.iter()
+                .filter(|r| w.contains(r.minute))
+                .filter_map(|r| f(r)),
+        ))
     };
     let mem = |r: &HostMinute| match (r.memory_used_bytes, r.memory_total_bytes) {
         (Some(u), Some(t)) if t > 0 => Some(u as f64 / t as f64),
         _ => None,
     };
     let mem_pick = |w: Window| {
-        let v = mean(rows.iter().filter(|r| w.contains(r.minute)).filter_map(|r| mem(r)));
+        let v = mean(
+            rows.iter()
+                .filter(|r| w.contains(r.minute))
+                .filter_map(|r| mem(r)),
+        );
         (v * 1000.0).round() / 1000.0
     };
     HostStat {
@@ -176,8 +184,18 @@ pub(crate) fn check<D: DiagnosisData>(
         if !s.saturated() {
             ctx.rule_out(
                 Check::Hosts.as_str(),
-                format!("host {}", if s.hostname.is_empty() { a } else { &s.hostname }),
-                format!("CPU {} % → {} %, memory {} → {}: not saturated", s.cpu_base, s.cpu_inc, s.mem_base, s.mem_inc),
+                format!(
+                    "host {}",
+                    if s.hostname.is_empty() {
+                        a
+                    } else {
+                        &s.hostname
+                    }
+                ),
+                format!(
+                    "CPU {} % → {} %, memory {} → {}: not saturated",
+                    s.cpu_base, s.cpu_inc, s.mem_base, s.mem_inc
+                ),
                 vec![evidence.clone()],
             );
         }

@@ -54,7 +54,10 @@ impl Paths {
     }
 }
 
-fn fetch<D: DiagnosisData>(ctx: &Ctx<'_, D>, window: Window) -> Result<(PathAgg, bool, usize), DiagnoseError> {
+fn fetch<D: DiagnosisData>(
+    ctx: &Ctx<'_, D>,
+    window: Window,
+) -> Result<(PathAgg, bool, usize), DiagnoseError> {
     let batch = ctx.traces(&TraceFilter {
         window,
         service: ctx.service().to_owned(),
@@ -109,7 +112,8 @@ pub(crate) fn collect<D: DiagnosisData>(ctx: &mut Ctx<'_, D>) -> Result<Paths, D
         .collect();
     deltas.sort_by(|a, b| b.delta.total_cmp(&a.delta).then_with(|| a.key.cmp(&b.key)));
     let d_ms = r1(inc.root_mean() - base.root_mean());
-    let enough = base.traces >= ctx.settings().min_traces && inc.traces >= ctx.settings().min_traces;
+    let enough =
+        base.traces >= ctx.settings().min_traces && inc.traces >= ctx.settings().min_traces;
 
     let summary = |name: &str, a: &PathAgg, matched: usize, cut: bool| {
         json!({"window": name, "traces": a.traces, "matched": matched, "cut": cut,
@@ -243,7 +247,8 @@ pub(crate) fn candidates<D: DiagnosisData>(
         );
         c.evidence.push(paths.evidence.clone());
         if keys.len() > 1 {
-            c.notes.push(format!("together with {service}'s other slower operations"));
+            c.notes
+                .push(format!("together with {service}'s other slower operations"));
             c.evidence.extend(group_id.clone());
         }
         c.trace_ids = agg.exemplars.iter().map(|(_, t)| t.clone()).collect();

@@ -16,6 +16,9 @@ use crate::red::{RedAcc, by_key, request_rows};
 use crate::reproduce;
 use crate::robust::{r1, r4};
 
+/// How a row is sliced.
+type SliceKey = fn(&RedRow) -> String;
+
 /// Extra time, failures and requests of a slice.
 fn excess(b: &RedAcc, i: &RedAcc, base_minutes: f64, inc_minutes: f64) -> [f64; 3] {
     let latency = i.requests as f64 * (i.mean_ms() - b.mean_ms());
@@ -25,20 +28,35 @@ fn excess(b: &RedAcc, i: &RedAcc, base_minutes: f64, inc_minutes: f64) -> [f64; 
 }
 
 /// Runs the check; returns the evidence id.
-pub(crate) fn check<D: DiagnosisData>(ctx: &mut Ctx<'_, D>, rows: &[RedRow], symptom: &SymptomResult) -> String {
+pub(crate) fn check<D: DiagnosisData>(
+    ctx: &mut Ctx<'_, D>,
+    rows: &[RedRow],
+    symptom: &SymptomResult,
+) -> String {
     let chosen = request_rows(rows, ctx.req.operation.as_deref());
     let (base_w, inc_w) = (ctx.baseline, ctx.incident);
-    let (bm, im) = (base_w.minutes().max(1) as f64, inc_w.minutes().max(1) as f64);
+    let (bm, im) = (
+        base_w.minutes().max(1) as f64,
+        inc_w.minutes().max(1) as f64,
+    );
     let mut out: Vec<Value> = Vec::new();
-    let dims: [(&str, fn(&RedRow) -> String); 3] = [
+    let dims: [(&str, SliceKey); 3] = [
         ("operation", |r| r.operation.clone()),
         ("agent_id", |r| r.agent_id.clone()),
         ("span_kind", |r| r.span_kind.as_str().to_owned()),
     ];
     let mut spread = Vec::new();
     for (dim, key) in dims {
-        let base_rows: Vec<&RedRow> = chosen.iter().copied().filter(|r| base_w.contains(r.minute)).collect();
-        let inc_rows: Vec<&RedRow> = chosen.iter().copied().filter(|r| inc_w.contains(r.minute)).collect();
+        let base_rows: Vec<&RedRow> = chosen
+            .iter()
+            .copied()
+            .filter(|r| base_w.contains(r.minute))
+            .collect();
+        let inc_rows: Vec<&RedRow> = chosen
+            .iter()
+            .copied()
+            .filter(|r| inc_w.contains(r.minute))
+            .collect();
         let b = by_key(&base_rows, key);
         let i = by_key(&inc_rows, key);
         let empty = RedAcc::default();
@@ -59,7 +77,11 @@ pub(crate) fn check<D: DiagnosisData>(ctx: &mut Ctx<'_, D>, rows: &[RedRow], sym
                     0.0
                 }
             };
-            if dim == "agent_id" && i.len() >= 2 && symptom.confirmed(Symptom::Latency) && share(0) < 70.0 {
+            if dim == "agent_id"
+                && i.len() >= 2
+                && symptom.confirmed(Symptom::Latency)
+                && share(0) < 70.0
+            {
                 spread.push((*k).clone());
             }
             out.push(json!({"dimension": dim, "value": k,
@@ -83,7 +105,11 @@ pub(crate) fn check<D: DiagnosisData>(ctx: &mut Ctx<'_, D>, rows: &[RedRow], sym
         ctx.rule_out(
             Check::Localise.as_str(),
             format!("one {service} agent"),
-            format!("the slowdown is spread over {} agents ({})", spread.len(), spread.join(", ")),
+            format!(
+                "the slowdown is spread over {} agents ({})",
+                spread.len(),
+                spread.join(", ")
+            ),
             vec![id.clone()],
         );
     }

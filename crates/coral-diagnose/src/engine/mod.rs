@@ -66,14 +66,16 @@ pub fn diagnose<D: DiagnosisData>(data: &D, request: &Request) -> Result<Diagnos
             to: b.to,
         });
     }
-    let baseline0 = request
-        .baseline
-        .unwrap_or(Window::new(incident0.from - s.baseline_minutes * 60, incident0.from));
+    let baseline0 = request.baseline.unwrap_or(Window::new(
+        incident0.from - s.baseline_minutes * 60,
+        incident0.from,
+    ));
     let red = |w: Window| {
-        data.red(&request.service, w).map_err(|e| DiagnoseError::Data {
-            query: "red",
-            source: Box::new(e),
-        })
+        data.red(&request.service, w)
+            .map_err(|e| DiagnoseError::Data {
+                query: "red",
+                source: Box::new(e),
+            })
     };
     let rows: Vec<RedRow> = if request.baseline.is_some() {
         let mut r = red(baseline0)?;
@@ -99,9 +101,10 @@ pub fn diagnose<D: DiagnosisData>(data: &D, request: &Request) -> Result<Diagnos
     } else {
         incident0
     };
-    let baseline = request
-        .baseline
-        .unwrap_or(Window::new(incident.from - s.baseline_minutes * 60, incident.from));
+    let baseline = request.baseline.unwrap_or(Window::new(
+        incident.from - s.baseline_minutes * 60,
+        incident.from,
+    ));
     let mut req = request.clone();
     req.symptoms = symptoms;
     let mut ctx = Ctx {
@@ -125,21 +128,44 @@ pub fn diagnose<D: DiagnosisData>(data: &D, request: &Request) -> Result<Diagnos
     let thin = coverage::check(&mut ctx, &rows)?;
     let symptom = symptom::check(&mut ctx, &rows);
     if thin {
-        return Ok(finish(ctx, Verdict::Inconclusive, Some(&symptom), Vec::new(), endpoints, Vec::new()));
+        return Ok(finish(
+            ctx,
+            Verdict::Inconclusive,
+            Some(&symptom),
+            Vec::new(),
+            endpoints,
+            Vec::new(),
+        ));
     }
     if ctx.req.intent == Intent::WhatChanged {
         return what_changed(ctx, &rows, symptom);
     }
     let asked = ctx.req.symptoms.clone();
-    let confirmed: Vec<Symptom> = asked.iter().copied().filter(|x| symptom.confirmed(*x)).collect();
+    let confirmed: Vec<Symptom> = asked
+        .iter()
+        .copied()
+        .filter(|x| symptom.confirmed(*x))
+        .collect();
     if confirmed.is_empty() {
         for x in &asked {
             let m = symptom.get(*x);
             let (ev, why) = (symptom.evidence.clone(), m.why_not.clone());
-            ctx.rule_out(Check::Symptom.as_str(), format!("{} {}", ctx.req.service, m.metric), why, vec![ev]);
+            ctx.rule_out(
+                Check::Symptom.as_str(),
+                format!("{} {}", ctx.req.service, m.metric),
+                why,
+                vec![ev],
+            );
         }
         exemplars(&mut ctx)?;
-        return Ok(finish(ctx, Verdict::NoRegression, Some(&symptom), Vec::new(), endpoints, Vec::new()));
+        return Ok(finish(
+            ctx,
+            Verdict::NoRegression,
+            Some(&symptom),
+            Vec::new(),
+            endpoints,
+            Vec::new(),
+        ));
     }
     localise::check(&mut ctx, &rows, &symptom);
     let paths = latency::collect(&mut ctx)?;
@@ -164,9 +190,7 @@ pub fn diagnose<D: DiagnosisData>(data: &D, request: &Request) -> Result<Diagnos
         None
     };
     changes::check(&mut ctx, &paths, &mut cands);
-    if latency_on
-        && let Some(t) = changes::traffic(&mut ctx, &symptom, &paths, hosts.as_ref())
-    {
+    if latency_on && let Some(t) = changes::traffic(&mut ctx, &symptom, &paths, hosts.as_ref()) {
         cands.push(t);
     }
     if confirmed.contains(&Symptom::Traffic) && !latency_on {
@@ -177,10 +201,24 @@ pub fn diagnose<D: DiagnosisData>(data: &D, request: &Request) -> Result<Diagnos
         ctx.missing(format!(
             "no service in the requests' trees explains at least {pct} % of the change (more sampled traces would help)"
         ));
-        return Ok(finish(ctx, Verdict::Inconclusive, Some(&symptom), Vec::new(), endpoints, Vec::new()));
+        return Ok(finish(
+            ctx,
+            Verdict::Inconclusive,
+            Some(&symptom),
+            Vec::new(),
+            endpoints,
+            Vec::new(),
+        ));
     }
     let causes = rank::rank(&mut ctx, cands);
-    Ok(finish(ctx, Verdict::Regression, Some(&symptom), causes, endpoints, Vec::new()))
+    Ok(finish(
+        ctx,
+        Verdict::Regression,
+        Some(&symptom),
+        causes,
+        endpoints,
+        Vec::new(),
+    ))
 }
 
 /// A traffic cause when traffic itself is the symptom.
@@ -188,7 +226,7 @@ fn traffic_only<D: DiagnosisData>(ctx: &Ctx<'_, D>, symptom: &SymptomResult) -> 
     let t = symptom.get(Symptom::Traffic);
     let service = ctx.service().to_owned();
     let mut c = Candidate::new(
-        candidate_kind_traffic(),
+        crate::report::CauseKind::Traffic,
         &service,
         ctx.req.operation.as_deref(),
     );
@@ -201,10 +239,6 @@ fn traffic_only<D: DiagnosisData>(ctx: &Ctx<'_, D>, symptom: &SymptomResult) -> 
     );
     c.evidence = vec![symptom.evidence.clone()];
     c
-}
-
-fn candidate_kind_traffic() -> crate::report::CauseKind {
-    crate::report::CauseKind::Traffic
 }
 
 /// The slowest incident traces, cited even when there is no regression.
@@ -270,7 +304,10 @@ fn what_changed<D: DiagnosisData>(
                 kind: x.as_str().to_owned(),
                 service: ctx.req.service.clone(),
                 entity: m.metric.to_owned(),
-                claim: format!("{} {} → {} ({} %)", m.metric, m.baseline, m.incident, m.change_pct),
+                claim: format!(
+                    "{} {} → {} ({} %)",
+                    m.metric, m.baseline, m.incident, m.change_pct
+                ),
                 evidence: vec![symptom.evidence.clone()],
             });
         }
@@ -281,26 +318,41 @@ fn what_changed<D: DiagnosisData>(
     let state = changes::check(&mut ctx, &paths, &mut none);
     let changes_id = ctx
         .log
-        .into_items_ref()
+        .items()
         .iter()
         .rev()
         .find(|e| e.check == Check::Changes.as_str())
         .map(|e| e.id.clone());
     for c in state {
         changes.push(Change {
-            kind: if c.entity.starts_with("agent") { "agent" } else { "version" }.to_owned(),
+            kind: if c.entity.starts_with("agent") {
+                "agent"
+            } else {
+                "version"
+            }
+            .to_owned(),
             service: c.service,
             entity: c.entity,
             claim: c.claim,
             evidence: changes_id.iter().cloned().chain([loc.clone()]).collect(),
         });
     }
-    let verdict = if changes.iter().any(|c| ["latency", "errors", "traffic"].contains(&c.kind.as_str())) {
+    let verdict = if changes
+        .iter()
+        .any(|c| ["latency", "errors", "traffic"].contains(&c.kind.as_str()))
+    {
         Verdict::Regression
     } else {
         Verdict::NoRegression
     };
-    Ok(finish(ctx, verdict, Some(&symptom), Vec::new(), Vec::new(), changes))
+    Ok(finish(
+        ctx,
+        verdict,
+        Some(&symptom),
+        Vec::new(),
+        Vec::new(),
+        changes,
+    ))
 }
 
 /// Assembles the answer.
@@ -327,7 +379,9 @@ fn finish<D: DiagnosisData>(
         change_pct: m.change_pct,
         robust_z: m.z,
         confirmed: m.confirmed,
-        evidence: symptom.map(|s| vec![s.evidence.clone()]).unwrap_or_default(),
+        evidence: symptom
+            .map(|s| vec![s.evidence.clone()])
+            .unwrap_or_default(),
     });
     let target = Target {
         service: ctx.req.service.clone(),

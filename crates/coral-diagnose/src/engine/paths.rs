@@ -25,7 +25,13 @@ pub(crate) enum Dim {
 }
 
 impl Dim {
-    pub(crate) const ALL: [Dim; 5] = [Dim::Agent, Dim::Version, Dim::Pod, Dim::Statement, Dim::Route];
+    pub(crate) const ALL: [Dim; 5] = [
+        Dim::Agent,
+        Dim::Version,
+        Dim::Pod,
+        Dim::Statement,
+        Dim::Route,
+    ];
 
     /// The attribute's name in evidence rows.
     pub(crate) fn name(self) -> &'static str {
@@ -44,7 +50,11 @@ impl Dim {
             Dim::Agent => s.agent_id.clone(),
             Dim::Version => s.service_version.clone(),
             Dim::Pod => s.pod.clone(),
-            Dim::Statement => s.db_statement.as_deref().map(statement_shape).unwrap_or_default(),
+            Dim::Statement => s
+                .db_statement
+                .as_deref()
+                .map(statement_shape)
+                .unwrap_or_default(),
             Dim::Route => s.attributes.get("http.route").cloned().unwrap_or_default(),
         }
     }
@@ -66,7 +76,10 @@ pub(crate) fn statement_shape(sql: &str) -> String {
             out.push('?');
             last_space = false;
         } else if c.is_ascii_digit() && !out.ends_with(|p: char| p.is_alphanumeric() || p == '_') {
-            while chars.peek().is_some_and(|d| d.is_ascii_digit() || *d == '.') {
+            while chars
+                .peek()
+                .is_some_and(|d| d.is_ascii_digit() || *d == '.')
+            {
                 chars.next();
             }
             out.push('?');
@@ -114,17 +127,6 @@ impl Tree<'_> {
         }
         out
     }
-
-    /// Depth of span `i` below the entry.
-    pub(crate) fn depth(&self, i: usize) -> usize {
-        let mut d = 0;
-        let mut at = self.parent[i];
-        while let Some(k) = at {
-            d += 1;
-            at = self.parent[k];
-        }
-        d
-    }
 }
 
 fn is_entry_kind(s: &TraceSpan) -> bool {
@@ -160,12 +162,21 @@ pub(crate) fn subtree<'t>(
                 .get(s.parent_span_id.as_str())
                 .is_none_or(|&p| spans[p].service != service)
         })
-        .max_by_key(|(i, s)| (s.duration_us, std::cmp::Reverse(s.start_ns), std::cmp::Reverse(*i)))
+        .max_by_key(|(i, s)| {
+            (
+                s.duration_us,
+                std::cmp::Reverse(s.start_ns),
+                std::cmp::Reverse(*i),
+            )
+        })
         .map(|(i, _)| i)?;
     let mut children: HashMap<&str, Vec<usize>> = HashMap::new();
     for (i, s) in spans.iter().enumerate() {
         if !s.parent_span_id.is_empty() && i != entry {
-            children.entry(s.parent_span_id.as_str()).or_default().push(i);
+            children
+                .entry(s.parent_span_id.as_str())
+                .or_default()
+                .push(i);
         }
     }
     let mut tree = Tree {
@@ -176,7 +187,11 @@ pub(crate) fn subtree<'t>(
     let mut seen = vec![false; spans.len()];
     seen[entry] = true;
     while let Some((at, local)) = queue.pop() {
-        for &c in children.get(spans[at].span_id.as_str()).into_iter().flatten() {
+        for &c in children
+            .get(spans[at].span_id.as_str())
+            .into_iter()
+            .flatten()
+        {
             if seen[c] {
                 continue;
             }
@@ -386,7 +401,15 @@ impl PathAgg {
 mod tests {
     use super::*;
 
-    fn span(id: &str, parent: &str, service: &str, op: &str, kind: SpanKind, start_ms: i64, dur_ms: i64) -> TraceSpan {
+    fn span(
+        id: &str,
+        parent: &str,
+        service: &str,
+        op: &str,
+        kind: SpanKind,
+        start_ms: i64,
+        dur_ms: i64,
+    ) -> TraceSpan {
         TraceSpan {
             span_id: id.into(),
             parent_span_id: parent.into(),
@@ -424,7 +447,6 @@ mod tests {
         let tree = subtree(&trace, "checkout", None, false).unwrap();
         assert_eq!(tree.spans.len(), 3);
         assert_eq!(tree.chain(2), vec!["checkout", "payments"]);
-        assert_eq!(tree.depth(2), 2);
         let agg = PathAgg::build(std::slice::from_ref(&trace), "checkout", None);
         assert_eq!(agg.traces, 1);
         assert_eq!(agg.root_mean(), 80.0);

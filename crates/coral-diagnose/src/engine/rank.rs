@@ -21,7 +21,10 @@ fn score(c: &Candidate) -> f64 {
 }
 
 /// Orders, deduplicates and numbers the causes.
-pub(crate) fn rank<D: DiagnosisData>(ctx: &mut Ctx<'_, D>, mut cands: Vec<Candidate>) -> Vec<Cause> {
+pub(crate) fn rank<D: DiagnosisData>(
+    ctx: &mut Ctx<'_, D>,
+    mut cands: Vec<Candidate>,
+) -> Vec<Cause> {
     cands.sort_by(|a, b| {
         score(b)
             .total_cmp(&score(a))

@@ -106,7 +106,11 @@ impl Request {
 
     /// The request a question asks for. `known` lists the services (for the
     /// error when the question names none).
-    pub fn from_question(q: &Question, now: i64, known: &[String]) -> Result<Request, DiagnoseError> {
+    pub fn from_question(
+        q: &Question,
+        now: i64,
+        known: &[String],
+    ) -> Result<Request, DiagnoseError> {
         let service = q.service.clone().ok_or_else(|| DiagnoseError::NoService {
             known: known.to_vec(),
         })?;

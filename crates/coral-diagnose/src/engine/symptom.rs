@@ -95,7 +95,10 @@ fn fits(series: &BTreeMap<i64, RedAcc>, baseline: Window) -> Fits {
     Fits {
         p95: Robust::fit(&p95, (0.05 * p95_center).max(1.0)),
         error_rate: Robust::fit(&rates, binomial.max(0.002)),
-        requests: Robust::fit(&counts, count_center.sqrt().max(0.05 * count_center).max(1.0)),
+        requests: Robust::fit(
+            &counts,
+            count_center.sqrt().max(0.05 * count_center).max(1.0),
+        ),
         minutes: minutes.iter().filter(|a| a.requests > 0).count(),
     }
 }
@@ -158,7 +161,11 @@ pub(crate) fn check<D: DiagnosisData>(ctx: &mut Ctx<'_, D>, rows: &[RedRow]) -> 
     let series = per_minute(&chosen);
     let f = fits(&series, ctx.baseline);
     let in_window = |w: Window| -> Vec<&RedRow> {
-        chosen.iter().copied().filter(|r| w.contains(r.minute)).collect()
+        chosen
+            .iter()
+            .copied()
+            .filter(|r| w.contains(r.minute))
+            .collect()
     };
     let base = total(&in_window(ctx.baseline));
     let inc = total(&in_window(ctx.incident));
@@ -261,7 +268,9 @@ pub(crate) fn check<D: DiagnosisData>(ctx: &mut Ctx<'_, D>, rows: &[RedRow]) -> 
         && ((ratio >= s.traffic_ratio && z_traffic >= s.z)
             || (ratio <= 1.0 / s.traffic_ratio && z_traffic <= -s.z));
     if !traffic_ok {
-        why = format!("requests per minute {bq} → {iq} (robust z {z_traffic}) is within normal variation");
+        why = format!(
+            "requests per minute {bq} → {iq} (robust z {z_traffic}) is within normal variation"
+        );
     }
     let traffic = MetricChange {
         symptom: Symptom::Traffic,
@@ -303,7 +312,9 @@ pub(crate) fn check<D: DiagnosisData>(ctx: &mut Ctx<'_, D>, rows: &[RedRow]) -> 
     let mut samples: Vec<String> = inc.samples.clone();
     samples.truncate(3);
     let service = ctx.service().to_owned();
-    let what = op.as_deref().map_or(String::new(), |o| format!(" operation {o:?}"));
+    let what = op
+        .as_deref()
+        .map_or(String::new(), |o| format!(" operation {o:?}"));
     let both = ctx.both();
     let reproduce = match (source, &op) {
         (Source::Beyla, _) => format!(

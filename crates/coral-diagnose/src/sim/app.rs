@@ -177,7 +177,11 @@ impl App {
             ops: Vec::new(),
             routes: Vec::new(),
         };
-        let op = |app: &mut App, service: &str, name: &'static str, self_ms: f64, err: (&'static str, u16)| {
+        let op = |app: &mut App,
+                  service: &str,
+                  name: &'static str,
+                  self_ms: f64,
+                  err: (&'static str, u16)| {
             let s = app.service_index(service).expect("known service");
             app.ops.push(Op {
                 service: s,
@@ -191,12 +195,14 @@ impl App {
             });
             app.ops.len() - 1
         };
-        let db = |system, name, statement, median_ms| Target::Db(Db {
-            system,
-            name,
-            statement,
-            median_ms,
-        });
+        let db = |system, name, statement, median_ms| {
+            Target::Db(Db {
+                system,
+                name,
+                statement,
+                median_ms,
+            })
+        };
         let call = |target: Target| Call {
             target,
             count: 1,
@@ -208,12 +214,30 @@ impl App {
             required: false,
         };
         let unavailable = ("upstream connect error", 503);
-        let email = op(&mut app, "email", "POST /send", 30.0, ("smtp relay refused", 502));
-        let notify = op(&mut app, "notifications", "process order-placed", 5.0, ("template missing", 500));
+        let email = op(
+            &mut app,
+            "email",
+            "POST /send",
+            30.0,
+            ("smtp relay refused", 502),
+        );
+        let notify = op(
+            &mut app,
+            "notifications",
+            "process order-placed",
+            5.0,
+            ("template missing", 500),
+        );
         app.ops[notify].kind = SpanKind::Consumer;
         app.ops[notify].route = None;
         app.ops[notify].steps = vec![Step::Seq(call(Target::Op(email)))];
-        let recs = op(&mut app, "recommendations", "GET /recommendations", 25.0, unavailable);
+        let recs = op(
+            &mut app,
+            "recommendations",
+            "GET /recommendations",
+            25.0,
+            unavailable,
+        );
         let product = op(&mut app, "catalog", "GET /products/:id", 2.0, unavailable);
         app.ops[product].steps = vec![Step::Seq(call(db(
             "postgresql",
@@ -233,7 +257,13 @@ impl App {
             Step::Seq(call(db("redis", "HGETALL", "HGETALL cart:12345", 0.8))),
             Step::Seq(call(Target::Op(product))),
         ];
-        let inventory = op(&mut app, "inventory", "POST /reserve", 15.0, ("stock service timeout", 504));
+        let inventory = op(
+            &mut app,
+            "inventory",
+            "POST /reserve",
+            15.0,
+            ("stock service timeout", 504),
+        );
         app.ops[inventory].steps = vec![
             Step::Seq(call(db(
                 "postgresql",
@@ -249,19 +279,49 @@ impl App {
             ))),
         ];
         let shipping = op(&mut app, "shipping", "GET /quote", 10.0, unavailable);
-        let validator = op(&mut app, "card-validator", "POST /validate", 20.0, ("issuer unavailable", 503));
-        let fraud = op(&mut app, "fraud", "POST /score", 10.0, ("model unavailable", 503));
-        let payments = op(&mut app, "payments", "POST /charge", 12.0, ("payment declined by gateway", 502));
+        let validator = op(
+            &mut app,
+            "card-validator",
+            "POST /validate",
+            20.0,
+            ("issuer unavailable", 503),
+        );
+        let fraud = op(
+            &mut app,
+            "fraud",
+            "POST /score",
+            10.0,
+            ("model unavailable", 503),
+        );
+        let payments = op(
+            &mut app,
+            "payments",
+            "POST /charge",
+            12.0,
+            ("payment declined by gateway", 502),
+        );
         app.ops[payments].steps = vec![
             Step::Seq(call(Target::Op(validator))),
             Step::Seq(call(Target::Op(fraud))),
         ];
         let analytics = op(&mut app, "analytics", "POST /track", 4.0, unavailable);
-        let checkout = op(&mut app, "checkout", "POST /api/checkout", 8.0, ("order validation failed", 500));
+        let checkout = op(
+            &mut app,
+            "checkout",
+            "POST /api/checkout",
+            8.0,
+            ("order validation failed", 500),
+        );
         app.ops[checkout].steps = vec![
             Step::Seq(call(Target::Op(cart))),
-            Step::Par(vec![call(Target::Op(inventory)), call(Target::Op(shipping))]),
-            Step::Par(vec![call(Target::Op(payments)), optional(Target::Op(analytics))]),
+            Step::Par(vec![
+                call(Target::Op(inventory)),
+                call(Target::Op(shipping)),
+            ]),
+            Step::Par(vec![
+                call(Target::Op(payments)),
+                optional(Target::Op(analytics)),
+            ]),
             Step::Publish("order-placed", notify),
         ];
         let home = op(&mut app, "frontend", "GET /", 6.0, unavailable);

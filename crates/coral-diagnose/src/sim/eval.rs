@@ -50,7 +50,7 @@ pub fn suite() -> Vec<Case> {
                         decoys: Decoys {
                             off_path: s == 0 || mi == 1,
                             unrelated_spike: s == 1 || mi == 2,
-                            harmless_deploy: (mi as u64 + s) % 2 == 0,
+                            harmless_deploy: (mi as u64 + s).is_multiple_of(2),
                         },
                         fault_minutes: 6 + (seed % 7) as i64,
                     },
@@ -126,16 +126,23 @@ pub fn ask(sim: &SimOutput, question: &str) -> Diagnosis {
 
 fn judge(case: &Case, sim: &SimOutput, d: Diagnosis) -> CaseResult {
     let truth = case.scenario.fault.truth();
-    let service_rank = truth.and_then(|t| d.causes.iter().position(|c| c.service == t.service).map(|i| i + 1));
+    let service_rank = truth.and_then(|t| {
+        d.causes
+            .iter()
+            .position(|c| c.service == t.service)
+            .map(|i| i + 1)
+    });
     let operation_rank = truth.and_then(|t| {
         d.causes
             .iter()
             .position(|c| c.service == t.service && c.operation.as_deref() == Some(t.operation))
             .map(|i| i + 1)
     });
-    let host_ok = truth
-        .and_then(|t| t.host)
-        .map(|h| d.causes.first().is_some_and(|c| c.host.as_deref() == Some(h)));
+    let host_ok = truth.and_then(|t| t.host).map(|h| {
+        d.causes
+            .first()
+            .is_some_and(|c| c.host.as_deref() == Some(h))
+    });
     let problems = check_answer(sim, &d);
     CaseResult {
         case: case.clone(),
@@ -146,7 +153,14 @@ fn judge(case: &Case, sim: &SimOutput, d: Diagnosis) -> CaseResult {
         causes: d
             .causes
             .iter()
-            .map(|c| format!("{} {} [{}]", c.service, c.operation.as_deref().unwrap_or(""), c.kind.as_str()))
+            .map(|c| {
+                format!(
+                    "{} {} [{}]",
+                    c.service,
+                    c.operation.as_deref().unwrap_or(""),
+                    c.kind.as_str()
+                )
+            })
             .collect(),
         problems,
         diagnosis: d,
@@ -177,7 +191,10 @@ pub fn check_answer(sim: &SimOutput, d: &Diagnosis) -> Vec<String> {
         }
         for n in claim_numbers(&c.claim) {
             if !values.iter().any(|v| (v.abs() - n).abs() < 1e-6) {
-                problems.push(format!("cause {}: {n} is not in its evidence rows ({})", c.rank, c.claim));
+                problems.push(format!(
+                    "cause {}: {n} is not in its evidence rows ({})",
+                    c.rank, c.claim
+                ));
             }
         }
     }
@@ -207,7 +224,9 @@ fn claim_numbers(claim: &str) -> Vec<f64> {
         }
     }
     for word in unquoted.split(|c: char| c.is_whitespace() || "(),;→".contains(c)) {
-        let w = word.trim_start_matches(['+', '-']).trim_end_matches(['.', ':', '%']);
+        let w = word
+            .trim_start_matches(['+', '-'])
+            .trim_end_matches(['.', ':', '%']);
         if w.is_empty() || !w.starts_with(|c: char| c.is_ascii_digit()) {
             continue;
         }
@@ -243,7 +262,11 @@ pub struct Row {
 
 impl Row {
     fn ac(hits: &[usize; 5], cases: usize, k: usize) -> f64 {
-        if cases == 0 { 0.0 } else { hits[k - 1] as f64 / cases as f64 }
+        if cases == 0 {
+            0.0
+        } else {
+            hits[k - 1] as f64 / cases as f64
+        }
     }
 
     /// AC@k at service level.
@@ -317,7 +340,8 @@ impl Scores {
         );
         let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|");
         let line = |out: &mut String, name: &str, r: &Row, control: bool| {
-            let verdicts: Vec<String> = r.verdicts.iter().map(|(v, n)| format!("{v} {n}")).collect();
+            let verdicts: Vec<String> =
+                r.verdicts.iter().map(|(v, n)| format!("{v} {n}")).collect();
             let host = if r.host.1 > 0 {
                 format!("{}/{}", r.host.0, r.host.1)
             } else {
@@ -360,15 +384,30 @@ impl Scores {
 /// Runs every case (on a few threads) and scores them.
 pub fn run_suite() -> (Vec<CaseResult>, Scores) {
     let cases = suite();
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 4);
+    let threads = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(1, 4);
     let mut results: Vec<Option<CaseResult>> = vec![None; cases.len()];
     std::thread::scope(|scope| {
         let chunks: Vec<Vec<(usize, &Case)>> = (0..threads)
-            .map(|t| cases.iter().enumerate().filter(|(i, _)| i % threads == t).collect())
+            .map(|t| {
+                cases
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| i % threads == t)
+                    .collect()
+            })
             .collect();
         let handles: Vec<_> = chunks
             .into_iter()
-            .map(|chunk| scope.spawn(move || chunk.into_iter().map(|(i, c)| (i, run_case(c))).collect::<Vec<_>>()))
+            .map(|chunk| {
+                scope.spawn(move || {
+                    chunk
+                        .into_iter()
+                        .map(|(i, c)| (i, run_case(c)))
+                        .collect::<Vec<_>>()
+                })
+            })
             .collect();
         for h in handles {
             for (i, r) in h.join().expect("a case panicked") {

@@ -72,11 +72,13 @@ impl FaultKind {
 
     /// The ground truth; `None` for healthy controls.
     pub fn truth(self) -> Option<Truth> {
-        let t = |service, operation, host| Some(Truth {
-            service,
-            operation,
-            host,
-        });
+        let t = |service, operation, host| {
+            Some(Truth {
+                service,
+                operation,
+                host,
+            })
+        };
         match self {
             FaultKind::SlowLeaf => t("card-validator", "POST /validate", None),
             FaultKind::SlowMiddle => t("payments", "POST /charge", None),
@@ -94,7 +96,9 @@ impl FaultKind {
     /// Three magnitudes, small to large.
     pub fn magnitudes(self) -> [f64; 3] {
         match self {
-            FaultKind::SlowLeaf | FaultKind::SlowMiddle | FaultKind::SlowSql => [40.0, 100.0, 250.0],
+            FaultKind::SlowLeaf | FaultKind::SlowMiddle | FaultKind::SlowSql => {
+                [40.0, 100.0, 250.0]
+            }
             FaultKind::DownstreamErrors => [0.08, 0.2, 0.5],
             FaultKind::NPlusOne => [8.0, 12.0, 20.0],
             FaultKind::BadInstance => [90.0, 200.0, 500.0],
@@ -185,8 +189,10 @@ impl Scenario {
                 e.extra_self.insert(("payments", "POST /charge"), m);
             }
             FaultKind::DownstreamErrors => {
-                e.errors
-                    .insert(("fraud", "POST /score"), (m, "fraud model unavailable", 503));
+                e.errors.insert(
+                    ("fraud", "POST /score"),
+                    (m, "fraud model unavailable", 503),
+                );
             }
             FaultKind::SlowSql => {
                 e.db_extra.insert("UPDATE stock", m);
@@ -198,7 +204,7 @@ impl Scenario {
             FaultKind::BadVersion => {
                 let v = "2.4.0".to_owned();
                 e.versions.insert(("shipping", "node-b"), v.clone());
-                if self.seed % 2 == 0 {
+                if self.seed.is_multiple_of(2) {
                     e.versions.insert(("shipping", "node-a"), v.clone());
                 }
                 e.version_errors.insert(
@@ -216,10 +222,12 @@ impl Scenario {
         }
         if self.decoys.off_path {
             e.extra_self.insert(("analytics", "POST /track"), 18.0);
-            e.extra_self.insert(("notifications", "process order-placed"), 120.0);
+            e.extra_self
+                .insert(("notifications", "process order-placed"), 120.0);
         }
         if self.decoys.unrelated_spike {
-            e.self_factor.insert(("recommendations", "GET /recommendations"), 4.0);
+            e.self_factor
+                .insert(("recommendations", "GET /recommendations"), 4.0);
             e.errors.insert(
                 ("recommendations", "GET /recommendations"),
                 (0.05, "feature store timeout", 504),

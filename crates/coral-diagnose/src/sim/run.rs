@@ -126,7 +126,10 @@ pub fn simulate(app: &App, scenario: &Scenario, cfg: &SimConfig) -> SimOutput {
             .iter()
             .map(|r| {
                 let f = if g.active {
-                    g.fx.route_factor.get(app.ops[r.op].name).copied().unwrap_or(1.0)
+                    g.fx.route_factor
+                        .get(app.ops[r.op].name)
+                        .copied()
+                        .unwrap_or(1.0)
                 } else {
                     1.0
                 };
@@ -144,7 +147,11 @@ pub fn simulate(app: &App, scenario: &Scenario, cfg: &SimConfig) -> SimOutput {
                 .enumerate()
                 .map(|(r, rate)| rate * work_now[r].get(a).copied().unwrap_or(0.0))
                 .sum();
-            let hog = if g.active { g.fx.hog.get(a).copied().unwrap_or(0.0) } else { 0.0 };
+            let hog = if g.active {
+                g.fx.hog.get(a).copied().unwrap_or(0.0)
+            } else {
+                0.0
+            };
             let cpu = (10.0 + load * host_scale + hog + g.rng.normal() * 1.5).clamp(1.0, 100.0);
             let u = cpu / 100.0;
             g.slowdown.insert(a, (0.55 / (1.0 - u.min(0.97))).max(1.0));
@@ -325,7 +332,13 @@ impl Gen<'_> {
 
     /// Runs a SERVER/CONSUMER span of `op` from `start` (ns); returns its
     /// end and failure.
-    fn server(&mut self, op: OpId, parent: u64, start: i64, depth: usize) -> (i64, Option<(String, u16)>) {
+    fn server(
+        &mut self,
+        op: OpId,
+        parent: u64,
+        start: i64,
+        depth: usize,
+    ) -> (i64, Option<(String, u16)>) {
         let app = self.app;
         let o = &app.ops[op];
         let service = &app.services[o.service];
@@ -349,7 +362,12 @@ impl Gen<'_> {
         if self.active {
             self_ms *= self.fx.self_factor.get(&key).copied().unwrap_or(1.0);
             let extra = self.fx.extra_self.get(&key).copied().unwrap_or(0.0)
-                + self.fx.instance_extra.get(&(service.name, agent)).copied().unwrap_or(0.0);
+                + self
+                    .fx
+                    .instance_extra
+                    .get(&(service.name, agent))
+                    .copied()
+                    .unwrap_or(0.0);
             if extra > 0.0 {
                 self_ms += extra * self.rng.lognormal(1.0, 0.15);
             }
@@ -377,7 +395,8 @@ impl Gen<'_> {
             match step {
                 Step::Seq(call) => {
                     for _ in 0..self.count(op, call) {
-                        let (end, f) = self.call(call, o.service, agent, &version, &inst.pod, id, t, depth);
+                        let (end, f) =
+                            self.call(call, o.service, agent, &version, &inst.pod, id, t, depth);
                         t = end;
                         if let Some(f) = f
                             && call.required
@@ -391,7 +410,16 @@ impl Gen<'_> {
                     let mut end = t;
                     for call in calls {
                         let jitter = (self.rng.f64() * 0.2 * MS) as i64;
-                        let (e, f) = self.call(call, o.service, agent, &version, &inst.pod, id, t + jitter, depth);
+                        let (e, f) = self.call(
+                            call,
+                            o.service,
+                            agent,
+                            &version,
+                            &inst.pod,
+                            id,
+                            t + jitter,
+                            depth,
+                        );
                         end = end.max(e);
                         if let Some(f) = f
                             && call.required
@@ -441,7 +469,9 @@ impl Gen<'_> {
                         what = ((*m).to_owned(), *c);
                     }
                 }
-                if let Some((r, m, c)) = self.fx.version_errors.get(&(service.name, version.clone())) {
+                if let Some((r, m, c)) =
+                    self.fx.version_errors.get(&(service.name, version.clone()))
+                {
                     rate += r;
                     if self.rng.chance(r / rate) {
                         what = ((*m).to_owned(), *c);
