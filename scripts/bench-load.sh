@@ -15,6 +15,8 @@
 #   ROTEL_PORT=4327 CORAL_PORT=4337   OTLP/gRPC ports used for the targets
 #   OUT=bench-results                 where JSON results go (relative to repo root)
 #   LOADGEN_ARGS="--gzip ..."         extra coral-loadgen flags for every run
+#   ACKS="received"                   agent.telemetry.ack modes to run the agent with
+#                                     (e.g. "received stored")
 #   SAT_ARGS="--connections 4 --concurrency 64"   extra flags for saturation runs
 #                                     (8 in flight is latency-bound, not CPU-bound)
 set -euo pipefail
@@ -75,10 +77,13 @@ run_case rotel-blackhole-$RATE "$RATE" "127.0.0.1:$ROTEL_PORT" "$ROTEL_CMD"
 run_case rotel-blackhole-sat 0 "127.0.0.1:$ROTEL_PORT" "$ROTEL_CMD"
 
 if [ -n "${CORAL_BIN:-}" ]; then
+  for ack in ${ACKS:-received}; do
   for rate in "$RATE" 0; do
     label=$([ "$rate" = 0 ] && echo sat || echo "$rate")
+    [ "$ack" = received ] || label="$label-ack-$ack"
     home=$(mktemp -d "${TMPDIR:-/tmp}/coral-bench.XXXXXX")
     run_case "coral-agent-$label" "$rate" "127.0.0.1:$CORAL_PORT" "$CORAL_BIN agent serve" \
+      --spawn-env "CORAL_ACK=$ack" \
       --spawn-env "CORAL_HOME=$home" \
       --spawn-env "CORAL_OTLP_GRPC_ENDPOINT=127.0.0.1:$CORAL_PORT" \
       --spawn-env "CORAL_OTLP_HTTP_ENDPOINT=127.0.0.1:0" \
@@ -86,6 +91,7 @@ if [ -n "${CORAL_BIN:-}" ]; then
       --spawn-env "CORAL_ADMIN_ENDPOINT=127.0.0.1:0" \
       --spawn-env "CORAL_SAMPLE_RATE=0.10"
     rm -rf "$home"
+  done
   done
 else
   log "CORAL_BIN not set: skipping the Coral agent"

@@ -18,14 +18,36 @@ use crate::api::AgentApi;
 pub fn router(api: Arc<AgentApi>) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(healthz))
         .route("/status", get(status))
         .with_state(api)
 }
 
+/// `ok` (200), or 503 saying why the store cannot write.
+async fn healthz(State(api): State<Arc<AgentApi>>) -> axum::response::Response {
+    match api.store_health() {
+        None => "ok\n".into_response(),
+        Some(failing) => (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "store failing since {}: {}; exports are refused until it writes again (free disk space in the data directory)\n",
+                humantime::format_rfc3339_seconds(failing.since),
+                failing.reason
+            ),
+        )
+            .into_response(),
+    }
+}
+
 async fn metrics(State(api): State<Arc<AgentApi>>) -> impl IntoResponse {
     let status = api.status();
+    let failing = api.store_health().is_some();
     let gauges = [
+        (
+            "store_failing",
+            "1 while the store cannot write (exports are refused), else 0.",
+            u64::from(failing),
+        ),
         (
             "db_size_bytes",
             "Bytes used by the agent database on disk.",
@@ -65,6 +87,14 @@ async fn status(State(api): State<Arc<AgentApi>>) -> impl IntoResponse {
         "push_acked_seq_id": s.push_acked_seq_id,
         "endpoints": s.endpoints.iter().map(|e| (e.name.clone(), serde_json::Value::String(e.address.clone()))).collect::<serde_json::Map<_, _>>(),
         "counters": crate::metrics::Counters::json(&c),
+        "store": match api.store_health() {
+            None => serde_json::json!({"ok": true}),
+            Some(failing) => serde_json::json!({
+                "ok": false,
+                "failing_since": humantime::format_rfc3339_seconds(failing.since).to_string(),
+                "reason": failing.reason,
+            }),
+        },
         "beyla": s.beyla.map(|b| serde_json::json!({
             "enabled": b.enabled,
             "mode": b.mode,

@@ -66,6 +66,11 @@ impl AgentApi {
         }
     }
 
+    /// `Some` while the store cannot write: since when, and why.
+    pub fn store_health(&self) -> Option<crate::store::health::Failing> {
+        self.db.health().failing()
+    }
+
     /// The agent's counters.
     pub fn counters(&self) -> &Arc<Counters> {
         &self.counters

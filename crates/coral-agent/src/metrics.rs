@@ -84,6 +84,14 @@ counters! {
     /// Requests refused because the pipeline was saturated, or the listener
     /// held its budget of request body bytes (429 / UNAVAILABLE).
     requests_throttled,
+    /// Commits that failed (a full disk, an invalidated database); see
+    /// `/healthz` and `/status`'s `store`.
+    store_write_failures,
+    /// Times a failing store wrote again (after a probe, or reopening it).
+    store_recoveries,
+    /// Exports answered 503 / UNAVAILABLE because the store could not write
+    /// (`ack: stored`: their commit failed).
+    requests_not_stored,
     /// OTLP connections closed to make room for a new one when the
     /// listener's table (`agent.telemetry.max_connections`) was full: the
     /// least recently active.

@@ -32,6 +32,7 @@ use crate::durable::{Durability, Ticket};
 use crate::filter::StaticFilter;
 use crate::metrics::Counters;
 use crate::normalize::{self, Invalid, SpanFacts};
+use crate::store::health::StoreHealth;
 use crate::store::writer::{WriteOp, WriterSender};
 
 /// Seconds a throttled client is asked to wait.
@@ -193,6 +194,7 @@ impl Admission {
 pub struct Pipeline {
     aggregator: Arc<Mutex<Aggregator>>,
     durability: Option<Durability>,
+    health: Option<Arc<StoreHealth>>,
     filter: StaticFilter,
     scrub: RegexSet,
     admission: Admission,
@@ -213,6 +215,7 @@ impl Pipeline {
         Pipeline {
             aggregator: Arc::new(Mutex::new(aggregator)),
             durability: None,
+            health: None,
             filter,
             scrub,
             admission: Admission::new(queue_spans),
@@ -230,6 +233,13 @@ impl Pipeline {
         self
     }
 
+    /// Refuses exports while `health` says the store cannot write, so that
+    /// nothing is acknowledged that would not be stored.
+    pub fn with_store_health(mut self, health: Arc<StoreHealth>) -> Pipeline {
+        self.health = Some(health);
+        self
+    }
+
     /// The aggregator, shared with the writer under `ack: stored`.
     pub fn aggregator(&self) -> Arc<Mutex<Aggregator>> {
         self.aggregator.clone()
@@ -237,6 +247,13 @@ impl Pipeline {
 
     /// Ingests one encoded `ExportTraceServiceRequest`.
     pub fn ingest_traces(&self, request: &[u8]) -> Result<PartialOutcome, IngestError> {
+        if let Some(failing) = self.health.as_ref().and_then(|h| h.failing()) {
+            Counters::add(&self.counters.requests_not_stored, 1);
+            return Err(IngestError::NotStored(format!(
+                "the agent store cannot write: {}",
+                failing.reason
+            )));
+        }
         let view =
             TraceExportView::parse(request).map_err(|e| IngestError::Malformed(e.to_string()))?;
         struct Accepted<'a> {

@@ -175,6 +175,7 @@ pub async fn start_with(
         writer_tx.clone(),
         counters.clone(),
     );
+    pipeline = pipeline.with_store_health(db.health().clone());
     if t.ack == coral_config::AckMode::Stored {
         let durability = crate::durable::Durability::new();
         pipeline = pipeline.with_stored_ack(durability.clone());

@@ -26,6 +26,7 @@
 //! | `CORAL_HOST_METRICS_INTERVAL` | `agent.host_metrics.interval`   | duration ≥ 1s |
 //! | `CORAL_RETENTION`          | `agent.storage.retention`          | duration: `500ms`, `30s`, `5m`, `1h`, `2d`, or bare seconds |
 //! | `CORAL_SAMPLE_RATE`        | the `sample_rate` filter rule      | `0.0`–`1.0`; other filter rules are unchanged |
+//! | `CORAL_ACK`                | `agent.telemetry.ack`              | `received`, `stored` |
 //! | `CORAL_LOG_FORMAT`         | `agent.log.format`                 | `text`, `json` |
 //! | `CORAL_LOG_LEVEL`          | `agent.log.level`                  | `tracing` filter directive, e.g. `info`, `coral=debug,info` |
 //! | `CORAL_BEYLA_ENABLED`      | `beyla.enabled`                    | `true`, `false`, `1`, `0` |
@@ -54,11 +55,11 @@ use crate::colony_build::{ColonyBuilder, parse_poll_interval};
 use crate::dial::parse_dial_target;
 use crate::parse_duration;
 use crate::token::TokenSource;
-use crate::types::{AgentMode, LogFormat};
+use crate::types::{AckMode, AgentMode, LogFormat};
 use crate::values;
 
 /// Every environment variable the agent configuration reads.
-pub const ENV_VARS: [&str; 18] = [
+pub const ENV_VARS: [&str; 19] = [
     "CORAL_HOME",
     "HOME",
     "CORAL_AGENT_ID",
@@ -74,6 +75,7 @@ pub const ENV_VARS: [&str; 18] = [
     "CORAL_HOST_METRICS_INTERVAL",
     "CORAL_RETENTION",
     "CORAL_SAMPLE_RATE",
+    "CORAL_ACK",
     "CORAL_LOG_FORMAT",
     "CORAL_LOG_LEVEL",
     "CORAL_BEYLA_ENABLED",
@@ -148,6 +150,9 @@ pub(crate) fn apply(b: &mut Builder, env: &HashMap<String, String>) -> Result<()
     }
     if let Some((var, v)) = get("CORAL_SAMPLE_RATE") {
         b.cfg.telemetry.filters.sample_rate = check(var, v, values::parse_sample_rate(v))?;
+    }
+    if let Some((var, v)) = get("CORAL_ACK") {
+        b.cfg.telemetry.ack = check(var, v, v.parse::<AckMode>())?;
     }
     if let Some((var, v)) = get("CORAL_LOG_FORMAT") {
         b.cfg.log.format = check(var, v, v.parse::<LogFormat>())?;

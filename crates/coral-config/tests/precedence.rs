@@ -233,8 +233,14 @@ fn disabled_telemetry_and_port_zero_do_not_conflict() {
 
 #[test]
 fn env_var_list_is_complete() {
-    assert_eq!(ENV_VARS.len(), 18);
-    for var in ["CORAL_HOME", "HOME", "CORAL_SAMPLE_RATE", "CORAL_LOG_LEVEL"] {
+    assert_eq!(ENV_VARS.len(), 19);
+    for var in [
+        "CORAL_HOME",
+        "HOME",
+        "CORAL_SAMPLE_RATE",
+        "CORAL_ACK",
+        "CORAL_LOG_LEVEL",
+    ] {
         assert!(ENV_VARS.contains(&var), "{var}");
     }
 }

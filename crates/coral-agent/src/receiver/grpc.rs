@@ -72,7 +72,10 @@ pub(crate) async fn slot(slots: &Arc<Semaphore>) -> Result<OwnedSemaphorePermit,
 pub(crate) async fn stored(sink: &dyn OtlpSink, ticket: Option<Ticket>) -> Result<(), Status> {
     match (ticket, sink.durability()) {
         (Some(ticket), Some(durability)) => {
-            durability.wait(ticket, STORE_WAIT).await.map_err(refused)
+            durability.wait(ticket, STORE_WAIT).await.map_err(|error| {
+                Counters::add(&sink.counters().requests_not_stored, 1);
+                refused(error)
+            })
         }
         _ => Ok(()),
     }

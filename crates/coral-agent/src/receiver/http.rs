@@ -287,10 +287,10 @@ where
         // Waiting for the commit holds neither a decoding slot nor the body.
         drop((_permit, _held, request));
         if let (Some(ticket), Some(durability)) = (ticket, state.sink.durability()) {
-            durability
-                .wait(ticket, STORE_WAIT)
-                .await
-                .map_err(|error| ingest_refusal(error, encoding, signal))?;
+            durability.wait(ticket, STORE_WAIT).await.map_err(|error| {
+                Counters::add(&counters.requests_not_stored, 1);
+                ingest_refusal(error, encoding, signal)
+            })?;
         }
         Ok(encode(encoding, &response, StatusCode::OK))
     }

@@ -65,18 +65,28 @@ impl Rows<'_> {
     }
 }
 
+/// What [`store_rows`] did.
+pub(super) struct Written {
+    /// The next free seq_id.
+    pub next_seq: u64,
+    /// Whether the buckets (and pending changes) were stored.
+    pub buckets_stored: bool,
+    /// The last failure, on one line.
+    pub error: Option<String>,
+}
+
 /// Stores a batch from `seq` on, in transactions of at most
 /// [`MAX_TRANSACTION_BYTES`] of spans; buckets, host samples and pending
-/// RED go with the first. Returns the next free seq_id, and whether every
-/// bucket was stored.
+/// RED go with the first.
 pub(super) fn store_rows(
     conn: &mut Connection,
     resources: &mut Resources,
     mut seq: u64,
     rows: Rows<'_>,
     counters: &Counters,
-) -> (u64, bool) {
+) -> Written {
     let mut buckets_stored = true;
+    let mut last_error = None;
     for (i, spans) in transactions(rows.spans, span_bytes).into_iter().enumerate() {
         let part = if i == 0 {
             Rows { spans, ..rows }
@@ -89,11 +99,16 @@ pub(super) fn store_rows(
                 flushed: &[],
             }
         };
-        let (next, stored) = store_part(conn, resources, seq, part, counters);
+        let (next, stored, error) = store_part(conn, resources, seq, part, counters);
         seq = next;
-        buckets_stored &= stored;
+        buckets_stored &= stored || i > 0;
+        last_error = error.or(last_error);
     }
-    (seq, buckets_stored)
+    Written {
+        next_seq: seq,
+        buckets_stored,
+        error: last_error,
+    }
 }
 
 /// Stores a batch in one transaction (`ack: stored`: the batch's requests
@@ -146,15 +161,16 @@ fn store_part(
     seq: u64,
     part: Rows<'_>,
     counters: &Counters,
-) -> (u64, bool) {
+) -> (u64, bool, Option<String>) {
     let error = match write_batch(conn, resources, seq, part) {
         Ok(next) => {
             Counters::add(&counters.spans_stored, part.spans.len() as u64);
             Counters::add(&counters.buckets_stored, part.buckets.len() as u64);
-            return (next, true);
+            return (next, true, None);
         }
         Err(error) => error,
     };
+    let reason = super::writer::one_line(&error);
     Counters::add(&counters.spans_dropped, part.spans.len() as u64);
     tracing::error!(%error, spans = part.spans.len(), buckets = part.buckets.len(), "agent store write failed");
     let metrics = part.without_spans();
@@ -163,14 +179,13 @@ fn store_part(
     match retry.then(|| write_batch(conn, resources, seq, metrics)) {
         Some(Ok(next)) => {
             Counters::add(&counters.buckets_stored, part.buckets.len() as u64);
-            (next, true)
+            (next, true, Some(reason))
         }
         retried => {
             if let Some(Err(error)) = retried {
-                tracing::error!(%error, buckets = part.buckets.len(), "agent store write of buckets failed, buckets lost");
+                tracing::error!(%error, buckets = part.buckets.len(), "agent store write of buckets failed; they are kept for the next commit");
             }
-            Counters::add(&counters.buckets_dropped, part.buckets.len() as u64);
-            (seq, false)
+            (seq, metrics.is_empty(), Some(reason))
         }
     }
 }

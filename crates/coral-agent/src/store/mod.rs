@@ -10,6 +10,7 @@
 mod append;
 pub mod beyla;
 pub mod beyla_read;
+pub mod health;
 mod migrate;
 pub(crate) mod pending;
 pub mod read;
@@ -81,6 +82,11 @@ pub enum StoreError {
     /// The writer thread has stopped.
     #[error("agent store writer has stopped")]
     WriterGone,
+    /// The database is being reopened after a failed write.
+    #[error(
+        "the agent database is being reopened after a failed write (see /healthz); retry in a few seconds"
+    )]
+    Reopening,
 }
 
 /// Shared handle on the opened database: session, sequence high-water mark and
@@ -94,7 +100,9 @@ pub struct Database {
     push_acked: AtomicU64,
     /// Highest committed Beyla seq_id (0 when none).
     latest_beyla_seq: AtomicU64,
-    read_template: std::sync::Mutex<Connection>,
+    /// `None` while the writer reopens the database.
+    read_template: std::sync::Mutex<Option<Connection>>,
+    health: Arc<health::StoreHealth>,
 }
 
 /// DuckDB's memory budget in the agent. It holds the rows appended since the
@@ -168,7 +176,8 @@ impl Database {
             latest_seq: AtomicU64::new(next.saturating_sub(1)),
             push_acked: AtomicU64::new(acked),
             latest_beyla_seq: AtomicU64::new(next_beyla.saturating_sub(1)),
-            read_template: std::sync::Mutex::new(read_template),
+            read_template: std::sync::Mutex::new(Some(read_template)),
+            health: Arc::default(),
         });
         Ok((db, conn))
     }
@@ -226,7 +235,42 @@ impl Database {
             .read_template
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        Ok(template.try_clone()?)
+        match template.as_ref() {
+            Some(template) => Ok(template.try_clone()?),
+            None => Err(StoreError::Reopening),
+        }
+    }
+
+    /// Whether the store can write.
+    pub fn health(&self) -> &Arc<health::StoreHealth> {
+        &self.health
+    }
+
+    /// Drops the read template (before the writer reopens the database).
+    pub(crate) fn close_readers(&self) {
+        *self
+            .read_template
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
+    }
+
+    /// Opens the database file again after DuckDB invalidated it: a new
+    /// write connection, and readers cloned from it. The caller dropped its
+    /// old connection and called [`Database::close_readers`].
+    pub(crate) fn reopen(&self) -> Result<Connection, StoreError> {
+        let conn = Connection::open(&self.path).map_err(|source| StoreError::Open {
+            path: self.path.clone(),
+            source,
+        })?;
+        conn.execute_batch(&format!(
+            "SET threads = 1; SET memory_limit = '{DUCKDB_MEMORY_LIMIT}';"
+        ))?;
+        let reader = conn.try_clone()?;
+        *self
+            .read_template
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(reader);
+        Ok(conn)
     }
 }
 

@@ -79,6 +79,23 @@ impl OpenMinutes {
         }
     }
 
+    /// Drops the oldest minutes past `max_minutes`; returns the buckets
+    /// dropped.
+    pub(crate) fn bound(&mut self, max_minutes: usize) -> u64 {
+        let mut dropped = 0;
+        while self.minutes.len() > max_minutes {
+            if let Some((minute, keys)) = self.minutes.pop_first() {
+                tracing::error!(
+                    minute,
+                    buckets = keys.len(),
+                    "RED held while the store cannot write is past its bound; the oldest minute is dropped"
+                );
+                dropped += keys.len() as u64;
+            }
+        }
+        dropped
+    }
+
     /// Sets the operation cap of merged buckets.
     pub(crate) fn set_max_operations(&mut self, max_operations: usize) {
         self.max_operations = max_operations.max(1);

@@ -18,13 +18,14 @@ use coral_model::Bucket;
 use coral_proto::common::{HostMetrics, TelemetrySpan};
 use duckdb::types::{TimeUnit, Value};
 use duckdb::{Connection, params};
-use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError, channel};
 use std::time::Instant;
 
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::append::{Rows, store_rows, store_whole};
 use super::beyla::BeylaRows;
+use super::health::{PROBE_INTERVAL, StoreHealth};
 use super::pending::{self, OpenMinutes};
 use super::resources::Resources;
 use super::{Database, StoreError};
@@ -45,9 +46,11 @@ const MAX_BATCH_ROWS: usize = 100_000;
 pub const COMMIT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The commit interval under `agent.telemetry.ack: stored`, where every
-/// request waits for its commit: short, so that an export is answered in a
-/// fraction of a second.
-pub const STORED_COMMIT_INTERVAL: Duration = Duration::from_millis(200);
+/// request waits for its commit: a short gathering window, so that an export
+/// is answered within tens of milliseconds while requests that arrive
+/// together still share one commit (a commit takes the RED deltas and spans
+/// of every request queued by then).
+pub const STORED_COMMIT_INTERVAL: Duration = Duration::from_millis(25);
 
 /// The writer checks for shutdown this often while it gathers a batch.
 const CLOSE_CHECK: Duration = Duration::from_millis(100);
@@ -137,15 +140,62 @@ fn run(mut conn: Connection, db: Arc<Database>, counters: Arc<Counters>, rx: Rec
     let mut next_beyla = db.latest_beyla_seq() + 1;
     let mut resources = Resources::default();
     let mut stored: Option<StoredAck> = None;
+    let health = db.health().clone();
     // RED committed under `ack: stored` whose minutes are not flushed yet,
     // read back from the last run (flushed at the first commit when the
-    // agent now runs with `ack: received`).
+    // agent now runs with `ack: received`); and, in either mode, buckets
+    // that a failed commit could not write, kept for the next one.
     let mut open = OpenMinutes::new(usize::MAX);
     match pending::load(&conn) {
         Ok(deltas) => open.absorb(deltas),
         Err(error) => tracing::error!(%error, "cannot read the pending RED of the last run"),
     }
-    while let Ok(first) = rx.recv() {
+    loop {
+        // A failing store is probed (and reopened) every PROBE_INTERVAL,
+        // even when no work arrives.
+        let first = if health.failing().is_some() {
+            match rx.recv_timeout(PROBE_INTERVAL) {
+                Ok(op) => Some(op),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        } else {
+            match rx.recv() {
+                Ok(op) => Some(op),
+                Err(_) => break,
+            }
+        };
+        if health.failing().is_some() && !probe(&mut conn, &db, &health, &counters) {
+            // Still failing: work that arrived waits in the channel (bounded
+            // by admission, which refuses new exports meanwhile), except
+            // shutdown.
+            if let Some(op) = first {
+                let mut batch = Batch::default();
+                batch.absorb(op);
+                if let Some(ack) = batch.ack_stored.take() {
+                    open.set_max_operations(ack.max_operations);
+                    stored = Some(ack);
+                }
+                if batch.close {
+                    break;
+                }
+                drop_while_failing(batch, &mut open, &counters);
+            }
+            // Requests waiting on the open generation are answered now.
+            if let Some(ack) = &stored {
+                let (_, generation) = ack
+                    .aggregator
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .take_deltas();
+                let reason = health.failing().map(|f| f.reason).unwrap_or_default();
+                ack.durability.failed(generation, &reason);
+            }
+            continue;
+        }
+        let Some(first) = first else {
+            continue;
+        };
         let mut batch = Batch::default();
         batch.absorb(first);
         if let Some(ack) = batch.ack_stored.take() {
@@ -201,7 +251,7 @@ fn run(mut conn: Connection, db: Arc<Database>, counters: Arc<Counters>, rx: Rec
         });
         let Batch {
             spans,
-            mut buckets,
+            buckets: new_buckets,
             hosts,
             beyla,
             permits,
@@ -211,11 +261,18 @@ fn run(mut conn: Connection, db: Arc<Database>, counters: Arc<Counters>, rx: Rec
             ack_stored: _,
         } = batch;
         if !beyla.is_empty() {
-            let stored = super::beyla::store(&mut conn, next_beyla, &beyla);
-            next_beyla = stored.next_seq;
+            let written = super::beyla::store(&mut conn, next_beyla, &beyla);
+            next_beyla = written.next_seq;
             db.set_latest_beyla_seq(next_beyla - 1);
-            Counters::add(&counters.beyla_rows_stored, stored.stored);
-            Counters::add(&counters.beyla_rows_dropped, stored.dropped);
+            Counters::add(&counters.beyla_rows_stored, written.stored);
+            Counters::add(&counters.beyla_rows_dropped, written.dropped);
+            if written.dropped > 0 {
+                fail(
+                    &health,
+                    &counters,
+                    "a write of Beyla rows failed (see the log)",
+                );
+            }
         }
         // Open minutes that closed (all of them at shutdown, or with
         // `ack: received`) become ordinary buckets in the same transaction
@@ -233,6 +290,7 @@ fn run(mut conn: Connection, db: Arc<Database>, counters: Arc<Counters>, rx: Rec
             Some(ack) => open.closed(now, ack.grace_secs, close),
             None => open.closed(now, 0, true),
         };
+        let mut buckets = new_buckets.clone();
         buckets.extend(open.buckets(&flushed));
         let rows = Rows {
             spans: &spans,
@@ -243,36 +301,46 @@ fn run(mut conn: Connection, db: Arc<Database>, counters: Arc<Counters>, rx: Rec
         };
         match (deltas, &stored) {
             (Some((delta, generation)), Some(ack)) => {
-                match store_whole(
-                    &mut conn,
-                    &mut resources,
-                    next_seq,
-                    Rows {
-                        pending: &delta,
-                        ..rows
-                    },
-                    &counters,
-                ) {
+                let rows = Rows {
+                    pending: &delta,
+                    ..rows
+                };
+                match store_whole(&mut conn, &mut resources, next_seq, rows, &counters) {
                     Ok(next) => {
                         next_seq = next;
                         db.set_latest_seq(next_seq - 1);
                         open.forget(&flushed);
                         open.absorb(delta);
                         ack.durability.stored(generation);
+                        recovered(&health);
                     }
-                    Err(error) => ack.durability.failed(generation, &one_line(&error)),
+                    Err(error) => {
+                        let reason = one_line(&error);
+                        ack.durability.failed(generation, &reason);
+                        open.absorb(new_buckets);
+                        fail(&health, &counters, &reason);
+                    }
                 }
             }
             _ if !rows.is_empty() => {
-                let (next, all) = store_rows(&mut conn, &mut resources, next_seq, rows, &counters);
-                next_seq = next;
+                let written = store_rows(&mut conn, &mut resources, next_seq, rows, &counters);
+                next_seq = written.next_seq;
                 db.set_latest_seq(next_seq - 1);
-                if all {
+                if written.buckets_stored {
                     open.forget(&flushed);
+                } else {
+                    // Kept, bounded, for the next commit.
+                    open.absorb(new_buckets);
+                }
+                match written.error {
+                    Some(reason) => fail(&health, &counters, &reason),
+                    None => recovered(&health),
                 }
             }
             _ => {}
         }
+        let dropped = open.bound(MAX_HELD_MINUTES);
+        Counters::add(&counters.buckets_dropped, dropped);
         drop(permits);
         if let Some(acked) = ack {
             match super::set_metadata(&conn, "push_acked_seq_id", &acked.to_string()) {
@@ -300,8 +368,74 @@ fn run(mut conn: Connection, db: Arc<Database>, counters: Arc<Counters>, rx: Rec
     }
 }
 
+/// Minutes of RED held in memory while the store cannot write; past this
+/// the oldest are dropped (counted in `buckets_dropped`).
+const MAX_HELD_MINUTES: usize = 120;
+
+fn fail(health: &StoreHealth, counters: &Counters, reason: &str) {
+    Counters::add(&counters.store_write_failures, 1);
+    if health.fail(reason) {
+        tracing::error!(
+            reason,
+            "the agent store cannot write: new exports are refused (503 / UNAVAILABLE) until a probe commit succeeds; free disk space in the data directory"
+        );
+    }
+}
+
+fn recovered(health: &StoreHealth) {
+    if health.recover() {
+        tracing::info!("the agent store writes again; exports are accepted");
+    }
+}
+
+/// While the store fails: buckets are kept (bounded) for the recovery;
+/// spans (of requests that were already admitted, or whose commit is
+/// answered as failed), Beyla rows and host samples are dropped, counted.
+fn drop_while_failing(batch: Batch, open: &mut OpenMinutes, counters: &Counters) {
+    open.absorb(batch.buckets);
+    Counters::add(&counters.spans_dropped, batch.spans.len() as u64);
+    Counters::add(&counters.beyla_rows_dropped, batch.beyla.len() as u64);
+}
+
+/// Tries a commit on a failing store, reopening the database first when
+/// DuckDB invalidated it; true (and the store healthy) when it went through.
+fn probe(conn: &mut Connection, db: &Database, health: &StoreHealth, counters: &Counters) -> bool {
+    let reason = health.failing().map(|f| f.reason).unwrap_or_default();
+    if super::health::invalidated(&reason) {
+        db.close_readers();
+        match Connection::open_in_memory() {
+            Ok(placeholder) => drop(std::mem::replace(conn, placeholder)),
+            Err(error) => {
+                fail(health, counters, &one_line(&error));
+                return false;
+            }
+        }
+        match db.reopen() {
+            Ok(reopened) => *conn = reopened,
+            Err(error) => {
+                fail(health, counters, &one_line(&error));
+                return false;
+            }
+        }
+    }
+    let written = conn.execute_batch(
+        "UPDATE coral_metadata SET value = value WHERE key = 'next_seq_id'; CHECKPOINT;",
+    );
+    match written {
+        Ok(()) => {
+            Counters::add(&counters.store_recoveries, 1);
+            recovered(health);
+            true
+        }
+        Err(error) => {
+            fail(health, counters, &one_line(&error));
+            false
+        }
+    }
+}
+
 /// An error's text on one line (DuckDB's errors span several).
-fn one_line(error: &dyn std::fmt::Display) -> String {
+pub(super) fn one_line(error: &dyn std::fmt::Display) -> String {
     error
         .to_string()
         .split_whitespace()
@@ -414,4 +548,40 @@ fn delete_expired(
         deleted += super::beyla::retention(conn, micros(beyla_cutoff))?;
     }
     Ok(deleted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_probe_reopens_an_invalidated_database_and_readers_follow() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, mut conn) = Database::open(dir.path()).unwrap();
+        let (health, counters) = (db.health().clone(), Counters::default());
+        fail(
+            &health,
+            &counters,
+            "FATAL Error: database has been invalidated",
+        );
+        assert!(probe(&mut conn, &db, &health, &counters));
+        assert!(health.failing().is_none());
+        let seq: String = conn
+            .query_row(
+                "SELECT value FROM coral_metadata WHERE key = 'next_seq_id'",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(seq, "1");
+        let reader = db.reader().unwrap();
+        let tables: i64 = reader
+            .query_row("SELECT count(*) FROM otel_spans_local", [], |row| {
+                row.get(0)
+            })
+            .unwrap();
+        assert_eq!(tables, 0);
+        assert_eq!(counters.store_recoveries.load(Ordering::Relaxed), 1);
+        assert_eq!(counters.store_write_failures.load(Ordering::Relaxed), 1);
+    }
 }
