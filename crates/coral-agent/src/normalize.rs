@@ -39,24 +39,26 @@ pub enum Invalid {
     /// The start time is missing or the end time precedes it.
     Times,
     /// A kept span (or its resource) holds a field that is not valid
-    /// protobuf, such as a string that is not UTF-8.
-    Encoding,
+    /// protobuf, such as a string that is not UTF-8, or attribute values
+    /// nested deeper than the limit; the reader's reason.
+    Encoding(&'static str),
 }
 
 impl Invalid {
     /// A human-readable reason, used in `partial_success.error_message`.
-    pub fn reason(self) -> &'static str {
-        match self {
+    pub fn reason(self) -> std::borrow::Cow<'static, str> {
+        let fixed = match self {
             Invalid::TraceId => "trace_id must be 16 bytes and not all zero",
             Invalid::SpanId => "span_id must be 8 bytes and not all zero",
             Invalid::ParentSpanId => "parent_span_id must be empty or 8 bytes",
             Invalid::Times => {
                 "start_time_unix_nano must be set and end_time_unix_nano must not precede it"
             }
-            Invalid::Encoding => {
-                "the span or its resource is not valid protobuf (e.g. a string that is not UTF-8)"
+            Invalid::Encoding(why) => {
+                return format!("the span or its resource cannot be read: {why}").into();
             }
-        }
+        };
+        fixed.into()
     }
 }
 

@@ -276,13 +276,14 @@ impl Pipeline {
                 };
                 // Kept spans are read whole, with their resource (once),
                 // still in place.
-                let detail = otlp_wire::span_detail(span.raw).map_err(|_| Invalid::Encoding)?;
+                let detail =
+                    otlp_wire::span_detail(span.raw).map_err(|e| Invalid::Encoding(e.0))?;
                 if resources[span.resource].is_none() {
                     let attributes = view.resources[span.resource]
                         .raw
                         .map(otlp_wire::resource_attributes)
                         .transpose()
-                        .map_err(|_| Invalid::Encoding)?
+                        .map_err(|e| Invalid::Encoding(e.0))?
                         .unwrap_or_default();
                     resources[span.resource] =
                         Some(normalize::attributes_json(&attributes, &self.scrub).0);

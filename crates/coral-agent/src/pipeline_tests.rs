@@ -121,6 +121,40 @@ fn kept_spans_are_decoded_whole_and_the_rest_only_counted() {
 }
 
 #[test]
+fn a_span_nested_too_deeply_is_refused_saying_so() {
+    let (pipeline, _rx) = pipeline();
+    let mut value = AnyValue {
+        value: Some(Value::StringValue("leaf".into())),
+    };
+    for _ in 0..100 {
+        value = AnyValue {
+            value: Some(Value::KvlistValue(
+                coral_proto::otlp::common::v1::KeyValueList {
+                    values: vec![KeyValue {
+                        key: "k".into(),
+                        value: Some(value),
+                        ..Default::default()
+                    }],
+                },
+            )),
+        };
+    }
+    let mut deep = span(1, true, "x");
+    deep.attributes.push(KeyValue {
+        key: "deep".into(),
+        value: Some(value),
+        ..Default::default()
+    });
+    let outcome = pipeline.ingest_traces(&encode(vec![deep])).unwrap();
+    assert_eq!(outcome.rejected, 1);
+    assert!(
+        outcome.message.contains("nested too deeply"),
+        "{}",
+        outcome.message
+    );
+}
+
+#[test]
 fn a_kept_span_that_is_not_valid_protobuf_is_refused_alone() {
     let (pipeline, rx) = pipeline();
     // Invalid UTF-8 in an attribute of a kept (error) span: refused through
@@ -144,7 +178,7 @@ fn a_kept_span_that_is_not_valid_protobuf_is_refused_alone() {
         outcome.message
     );
     assert!(
-        outcome.message.contains("not valid protobuf"),
+        outcome.message.contains("cannot be read: ") && outcome.message.contains("UTF-8"),
         "{}",
         outcome.message
     );
