@@ -2,7 +2,9 @@
 //! the store cannot write the agent refuses exports (503) and `/healthz`
 //! says why; once space returns it writes again by itself, without a
 //! restart; and every span it acknowledged, before, during or after, is
-//! stored and counted.
+//! stored and counted. And a full disk under the colony: pulls fail without
+//! moving their cursors, and once space returns every kept span arrives,
+//! without a restart.
 //!
 //! Needs root (it mounts a small tmpfs); skipped otherwise, unless
 //! `CORAL_REQUIRE_ROOT_TESTS=1` (as `.ci/run` sets), where it fails.
@@ -241,5 +243,109 @@ fn a_full_disk_refuses_exports_and_recovers_without_a_restart() {
         acked.len()
     );
     drop(agent);
+    drop(tmpfs);
+}
+
+/// Sends `n` exports of [`SPANS_PER_REQUEST`] spans from `client`, each
+/// answered 200.
+fn send(http: &str, client: usize, n: usize) {
+    let http_client = reqwest::blocking::Client::new();
+    for request in 0..n {
+        let (body, _) = export(client, request);
+        let status = http_client
+            .post(format!("http://{http}/v1/traces"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .unwrap()
+            .status();
+        assert_eq!(status, 200);
+    }
+}
+
+/// Kept traces of the `disk` service the colony holds.
+fn colony_traces(colony: &str) -> usize {
+    let (code, stdout, stderr) = common::run(&[
+        "query",
+        "traces",
+        "--service",
+        "disk",
+        "--since",
+        "1h",
+        "--limit",
+        "1000",
+        "-o",
+        "json",
+        "--colony",
+        colony,
+    ]);
+    if code != Some(0) {
+        eprintln!("{stderr}");
+        return 0;
+    }
+    serde_json::from_str::<serde_json::Value>(&stdout)
+        .ok()
+        .and_then(|v| v["traces"].as_array().map(Vec::len))
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_full_disk_under_the_colony_delays_rows_and_loses_none() {
+    let home = tempfile::tempdir().unwrap();
+    let colony_dir = home.path().join("colony");
+    std::fs::create_dir_all(&colony_dir).unwrap();
+    let Some(tmpfs) = Tmpfs::mount(&colony_dir, "48m") else {
+        return;
+    };
+    let config = home.path().join("agent.yaml");
+    std::fs::write(
+        &config,
+        "agent:\n  telemetry:\n    filters:\n      - sample_rate: 1.0\n",
+    )
+    .unwrap();
+    let mut cmd = common::up_command(home.path(), "disk-colony", Path::new("/nonexistent/beyla"));
+    cmd.args(["--config", config.to_str().unwrap()]);
+    let log = home.path().join("up.log");
+    let mut up = Process::spawn(cmd, "-TERM", log.clone());
+    let banner = up.banner(|line| line.contains("agent API"));
+    let field = |label: &str| {
+        banner
+            .iter()
+            .find_map(|line| line.trim().strip_prefix(label))
+            .map(|rest| rest.trim().trim_start_matches("http://").to_owned())
+            .unwrap_or_else(|| panic!("no {label} in {banner:?}"))
+    };
+    let (http, colony) = (field("OTLP HTTP:"), field("colony API:"));
+
+    send(&http, 0, 10);
+    let before = 10 * SPANS_PER_REQUEST;
+    common::wait_for("the colony to hold the first spans", PATIENCE, || {
+        colony_traces(&colony) >= before
+    });
+
+    fill(&colony_dir.join("filler"));
+    send(&http, 1, 10);
+    common::wait_for("a pull to fail on the full disk", PATIENCE, || {
+        std::fs::read_to_string(&log).is_ok_and(|l| l.contains("cannot store page"))
+    });
+    assert!(
+        colony_traces(&colony) < 2 * before,
+        "nothing new while full"
+    );
+
+    std::fs::remove_file(colony_dir.join("filler")).unwrap();
+    let freed = Instant::now();
+    common::wait_for(
+        "every kept span at the colony once space returns",
+        PATIENCE,
+        || colony_traces(&colony) == 2 * before,
+    );
+    eprintln!(
+        "colony disk full: {} kept spans, all at the colony {:.1}s after space returned",
+        2 * before,
+        freed.elapsed().as_secs_f64()
+    );
+    assert!(up.stop().success());
+    drop(up);
     drop(tmpfs);
 }

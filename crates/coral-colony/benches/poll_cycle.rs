@@ -328,7 +328,7 @@ async fn main() {
 
     let dir = tempfile::tempdir().unwrap();
     let (db, conn) = Database::open(dir.path()).unwrap();
-    let (writer, writer_tx) = Writer::start(conn, Default::default()).unwrap();
+    let (writer, writer_tx) = Writer::start(conn, db.clone(), Default::default()).unwrap();
     let poller = Poller::new(
         PollSettings {
             interval: Duration::from_secs(3600),

@@ -83,7 +83,8 @@ pub async fn start(config: &ColonyConfig) -> Result<RunningColony, StartError> {
         rate: config.beyla_traces.rate,
         slow_us: config.beyla_traces.slow_threshold.as_micros() as i64,
     };
-    let (writer, writer_tx) = Writer::start(conn, sampling).map_err(StartError::Thread)?;
+    let (writer, writer_tx) =
+        Writer::start(conn, db.clone(), sampling).map_err(StartError::Thread)?;
 
     let registry = Arc::new(Registry::default());
     let reader = db.clone();

@@ -90,7 +90,7 @@ async fn a_poll_of_an_agent_that_never_catches_up_still_ends() {
     );
     let dir = tempfile::tempdir().unwrap();
     let (db, conn) = Database::open(dir.path()).unwrap();
-    let (writer, writer_tx) = Writer::start(conn, Default::default()).unwrap();
+    let (writer, writer_tx) = Writer::start(conn, db.clone(), Default::default()).unwrap();
     let poller = Poller::new(
         PollSettings {
             interval: Duration::from_secs(3600),

@@ -33,8 +33,8 @@ where
     F: FnOnce(WriterSender) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
-    let (_db, conn) = Database::open(dir).unwrap();
-    let (writer, tx) = Writer::start(conn, Default::default()).unwrap();
+    let (db, conn) = Database::open(dir).unwrap();
+    let (writer, tx) = Writer::start(conn, db, Default::default()).unwrap();
     work(tx.clone()).await;
     tx.close();
     tokio::task::spawn_blocking(move || writer.join())

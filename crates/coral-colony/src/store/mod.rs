@@ -87,13 +87,20 @@ pub enum StoreError {
     /// The writer thread has stopped.
     #[error("colony store writer has stopped")]
     WriterGone,
+    /// The database is being reopened after a failed write.
+    #[error("the colony database is being reopened after a failed write; retry in a few seconds")]
+    Reopening,
 }
 
 /// Shared handle on the opened database.
 pub struct Database {
     path: PathBuf,
-    read_template: Mutex<Connection>,
+    /// `None` while the writer reopens the database.
+    read_template: Mutex<Option<Connection>>,
 }
+
+/// The colony's DuckDB settings, for every instance it opens.
+const SETTINGS: &str = "SET threads = 2; SET memory_limit = '1GB';";
 
 impl Database {
     /// Opens (or creates) `colony.duckdb` in `data_dir`; returns the handle and
@@ -110,7 +117,7 @@ impl Database {
         })?;
         // The colony appends large pages and answers analytical queries: two
         // threads and a bounded buffer pool keep it a good neighbour.
-        conn.execute_batch("SET threads = 2; SET memory_limit = '1GB';")?;
+        conn.execute_batch(SETTINGS)?;
         conn.execute_batch(schema::DDL)?;
         conn.execute_batch(beyla::DDL)?;
         let version: Option<String> = conn
@@ -141,7 +148,7 @@ impl Database {
                 )?;
             }
         }
-        let read_template = Mutex::new(conn.try_clone()?);
+        let read_template = Mutex::new(Some(conn.try_clone()?));
         Ok((
             Arc::new(Database {
                 path,
@@ -158,11 +165,32 @@ impl Database {
 
     /// A new connection for a read (call from a blocking context).
     pub fn reader(&self) -> Result<Connection, StoreError> {
-        let template = self
-            .read_template
+        let template = self.template();
+        match template.as_ref() {
+            Some(template) => Ok(template.try_clone()?),
+            None => Err(StoreError::Reopening),
+        }
+    }
+
+    /// Opens the database file again after DuckDB invalidated it (a write
+    /// failed, e.g. on a full disk): readers are let go first, then a new
+    /// instance gives the writer its connection and readers theirs. The
+    /// caller has dropped its old write connection.
+    pub(crate) fn reopen(&self) -> Result<Connection, StoreError> {
+        *self.template() = None;
+        let conn = Connection::open(&self.path).map_err(|source| StoreError::Open {
+            path: self.path.clone(),
+            source,
+        })?;
+        conn.execute_batch(SETTINGS)?;
+        *self.template() = Some(conn.try_clone()?);
+        Ok(conn)
+    }
+
+    fn template(&self) -> std::sync::MutexGuard<'_, Option<Connection>> {
+        self.read_template
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        Ok(template.try_clone()?)
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 

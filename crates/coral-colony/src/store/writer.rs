@@ -6,6 +6,7 @@
 //! per-page guarantee. If the transaction fails, every page in it is retried
 //! in a transaction of its own, so one bad page cannot fail its neighbours.
 
+use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::thread::JoinHandle;
 use std::time::SystemTime;
@@ -15,7 +16,7 @@ use tokio::sync::oneshot;
 
 use super::beyla::TraceSampling;
 use super::ingest::{Page, PageOutcome, store_page};
-use super::{StoreError, micros, now_micros, ts_micros};
+use super::{Database, StoreError, micros, now_micros, ts_micros};
 
 /// Rows gathered into one transaction at most.
 pub const MAX_BATCH_ROWS: usize = 200_000;
@@ -132,12 +133,13 @@ impl Writer {
     /// `sampling`.
     pub fn start(
         conn: Connection,
+        db: Arc<Database>,
         sampling: TraceSampling,
     ) -> std::io::Result<(Writer, WriterSender)> {
         let (tx, rx) = channel();
         let handle = std::thread::Builder::new()
             .name("coral-colony-writer".into())
-            .spawn(move || run(conn, rx, sampling))?;
+            .spawn(move || run(conn, &db, rx, sampling))?;
         Ok((Writer { handle }, WriterSender(tx)))
     }
 
@@ -149,10 +151,17 @@ impl Writer {
     }
 }
 
-fn run(mut conn: Connection, rx: Receiver<WriteOp>, sampling: TraceSampling) {
+fn run(mut conn: Connection, db: &Database, rx: Receiver<WriteOp>, sampling: TraceSampling) {
     let mut open = true;
+    // Set when DuckDB invalidated the database: the next batch reopens it
+    // first (the pages that failed were refused, their cursors did not move,
+    // and they are read again).
+    let mut reopen = false;
     while open {
         let Ok(first) = rx.recv() else { break };
+        if reopen {
+            reopen = !reopened(&mut conn, db);
+        }
         let mut pages: Vec<(Page, Reply<PageOutcome>)> = Vec::new();
         let mut rows = 0;
         let mut next = Some(first);
@@ -176,8 +185,10 @@ fn run(mut conn: Connection, rx: Receiver<WriteOp>, sampling: TraceSampling) {
                 next = rx.try_recv().ok();
             }
         }
-        if !pages.is_empty() {
-            commit_pages(&mut conn, pages, sampling);
+        if !pages.is_empty()
+            && let Some(error) = commit_pages(&mut conn, pages, sampling)
+        {
+            reopen |= error.contains("invalidated");
         }
     }
     if let Err(error) = conn.execute_batch("CHECKPOINT") {
@@ -185,11 +196,35 @@ fn run(mut conn: Connection, rx: Receiver<WriteOp>, sampling: TraceSampling) {
     }
 }
 
+/// Swaps `conn` for a connection to a new instance of the database;
+/// false (and `conn` unusable) when it cannot be opened yet.
+fn reopened(conn: &mut Connection, db: &Database) -> bool {
+    match Connection::open_in_memory() {
+        Ok(placeholder) => drop(std::mem::replace(conn, placeholder)),
+        Err(error) => {
+            tracing::error!(%error, "cannot release the invalidated colony database");
+            return false;
+        }
+    }
+    match db.reopen() {
+        Ok(fresh) => {
+            *conn = fresh;
+            tracing::info!("the colony database was reopened after a failed write");
+            true
+        }
+        Err(error) => {
+            tracing::error!(%error, "cannot reopen the colony database; trying again with the next page");
+            false
+        }
+    }
+}
+
+/// Stores `pages`; returns the last error, if any page failed.
 fn commit_pages(
     conn: &mut Connection,
     pages: Vec<(Page, Reply<PageOutcome>)>,
     sampling: TraceSampling,
-) {
+) -> Option<String> {
     if pages.len() > 1 {
         let attempt = (|| -> Result<Vec<PageOutcome>, StoreError> {
             let tx = conn.transaction()?;
@@ -205,13 +240,14 @@ fn commit_pages(
                 for ((_, reply), outcome) in pages.into_iter().zip(outcomes) {
                     let _ = reply.send(Ok(outcome));
                 }
-                return;
+                return None;
             }
             Err(error) => {
                 tracing::warn!(%error, pages = pages.len(), "group commit failed, storing pages one by one");
             }
         }
     }
+    let mut last_error = None;
     for (page, reply) in pages {
         let (agent, rows) = (page.agent_id.clone(), page.rows());
         let result = (|| -> Result<PageOutcome, StoreError> {
@@ -222,9 +258,11 @@ fn commit_pages(
         })();
         if let Err(error) = &result {
             tracing::error!(%error, agent_id = %agent, rows, "cannot store page; its cursor was not advanced, it will be read again");
+            last_error = Some(error.to_string());
         }
         let _ = reply.send(result.map_err(|e| e.to_string()));
     }
+    last_error
 }
 
 fn upsert_agent(conn: &Connection, r: &AgentRecord) -> Result<(), StoreError> {
@@ -290,4 +328,30 @@ fn retention(conn: &Connection, c: &Cutoffs) -> Result<u64, StoreError> {
     }
     conn.execute_batch("CHECKPOINT")?;
     Ok(deleted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_invalidated_database_is_reopened_for_the_writer_and_readers() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, mut conn) = Database::open(dir.path()).unwrap();
+        upsert_agent(
+            &conn,
+            &AgentRecord {
+                agent_id: "a1".into(),
+                ..AgentRecord::default()
+            },
+        )
+        .unwrap();
+        assert!(reopened(&mut conn, &db));
+        let count = |c: &Connection| -> i64 {
+            c.query_row("SELECT count(*) FROM agents", [], |r| r.get(0))
+                .unwrap()
+        };
+        assert_eq!(count(&conn), 1, "the writer sees what was committed");
+        assert_eq!(count(&db.reader().unwrap()), 1, "so do readers");
+    }
 }
