@@ -4,6 +4,8 @@
 //!   process, OTLP on 127.0.0.1:4317/4318, data under `$CORAL_HOME`.
 //! - `coral agent serve` / `coral colony serve` — the two roles on their own.
 //! - `coral agents`, `coral query otel|host` — read from a colony.
+//! - `coral ask "why is checkout slow?"` — the colony's diagnosis, with
+//!   evidence.
 //! - `coral beyla install|check` — put Beyla where the agent finds it, and
 //!   say whether this host can run it.
 
@@ -25,6 +27,7 @@ macro_rules! say_err {
 }
 
 mod agent;
+mod ask;
 mod beyla;
 mod beyla_views;
 mod client;
@@ -84,6 +87,9 @@ enum Command {
     },
     /// List the colony's agents: health, last poll, lag and gaps.
     Agents(query::AgentsArgs),
+    /// Ask why a service is slow, failing or busy ("why is checkout
+    /// slow?"): causes with their evidence, saved under ./evidence/.
+    Ask(ask::AskArgs),
     /// Query the colony.
     Query {
         #[command(subcommand)]
@@ -176,6 +182,7 @@ fn main() -> ExitCode {
             Command::Completions { .. } => Ok(()),
             Command::Tap(args) => tap::tap(args).await,
             Command::Agents(args) => query::agents(args).await,
+            Command::Ask(args) => ask::ask(args).await,
             Command::Query { command } => match command {
                 QueryCommand::Otel(args) => query::otel(args).await,
                 QueryCommand::Host(args) => query::host(args).await,
@@ -200,7 +207,13 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
-            ExitCode::FAILURE
+            // A question or flags the colony cannot use, like clap's usage
+            // errors.
+            if error.downcast_ref::<ask::UsageError>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

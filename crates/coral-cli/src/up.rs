@@ -109,7 +109,9 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         say!("  export OTEL_EXPORTER_OTLP_PROTOCOL=grpc");
     }
     say!();
-    say!("Then: {coral} agents · {coral} query otel <service>");
+    say!(
+        "Then: {coral} agents · {coral} query otel <service> · {coral} ask \"why is <service> slow?\""
+    );
     if coral != "coral" {
         say!(
             "  (to type just `coral`: `cargo install --locked --path crates/coral-cli`, with ~/.cargo/bin on PATH)"

@@ -2,6 +2,8 @@
 //! accepts pushes from agents that cannot be polled, keeps the history in
 //! DuckDB, and answers the CLI's queries.
 //!
+//! - [`ask`]: `Diagnose` (`coral ask`): the question read, the diagnosis
+//!   engine run over the store.
 //! - [`store`]: `colony.duckdb`: schema, the single writer, page ingest with
 //!   cursors and gaps, bucket merging, queries.
 //! - [`registry`]: agents, when they were last seen, their health.
@@ -9,6 +11,7 @@
 //! - [`service`]: the `coral.colony.v1.ColonyService` gRPC API.
 //! - [`runtime`]: start and orderly shutdown.
 
+pub mod ask;
 pub mod poller;
 pub mod registry;
 pub mod runtime;

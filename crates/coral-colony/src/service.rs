@@ -14,11 +14,12 @@ use coral_proto::colony::{
     RegisterAgentResponse,
 };
 use coral_proto::colony::{
-    GetTraceRequest, GetTraceResponse, ListTracesRequest, ListTracesResponse,
-    QueryOperationsRequest, QueryOperationsResponse,
+    DiagnoseRequest, DiagnoseResponse, GetTraceRequest, GetTraceResponse, ListTracesRequest,
+    ListTracesResponse, QueryOperationsRequest, QueryOperationsResponse,
 };
 use tonic::{Request, Response, Status};
 
+use crate::ask::{self, AskError};
 use crate::registry::{HealthPolicy, Registry};
 use crate::store::ingest::{Page, Stream};
 use crate::store::writer::{AgentRecord, WriterSender};
@@ -438,5 +439,28 @@ impl ColonyService for ColonyApi {
             .read(move |c| operations::query(c, &req, from, to))
             .await?;
         Ok(Response::new(response))
+    }
+
+    async fn diagnose(
+        &self,
+        request: Request<DiagnoseRequest>,
+    ) -> Result<Response<DiagnoseResponse>, Status> {
+        let req = request.into_inner();
+        let db = self.db.clone();
+        let now = now_unix();
+        let diagnosis = tokio::task::spawn_blocking(move || {
+            let conn = db.reader().map_err(|e| Status::internal(e.to_string()))?;
+            ask::answer(&conn, &req, now).map_err(|e| match e {
+                AskError::Invalid(message) => Status::invalid_argument(message),
+                other => Status::internal(other.to_string()),
+            })
+        })
+        .await
+        .map_err(|e| Status::internal(e.to_string()))??;
+        Ok(Response::new(DiagnoseResponse {
+            diagnosis_json: coral_diagnose::render_json(&diagnosis),
+            verdict: diagnosis.verdict.as_str().to_owned(),
+            service: diagnosis.target.service.clone(),
+        }))
     }
 }

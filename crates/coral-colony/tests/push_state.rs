@@ -127,6 +127,13 @@ impl ColonyService for FlakyColony {
     ) -> Result<Response<QueryOperationsResponse>, Status> {
         Err(Status::unimplemented("not in this fake"))
     }
+
+    async fn diagnose(
+        &self,
+        _: Request<DiagnoseRequest>,
+    ) -> Result<Response<DiagnoseResponse>, Status> {
+        Err(Status::unimplemented("not in this fake"))
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

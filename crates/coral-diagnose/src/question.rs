@@ -3,13 +3,13 @@
 //! the form ("why is X slow?", "what's the slowest endpoint in X?", "what
 //! changed in X?").
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::QuestionError;
 use crate::time::{floor_minute, parse_duration, parse_rfc3339, split_number};
 
 /// A symptom to diagnose.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Symptom {
     /// Slower requests (P95).

@@ -1,8 +1,9 @@
 //! The diagnosis as returned and serialized: the JSON contract of
 //! `coral ask -o json`, version [`VERSION`] (documented in docs/cli.md).
-//! Fields are only ever added.
+//! Fields are only ever added. The document reads back ([`Deserialize`]),
+//! so a client can render what a colony answered.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::question::Symptom;
 use crate::time::Window;
@@ -11,7 +12,7 @@ use crate::time::Window;
 pub const VERSION: u32 = 1;
 
 /// The answer to a question.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Diagnosis {
     /// Contract version ([`VERSION`]).
     pub version: u32,
@@ -34,17 +35,17 @@ pub struct Diagnosis {
     /// How much data there was.
     pub coverage: Coverage,
     /// For "what's the slowest endpoint in X?": X's operations by P95.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub endpoints: Vec<Endpoint>,
     /// For "what changed in X?": the significant changes found.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub changes: Vec<Change>,
     /// One line saying what was found (the text output's first line).
     pub summary: String,
 }
 
 /// The verdict.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     /// The symptom is confirmed against the baseline.
@@ -67,7 +68,7 @@ impl Verdict {
 }
 
 /// What was diagnosed.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Target {
     /// The service.
     pub service: String,
@@ -82,7 +83,7 @@ pub struct Target {
 }
 
 /// The incident and baseline windows.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Windows {
     /// Where the symptom is.
     pub incident: Window,
@@ -91,7 +92,7 @@ pub struct Windows {
 }
 
 /// The symptom's numbers.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SymptomReport {
     /// `p95_ms`, `error_rate` or `requests_per_minute`.
     pub metric: String,
@@ -110,7 +111,7 @@ pub struct SymptomReport {
 }
 
 /// What kind of cause.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CauseKind {
     /// Time added on the critical path.
@@ -142,7 +143,7 @@ impl CauseKind {
 }
 
 /// One cause.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Cause {
     /// 1 for the best.
     pub rank: usize,
@@ -169,7 +170,7 @@ pub struct Cause {
 }
 
 /// Something checked and found not to matter.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RuledOut {
     /// The check.
     pub check: String,
@@ -182,7 +183,7 @@ pub struct RuledOut {
 }
 
 /// One query and the rows it returned.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Evidence {
     /// Id, `e1`, `e2`, …
     pub id: String,
@@ -203,7 +204,7 @@ pub struct Evidence {
 }
 
 /// How much data there was.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Coverage {
     /// Agents with data for the service in both windows.
     pub agents_both: Vec<String>,
@@ -231,7 +232,7 @@ pub struct Coverage {
 }
 
 /// A number per window.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct PerWindow<T> {
     /// In the incident window.
     pub incident: T,
@@ -240,7 +241,7 @@ pub struct PerWindow<T> {
 }
 
 /// One operation of the service, for "what's the slowest endpoint in X?".
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Endpoint {
     /// Operation or route.
     pub operation: String,
@@ -255,7 +256,7 @@ pub struct Endpoint {
 }
 
 /// A significant change, for "what changed in X?".
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Change {
     /// `latency`, `errors`, `traffic`, `version` or `agent`.
     pub kind: String,

@@ -67,6 +67,24 @@ impl Serialize for Window {
     }
 }
 
+impl<'de> serde::Deserialize<'de> for Window {
+    /// Reads what [`Serialize`] writes: `{"from": T, "to": T}`, RFC 3339.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Window, D::Error> {
+        #[derive(serde::Deserialize)]
+        struct Bounds {
+            from: String,
+            to: String,
+        }
+        let b = Bounds::deserialize(d)?;
+        let at = |text: &str| {
+            parse_rfc3339(text).ok_or_else(|| {
+                serde::de::Error::custom(format!("{text:?} is not an RFC 3339 time"))
+            })
+        };
+        Ok(Window::new(at(&b.from)?, at(&b.to)?))
+    }
+}
+
 /// The start of the minute holding `t`.
 pub fn floor_minute(t: i64) -> i64 {
     t.div_euclid(MINUTE) * MINUTE

@@ -80,3 +80,19 @@ fn thin_data_is_inconclusive_and_says_what_is_missing() {
     );
     assert!(render_text(&d).contains("inconclusive"));
 }
+
+#[test]
+fn the_json_document_reads_back_and_renders_the_same_text() {
+    let sim = slow_leaf();
+    for question in [
+        "why is checkout slow?",
+        "what's the slowest endpoint in checkout?",
+        "what changed in checkout?",
+    ] {
+        let d = ask(&sim, question);
+        let back: coral_diagnose::Diagnosis =
+            serde_json::from_str(&render_json(&d)).unwrap_or_else(|e| panic!("{question}: {e}"));
+        assert_eq!(render_text(&back), render_text(&d), "{question}");
+        assert_eq!(render_json(&back), render_json(&d), "{question}");
+    }
+}

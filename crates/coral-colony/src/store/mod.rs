@@ -6,6 +6,7 @@
 //! pool.
 
 pub mod beyla;
+pub mod diagnose;
 pub mod ingest;
 pub mod merge;
 pub mod operations;
