@@ -37,7 +37,7 @@ struct Store {
 fn store() -> Store {
     let dir = tempfile::tempdir().unwrap();
     let (db, conn) = Database::open(dir.path()).unwrap();
-    let (writer, tx) = Writer::start(conn, TraceSampling::default()).unwrap();
+    let (writer, tx) = Writer::start(conn, db.clone(), TraceSampling::default()).unwrap();
     Store {
         _dir: dir,
         db,
