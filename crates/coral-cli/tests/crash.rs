@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use common::coral;
 use common::process::Process;
@@ -50,27 +50,7 @@ fn serve(home: &Path, config: &Path, signal: &'static str, log: &str) -> (Proces
 
 /// One export of [`SPANS_PER_REQUEST`] spans with fresh trace ids.
 fn export(client: usize, request: usize) -> (String, Vec<String>) {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let ids: Vec<String> = (0..SPANS_PER_REQUEST)
-        .map(|span| format!("{:08x}{:016x}{:08x}", client + 1, request + 1, span + 1))
-        .collect();
-    let spans: Vec<String> = ids
-        .iter()
-        .map(|id| {
-            format!(
-                r#"{{"traceId":"{id}","spanId":"00000000000000a1","name":"GET /pay","kind":2,"startTimeUnixNano":"{now}","endTimeUnixNano":"{}"}}"#,
-                now + 2_000_000
-            )
-        })
-        .collect();
-    let body = format!(
-        r#"{{"resourceSpans":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"crash"}}}}]}},"scopeSpans":[{{"spans":[{}]}}]}}]}}"#,
-        spans.join(",")
-    );
-    (body, ids)
+    common::json_export("crash", "GET /pay", 2, SPANS_PER_REQUEST, client, request)
 }
 
 /// What one crash run sent, had acknowledged, and found afterwards.

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use common::coral;
 use common::process::Process;
@@ -68,27 +68,7 @@ fn fill(path: &Path) {
 }
 
 fn export(client: usize, request: usize) -> (String, Vec<String>) {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let ids: Vec<String> = (0..SPANS_PER_REQUEST)
-        .map(|span| format!("{:08x}{:016x}{:08x}", client + 1, request + 1, span + 1))
-        .collect();
-    let spans: Vec<String> = ids
-        .iter()
-        .map(|id| {
-            format!(
-                r#"{{"traceId":"{id}","spanId":"00000000000000b2","name":"GET /cart","kind":2,"startTimeUnixNano":"{now}","endTimeUnixNano":"{}"}}"#,
-                now + 3_000_000
-            )
-        })
-        .collect();
-    let body = format!(
-        r#"{{"resourceSpans":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"disk"}}}}]}},"scopeSpans":[{{"spans":[{}]}}]}}]}}"#,
-        spans.join(",")
-    );
-    (body, ids)
+    common::json_export("disk", "GET /cart", 3, SPANS_PER_REQUEST, client, request)
 }
 
 #[test]

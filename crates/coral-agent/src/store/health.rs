@@ -9,6 +9,7 @@
 //! memory, bounded, and are written on recovery.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 /// How often a failing store is probed.
@@ -27,11 +28,17 @@ pub struct Failing {
 #[derive(Debug, Default)]
 pub struct StoreHealth {
     failing: Mutex<Option<Failing>>,
+    /// Mirrors `failing.is_some()`, so the ingest path reads one atomic per
+    /// request instead of taking the lock.
+    is_failing: AtomicBool,
 }
 
 impl StoreHealth {
     /// `None` while the store writes.
     pub fn failing(&self) -> Option<Failing> {
+        if !self.is_failing.load(Ordering::Acquire) {
+            return None;
+        }
         self.lock().clone()
     }
 
@@ -39,6 +46,7 @@ impl StoreHealth {
     /// until now.
     pub(crate) fn fail(&self, reason: &str) -> bool {
         let mut failing = self.lock();
+        self.is_failing.store(true, Ordering::Release);
         let first = failing.is_none();
         match failing.as_mut() {
             Some(f) => f.reason = reason.to_owned(),
@@ -54,7 +62,9 @@ impl StoreHealth {
 
     /// A commit went through; returns whether the store was failing.
     pub(crate) fn recover(&self) -> bool {
-        self.lock().take().is_some()
+        let mut failing = self.lock();
+        self.is_failing.store(false, Ordering::Release);
+        failing.take().is_some()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<Failing>> {

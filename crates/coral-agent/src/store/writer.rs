@@ -290,7 +290,10 @@ fn run(mut conn: Connection, db: Arc<Database>, counters: Arc<Counters>, rx: Rec
             Some(ack) => open.closed(now, ack.grace_secs, close),
             None => open.closed(now, 0, true),
         };
-        let mut buckets = new_buckets.clone();
+        // The batch's own buckets first: on a failure they go back to
+        // `open` (the flushed ones never left it).
+        let new = new_buckets.len();
+        let mut buckets = new_buckets;
         buckets.extend(open.buckets(&flushed));
         let rows = Rows {
             spans: &spans,
@@ -317,7 +320,7 @@ fn run(mut conn: Connection, db: Arc<Database>, counters: Arc<Counters>, rx: Rec
                     Err(error) => {
                         let reason = one_line(&error);
                         ack.durability.failed(generation, &reason);
-                        open.absorb(new_buckets);
+                        open.absorb(buckets.drain(..new).collect());
                         fail(&health, &counters, &reason);
                     }
                 }
@@ -330,7 +333,7 @@ fn run(mut conn: Connection, db: Arc<Database>, counters: Arc<Counters>, rx: Rec
                     open.forget(&flushed);
                 } else {
                     // Kept, bounded, for the next commit.
-                    open.absorb(new_buckets);
+                    open.absorb(buckets.drain(..new).collect());
                 }
                 match written.error {
                     Some(reason) => fail(&health, &counters, &reason),

@@ -121,3 +121,37 @@ pub fn up_command(home: &Path, agent_id: &str, beyla: &Path) -> Command {
     .env("BEYLA_PATH", beyla);
     cmd
 }
+
+/// One OTLP/JSON export of `spans` server spans of `service`, each named
+/// `name`, lasting `duration_ms` and starting now, with trace ids unique per
+/// (`client`, `request`, span); returns the body and the trace ids.
+pub fn json_export(
+    service: &str,
+    name: &str,
+    duration_ms: u128,
+    spans: usize,
+    client: usize,
+    request: usize,
+) -> (String, Vec<String>) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let ids: Vec<String> = (0..spans)
+        .map(|span| format!("{:08x}{:016x}{:08x}", client + 1, request + 1, span + 1))
+        .collect();
+    let spans: Vec<String> = ids
+        .iter()
+        .map(|id| {
+            format!(
+                r#"{{"traceId":"{id}","spanId":"00000000000000a1","name":"{name}","kind":2,"startTimeUnixNano":"{now}","endTimeUnixNano":"{}"}}"#,
+                now + duration_ms * 1_000_000
+            )
+        })
+        .collect();
+    let body = format!(
+        r#"{{"resourceSpans":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"{service}"}}}}]}},"scopeSpans":[{{"spans":[{}]}}]}}]}}"#,
+        spans.join(",")
+    );
+    (body, ids)
+}
