@@ -8,14 +8,17 @@
 //! buckets with their per-operation sketches, its kept traces
 //! `TelemetrySpan`s, its host samples `HostMetrics`, one page per agent.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 
+use common::store;
 use coral_colony::ask;
 use coral_colony::store::Database;
-use coral_colony::store::beyla::{BeylaRows, TraceSampling};
+use coral_colony::store::beyla::BeylaRows;
 use coral_colony::store::diagnose::ColonyData;
 use coral_colony::store::ingest::{Page, Stream};
-use coral_colony::store::writer::{AgentRecord, Writer, WriterSender};
+use coral_colony::store::writer::{AgentRecord, WriterSender};
 use coral_diagnose::data::{
     KeepReason, Latency, RedRow, Source, TraceFilter, TraceSelect, TraceSpan,
 };
@@ -26,25 +29,6 @@ use coral_proto::colony::DiagnoseRequest;
 use coral_proto::common::{
     BeylaHttpMetric, BeylaTraceSpan, HostMetrics, TelemetryBucket, TelemetrySpan,
 };
-
-struct Store {
-    _dir: tempfile::TempDir,
-    db: std::sync::Arc<Database>,
-    _writer: Writer,
-    tx: WriterSender,
-}
-
-fn store() -> Store {
-    let dir = tempfile::tempdir().unwrap();
-    let (db, conn) = Database::open(dir.path()).unwrap();
-    let (writer, tx) = Writer::start(conn, db.clone(), TraceSampling::default()).unwrap();
-    Store {
-        _dir: dir,
-        db,
-        _writer: writer,
-        tx,
-    }
-}
 
 fn page(agent: &str, stream: Stream) -> Page {
     Page {

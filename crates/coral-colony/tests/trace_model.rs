@@ -7,10 +7,11 @@
 
 mod common;
 
-use coral_colony::store::Database;
-use coral_colony::store::beyla::{BeylaRows, TraceSampling};
+use common::{Store, store};
+
+use coral_colony::store::beyla::BeylaRows;
 use coral_colony::store::ingest::{Page, Stream};
-use coral_colony::store::writer::{Writer, WriterSender};
+use coral_colony::store::writer::WriterSender;
 use coral_colony::store::{operations, traces};
 use coral_model::{Bucket, BucketKey, SpanKind, Stats};
 use coral_proto::colony::{GetTraceRequest, ListTracesRequest, QueryOperationsRequest, TraceSpan};
@@ -90,26 +91,6 @@ fn beyla(
         attributes_json: r#"{"http.route":"/api/checkout"}"#.into(),
         seq_id: seq,
         ..Default::default()
-    }
-}
-
-/// A colony store and its writer (kept alive by the caller).
-struct Store {
-    _dir: tempfile::TempDir,
-    db: std::sync::Arc<Database>,
-    _writer: Writer,
-    tx: WriterSender,
-}
-
-fn store() -> Store {
-    let dir = tempfile::tempdir().unwrap();
-    let (db, conn) = Database::open(dir.path()).unwrap();
-    let (writer, tx) = Writer::start(conn, db.clone(), TraceSampling::default()).unwrap();
-    Store {
-        _dir: dir,
-        db,
-        _writer: writer,
-        tx,
     }
 }
 

@@ -235,3 +235,26 @@ pub async fn incoming() -> (
     });
     (addr, stream)
 }
+
+/// A colony store on a fresh DuckDB file and its writer, kept alive together.
+pub struct Store {
+    _dir: tempfile::TempDir,
+    pub db: std::sync::Arc<coral_colony::store::Database>,
+    _writer: coral_colony::store::writer::Writer,
+    pub tx: coral_colony::store::writer::WriterSender,
+}
+
+/// A [`Store`] with the default trace sampling.
+pub fn store() -> Store {
+    use coral_colony::store::Database;
+    use coral_colony::store::writer::Writer;
+    let dir = tempfile::tempdir().unwrap();
+    let (db, conn) = Database::open(dir.path()).unwrap();
+    let (writer, tx) = Writer::start(conn, db.clone(), Default::default()).unwrap();
+    Store {
+        _dir: dir,
+        db,
+        _writer: writer,
+        tx,
+    }
+}
