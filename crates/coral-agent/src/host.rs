@@ -5,12 +5,88 @@
 //!
 //! CPU and network are rates over the time since the previous sample (the
 //! sampler reads a baseline when it is created).
+//!
+//! Samples come from a [`HostSource`]: [`HostSampler`] reads `/proc`;
+//! [`HostReplay`] hands over samples pushed to it (simulations and tests,
+//! e.g. a host that saturates its CPU at a chosen minute). [`run`] is the
+//! component `runtime.rs` wires: one tick per interval until stopped.
 
+use std::collections::VecDeque;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use coral_proto::common::HostMetrics;
+use tokio_util::sync::CancellationToken;
+
+use crate::store::writer::{WriteOp, WriterSender};
+
+/// Where host samples come from.
+pub trait HostSource: Send + 'static {
+    /// The samples to store at this tick (`now`): usually one.
+    fn take(&mut self, now: SystemTime) -> io::Result<Vec<HostMetrics>>;
+}
+
+/// Samples pushed by their producer and stored at the next tick, with
+/// their own bucket times: a stand-in for `/proc` in simulations and tests.
+/// Clones share one queue.
+#[derive(Debug, Clone, Default)]
+pub struct HostReplay(Arc<Mutex<VecDeque<HostMetrics>>>);
+
+impl HostReplay {
+    /// An empty replay.
+    pub fn new() -> HostReplay {
+        HostReplay::default()
+    }
+
+    /// Queues a sample (its `bucket_time` and `hostname` are kept as given).
+    pub fn push(&self, sample: HostMetrics) {
+        self.0.lock().expect("host replay lock").push_back(sample);
+    }
+
+    /// Samples queued and not yet taken.
+    pub fn pending(&self) -> usize {
+        self.0.lock().expect("host replay lock").len()
+    }
+}
+
+impl HostSource for HostReplay {
+    fn take(&mut self, _now: SystemTime) -> io::Result<Vec<HostMetrics>> {
+        Ok(self.0.lock().expect("host replay lock").drain(..).collect())
+    }
+}
+
+impl HostSource for HostSampler {
+    fn take(&mut self, now: SystemTime) -> io::Result<Vec<HostMetrics>> {
+        Ok(vec![self.sample(now)?])
+    }
+}
+
+/// Takes samples from `source` every `every` and hands them to the writer,
+/// until `stop`.
+pub(crate) async fn run(
+    mut source: Box<dyn HostSource>,
+    writer: WriterSender,
+    every: Duration,
+    stop: CancellationToken,
+) {
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => match source.take(SystemTime::now()) {
+                Ok(samples) => {
+                    for sample in samples {
+                        let _ = writer.send(WriteOp::Host(sample));
+                    }
+                }
+                Err(error) => tracing::warn!(%error, "cannot sample host metrics"),
+            },
+        }
+    }
+}
 
 /// CPU jiffies from the `cpu` line of `/proc/stat`.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]

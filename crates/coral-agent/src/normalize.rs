@@ -38,7 +38,7 @@ pub enum Invalid {
     ParentSpanId,
     /// The start time is missing or the end time precedes it.
     Times,
-    /// A kept span (or its resource) holds a field that is not valid
+    /// A span (or its resource) holds a field that is not valid
     /// protobuf, such as a string that is not UTF-8, or attribute values
     /// nested deeper than the limit; the reader's reason.
     Encoding(&'static str),

@@ -265,13 +265,25 @@ impl Pipeline {
         let mut accepted = Vec::with_capacity(view.spans.len());
         // Resource attributes as JSON, built once per resource with kept spans.
         let mut resources: Vec<Option<String>> = vec![None; view.resources.len()];
+        // Resources checked (every resource with a span, kept or not).
+        let mut checked = vec![false; view.resources.len()];
         // Spans whose ids have the wrong length, beyond the first: invalid
         // without a look (the first is in `view.spans` and gives the reason).
         let mut rejected = view.skipped_bad_ids as u64;
         let mut first_reason = None;
         for (i, span) in view.spans.iter().enumerate() {
             let facts = SpanFacts::of(span).and_then(|facts| {
+                // Every span is held to the same rules, kept or not: a
+                // malformed attribute is refused whether or not the
+                // filters would store it.
+                if !checked[span.resource] {
+                    if let Some(raw) = view.resources[span.resource].raw {
+                        otlp_wire::check_resource(raw).map_err(|e| Invalid::Encoding(e.0))?;
+                    }
+                    checked[span.resource] = true;
+                }
                 let Some(reason) = self.filter.decide(&facts) else {
+                    otlp_wire::check_span(span.raw).map_err(|e| Invalid::Encoding(e.0))?;
                     return Ok((facts, None));
                 };
                 // Kept spans are read whole, with their resource (once),

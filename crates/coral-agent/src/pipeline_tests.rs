@@ -155,23 +155,25 @@ fn a_span_nested_too_deeply_is_refused_saying_so() {
 }
 
 #[test]
-fn a_kept_span_that_is_not_valid_protobuf_is_refused_alone() {
+fn a_span_that_is_not_valid_protobuf_is_refused_alone_kept_or_not() {
     let (pipeline, rx) = pipeline();
-    // Invalid UTF-8 in an attribute of a kept (error) span: refused through
-    // partial success; the same flaw in a dropped span is never decoded.
+    // Invalid UTF-8 in an attribute of a kept (error) span and of a span the
+    // filters drop: both refused through partial success, neither counted
+    // in RED; the valid spans go on.
     let request = corrupt(
         corrupt(
             encode(vec![
                 span(1, true, "Xbad"),
                 span(2, true, "fine"),
                 span(3, false, "Ydropped"),
+                span(4, false, "fine too"),
             ]),
             "Xbad",
         ),
         "Ydropped",
     );
     let outcome = pipeline.ingest_traces(&request).unwrap();
-    assert_eq!(outcome.rejected, 1);
+    assert_eq!(outcome.rejected, 2);
     assert!(
         outcome.message.contains("span \"span 1\""),
         "{}",
@@ -188,14 +190,23 @@ fn a_kept_span_that_is_not_valid_protobuf_is_refused_alone() {
     assert_eq!(spans.len(), 1);
     assert_eq!(spans[0].span_name, "span 2");
     let c = pipeline.counters();
-    assert_eq!(
-        c.spans_received.load(std::sync::atomic::Ordering::Relaxed),
-        3
+    let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(load(&c.spans_received), 4);
+    assert_eq!(load(&c.spans_accepted), 2);
+    assert_eq!(load(&c.spans_filtered), 1);
+}
+
+#[test]
+fn a_resource_that_is_not_valid_protobuf_refuses_its_spans_kept_or_not() {
+    let (pipeline, _rx) = pipeline();
+    // Only dropped spans: the resource is never stored, and still checked.
+    let request = corrupt(
+        encode(vec![span(1, false, "a"), span(2, false, "b")]),
+        "secret.token",
     );
-    assert_eq!(
-        c.spans_accepted.load(std::sync::atomic::Ordering::Relaxed),
-        2
-    );
+    let outcome = pipeline.ingest_traces(&request).unwrap();
+    assert_eq!(outcome.rejected, 2);
+    assert!(outcome.message.contains("UTF-8"), "{}", outcome.message);
 }
 
 #[test]

@@ -124,6 +124,12 @@ pub struct AgentOptions {
     /// Ports of a colony in the same process (`coral up`), kept out of
     /// Beyla's instrumentation.
     pub colony_ports: Vec<u16>,
+    /// The hostname reported to the colony and on host samples; the
+    /// machine's by default (simulations run several "hosts" on one).
+    pub hostname: Option<String>,
+    /// Host samples to store instead of sampling `/proc` (simulations and
+    /// tests); used when `agent.host_metrics` is enabled.
+    pub host_samples: Option<crate::host::HostReplay>,
 }
 
 /// Starts an agent from a validated configuration.
@@ -354,28 +360,19 @@ pub async fn start_with(
         }
     });
     // Read once: the sampler, the advertised endpoint and the registration use it.
-    let hostname = coral_config::host_name().unwrap_or_else(|| "localhost".to_owned());
+    let machine = coral_config::host_name().unwrap_or_else(|| "localhost".to_owned());
+    let hostname = options.hostname.clone().unwrap_or_else(|| machine.clone());
     if config.host_metrics.enabled {
-        let (tx, stop, every) = (
+        let source: Box<dyn crate::host::HostSource> = match options.host_samples.clone() {
+            Some(replay) => Box::new(replay),
+            None => Box::new(crate::host::HostSampler::new("/proc", hostname.clone())),
+        };
+        services.spawn(crate::host::run(
+            source,
             writer_tx.clone(),
-            services_stop.clone(),
             config.host_metrics.interval,
-        );
-        let hostname = hostname.clone();
-        services.spawn(async move {
-            let mut sampler = crate::host::HostSampler::new("/proc", hostname);
-            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = stop.cancelled() => return,
-                    _ = tick.tick() => match sampler.sample(SystemTime::now()) {
-                        Ok(sample) => { let _ = tx.send(WriteOp::Host(sample)); }
-                        Err(error) => tracing::warn!(%error, "cannot sample host metrics"),
-                    },
-                }
-            }
-        });
+            services_stop.clone(),
+        ));
     }
     if let (Some(link), Some(client)) = (&config.colony, colony_client) {
         let scheme = if config.api_tls.is_some() {
@@ -385,7 +382,7 @@ pub async fn start_with(
         };
         let advertised = link.advertise_endpoint.clone().unwrap_or_else(|| {
             let host = if addrs.api.ip().is_unspecified() {
-                hostname.clone()
+                machine.clone()
             } else {
                 addrs.api.ip().to_string()
             };

@@ -128,6 +128,112 @@ pub fn span_detail(raw: &[u8]) -> Result<SpanDetail<'_>, WireError> {
     Ok(detail)
 }
 
+/// Checks an encoded `Span` as [`span_detail`] reads it (every attribute
+/// value's wire type, UTF-8 and nesting depth, the status message) without
+/// building anything: what the agent runs on spans it does not keep, so
+/// every span of an export is held to the same rules.
+pub fn check_span(raw: &[u8]) -> Result<(), WireError> {
+    let mut reader = Reader::new(raw);
+    while let Some((field, wire)) = reader.key()? {
+        match field {
+            9 => {
+                expect(wire, LEN)?;
+                check_key_value(reader.len_delimited()?, 0)?;
+            }
+            15 => {
+                expect(wire, LEN)?;
+                let mut status = Reader::new(reader.len_delimited()?);
+                while let Some((field, wire)) = status.key()? {
+                    if field == 2 {
+                        expect(wire, LEN)?;
+                        utf8(status.len_delimited()?)?;
+                    } else {
+                        status.skip(field, wire)?;
+                    }
+                }
+            }
+            _ => reader.skip(field, wire)?,
+        }
+    }
+    Ok(())
+}
+
+/// Checks an encoded `Resource`'s attributes as [`resource_attributes`]
+/// reads them, without building anything.
+pub fn check_resource(raw: &[u8]) -> Result<(), WireError> {
+    check_repeated_key_values(raw, 1, 0)
+}
+
+fn check_repeated_key_values(buf: &[u8], field_number: u32, depth: u32) -> Result<(), WireError> {
+    let mut reader = Reader::new(buf);
+    while let Some((field, wire)) = reader.key()? {
+        if field == field_number {
+            expect(wire, LEN)?;
+            check_key_value(reader.len_delimited()?, depth)?;
+        } else {
+            reader.skip(field, wire)?;
+        }
+    }
+    Ok(())
+}
+
+fn check_key_value(buf: &[u8], depth: u32) -> Result<(), WireError> {
+    let mut reader = Reader::new(buf);
+    while let Some((field, wire)) = reader.key()? {
+        match field {
+            1 => {
+                expect(wire, LEN)?;
+                utf8(reader.len_delimited()?)?;
+            }
+            2 => {
+                expect(wire, LEN)?;
+                check_any_value(reader.len_delimited()?, depth)?;
+            }
+            _ => reader.skip(field, wire)?,
+        }
+    }
+    Ok(())
+}
+
+/// [`merge_any_value`]'s checks, without the value.
+fn check_any_value(buf: &[u8], depth: u32) -> Result<(), WireError> {
+    if depth >= MAX_VALUE_DEPTH {
+        return Err(WireError("attribute values nested too deeply"));
+    }
+    let mut reader = Reader::new(buf);
+    while let Some((field, wire)) = reader.key()? {
+        match (field, wire) {
+            (1, LEN) => {
+                utf8(reader.len_delimited()?)?;
+            }
+            (2 | 3 | 8, VARINT) => {
+                reader.varint()?;
+            }
+            (4, I64) => {
+                reader.fixed64()?;
+            }
+            (7, LEN) => {
+                reader.len_delimited()?;
+            }
+            (5, LEN) => {
+                let mut array = Reader::new(reader.len_delimited()?);
+                while let Some((field, wire)) = array.key()? {
+                    if field == 1 {
+                        expect(wire, LEN)?;
+                        check_any_value(array.len_delimited()?, depth + 1)?;
+                    } else {
+                        array.skip(field, wire)?;
+                    }
+                }
+            }
+            (6, LEN) => check_repeated_key_values(reader.len_delimited()?, 1, depth + 1)?,
+            (1..=8, _) => return Err(WireError("field has the wrong wire type")),
+            _ => reader.skip(field, wire)?,
+        }
+    }
+    Ok(())
+}
+
 /// Reads the attributes of an encoded `Resource`.
 pub fn resource_attributes(raw: &[u8]) -> Result<Vec<KeyValueView<'_>>, WireError> {
     repeated_key_values(raw, 1, 0)

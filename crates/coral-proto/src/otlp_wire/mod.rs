@@ -20,7 +20,10 @@ use thiserror::Error;
 
 mod detail;
 
-pub use detail::{KeyValueView, SpanDetail, ValueView, resource_attributes, span_detail};
+pub use detail::{
+    KeyValueView, SpanDetail, ValueView, check_resource, check_span, resource_attributes,
+    span_detail,
+};
 
 /// Why an export could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]

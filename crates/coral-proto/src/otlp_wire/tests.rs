@@ -340,6 +340,15 @@ fn mutations_never_panic_and_never_refuse_what_prost_accepts() {
             }
         }
         let ours = TraceExportView::parse(&bytes);
+        if let Ok(view) = &ours {
+            // The checks refuse exactly what the full reads refuse.
+            for s in &view.spans {
+                assert_eq!(check_span(s.raw).is_ok(), span_detail(s.raw).is_ok());
+            }
+            for r in view.resources.iter().filter_map(|r| r.raw) {
+                assert_eq!(check_resource(r).is_ok(), resource_attributes(r).is_ok());
+            }
+        }
         let theirs = ExportTraceServiceRequest::decode(bytes.as_slice());
         if let Ok(theirs) = &theirs {
             assert!(ours.is_ok(), "prost accepts {bytes:02x?} but: {ours:?}");
@@ -506,4 +515,35 @@ fn span_detail_refuses_what_prost_refuses() {
     let wrong_wire = [0x4a, 6, 0x12, 4, 0x12, 2, 1, 1];
     assert!(Span::decode(wrong_wire.as_slice()).is_err());
     assert!(span_detail(&wrong_wire).is_err());
+    // The checks that run on spans the agent does not keep say the same.
+    assert!(check_span(&bad).is_err());
+    assert!(check_span(&wrong_wire).is_err());
+    // Nested 100 deep: refused by both, with the same reason.
+    let mut value = AnyValue {
+        value: Some(Value::IntValue(1)),
+    };
+    for _ in 0..100 {
+        value = AnyValue {
+            value: Some(Value::ArrayValue(ArrayValue {
+                values: vec![value],
+            })),
+        };
+    }
+    let deep = Span {
+        attributes: vec![KeyValue {
+            key: "deep".into(),
+            value: Some(value),
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+    .encode_to_vec();
+    assert_eq!(check_span(&deep), span_detail(&deep).map(|_| ()));
+    assert!(check_span(&deep).is_err());
+    let resource = Resource {
+        attributes: vec![kv("service.name", Value::StringValue("a".into()))],
+        ..Default::default()
+    }
+    .encode_to_vec();
+    assert_eq!(check_resource(&resource), Ok(()));
 }
