@@ -110,7 +110,7 @@ pub fn run_case(case: &Case) -> CaseResult {
     let app = App::shop();
     let sim = simulate(&app, &case.scenario, &SimConfig::default());
     let diagnosis = ask(&sim, &case.question);
-    judge(case, &sim, diagnosis)
+    judge(case, diagnosis, &|t: &str| sim.data.has_trace(t))
 }
 
 /// Asks `question` of simulated data, as `coral ask` would.
@@ -124,7 +124,9 @@ pub fn ask(sim: &SimOutput, question: &str) -> Diagnosis {
     diagnose(&sim.data, &req).expect("in-memory data does not fail")
 }
 
-fn judge(case: &Case, sim: &SimOutput, d: Diagnosis) -> CaseResult {
+/// Scores one answer against the case's ground truth; `has_trace` says
+/// whether a cited trace id opens (in memory, or at a real colony).
+pub fn judge(case: &Case, d: Diagnosis, has_trace: &dyn Fn(&str) -> bool) -> CaseResult {
     let truth = case.scenario.fault.truth();
     let service_rank = truth.and_then(|t| {
         d.causes
@@ -143,7 +145,7 @@ fn judge(case: &Case, sim: &SimOutput, d: Diagnosis) -> CaseResult {
             .first()
             .is_some_and(|c| c.host.as_deref() == Some(h))
     });
-    let problems = check_answer(sim, &d);
+    let problems = check_answer(&d, has_trace);
     CaseResult {
         case: case.clone(),
         verdict: d.verdict,
@@ -169,11 +171,11 @@ fn judge(case: &Case, sim: &SimOutput, d: Diagnosis) -> CaseResult {
 
 /// Problems with an answer: trace ids not in the data, reproduce lines the
 /// CLI would refuse, claim numbers missing from their evidence rows.
-pub fn check_answer(sim: &SimOutput, d: &Diagnosis) -> Vec<String> {
+pub fn check_answer(d: &Diagnosis, has_trace: &dyn Fn(&str) -> bool) -> Vec<String> {
     let mut problems = Vec::new();
     for e in &d.evidence {
         for t in &e.trace_ids {
-            if !sim.data.has_trace(t) {
+            if !has_trace(t) {
                 problems.push(format!("{}: trace {t} is not in the data", e.id));
             }
         }

@@ -1,7 +1,13 @@
-//! The generator: traffic per minute, traces through the application,
-//! and what the colony would hold — RED rows from 100 % of spans,
-//! trace-id-sampled traces plus the slow and failing spans kept one by one,
-//! and host samples — in a [`MemoryData`].
+//! The generator: traffic per minute, traces through the application and
+//! host samples, handed to a [`SimSink`].
+//!
+//! Two sinks: [`simulate`] (fast mode) does what the agents and the colony
+//! would do — RED rows from 100 % of spans, trace-id-sampled traces plus
+//! the slow and failing spans kept one by one — straight into a
+//! [`MemoryData`]; [`generate`] with a sink of the caller's sends every
+//! span through real agents instead (real mode: the colony's
+//! `tests/sim_agents.rs` exports them as OTLP and replays the host samples
+//! through the agents' host sampler).
 
 use std::collections::HashMap;
 
@@ -53,21 +59,58 @@ pub struct SimOutput {
 const CORES: f64 = 4.0;
 const MS: f64 = 1e6;
 
-/// One span while its trace is built.
-struct Rec {
-    id: u64,
-    parent: u64,
-    service: usize,
-    name: &'static str,
-    kind: SpanKind,
-    start: i64,
-    end: i64,
-    error: Option<(String, u16)>,
-    db: Option<(&'static str, &'static str)>,
-    agent: &'static str,
-    version: String,
-    pod: String,
-    route: Option<&'static str>,
+/// One simulated span, as its service would export it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimSpan {
+    /// Span id (never 0).
+    pub id: u64,
+    /// Parent span id; 0 for a root.
+    pub parent: u64,
+    /// Its service.
+    pub service: &'static str,
+    /// Span name (the operation).
+    pub name: &'static str,
+    /// Span kind.
+    pub kind: SpanKind,
+    /// Start, Unix nanoseconds.
+    pub start: i64,
+    /// End, Unix nanoseconds.
+    pub end: i64,
+    /// Status message and HTTP status when it failed.
+    pub error: Option<(String, u16)>,
+    /// `db.system` and `db.statement` of a database call.
+    pub db: Option<(&'static str, &'static str)>,
+    /// The agent (and host) of its instance.
+    pub agent: &'static str,
+    /// `service.version`.
+    pub version: String,
+    /// `k8s.pod.name`.
+    pub pod: String,
+    /// `http.route`, when HTTP.
+    pub route: Option<&'static str>,
+}
+
+impl SimSpan {
+    /// The HTTP status code it carries (0: none, e.g. a database call).
+    pub fn http_status(&self) -> u16 {
+        if self.db.is_some() {
+            0
+        } else if let Some((_, code)) = &self.error {
+            *code
+        } else if matches!(self.kind, SpanKind::Server | SpanKind::Client) {
+            200
+        } else {
+            0
+        }
+    }
+}
+
+/// Where the generated data goes.
+pub trait SimSink {
+    /// One whole trace (hex trace id), every span of it.
+    fn trace(&mut self, trace_id: &str, spans: &[SimSpan]);
+    /// One host sample.
+    fn host(&mut self, sample: HostMinute);
 }
 
 /// The simulator state.
@@ -77,30 +120,71 @@ struct Gen<'a> {
     fx: Effects,
     active: bool,
     slowdown: HashMap<&'static str, f64>,
-    red: HashMap<(i64, &'static str, usize, SpanKind, &'static str), Stats>,
-    spans: Vec<Rec>,
+    spans: Vec<SimSpan>,
 }
 
-/// Runs a scenario.
+/// The fast mode's sink: what the agents and the colony would hold.
+struct ColonySink<'c> {
+    cfg: &'c SimConfig,
+    data: MemoryData,
+    red: HashMap<(i64, &'static str, &'static str, SpanKind, &'static str), Stats>,
+}
+
+/// Runs a scenario (fast mode): the data the colony would hold.
 pub fn simulate(app: &App, scenario: &Scenario, cfg: &SimConfig) -> SimOutput {
+    let mut sink = ColonySink {
+        cfg,
+        data: MemoryData::new(),
+        red: HashMap::new(),
+    };
+    for a in AGENTS {
+        sink.data.add_agent(AgentInfo {
+            agent_id: a.to_owned(),
+            hostname: a.to_owned(),
+        });
+    }
+    let fault_start = generate(app, scenario, cfg, &mut sink);
+    let mut data = sink.data;
+    for ((m, agent, service, kind, op), stats) in sink.red.drain() {
+        data.add_red(
+            service,
+            RedRow {
+                minute: m,
+                agent_id: agent.to_owned(),
+                host: agent.to_owned(),
+                span_kind: kind,
+                operation: op.to_owned(),
+                source: Source::Otlp,
+                requests: stats.total,
+                errors: stats.errors,
+                sum_ms: stats.sum_ms,
+                max_ms: stats.max_ms,
+                sample_trace_ids: stats.samples.trace_ids(),
+                latency: Latency::Sketch(stats.sketch),
+            },
+        );
+    }
+    SimOutput {
+        data,
+        services: app.services.iter().map(|s| s.name.to_owned()).collect(),
+        fault_start,
+        end: cfg.end,
+    }
+}
+
+/// Generates a scenario's traces and host samples into `sink`, minute by
+/// minute; returns when the fault started (Unix seconds).
+pub fn generate(app: &App, scenario: &Scenario, cfg: &SimConfig, sink: &mut dyn SimSink) -> i64 {
     let mut g = Gen {
         app,
         rng: Rng::new(scenario.seed.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ scenario.fault as u64),
         fx: scenario.effects(),
         active: false,
         slowdown: HashMap::new(),
-        red: HashMap::new(),
         spans: Vec::new(),
     };
     let start = cfg.end - cfg.minutes * 60;
     let fault_start = cfg.end - scenario.fault_minutes * 60;
-    let mut data = MemoryData::new();
-    for a in AGENTS {
-        data.add_agent(AgentInfo {
-            agent_id: a.to_owned(),
-            hostname: a.to_owned(),
-        });
-    }
     let work = g.work_per_request();
     let base_load: HashMap<&str, f64> = AGENTS
         .iter()
@@ -156,7 +240,7 @@ pub fn simulate(app: &App, scenario: &Scenario, cfg: &SimConfig) -> SimOutput {
             let u = cpu / 100.0;
             g.slowdown.insert(a, (0.55 / (1.0 - u.min(0.97))).max(1.0));
             let total = 16u64 << 30;
-            data.add_host(HostMinute {
+            sink.host(HostMinute {
                 minute,
                 agent_id: a.to_owned(),
                 hostname: a.to_owned(),
@@ -172,35 +256,73 @@ pub fn simulate(app: &App, scenario: &Scenario, cfg: &SimConfig) -> SimOutput {
             let n = g.rng.poisson(*rate);
             for _ in 0..n {
                 let at = minute * 1_000_000_000 + (g.rng.f64() * 60e9) as i64;
-                g.request(app.routes[r].op, at, cfg, &mut data);
+                g.request(app.routes[r].op, at, sink);
             }
         }
         minute += 60;
     }
-    for ((m, agent, service, kind, op), stats) in g.red.drain() {
-        data.add_red(
-            app.services[service].name,
-            RedRow {
-                minute: m,
-                agent_id: agent.to_owned(),
-                host: agent.to_owned(),
-                span_kind: kind,
-                operation: op.to_owned(),
-                source: Source::Otlp,
-                requests: stats.total,
-                errors: stats.errors,
-                sum_ms: stats.sum_ms,
-                max_ms: stats.max_ms,
-                sample_trace_ids: stats.samples.trace_ids(),
-                latency: Latency::Sketch(stats.sketch),
-            },
-        );
+    fault_start
+}
+
+impl SimSink for ColonySink<'_> {
+    fn host(&mut self, sample: HostMinute) {
+        self.data.add_host(sample);
     }
-    SimOutput {
-        data,
-        services: app.services.iter().map(|s| s.name.to_owned()).collect(),
-        fault_start,
-        end: cfg.end,
+
+    fn trace(&mut self, trace_id: &str, spans: &[SimSpan]) {
+        let cfg = self.cfg;
+        let sampled = keep_trace(trace_id, cfg.sample_rate);
+        for s in spans {
+            let dur_ms = (s.end - s.start) as f64 / MS;
+            let keep = if sampled {
+                Some(KeepReason::Sampled)
+            } else if s.error.is_some() {
+                Some(KeepReason::Error)
+            } else if dur_ms >= cfg.latency_keep_ms {
+                Some(KeepReason::Latency)
+            } else {
+                None
+            };
+            let minute = (s.start / 1_000_000_000).div_euclid(60) * 60;
+            self.red
+                .entry((minute, s.agent, s.service, s.kind, s.name))
+                .or_default()
+                .record_as(dur_ms, s.error.is_some(), keep.map(|_| trace_id));
+            let Some(reason) = keep else { continue };
+            let mut attributes = std::collections::BTreeMap::new();
+            if let Some(r) = s.route {
+                attributes.insert("http.route".to_owned(), r.to_owned());
+            }
+            let message = s.error.as_ref().map(|e| e.0.clone()).unwrap_or_default();
+            self.data.add_span(
+                trace_id,
+                TraceSpan {
+                    span_id: format!("{:016x}", s.id),
+                    parent_span_id: if s.parent == 0 {
+                        String::new()
+                    } else {
+                        format!("{:016x}", s.parent)
+                    },
+                    service: s.service.to_owned(),
+                    operation: s.name.to_owned(),
+                    kind: s.kind,
+                    start_ns: s.start,
+                    duration_us: (s.end - s.start) / 1000,
+                    is_error: s.error.is_some(),
+                    status_message: message,
+                    http_status_code: s.http_status(),
+                    grpc_status_code: None,
+                    db_system: s.db.map(|d| d.0.to_owned()),
+                    db_statement: s.db.map(|d| d.1.to_owned()),
+                    keep_reason: reason,
+                    agent_id: s.agent.to_owned(),
+                    host: s.agent.to_owned(),
+                    service_version: s.version.clone(),
+                    pod: s.pod.clone(),
+                    attributes,
+                },
+            );
+        }
     }
 }
 
@@ -262,72 +384,11 @@ impl Gen<'_> {
         self.rng.next_u64() | 1
     }
 
-    fn request(&mut self, op: OpId, at: i64, cfg: &SimConfig, data: &mut MemoryData) {
+    fn request(&mut self, op: OpId, at: i64, sink: &mut dyn SimSink) {
         self.spans.clear();
         let trace_id = self.rng.trace_id();
         self.server(op, 0, at, 0);
-        let sampled = keep_trace(&trace_id, cfg.sample_rate);
-        let app = self.app;
-        for s in &self.spans {
-            let dur_ms = (s.end - s.start) as f64 / MS;
-            let keep = if sampled {
-                Some(KeepReason::Sampled)
-            } else if s.error.is_some() {
-                Some(KeepReason::Error)
-            } else if dur_ms >= cfg.latency_keep_ms {
-                Some(KeepReason::Latency)
-            } else {
-                None
-            };
-            let minute = (s.start / 1_000_000_000).div_euclid(60) * 60;
-            self.red
-                .entry((minute, s.agent, s.service, s.kind, s.name))
-                .or_default()
-                .record_as(dur_ms, s.error.is_some(), keep.map(|_| trace_id.as_str()));
-            let Some(reason) = keep else { continue };
-            let mut attributes = std::collections::BTreeMap::new();
-            if let Some(r) = s.route {
-                attributes.insert("http.route".to_owned(), r.to_owned());
-            }
-            let (message, code) = s.error.clone().unwrap_or_default();
-            let http = if s.db.is_some() {
-                0
-            } else if s.error.is_some() {
-                code
-            } else if matches!(s.kind, SpanKind::Server | SpanKind::Client) {
-                200
-            } else {
-                0
-            };
-            data.add_span(
-                &trace_id,
-                TraceSpan {
-                    span_id: format!("{:016x}", s.id),
-                    parent_span_id: if s.parent == 0 {
-                        String::new()
-                    } else {
-                        format!("{:016x}", s.parent)
-                    },
-                    service: app.services[s.service].name.to_owned(),
-                    operation: s.name.to_owned(),
-                    kind: s.kind,
-                    start_ns: s.start,
-                    duration_us: (s.end - s.start) / 1000,
-                    is_error: s.error.is_some(),
-                    status_message: message,
-                    http_status_code: http,
-                    grpc_status_code: None,
-                    db_system: s.db.map(|d| d.0.to_owned()),
-                    db_statement: s.db.map(|d| d.1.to_owned()),
-                    keep_reason: reason,
-                    agent_id: s.agent.to_owned(),
-                    host: s.agent.to_owned(),
-                    service_version: s.version.clone(),
-                    pod: s.pod.clone(),
-                    attributes,
-                },
-            );
-        }
+        sink.trace(&trace_id, &self.spans);
     }
 
     /// Runs a SERVER/CONSUMER span of `op` from `start` (ns); returns its
@@ -374,10 +435,10 @@ impl Gen<'_> {
         }
         let id = self.id();
         let at = self.spans.len();
-        self.spans.push(Rec {
+        self.spans.push(SimSpan {
             id,
             parent,
-            service: o.service,
+            service: service.name,
             name: o.name,
             kind: o.kind,
             start,
@@ -396,7 +457,7 @@ impl Gen<'_> {
                 Step::Seq(call) => {
                     for _ in 0..self.count(op, call) {
                         let (end, f) =
-                            self.call(call, o.service, agent, &version, &inst.pod, id, t, depth);
+                            self.call(call, service.name, agent, &version, &inst.pod, id, t, depth);
                         t = end;
                         if let Some(f) = f
                             && call.required
@@ -412,7 +473,7 @@ impl Gen<'_> {
                         let jitter = (self.rng.f64() * 0.2 * MS) as i64;
                         let (e, f) = self.call(
                             call,
-                            o.service,
+                            service.name,
                             agent,
                             &version,
                             &inst.pod,
@@ -436,10 +497,10 @@ impl Gen<'_> {
                 Step::Publish(topic, consumer) => {
                     let pid = self.id();
                     let end = t + (self.rng.lognormal(0.6, 0.3) * MS) as i64;
-                    self.spans.push(Rec {
+                    self.spans.push(SimSpan {
                         id: pid,
                         parent: id,
-                        service: o.service,
+                        service: service.name,
                         name: topic,
                         kind: SpanKind::Producer,
                         start: t,
@@ -493,7 +554,7 @@ impl Gen<'_> {
     fn call(
         &mut self,
         call: &Call,
-        service: usize,
+        service: &'static str,
         agent: &'static str,
         version: &str,
         pod: &str,
@@ -515,7 +576,7 @@ impl Gen<'_> {
                     .chance(0.0005)
                     .then(|| ("deadlock detected".to_owned(), 0));
                 let end = t + (ms * MS) as i64;
-                self.spans.push(Rec {
+                self.spans.push(SimSpan {
                     id,
                     parent,
                     service,
@@ -534,7 +595,7 @@ impl Gen<'_> {
             }
             Target::Op(target) => {
                 let at = self.spans.len();
-                self.spans.push(Rec {
+                self.spans.push(SimSpan {
                     id,
                     parent,
                     service,
