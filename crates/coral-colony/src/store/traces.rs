@@ -271,12 +271,15 @@ pub fn list_traces(
     if req.errors_only {
         having.push_str(" AND count(*) FILTER (WHERE is_error) > 0");
     }
+    // Only the columns the summaries need (never the attribute JSON); the
+    // services and sources are listed for the `limit` traces kept, not for
+    // every trace that matched.
     let sql = format!(
-        "WITH spans AS (SELECT *, start_time_ns + duration_us * 1000 AS end_ns FROM {ALL_SPANS}), \
+        "WITH spans AS (SELECT source, trace_id, parent_span_id, service_name, span_name, \
+                    keep_reason, start_time, start_time_ns, duration_us, is_error, \
+                    start_time_ns + duration_us * 1000 AS end_ns FROM {ALL_SPANS}), \
          hit AS (SELECT DISTINCT trace_id FROM spans WHERE {matched}), \
          t AS (SELECT s.* FROM spans s SEMI JOIN hit USING (trace_id)), \
-         firsts AS (SELECT trace_id, service_name, min(start_time_ns) AS first_ns, \
-                    list(DISTINCT source) AS sources FROM t GROUP BY trace_id, service_name), \
          summary AS (SELECT trace_id, min(start_time_ns) AS start_ns, \
                     (max(end_ns) - min(start_time_ns)) / 1000 AS duration_us, \
                     count(*) AS span_count, count(*) FILTER (WHERE is_error) AS error_count, \
@@ -287,7 +290,10 @@ pub fn list_traces(
                         CASE WHEN parent_span_id = '' THEN -duration_us ELSE start_time_ns END]) \
                         AS root_operation \
                     FROM t GROUP BY trace_id HAVING {having} \
-                    ORDER BY duration_us DESC, trace_id LIMIT {}) \
+                    ORDER BY duration_us DESC, trace_id LIMIT {}), \
+         firsts AS (SELECT trace_id, service_name, min(start_time_ns) AS first_ns, \
+                    list(DISTINCT source) AS sources \
+                    FROM t SEMI JOIN summary USING (trace_id) GROUP BY trace_id, service_name) \
          SELECT s.trace_id, s.root_service, s.root_operation, s.start_ns, s.duration_us::BIGINT, \
                 s.span_count::UINTEGER, s.error_count::UINTEGER, \
                 list(f.service_name ORDER BY f.first_ns, f.service_name), \
