@@ -274,8 +274,12 @@ impl Pipeline {
         for (i, span) in view.spans.iter().enumerate() {
             let facts = SpanFacts::of(span).and_then(|facts| {
                 // Every span is held to the same rules, kept or not: a
-                // malformed attribute is refused whether or not the
-                // filters would store it.
+                // malformed attribute (found while the view was read) or
+                // resource is refused whether or not the filters would
+                // store the span.
+                if let Some(why) = span.malformed {
+                    return Err(Invalid::Encoding(why));
+                }
                 if !checked[span.resource] {
                     if let Some(raw) = view.resources[span.resource].raw {
                         otlp_wire::check_resource(raw).map_err(|e| Invalid::Encoding(e.0))?;
@@ -283,7 +287,6 @@ impl Pipeline {
                     checked[span.resource] = true;
                 }
                 let Some(reason) = self.filter.decide(&facts) else {
-                    otlp_wire::check_span(span.raw).map_err(|e| Invalid::Encoding(e.0))?;
                     return Ok((facts, None));
                 };
                 // Kept spans are read whole, with their resource (once),

@@ -50,15 +50,16 @@ fn fill(conn: &duckdb::Connection, traces: i64) {
     let normal = sketch(PER_MINUTE, 40.0);
     let slow = sketch(PER_MINUTE, 140.0);
     let incident_from = END - INCIDENT;
-    // One row per (minute, agent, service, operation); the chain's
-    // operations (`svc-k` `op-k`, k ≤ 9) are slow in the incident.
+    // One row per (minute, agent, service, operation); every operation of
+    // the chain's services (`svc-0` … `svc-9`, which all wait on the leaf)
+    // is slow in the incident.
     conn.execute(
         &format!(
             "INSERT INTO otel_operations SELECT \
                make_timestamp(({start} + m * 60) * 1000000), 'agent-' || a, 'svc-' || s, \
                'SERVER', 'op-' || o, {PER_MINUTE}, 0, 30.0, 40.0, 50.0, 30.0, 50.0, \
                {PER_MINUTE} * 40.0, '[]', \
-               CASE WHEN s = o AND s < 10 AND {start} + m * 60 >= {incident_from} THEN $2 \
+               CASE WHEN s < 10 AND {start} + m * 60 >= {incident_from} THEN $2 \
                     ELSE $1 END \
              FROM range({minutes}) t(m), range({AGENTS}) u(a), range({SERVICES}) v(s), \
                   range({OPERATIONS}) w(o)"
@@ -82,15 +83,15 @@ fn fill(conn: &duckdb::Connection, traces: i64) {
     // incident) and every other span 4 ms of its own.
     let gap_ms = DAY * 1000 / traces;
     let leaf = format!(
-        "CASE WHEN {start} * 1000 + i * {gap_ms} >= {incident_from} * 1000 THEN 120 ELSE 20 END"
+        "CASE WHEN {start}::BIGINT * 1000 + i * {gap_ms} >= {incident_from}::BIGINT * 1000 THEN 120 ELSE 20 END"
     );
     conn.execute_batch(&format!(
         "INSERT INTO trace_spans SELECT 'agent-' || (i % {AGENTS}), i * 10 + k, \
            lpad(printf('%x', i), 32, '0'), lpad(printf('%x', i * 10 + k), 16, '0'), \
            CASE WHEN k = 0 THEN '' ELSE lpad(printf('%x', i * 10 + k - 1), 16, '0') END, \
            'svc-' || k, 'op-' || k, 'SERVER', \
-           make_timestamp(({start} * 1000 + i * {gap_ms} + k * 2) * 1000), \
-           ({start} * 1000 + i * {gap_ms} + k * 2) * 1000000, \
+           make_timestamp(({start}::BIGINT * 1000 + i * {gap_ms} + k * 2) * 1000), \
+           ({start}::BIGINT * 1000 + i * {gap_ms} + k * 2) * 1000000, \
            (({leaf}) + (9 - k) * 4) * 1000, false, 'UNSET', '', 200, 'POST', '/op-' || k, \
            '', '', '', NULL, '', '', '', 'sampled', \
            '{{\"http.route\":\"/op-' || k || '\"}}', \
@@ -119,6 +120,12 @@ fn bench(c: &mut Criterion) {
         ..Default::default()
     };
     let answer = ask::answer(&reader, &request, END).unwrap();
+    // The bench times a whole diagnosis: a regression traced to the leaf.
+    assert_eq!(answer.verdict.as_str(), "regression");
+    assert_eq!(
+        answer.causes.first().map(|c| c.service.as_str()),
+        Some("svc-9")
+    );
     eprintln!(
         "colony holds {} kept spans; verdict {}, first cause {:?}",
         traces * 10,

@@ -128,34 +128,36 @@ pub fn span_detail(raw: &[u8]) -> Result<SpanDetail<'_>, WireError> {
     Ok(detail)
 }
 
-/// Checks an encoded `Span` as [`span_detail`] reads it (every attribute
-/// value's wire type, UTF-8 and nesting depth, the status message) without
-/// building anything: what the agent runs on spans it does not keep, so
-/// every span of an export is held to the same rules.
-pub fn check_span(raw: &[u8]) -> Result<(), WireError> {
-    let mut reader = Reader::new(raw);
+/// The key of an encoded `KeyValue`, and why [`span_detail`] would refuse
+/// it (a key or string that is not UTF-8, a value of the wrong wire type,
+/// values nested too deeply), checked without building anything. Only a
+/// `KeyValue` that is not a message at all is an error.
+pub(super) fn checked_key(buf: &[u8]) -> Result<(&[u8], Option<&'static str>), WireError> {
+    let mut key: &[u8] = &[];
+    let mut problem = None;
+    let mut reader = Reader::new(buf);
     while let Some((field, wire)) = reader.key()? {
-        match field {
-            9 => {
-                expect(wire, LEN)?;
-                check_key_value(reader.len_delimited()?, 0)?;
-            }
-            15 => {
-                expect(wire, LEN)?;
-                let mut status = Reader::new(reader.len_delimited()?);
-                while let Some((field, wire)) = status.key()? {
-                    if field == 2 {
-                        expect(wire, LEN)?;
-                        utf8(status.len_delimited()?)?;
-                    } else {
-                        status.skip(field, wire)?;
-                    }
+        match (field, wire) {
+            (1, LEN) => {
+                key = reader.len_delimited()?;
+                if problem.is_none() {
+                    problem = utf8(key).err().map(|e| e.0);
                 }
+            }
+            (2, LEN) => {
+                let value = reader.len_delimited()?;
+                if problem.is_none() {
+                    problem = check_any_value(value, 0).err().map(|e| e.0);
+                }
+            }
+            (1 | 2, _) => {
+                problem.get_or_insert("field has the wrong wire type");
+                reader.skip(field, wire)?;
             }
             _ => reader.skip(field, wire)?,
         }
     }
-    Ok(())
+    Ok((key, problem))
 }
 
 /// Checks an encoded `Resource`'s attributes as [`resource_attributes`]
@@ -199,6 +201,14 @@ fn check_key_value(buf: &[u8], depth: u32) -> Result<(), WireError> {
 fn check_any_value(buf: &[u8], depth: u32) -> Result<(), WireError> {
     if depth >= MAX_VALUE_DEPTH {
         return Err(WireError("attribute values nested too deeply"));
+    }
+    // The common values, a short string or an int alone, without a reader.
+    match buf {
+        [0x0a, len, text @ ..] if usize::from(*len) == text.len() && *len < 0x80 => {
+            return utf8(text).map(drop);
+        }
+        [0x18, last] if *last < 0x80 => return Ok(()),
+        _ => {}
     }
     let mut reader = Reader::new(buf);
     while let Some((field, wire)) = reader.key()? {

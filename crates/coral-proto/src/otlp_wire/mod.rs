@@ -21,8 +21,7 @@ use thiserror::Error;
 mod detail;
 
 pub use detail::{
-    KeyValueView, SpanDetail, ValueView, check_resource, check_span, resource_attributes,
-    span_detail,
+    KeyValueView, SpanDetail, ValueView, check_resource, resource_attributes, span_detail,
 };
 
 /// Why an export could not be read.
@@ -181,6 +180,12 @@ pub struct SpanView<'a> {
     /// The HTTP status: `http.response.status_code`, else `http.status_code`,
     /// as an int, a decimal string or a whole double.
     pub http_status_code: Option<i64>,
+    /// Why the span cannot be stored, when an attribute or the status message
+    /// breaks what [`span_detail`] requires (a string that is not UTF-8, a
+    /// value of the wrong wire type, values nested too deeply): checked for
+    /// every span in the same pass, so a span is refused whether or not it
+    /// is kept. The export itself stays readable.
+    pub malformed: Option<&'static str>,
 }
 
 /// An `ExportTraceServiceRequest`, read in place.
@@ -305,7 +310,14 @@ fn read_span<'a>(resource: usize, raw: &'a [u8]) -> Result<SpanView<'a>, WireErr
             9 => {
                 expect(wire, LEN)?;
                 let kv = reader.len_delimited()?;
-                let slot = match key_of(kv)? {
+                let key = if span.malformed.is_none() {
+                    let (key, problem) = detail::checked_key(kv)?;
+                    span.malformed = problem;
+                    key
+                } else {
+                    key_of(kv)?
+                };
+                let slot = match key {
                     b"http.response.status_code" => &mut new_status,
                     b"http.status_code" => &mut old_status,
                     _ => continue,
@@ -318,7 +330,11 @@ fn read_span<'a>(resource: usize, raw: &'a [u8]) -> Result<SpanView<'a>, WireErr
             15 => {
                 expect(wire, LEN)?;
                 // A repeated status merges: a code that is absent keeps the earlier one.
-                status_code(reader.len_delimited()?, &mut span.status_code)?;
+                status_code(
+                    reader.len_delimited()?,
+                    &mut span.status_code,
+                    &mut span.malformed,
+                )?;
             }
             _ => reader.skip(field, wire)?,
         }
@@ -331,14 +347,31 @@ fn read_span<'a>(resource: usize, raw: &'a [u8]) -> Result<SpanView<'a>, WireErr
     Ok(span)
 }
 
-fn status_code(buf: &[u8], code: &mut i32) -> Result<(), WireError> {
+/// Reads `Status.code`; a message that is not a UTF-8 string makes the span
+/// `malformed` (as [`span_detail`] would refuse it).
+fn status_code(
+    buf: &[u8],
+    code: &mut i32,
+    malformed: &mut Option<&'static str>,
+) -> Result<(), WireError> {
     let mut reader = Reader::new(buf);
     while let Some((field, wire)) = reader.key()? {
-        if field == 3 {
-            expect(wire, VARINT)?;
-            *code = reader.varint()? as i32;
-        } else {
-            reader.skip(field, wire)?;
+        match field {
+            3 => {
+                expect(wire, VARINT)?;
+                *code = reader.varint()? as i32;
+            }
+            2 if malformed.is_none() => {
+                if wire == LEN {
+                    if let Err(e) = utf8(reader.len_delimited()?) {
+                        *malformed = Some(e.0);
+                    }
+                } else {
+                    *malformed = expect(wire, LEN).err().map(|e| e.0);
+                    reader.skip(field, wire)?;
+                }
+            }
+            _ => reader.skip(field, wire)?,
         }
     }
     Ok(())

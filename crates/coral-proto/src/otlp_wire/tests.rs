@@ -343,7 +343,7 @@ fn mutations_never_panic_and_never_refuse_what_prost_accepts() {
         if let Ok(view) = &ours {
             // The checks refuse exactly what the full reads refuse.
             for s in &view.spans {
-                assert_eq!(check_span(s.raw).is_ok(), span_detail(s.raw).is_ok());
+                assert_eq!(s.malformed.is_none(), span_detail(s.raw).is_ok());
             }
             for r in view.resources.iter().filter_map(|r| r.raw) {
                 assert_eq!(check_resource(r).is_ok(), resource_attributes(r).is_ok());
@@ -515,10 +515,39 @@ fn span_detail_refuses_what_prost_refuses() {
     let wrong_wire = [0x4a, 6, 0x12, 4, 0x12, 2, 1, 1];
     assert!(Span::decode(wrong_wire.as_slice()).is_err());
     assert!(span_detail(&wrong_wire).is_err());
-    // The checks that run on spans the agent does not keep say the same.
-    assert!(check_span(&bad).is_err());
-    assert!(check_span(&wrong_wire).is_err());
-    // Nested 100 deep: refused by both, with the same reason.
+    // The view says the same of every span, kept or not, and the export
+    // stays readable.
+    let malformed = |span: &[u8]| {
+        fn wrap(field: u32, inner: &[u8]) -> Vec<u8> {
+            let mut out = Vec::new();
+            prost::encoding::encode_key(
+                field,
+                prost::encoding::WireType::LengthDelimited,
+                &mut out,
+            );
+            prost::encoding::encode_varint(inner.len() as u64, &mut out);
+            out.extend_from_slice(inner);
+            out
+        }
+        // ExportTraceServiceRequest.resource_spans → ResourceSpans.scope_spans → ScopeSpans.spans
+        let export = wrap(1, &wrap(2, &wrap(2, span)));
+        TraceExportView::parse(&export)
+            .expect("the export is readable")
+            .spans[0]
+            .malformed
+    };
+    assert_eq!(malformed(&bad), Some("string field is not valid UTF-8"));
+    assert_eq!(
+        malformed(&wrong_wire),
+        Some("field has the wrong wire type")
+    );
+    // A status message that is not UTF-8.
+    let bad_status = [0x7a, 4, 0x12, 2, 0xc3, 0x28];
+    assert!(span_detail(&bad_status).is_err());
+    assert_eq!(
+        malformed(&bad_status),
+        Some("string field is not valid UTF-8")
+    );
     let mut value = AnyValue {
         value: Some(Value::IntValue(1)),
     };
@@ -538,8 +567,14 @@ fn span_detail_refuses_what_prost_refuses() {
         ..Default::default()
     }
     .encode_to_vec();
-    assert_eq!(check_span(&deep), span_detail(&deep).map(|_| ()));
-    assert!(check_span(&deep).is_err());
+    assert!(span_detail(&deep).is_err());
+    assert_eq!(malformed(&deep), Some("attribute values nested too deeply"));
+    let fine = Span {
+        attributes: vec![kv("a", Value::StringValue("b".into()))],
+        ..Default::default()
+    }
+    .encode_to_vec();
+    assert_eq!(malformed(&fine), None);
     let resource = Resource {
         attributes: vec![kv("service.name", Value::StringValue("a".into()))],
         ..Default::default()
