@@ -26,9 +26,7 @@ use coral_diagnose::sim::{App, Decoys, FaultKind, Scenario, SimConfig, SimOutput
 use coral_diagnose::{DiagnosisData, MemoryData, Request, Verdict, Window, diagnose};
 use coral_model::{Bucket, BucketKey, Histogram, SpanKind, Stats};
 use coral_proto::colony::DiagnoseRequest;
-use coral_proto::common::{
-    BeylaHttpMetric, BeylaTraceSpan, HostMetrics, TelemetryBucket, TelemetrySpan,
-};
+use coral_proto::common::{BeylaHttpMetric, BeylaTraceSpan, TelemetryBucket, TelemetrySpan};
 
 fn page(agent: &str, stream: Stream) -> Page {
     Page {
@@ -195,19 +193,9 @@ async fn load(sim: &SimOutput, tx: &WriterSender) {
         }
     }
     for h in &hosts {
-        pages.get_mut(&h.agent_id).unwrap().hosts.push(HostMetrics {
-            seq_id: next(&h.agent_id),
-            bucket_time: h.minute,
-            cpu_percent: h.cpu_percent.unwrap_or_default(),
-            memory_used_bytes: h.memory_used_bytes.unwrap_or_default(),
-            memory_total_bytes: h.memory_total_bytes.unwrap_or_default(),
-            net_rx_bytes_per_sec: h.net_rx_bytes_per_sec.unwrap_or_default(),
-            net_tx_bytes_per_sec: h.net_tx_bytes_per_sec.unwrap_or_default(),
-            load1: h.load1.unwrap_or_default(),
-            interval_seconds: 60.0,
-            hostname: h.hostname.clone(),
-            ..Default::default()
-        });
+        let mut sample = common::host_sample(h);
+        sample.seq_id = next(&h.agent_id);
+        pages.get_mut(&h.agent_id).unwrap().hosts.push(sample);
     }
     for (agent, mut p) in pages {
         p.max_seq = seq.get(&agent).copied().unwrap_or_default();

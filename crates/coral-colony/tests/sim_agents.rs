@@ -37,7 +37,6 @@ use coral_diagnose::sim::run::{SimSink, SimSpan, generate};
 use coral_diagnose::sim::{App, FaultKind, SimConfig};
 use coral_model::SpanKind;
 use coral_proto::colony::{DiagnoseRequest, GetTraceRequest};
-use coral_proto::common::HostMetrics;
 use coral_proto::otlp::collector::trace::v1::ExportTraceServiceRequest;
 use coral_proto::otlp::collector::trace::v1::trace_service_client::TraceServiceClient;
 use coral_proto::otlp::common::v1::{AnyValue, KeyValue, any_value::Value};
@@ -185,21 +184,7 @@ impl SimSink for OtlpSink {
             .iter()
             .find(|a| **a == h.agent_id)
             .expect("the simulator's hosts are its agents");
-        let load1 = h.load1.unwrap_or_default();
-        self.hosts[agent].push(HostMetrics {
-            seq_id: 0,
-            bucket_time: h.minute,
-            cpu_percent: h.cpu_percent.unwrap_or_default(),
-            memory_used_bytes: h.memory_used_bytes.unwrap_or_default(),
-            memory_total_bytes: h.memory_total_bytes.unwrap_or_default(),
-            net_rx_bytes_per_sec: h.net_rx_bytes_per_sec.unwrap_or_default(),
-            net_tx_bytes_per_sec: h.net_tx_bytes_per_sec.unwrap_or_default(),
-            load1,
-            load5: load1,
-            load15: load1,
-            interval_seconds: 60.0,
-            hostname: h.hostname.clone(),
-        });
+        self.hosts[agent].push(common::host_sample(&h));
         self.host_samples += 1;
     }
 }
@@ -400,19 +385,6 @@ fn first_of(cases: &[Case], fault: FaultKind) -> Case {
         .expect("the suite has every fault")
 }
 
-fn report(r: &CaseResult) -> String {
-    let s = &r.case.scenario;
-    format!(
-        "{} m={} seed={}: {} {:?} {:?}",
-        s.fault.name(),
-        s.magnitude,
-        s.seed,
-        r.verdict.as_str(),
-        r.causes,
-        r.problems
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn faults_sent_through_real_agents_are_named_and_a_healthy_control_is_not() {
     let cases = suite();
@@ -430,17 +402,17 @@ async fn faults_sent_through_real_agents_are_named_and_a_healthy_control_is_not(
         })
         .await
         .unwrap();
-        println!("real: {}\nfast: {}", report(&real), report(&fast));
-        assert!(real.problems.is_empty(), "{}", report(&real));
+        println!("real: {}\nfast: {}", real.summary(), fast.summary());
+        assert!(real.problems.is_empty(), "{}", real.summary());
         match fault.truth() {
             Some(_) => {
-                assert_eq!(real.service_rank, Some(1), "{}", report(&real));
-                assert_eq!(real.operation_rank, Some(1), "{}", report(&real));
+                assert_eq!(real.service_rank, Some(1), "{}", real.summary());
+                assert_eq!(real.operation_rank, Some(1), "{}", real.summary());
                 // The same first cause, on the same host, as in fast mode.
                 assert_eq!(real.causes.first(), fast.causes.first());
-                assert_eq!(real.host_ok, fast.host_ok, "{}", report(&real));
+                assert_eq!(real.host_ok, fast.host_ok, "{}", real.summary());
             }
-            None => assert!(real.causes.is_empty(), "{}", report(&real)),
+            None => assert!(real.causes.is_empty(), "{}", real.summary()),
         }
     }
 }
@@ -456,7 +428,7 @@ async fn the_whole_suite_through_real_agents() {
     let mut results = Vec::new();
     for case in suite() {
         let r = run_case(&case).await;
-        println!("{}", report(&r));
+        println!("{}", r.summary());
         results.push(r);
     }
     println!("{}", score(&results).markdown());

@@ -12,18 +12,9 @@ fn the_suite_meets_its_targets() {
     let (results, scores) = run_suite();
     println!("{}", scores.markdown());
     for r in &results {
-        let s = &r.case.scenario;
-        let wrong = s.fault.truth().is_some() && r.service_rank != Some(1);
+        let wrong = r.case.scenario.fault.truth().is_some() && r.service_rank != Some(1);
         if wrong || !r.problems.is_empty() {
-            println!(
-                "{} m={} seed={}: {} {:?} {:?}",
-                s.fault.name(),
-                s.magnitude,
-                s.seed,
-                r.verdict.as_str(),
-                r.causes,
-                r.problems
-            );
+            println!("{}", r.summary());
         }
     }
     let f = &scores.faults;

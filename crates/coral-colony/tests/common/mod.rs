@@ -258,3 +258,23 @@ pub fn store() -> Store {
         tx,
     }
 }
+
+/// A simulated host minute as the agent's host sampler stores it (load5
+/// and load15 = load1; `seq_id` 0, set by the store).
+pub fn host_sample(h: &coral_diagnose::data::HostMinute) -> coral_proto::common::HostMetrics {
+    let load1 = h.load1.unwrap_or_default();
+    coral_proto::common::HostMetrics {
+        seq_id: 0,
+        bucket_time: h.minute,
+        cpu_percent: h.cpu_percent.unwrap_or_default(),
+        memory_used_bytes: h.memory_used_bytes.unwrap_or_default(),
+        memory_total_bytes: h.memory_total_bytes.unwrap_or_default(),
+        net_rx_bytes_per_sec: h.net_rx_bytes_per_sec.unwrap_or_default(),
+        net_tx_bytes_per_sec: h.net_tx_bytes_per_sec.unwrap_or_default(),
+        load1,
+        load5: load1,
+        load15: load1,
+        interval_seconds: 60.0,
+        hostname: h.hostname.clone(),
+    }
+}

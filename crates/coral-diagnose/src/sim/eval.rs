@@ -105,6 +105,22 @@ pub struct CaseResult {
     pub diagnosis: Diagnosis,
 }
 
+impl CaseResult {
+    /// One line: the case, the verdict, the causes and any problem.
+    pub fn summary(&self) -> String {
+        let s = &self.case.scenario;
+        format!(
+            "{} m={} seed={}: {} {:?} {:?}",
+            s.fault.name(),
+            s.magnitude,
+            s.seed,
+            self.verdict.as_str(),
+            self.causes,
+            self.problems
+        )
+    }
+}
+
 /// Simulates, asks and diagnoses one case.
 pub fn run_case(case: &Case) -> CaseResult {
     let app = App::shop();
