@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::coral;
+use common::{agent_command, coral};
 
 #[test]
 fn misspelled_key_fails_naming_file_and_key() {
@@ -35,22 +35,7 @@ fn misspelled_key_fails_naming_file_and_key() {
 #[test]
 fn agent_serve_accepts_otlp_and_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = coral()
-        .args([
-            "agent",
-            "serve",
-            "--otlp-grpc-endpoint",
-            "127.0.0.1:0",
-            "--otlp-http-endpoint",
-            "127.0.0.1:0",
-            "--api-endpoint",
-            "127.0.0.1:0",
-            "--admin-endpoint",
-            "127.0.0.1:0",
-            "--agent-id",
-            "cli-test",
-        ])
-        .env("CORAL_HOME", dir.path())
+    let mut child = agent_command(dir.path(), "cli-test", None)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::coral;
+use common::agent_command;
 use common::process::Process;
 
 const SPANS_PER_REQUEST: usize = 50;
@@ -19,24 +19,7 @@ const CLIENTS: usize = 4;
 const ACKED_BEFORE_KILL: usize = 40;
 
 fn serve(home: &Path, config: &Path, signal: &'static str, log: &str) -> (Process, String) {
-    let mut cmd = coral();
-    cmd.args([
-        "agent",
-        "serve",
-        "--config",
-        config.to_str().unwrap(),
-        "--otlp-grpc-endpoint",
-        "127.0.0.1:0",
-        "--otlp-http-endpoint",
-        "127.0.0.1:0",
-        "--api-endpoint",
-        "127.0.0.1:0",
-        "--admin-endpoint",
-        "127.0.0.1:0",
-        "--agent-id",
-        "crash",
-    ])
-    .env("CORAL_HOME", home);
+    let cmd = agent_command(home, "crash", Some(config));
     let mut agent = Process::spawn(cmd, signal, home.join(log));
     let banner = agent.banner(|line| line.contains("otlp-http="));
     let http = banner

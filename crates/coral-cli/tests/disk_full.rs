@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::coral;
+use common::agent_command;
 use common::process::Process;
 
 const SPANS_PER_REQUEST: usize = 20;
@@ -84,24 +84,7 @@ fn a_full_disk_refuses_exports_and_recovers_without_a_restart() {
         "agent:\n  telemetry:\n    ack: stored\n    filters:\n      - sample_rate: 1.0\n",
     )
     .unwrap();
-    let mut cmd = coral();
-    cmd.args([
-        "agent",
-        "serve",
-        "--config",
-        config.to_str().unwrap(),
-        "--otlp-grpc-endpoint",
-        "127.0.0.1:0",
-        "--otlp-http-endpoint",
-        "127.0.0.1:0",
-        "--api-endpoint",
-        "127.0.0.1:0",
-        "--admin-endpoint",
-        "127.0.0.1:0",
-        "--agent-id",
-        "disk",
-    ])
-    .env("CORAL_HOME", &home);
+    let cmd = agent_command(&home, "disk", Some(&config));
     // The log stays off the tmpfs, which the test fills.
     let mut agent = Process::spawn(cmd, "-TERM", dir.path().with_extension("agent.log"));
     let banner = agent.banner(|line| line.contains("otlp-http="));

@@ -27,7 +27,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use common::{client, wait_for, wait_registered};
 use coral_agent::host::HostReplay;
 use coral_agent::{AgentOptions, RunningAgent};
-use coral_colony::RunningColony;
 use coral_config::{AgentConfig, AgentOverrides};
 use coral_diagnose::Diagnosis;
 use coral_diagnose::data::HostMinute;
@@ -369,12 +368,8 @@ async fn run_case(case: &Case) -> CaseResult {
     for (_, agent) in agents {
         agent.shutdown().await;
     }
-    shutdown(colony).await;
-    judge(case, diagnosis, &|t: &str| opens.contains(t))
-}
-
-async fn shutdown(colony: RunningColony) {
     colony.shutdown().await;
+    judge(case, diagnosis, &|t: &str| opens.contains(t))
 }
 
 fn first_of(cases: &[Case], fault: FaultKind) -> Case {

@@ -97,6 +97,31 @@ pub fn standin_beyla(dir: &Path, python: &Path, env: &str) -> PathBuf {
     beyla
 }
 
+/// `coral agent serve` with every port picked by the system, agent id
+/// `agent_id`, data under `home`, and the configuration file `config` when
+/// one is given.
+pub fn agent_command(home: &Path, agent_id: &str, config: Option<&Path>) -> Command {
+    let mut cmd = coral();
+    cmd.args(["agent", "serve"]);
+    if let Some(config) = config {
+        cmd.arg("--config").arg(config);
+    }
+    cmd.args([
+        "--otlp-grpc-endpoint",
+        "127.0.0.1:0",
+        "--otlp-http-endpoint",
+        "127.0.0.1:0",
+        "--api-endpoint",
+        "127.0.0.1:0",
+        "--admin-endpoint",
+        "127.0.0.1:0",
+        "--agent-id",
+        agent_id,
+    ])
+    .env("CORAL_HOME", home);
+    cmd
+}
+
 /// `coral up` with every port picked by the system, agent id `agent_id`,
 /// data under `home`, polling every second, and `beyla` as its Beyla.
 pub fn up_command(home: &Path, agent_id: &str, beyla: &Path) -> Command {

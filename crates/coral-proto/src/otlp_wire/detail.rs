@@ -132,7 +132,10 @@ pub fn span_detail(raw: &[u8]) -> Result<SpanDetail<'_>, WireError> {
 /// it (a key or string that is not UTF-8, a value of the wrong wire type,
 /// values nested too deeply), checked without building anything. Only a
 /// `KeyValue` that is not a message at all is an error.
-pub(super) fn checked_key(buf: &[u8]) -> Result<(&[u8], Option<&'static str>), WireError> {
+pub(super) fn checked_key(
+    buf: &[u8],
+    depth: u32,
+) -> Result<(&[u8], Option<&'static str>), WireError> {
     let mut key: &[u8] = &[];
     let mut problem = None;
     let mut reader = Reader::new(buf);
@@ -147,7 +150,7 @@ pub(super) fn checked_key(buf: &[u8]) -> Result<(&[u8], Option<&'static str>), W
             (2, LEN) => {
                 let value = reader.len_delimited()?;
                 if problem.is_none() {
-                    problem = check_any_value(value, 0).err().map(|e| e.0);
+                    problem = check_any_value(value, depth).err().map(|e| e.0);
                 }
             }
             (1 | 2, _) => {
@@ -180,21 +183,10 @@ fn check_repeated_key_values(buf: &[u8], field_number: u32, depth: u32) -> Resul
 }
 
 fn check_key_value(buf: &[u8], depth: u32) -> Result<(), WireError> {
-    let mut reader = Reader::new(buf);
-    while let Some((field, wire)) = reader.key()? {
-        match field {
-            1 => {
-                expect(wire, LEN)?;
-                utf8(reader.len_delimited()?)?;
-            }
-            2 => {
-                expect(wire, LEN)?;
-                check_any_value(reader.len_delimited()?, depth)?;
-            }
-            _ => reader.skip(field, wire)?,
-        }
+    match checked_key(buf, depth)? {
+        (_, Some(problem)) => Err(WireError(problem)),
+        (_, None) => Ok(()),
     }
-    Ok(())
 }
 
 /// [`merge_any_value`]'s checks, without the value.

@@ -311,7 +311,7 @@ fn read_span<'a>(resource: usize, raw: &'a [u8]) -> Result<SpanView<'a>, WireErr
                 expect(wire, LEN)?;
                 let kv = reader.len_delimited()?;
                 let key = if span.malformed.is_none() {
-                    let (key, problem) = detail::checked_key(kv)?;
+                    let (key, problem) = detail::checked_key(kv, 0)?;
                     span.malformed = problem;
                     key
                 } else {
