@@ -103,6 +103,12 @@ pub struct AskArgs {
     /// Do not save the evidence.
     #[arg(long)]
     pub no_save: bool,
+    /// Add a short explanation by a language model, checked against the
+    /// evidence: sends the JSON answer (only) to the OpenAI-compatible
+    /// endpoint CORAL_LLM_BASE_URL (model CORAL_LLM_MODEL, key
+    /// CORAL_LLM_API_KEY). Without CORAL_LLM_BASE_URL nothing is sent.
+    #[arg(long)]
+    pub narrate: bool,
     #[command(flatten)]
     pub colony: ColonyArgs,
 }
@@ -271,6 +277,13 @@ pub async fn ask(args: AskArgs) -> anyhow::Result<()> {
             print!("{}", coral_diagnose::render_text(&diagnosis));
         }
     }
+    if args.narrate {
+        let note = narration(&response.diagnosis_json).await;
+        match args.output {
+            AskFormat::Json => eprintln!("{note}"),
+            AskFormat::Text => println!("\n{note}"),
+        }
+    }
     if let Some(dir) = args.evidence_dir() {
         let path = save(&dir, &response.service, now, &response.diagnosis_json)?;
         match args.output {
@@ -280,6 +293,36 @@ pub async fn ask(args: AskArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The narration of an answer, checked, or a note saying why there is none.
+async fn narration(document: &str) -> String {
+    use crate::narrate::{Endpoint, narrate};
+    let endpoint = match Endpoint::from_env() {
+        Ok(Some(e)) => e,
+        Ok(None) => {
+            return "narration: not configured, nothing was sent (set CORAL_LLM_BASE_URL and CORAL_LLM_MODEL to an OpenAI-compatible endpoint)".into();
+        }
+        Err(e) => return format!("narration: not sent: {e}"),
+    };
+    let Ok(doc) = serde_json::from_str::<serde_json::Value>(document) else {
+        return "narration: not sent: the colony's answer is not JSON".into();
+    };
+    let model = endpoint.model.clone();
+    let outcome = output::with_progress(
+        "narrating",
+        tokio::task::spawn_blocking(move || narrate(&endpoint, &doc)),
+    )
+    .await;
+    match outcome {
+        Ok(Ok(text)) => format!(
+            "Narration ({model}; every number and id checked against the evidence):\n{text}"
+        ),
+        Ok(Err(failure)) => format!(
+            "narration not shown: {failure}. The answer above is Coral's own, from the evidence."
+        ),
+        Err(e) => format!("narration not shown: it failed ({e})"),
+    }
 }
 
 #[cfg(test)]

@@ -33,6 +33,8 @@ mod beyla_views;
 mod client;
 mod colony;
 mod logging;
+mod mcp;
+mod narrate;
 mod operation_views;
 mod output;
 mod query;
@@ -90,6 +92,10 @@ enum Command {
     /// Ask why a service is slow, failing or busy ("why is checkout
     /// slow?"): causes with their evidence, saved under ./evidence/.
     Ask(ask::AskArgs),
+    /// Serve Coral to AI assistants over the Model Context Protocol (stdio,
+    /// or Streamable HTTP with --http): coral_ask, list_services,
+    /// service_red, compare_windows, list_traces, get_trace, host_metrics.
+    Mcp(mcp::McpArgs),
     /// Query the colony.
     Query {
         #[command(subcommand)]
@@ -183,6 +189,7 @@ fn main() -> ExitCode {
             Command::Tap(args) => tap::tap(args).await,
             Command::Agents(args) => query::agents(args).await,
             Command::Ask(args) => ask::ask(args).await,
+            Command::Mcp(args) => mcp::run(args).await,
             Command::Query { command } => match command {
                 QueryCommand::Otel(args) => query::otel(args).await,
                 QueryCommand::Host(args) => query::host(args).await,

@@ -1,21 +1,6 @@
-//! `coral ask` end to end with the built binary: `coral up`, then OTLP/JSON
-//! of a small application sent to its agent over HTTP, and the questions.
-//!
-//! The application, every minute of two windows in the past (the agent
-//! aggregates late spans into their own minutes):
-//!
-//! ```text
-//! checkout SERVER GET /checkout           entry, 5 ms of its own
-//! └ checkout CLIENT POST /pay             1 ms
-//!   └ payments SERVER POST /pay           4 ms of its own
-//!     └ payments CLIENT POST /validate    1 ms
-//!       └ card-validator SERVER POST /validate   20-30 ms; +150 ms in the incident
-//! catalog SERVER GET /items               12-18 ms, unchanged (the healthy control)
-//! ```
-//!
-//! Baseline: 40 to 10 minutes ago; incident: the last 8 closed minutes; 20
-//! checkout and 20 catalog requests a minute. The agent keeps every trace
-//! (`sample_rate: 1.0`). `coral ask "why is checkout slow?"` must name
+//! `coral ask` end to end with the built binary: `coral up`, then the small
+//! application of `common::shop` sent to its agent over OTLP/HTTP, and the
+//! questions. `coral ask "why is checkout slow?"` must name
 //! card-validator first with the chain checkout → payments →
 //! card-validator, and every trace id it cites must open with `coral query
 //! traces --trace-id`; catalog has `no_regression`; unreadable questions
@@ -26,156 +11,11 @@ mod common;
 use std::collections::BTreeSet;
 use std::net::TcpListener;
 use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::process::{Process, value_after};
-use common::{coral, json, run, up_command, wait_for};
+use common::llm::{FakeLlm, Reply};
+use common::shop::rfc3339;
+use common::{coral, json, shop};
 use serde_json::Value;
-
-const PER_MINUTE: u64 = 20;
-const BASELINE_MINUTES: (i64, i64) = (40, 10);
-const INCIDENT_MINUTES: i64 = 8;
-
-/// A small deterministic generator (xorshift).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    /// Uniform in [lo, hi).
-    fn between(&mut self, lo: f64, hi: f64) -> f64 {
-        lo + (self.next() % 10_000) as f64 / 10_000.0 * (hi - lo)
-    }
-}
-
-/// One span as OTLP/JSON.
-#[allow(clippy::too_many_arguments)]
-fn span(
-    trace: &str,
-    id: &str,
-    parent: &str,
-    name: &str,
-    kind: u8,
-    start_ns: u64,
-    end_ns: u64,
-    route: Option<&str>,
-) -> String {
-    let attributes = route.map_or(String::new(), |r| {
-        format!(r#","attributes":[{{"key":"http.route","value":{{"stringValue":"{r}"}}}}]"#)
-    });
-    format!(
-        r#"{{"traceId":"{trace}","spanId":"{id}","parentSpanId":"{parent}","name":"{name}","kind":{kind},"startTimeUnixNano":"{start_ns}","endTimeUnixNano":"{end_ns}","status":{{"code":1}}{attributes}}}"#
-    )
-}
-
-fn resource_spans(service: &str, spans: &[String]) -> String {
-    format!(
-        r#"{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"{service}"}}}}]}},"scopeSpans":[{{"spans":[{}]}}]}}"#,
-        spans.join(",")
-    )
-}
-
-const MS: u64 = 1_000_000;
-
-/// The export of one minute starting at `minute` (Unix seconds); `slow`
-/// adds 150 ms to card-validator.
-fn minute_export(minute: i64, slow: bool, rng: &mut Rng, serial: &mut u64) -> String {
-    let (mut checkout, mut payments, mut leaf, mut catalog) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for i in 0..PER_MINUTE {
-        *serial += 1;
-        let n = *serial;
-        // Spread over the minute, ending well before its end.
-        let t0 = minute as u64 * 1_000_000_000 + i * 2_500 * MS;
-        let trace = format!("{:016x}{:016x}", rng.next(), n);
-        let id = |k: u64| format!("{:012x}{k:04x}", n);
-        let leaf_ms = rng.between(20.0, 30.0) + if slow { 150.0 } else { 0.0 };
-        let e_start = t0 + 8 * MS;
-        let e_end = e_start + (leaf_ms * MS as f64) as u64;
-        let d_end = e_end + MS;
-        let c_end = d_end + 2 * MS;
-        let b_end = c_end + MS;
-        let a_end = b_end + 2 * MS;
-        checkout.push(span(
-            &trace,
-            &id(1),
-            "",
-            "GET /checkout",
-            2,
-            t0,
-            a_end,
-            Some("/checkout"),
-        ));
-        checkout.push(span(
-            &trace,
-            &id(2),
-            &id(1),
-            "POST /pay",
-            3,
-            t0 + 3 * MS,
-            b_end,
-            None,
-        ));
-        payments.push(span(
-            &trace,
-            &id(3),
-            &id(2),
-            "POST /pay",
-            2,
-            t0 + 4 * MS,
-            c_end,
-            Some("/pay"),
-        ));
-        payments.push(span(
-            &trace,
-            &id(4),
-            &id(3),
-            "POST /validate",
-            3,
-            t0 + 7 * MS,
-            d_end,
-            None,
-        ));
-        leaf.push(span(
-            &trace,
-            &id(5),
-            &id(4),
-            "POST /validate",
-            2,
-            e_start,
-            e_end,
-            Some("/validate"),
-        ));
-        let c0 = t0 + 1_000 * MS;
-        let c_ms = rng.between(12.0, 18.0);
-        catalog.push(span(
-            &format!("{:016x}{:016x}", rng.next(), n | 1 << 63),
-            &id(6),
-            "",
-            "GET /items",
-            2,
-            c0,
-            c0 + (c_ms * MS as f64) as u64,
-            Some("/items"),
-        ));
-    }
-    format!(
-        r#"{{"resourceSpans":[{},{},{},{}]}}"#,
-        resource_spans("checkout", &checkout),
-        resource_spans("payments", &payments),
-        resource_spans("card-validator", &leaf),
-        resource_spans("catalog", &catalog)
-    )
-}
-
-fn rfc3339(t: i64) -> String {
-    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(t as u64)).to_string()
-}
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -202,6 +42,147 @@ fn ask(cwd: &Path, colony: &str, question: &str, flags: &[&str]) -> (Option<i32>
     )
 }
 
+/// `coral ask --narrate` against a stand-in endpoint: a faithful narration
+/// is printed; one with an invented number or trace id is rejected and the
+/// answer stands alone; a timeout falls back; without configuration, or
+/// without `--narrate`, nothing connects anywhere.
+fn narration(cwd: &Path, colony: &str, answer: &Value, flags: &[String]) {
+    let llm = FakeLlm::start();
+    let narrate = |env: &[(&str, &str)]| {
+        let mut cmd = coral();
+        cmd.current_dir(cwd)
+            .arg("ask")
+            .arg("why is checkout slow?")
+            .args(flags)
+            .args(["--colony", colony])
+            .envs(env.iter().copied());
+        let out = cmd.output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let configured = [
+        ("CORAL_LLM_BASE_URL", llm.base_url.as_str()),
+        ("CORAL_LLM_MODEL", "stand-in-1"),
+        ("CORAL_LLM_API_KEY", "k-123"),
+        ("CORAL_LLM_TIMEOUT", "2s"),
+    ];
+    let first = &answer["causes"][0];
+    let evidence = first["evidence"][0].as_str().unwrap();
+    let trace = cited(answer).into_iter().next().unwrap();
+    let faithful = format!(
+        "checkout is slower: its p95 went from {} ms to {} ms. {} {} explains {}% of it, through {} [{evidence}]; trace {trace} shows it.",
+        answer["symptom"]["baseline"],
+        answer["symptom"]["incident"],
+        first["service"].as_str().unwrap(),
+        first["operation"].as_str().unwrap(),
+        first["explains_pct"],
+        first["chain"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap())
+            .collect::<Vec<_>>()
+            .join(" → "),
+    );
+
+    // Faithful: printed after the answer, and the endpoint got the answer
+    // as JSON and the key.
+    llm.then(Reply::Says(faithful.clone()));
+    let (code, out, err) = narrate(&configured);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.starts_with("checkout: regression"), "{out}");
+    assert!(out.contains("Narration (stand-in-1;"), "{out}");
+    assert!(out.contains(&faithful), "{out}");
+    let got = llm.received();
+    assert_eq!(got.len(), 1);
+    assert!(
+        got[0].head.starts_with("POST /v1/chat/completions "),
+        "{}",
+        got[0].head
+    );
+    assert!(
+        got[0]
+            .head
+            .to_ascii_lowercase()
+            .contains("authorization: bearer k-123"),
+        "{}",
+        got[0].head
+    );
+    let body: Value = serde_json::from_str(&got[0].body).unwrap();
+    assert_eq!(body["model"], "stand-in-1");
+    let sent: Value =
+        serde_json::from_str(body["messages"][1]["content"].as_str().unwrap()).unwrap();
+    assert_eq!(&sent, answer, "only the answer is sent");
+
+    // An invented number, then an invented trace id: rejected, the answer
+    // printed alone with the reason.
+    for (text, why) in [
+        (
+            format!("p95 went to 987654 ms [{evidence}]."),
+            "987654".to_owned(),
+        ),
+        (
+            "see trace 0123456789abcdef0123456789abcdef".to_owned(),
+            "0123456789abcdef0123456789abcdef".to_owned(),
+        ),
+    ] {
+        llm.then(Reply::Says(text.clone()));
+        let (code, out, err) = narrate(&configured);
+        assert_eq!(code, Some(0), "{err}");
+        assert!(out.starts_with("checkout: regression"), "{out}");
+        assert!(!out.contains(&text), "{out}");
+        assert!(out.contains("narration not shown: rejected"), "{out}");
+        assert!(out.contains(&why), "{out}");
+    }
+
+    // No answer in time: the answer alone, saying so.
+    llm.then(Reply::Hangs);
+    let (code, out, err) = narrate(&configured);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.starts_with("checkout: regression"), "{out}");
+    assert!(out.contains("did not answer within 2s"), "{out}");
+
+    // Not configured (look-alike settings and proxies point at the
+    // stand-in), or configured without --narrate: nothing connects.
+    let before = llm.connections();
+    let (code, out, err) = narrate(&[
+        ("OPENAI_BASE_URL", llm.base_url.as_str()),
+        ("OPENAI_API_KEY", "k-123"),
+        ("CORAL_LLM_MODEL", "stand-in-1"),
+        ("HTTP_PROXY", llm.base_url.as_str()),
+        ("HTTPS_PROXY", llm.base_url.as_str()),
+        ("ALL_PROXY", llm.base_url.as_str()),
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains("narration: not configured, nothing was sent"),
+        "{out}"
+    );
+    let plain: Vec<String> = flags
+        .iter()
+        .filter(|f| *f != "--narrate")
+        .cloned()
+        .collect();
+    let out = coral()
+        .current_dir(cwd)
+        .args(["ask", "why is checkout slow?"])
+        .args(&plain)
+        .args(["--colony", colony])
+        .envs(configured.iter().copied())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("arration"));
+    assert_eq!(
+        llm.connections(),
+        before,
+        "no connection without configuration or --narrate"
+    );
+}
+
 /// The trace ids an answer cites for its causes.
 fn cited(answer: &Value) -> BTreeSet<String> {
     let ids: BTreeSet<&str> = answer["causes"]
@@ -224,89 +205,10 @@ fn cited(answer: &Value) -> BTreeSet<String> {
 #[test]
 fn ask_names_the_slow_leaf_with_its_chain_and_traces_that_open() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("agent.yaml");
-    std::fs::write(
-        &config,
-        "agent:\n  telemetry:\n    filters:\n      - sample_rate: 1.0\n    aggregation:\n      flush_grace: 1s\n  host_metrics:\n    enabled: false\nbeyla:\n  enabled: false\n",
-    )
-    .unwrap();
-    let mut cmd = up_command(
-        &dir.path().join("home"),
-        "ask-host",
-        &dir.path().join("no-beyla"),
-    );
-    cmd.arg("--config").arg(&config);
-    let mut up = Process::spawn(cmd, "-INT", dir.path().join("up.log"));
-    let banner = up.banner(|l| l.contains("Ctrl-C"));
-    let colony = value_after(&banner, "colony API:").to_owned();
-    let http = value_after(&banner, "OTLP HTTP:").to_owned();
+    let (mut up, colony, http) = shop::up(dir.path(), "ask-host", false);
 
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    let end = now / 60 * 60;
-    let incident = (end - INCIDENT_MINUTES * 60, end);
-    let baseline = (end - BASELINE_MINUTES.0 * 60, end - BASELINE_MINUTES.1 * 60);
-    let client = reqwest::blocking::Client::new();
-    let (mut rng, mut serial) = (Rng(0x9e37_79b9_7f4a_7c15), 0u64);
-    let mut minutes = 0u64;
-    for minute in (baseline.0..baseline.1)
-        .step_by(60)
-        .chain((incident.0..incident.1).step_by(60))
-    {
-        let body = minute_export(minute, minute >= incident.0, &mut rng, &mut serial);
-        let response = client
-            .post(format!("{http}/v1/traces"))
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .unwrap();
-        assert_eq!(response.status(), 200, "{:?}", response.text());
-        minutes += 1;
-    }
-    let requests = minutes * PER_MINUTE;
-
-    // Every request's RED and every kept trace at the colony.
-    wait_for(
-        "the colony to hold the data",
-        Duration::from_secs(120),
-        || {
-            let (code, out, _) = run(&[
-                "query", "services", "--since", "1h", "-o", "json", "--colony", &colony,
-            ]);
-            if code != Some(0) {
-                return false;
-            }
-            let v: Value = serde_json::from_str(&out).unwrap();
-            let all_red = ["checkout", "payments", "card-validator", "catalog"]
-                .iter()
-                .all(|s| {
-                    v["services"]
-                        .as_array()
-                        .unwrap()
-                        .iter()
-                        .any(|r| r["service"] == *s && r["requests"].as_u64() == Some(requests))
-                });
-            all_red && {
-                let traces = json(&[
-                    "query",
-                    "traces",
-                    "--service",
-                    "card-validator",
-                    "--since",
-                    "1h",
-                    "--limit",
-                    "1000",
-                    "-o",
-                    "json",
-                    "--colony",
-                    &colony,
-                ]);
-                traces["traces"].as_array().unwrap().len() as u64 == requests
-            }
-        },
-    );
+    let shop = shop::feed(&http, &colony);
+    let (incident, baseline) = (shop.incident, shop.baseline);
 
     let windows = [
         "--from".to_owned(),
@@ -407,6 +309,13 @@ fn ask_names_the_slow_leaf_with_its_chain_and_traces_that_open() {
         .unwrap_or_else(|| panic!("last line: {last:?}"));
     assert!(path.starts_with("./evidence/ask-checkout-"), "{path}");
     assert!(dir.path().join(path).is_file());
+
+    narration(
+        dir.path(),
+        &colony,
+        &answer,
+        &with(&["--no-save", "--narrate"]),
+    );
 
     // The healthy control: no regression, no cause.
     let args = with(&["-o", "json", "--no-save"]);

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::{coral, json, run, wait_for};
+use common::{coral, json, post_traces, run, wait_for};
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -63,16 +63,6 @@ fn spans_json(service: &str, first: u64, n: u64, error_every: u64) -> String {
         r#"{{"resourceSpans":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"{service}"}}}}]}},"scopeSpans":[{{"spans":[{}]}}]}}]}}"#,
         spans.join(",")
     )
-}
-
-fn post_spans(http: &str, body: String) {
-    let response = reqwest::blocking::Client::new()
-        .post(format!("{http}/v1/traces"))
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .unwrap();
-    assert_eq!(response.status(), 200, "{:?}", response.text());
 }
 
 #[test]
@@ -164,7 +154,7 @@ fn up_runs_a_colony_and_an_agent_and_answers_queries() {
     assert_eq!(code, Some(0));
     assert!(table.contains("Minutes appear once they close"), "{table}");
 
-    post_spans(&http, spans_json("shop", 1, 50, 5));
+    post_traces(&http, spans_json("shop", 1, 50, 5));
     wait_for("the colony has the minute", Duration::from_secs(90), || {
         let v = json(&["query", "otel", "shop", "--colony", &colony, "-o", "json"]);
         v["totals"][0]["total_spans"] == 50
@@ -407,7 +397,7 @@ fn killing_the_colony_mid_poll_loses_and_duplicates_nothing() {
         .unwrap()
         .to_owned();
     for batch in 0..4 {
-        post_spans(
+        post_traces(
             &http,
             spans_json("bulk", 1 + batch * SPANS / 4, SPANS / 4, 0),
         );

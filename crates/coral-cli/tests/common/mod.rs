@@ -3,7 +3,9 @@
 
 #![allow(dead_code)]
 
+pub mod llm;
 pub mod process;
+pub mod shop;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -17,6 +19,11 @@ pub fn coral() -> Command {
     cmd.env_remove("RUST_LOG")
         .env_remove("CORAL_TOKEN")
         .env_remove("CORAL_COLONY")
+        .env_remove("CORAL_MCP_TOKEN")
+        .env_remove("CORAL_LLM_BASE_URL")
+        .env_remove("CORAL_LLM_MODEL")
+        .env_remove("CORAL_LLM_API_KEY")
+        .env_remove("CORAL_LLM_TIMEOUT")
         .env("NO_COLOR", "1");
     cmd
 }
@@ -36,6 +43,18 @@ pub fn json(args: &[&str]) -> serde_json::Value {
     let (code, stdout, stderr) = run(args);
     assert_eq!(code, Some(0), "{args:?}: {stderr}");
     serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
+
+/// POSTs an OTLP/JSON trace export to the agent's OTLP/HTTP endpoint
+/// `http`, which must accept it (200).
+pub fn post_traces(http: &str, body: String) {
+    let response = reqwest::blocking::Client::new()
+        .post(format!("{http}/v1/traces"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 200, "{:?}", response.text());
 }
 
 /// Polls `condition` every 200 ms until it holds, or panics after `timeout`.
