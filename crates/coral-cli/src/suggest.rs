@@ -107,6 +107,21 @@ impl Known {
         }
     }
 
+    /// The names, at most [`MAX_LISTED`] of them, comma-separated, with
+    /// "…" when there are more.
+    pub fn listing(&self) -> String {
+        let mut list: Vec<&str> = self
+            .names
+            .iter()
+            .take(MAX_LISTED)
+            .map(String::as_str)
+            .collect();
+        if self.names.len() > MAX_LISTED {
+            list.push("…");
+        }
+        list.join(", ")
+    }
+
     fn has(&self, name: &str, source: &str) -> bool {
         self.sources.contains(&(name.to_owned(), source.to_owned()))
     }
@@ -146,21 +161,10 @@ pub(crate) fn hint_for(service: &str, source: Option<&str>, known: &Known) -> St
             }
         }
         Some(name) => format!("no data for service '{service}'; did you mean '{name}'?"),
-        None => {
-            let mut list: Vec<&str> = known
-                .names
-                .iter()
-                .take(MAX_LISTED)
-                .map(String::as_str)
-                .collect();
-            if known.names.len() > MAX_LISTED {
-                list.push("…");
-            }
-            format!(
-                "no data for service '{service}'; services seen in the last {days} days: {}",
-                list.join(", ")
-            )
-        }
+        None => format!(
+            "no data for service '{service}'; services seen in the last {days} days: {}",
+            known.listing()
+        ),
     }
 }
 

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::{coral, json, post_traces, run, wait_for};
+use common::{coral, json, post_traces, run, up_command, wait_for};
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -72,24 +72,7 @@ fn up_runs_a_colony_and_an_agent_and_answers_queries() {
     let empty_path = dir.path().join("empty-path");
     std::fs::create_dir_all(&empty_path).unwrap();
     let exe = std::fs::canonicalize(env!("CARGO_BIN_EXE_coral")).unwrap();
-    let mut child = coral()
-        .args([
-            "up",
-            "--otlp-grpc-endpoint",
-            "127.0.0.1:0",
-            "--otlp-http-endpoint",
-            "127.0.0.1:0",
-            "--api-endpoint",
-            "127.0.0.1:0",
-            "--admin-endpoint",
-            "127.0.0.1:0",
-            "--colony-api-endpoint",
-            "127.0.0.1:0",
-            "--agent-id",
-            "up-agent",
-        ])
-        .env("CORAL_HOME", dir.path())
-        .env("CORAL_POLL_INTERVAL", "1s")
+    let mut child = up_command(dir.path(), "up-agent", Path::new(""))
         .env("PATH", &empty_path)
         .env_remove("BEYLA_PATH")
         .stdout(Stdio::piped())

@@ -228,28 +228,7 @@ fn send(http: &str, client: usize, n: usize) {
 
 /// Kept traces of the `disk` service the colony holds.
 fn colony_traces(colony: &str) -> usize {
-    let (code, stdout, stderr) = common::run(&[
-        "query",
-        "traces",
-        "--service",
-        "disk",
-        "--since",
-        "1h",
-        "--limit",
-        "1000",
-        "-o",
-        "json",
-        "--colony",
-        colony,
-    ]);
-    if code != Some(0) {
-        eprintln!("{stderr}");
-        return 0;
-    }
-    serde_json::from_str::<serde_json::Value>(&stdout)
-        .ok()
-        .and_then(|v| v["traces"].as_array().map(Vec::len))
-        .unwrap_or(0)
+    common::kept_traces(colony, "disk").unwrap_or(0)
 }
 
 #[test]

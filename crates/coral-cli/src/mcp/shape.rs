@@ -149,6 +149,13 @@ pub(crate) fn services(list: &[ServiceSummary], window: Window, limit: usize) ->
            "truncated": list.len() > limit})
 }
 
+/// The last `limit` items of a time-ordered sequence, oldest first: the
+/// newest minutes matter most.
+fn newest<I: ExactSizeIterator>(items: I, limit: usize) -> std::iter::Skip<I> {
+    let skip = items.len().saturating_sub(limit);
+    items.skip(skip)
+}
+
 /// OTLP RED per minute: the SERVER and CONSUMER rows of each minute (every
 /// kind when the service has neither), requests summed, the highest p95.
 pub(crate) fn red_per_minute(rows: &[OtelSummaryRow], window: Window, limit: usize) -> Value {
@@ -167,12 +174,7 @@ pub(crate) fn red_per_minute(rows: &[OtelSummaryRow], window: Window, limit: usi
         e.3 = e.3.max(r.p99_ms);
     }
     let total = by_minute.len();
-    // The newest minutes matter most: keep those.
-    let rows: Vec<Value> = by_minute
-        .iter()
-        .rev()
-        .take(limit)
-        .rev()
+    let rows: Vec<Value> = newest(by_minute.iter(), limit)
         .map(|(minute, (requests, errors, p95, p99))| {
             json!({"minute": output::rfc3339(*minute), "requests": requests, "errors": errors,
                    "error_rate": round(output::rate(*errors, *requests), 4),
@@ -215,11 +217,7 @@ pub(crate) fn beyla_per_minute(r: &QueryBeylaResponse, window: Window, limit: us
         add(m.minute, m.grpc_status_code != 0, m.latency.as_ref());
     }
     let total = by_minute.len();
-    let rows: Vec<Value> = by_minute
-        .iter()
-        .rev()
-        .take(limit)
-        .rev()
+    let rows: Vec<Value> = newest(by_minute.iter(), limit)
         .map(|(minute, (errors, h))| {
             json!({"minute": output::rfc3339(*minute), "requests": h.count, "errors": errors,
                    "error_rate": round(output::rate(*errors as i64, h.count as i64), 4),
@@ -475,11 +473,7 @@ pub(crate) fn hosts(
         .filter(|r| agent.is_none_or(|a| a == r.agent_id))
         .collect();
     let total = rows.len();
-    let shown: Vec<Value> = rows
-        .iter()
-        .rev()
-        .take(limit)
-        .rev()
+    let shown: Vec<Value> = newest(rows.iter(), limit)
         .map(|r| {
             let mut row = Map::new();
             row.insert("minute".into(), json!(output::rfc3339(r.bucket_time)));

@@ -176,14 +176,14 @@ impl CoralMcp {
         };
         // A service named outright must exist: the question's own words
         // are read loosely by the colony, this is not.
-        if let Some(service) = p.service.as_deref()
-            && !self.knows(service).await
-        {
+        if let Some(service) = p.service.as_deref() {
             let w = incident.unwrap_or(Window {
                 from_ms: now - 900_000,
                 to_ms: now,
             });
-            return fail(self.not_found(service, w, "data").await);
+            if let Some(why) = self.unknown(service, w, "data").await {
+                return fail(why);
+            }
         }
         let request = DiagnoseRequest {
             question: p.question.clone(),
@@ -326,8 +326,10 @@ impl CoralMcp {
             }))
             .await
         );
-        if r.traces.is_empty() && !self.knows(&p.service).await {
-            return fail(self.not_found(&p.service, w, "traces").await);
+        if r.traces.is_empty()
+            && let Some(why) = self.unknown(&p.service, w, "traces").await
+        {
+            return fail(why);
         }
         ok(shape::fit(
             shape::traces(&r, w, limit),
@@ -489,35 +491,35 @@ impl CoralMcp {
             .unwrap_or_default()
     }
 
-    async fn knows(&self, service: &str) -> bool {
-        self.known().await.names.iter().any(|n| n == service)
+    /// Why a service gave nothing (see [`missing`]).
+    async fn not_found(&self, service: &str, w: Window, what: &str) -> String {
+        missing(service, w, what, &self.known().await)
     }
 
-    /// Why a service gave nothing: a misspelling (with the closest name),
-    /// no data of this kind in the window, or no data at all.
-    async fn not_found(&self, service: &str, w: Window, what: &str) -> String {
+    /// `Some(why)` when the colony has never seen `service` by that exact
+    /// name (one look-up for the check and the message).
+    async fn unknown(&self, service: &str, w: Window, what: &str) -> Option<String> {
         let known = self.known().await;
-        let days = suggest::LOOKBACK_SECS / 86_400;
-        match suggest::close_match(service, &known.names) {
-            Some(name) if name == service => format!(
-                "service '{service}' has no {what} in {}; it has other data in the last {days} days: try a wider window (e.g. 1d) or list_services",
-                w.json()
-            ),
-            Some(name) => format!("service '{service}' not found; did you mean '{name}'?"),
-            None if known.names.is_empty() => format!(
-                "service '{service}' not found: no service has reported in the last {days} days (are agents running, and apps exporting OTLP to them?)"
-            ),
-            None => {
-                let mut names: Vec<&str> =
-                    known.names.iter().take(12).map(String::as_str).collect();
-                if known.names.len() > 12 {
-                    names.push("…");
-                }
-                format!(
-                    "service '{service}' not found; known services: {}",
-                    names.join(", ")
-                )
-            }
-        }
+        (!known.names.iter().any(|n| n == service)).then(|| missing(service, w, what, &known))
+    }
+}
+
+/// Why a service gave nothing: a misspelling (with the closest name), no
+/// data of this kind in the window, or no data at all.
+fn missing(service: &str, w: Window, what: &str, known: &Known) -> String {
+    let days = suggest::LOOKBACK_SECS / 86_400;
+    match suggest::close_match(service, &known.names) {
+        Some(name) if name == service => format!(
+            "service '{service}' has no {what} in {}; it has other data in the last {days} days: try a wider window (e.g. 1d) or list_services",
+            w.json()
+        ),
+        Some(name) => format!("service '{service}' not found; did you mean '{name}'?"),
+        None if known.names.is_empty() => format!(
+            "service '{service}' not found: no service has reported in the last {days} days (are agents running, and apps exporting OTLP to them?)"
+        ),
+        None => format!(
+            "service '{service}' not found; known services: {}",
+            known.listing()
+        ),
     }
 }

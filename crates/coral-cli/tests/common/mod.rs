@@ -57,6 +57,31 @@ pub fn post_traces(http: &str, body: String) {
     assert_eq!(response.status(), 200, "{:?}", response.text());
 }
 
+/// Kept traces of `service` in the last hour that the colony at `colony`
+/// lists (up to 1,000); `None`, saying why on stderr, when the query fails.
+pub fn kept_traces(colony: &str, service: &str) -> Option<usize> {
+    let (code, stdout, stderr) = run(&[
+        "query",
+        "traces",
+        "--service",
+        service,
+        "--since",
+        "1h",
+        "--limit",
+        "1000",
+        "-o",
+        "json",
+        "--colony",
+        colony,
+    ]);
+    if code != Some(0) {
+        eprintln!("{stderr}");
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_str(&stdout).ok()?;
+    Some(v["traces"].as_array()?.len())
+}
+
 /// Polls `condition` every 200 ms until it holds, or panics after `timeout`.
 pub fn wait_for(what: &str, timeout: Duration, mut condition: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
@@ -116,6 +141,19 @@ pub fn standin_beyla(dir: &Path, python: &Path, env: &str) -> PathBuf {
     beyla
 }
 
+/// An agent's listeners (OTLP gRPC and HTTP, API, admin), each on a port
+/// the system picks.
+const AGENT_PORTS: [&str; 8] = [
+    "--otlp-grpc-endpoint",
+    "127.0.0.1:0",
+    "--otlp-http-endpoint",
+    "127.0.0.1:0",
+    "--api-endpoint",
+    "127.0.0.1:0",
+    "--admin-endpoint",
+    "127.0.0.1:0",
+];
+
 /// `coral agent serve` with every port picked by the system, agent id
 /// `agent_id`, data under `home`, and the configuration file `config` when
 /// one is given.
@@ -125,19 +163,9 @@ pub fn agent_command(home: &Path, agent_id: &str, config: Option<&Path>) -> Comm
     if let Some(config) = config {
         cmd.arg("--config").arg(config);
     }
-    cmd.args([
-        "--otlp-grpc-endpoint",
-        "127.0.0.1:0",
-        "--otlp-http-endpoint",
-        "127.0.0.1:0",
-        "--api-endpoint",
-        "127.0.0.1:0",
-        "--admin-endpoint",
-        "127.0.0.1:0",
-        "--agent-id",
-        agent_id,
-    ])
-    .env("CORAL_HOME", home);
+    cmd.args(AGENT_PORTS)
+        .args(["--agent-id", agent_id])
+        .env("CORAL_HOME", home);
     cmd
 }
 
@@ -145,24 +173,17 @@ pub fn agent_command(home: &Path, agent_id: &str, config: Option<&Path>) -> Comm
 /// data under `home`, polling every second, and `beyla` as its Beyla.
 pub fn up_command(home: &Path, agent_id: &str, beyla: &Path) -> Command {
     let mut cmd = coral();
-    cmd.args([
-        "up",
-        "--otlp-grpc-endpoint",
-        "127.0.0.1:0",
-        "--otlp-http-endpoint",
-        "127.0.0.1:0",
-        "--api-endpoint",
-        "127.0.0.1:0",
-        "--admin-endpoint",
-        "127.0.0.1:0",
-        "--colony-api-endpoint",
-        "127.0.0.1:0",
-        "--agent-id",
-        agent_id,
-    ])
-    .env("CORAL_HOME", home)
-    .env("CORAL_POLL_INTERVAL", "1s")
-    .env("BEYLA_PATH", beyla);
+    cmd.arg("up")
+        .args(AGENT_PORTS)
+        .args([
+            "--colony-api-endpoint",
+            "127.0.0.1:0",
+            "--agent-id",
+            agent_id,
+        ])
+        .env("CORAL_HOME", home)
+        .env("CORAL_POLL_INTERVAL", "1s")
+        .env("BEYLA_PATH", beyla);
     cmd
 }
 

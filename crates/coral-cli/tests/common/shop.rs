@@ -22,7 +22,7 @@ use serde_json::Value;
 use std::path::Path;
 
 use super::process::{Process, value_after};
-use super::{json, post_traces, run, up_command, wait_for};
+use super::{kept_traces, post_traces, run, up_command, wait_for};
 
 /// What [`feed`] sent.
 pub struct Shop {
@@ -251,23 +251,7 @@ pub fn feed(http: &str, colony: &str) -> Shop {
                         .iter()
                         .any(|r| r["service"] == *s && r["requests"].as_u64() == Some(requests))
                 });
-            all_red && {
-                let traces = json(&[
-                    "query",
-                    "traces",
-                    "--service",
-                    "card-validator",
-                    "--since",
-                    "1h",
-                    "--limit",
-                    "1000",
-                    "-o",
-                    "json",
-                    "--colony",
-                    colony,
-                ]);
-                traces["traces"].as_array().unwrap().len() as u64 == requests
-            }
+            all_red && kept_traces(colony, "card-validator") == Some(requests as usize)
         },
     );
 
