@@ -20,9 +20,11 @@ Checks, by file:
   ConfigMaps, ServiceAccounts, ClusterRoles, the StatefulSet's headless
   Service); Coral's wiring holds (CORAL_* variables and flags are
   documented ones, agents name the colony's Service and port, every port a
-  Service, probe or the colony reaches is bound off loopback, the Beyla agent
-  has hostPID, root and the eBPF capabilities, a stable id and no surge);
-  embedded Coral configs use documented keys only;
+  Service, probe or the colony reaches is bound off loopback, pods with
+  prometheus.io/scrape annotations name an admin listener bound off loopback
+  and a metrics path it serves, the Beyla agent has hostPID, root and the
+  eBPF capabilities, a stable id and no surge); embedded Coral configs use
+  documented keys only;
 - deploy/systemd: `systemd-analyze verify` on a copy whose ExecStart points
   at a stub (any warning about the unit fails), documented flags and
   variables, the agent's ambient capabilities include what Beyla needs and
@@ -39,20 +41,37 @@ Checks, by file:
   exporter sends to Coral on port 4317 next to at least one other exporter;
 - deploy/docker: stages resolve (COPY --from), the builder is rust:*-bookworm
   and the runtime debian:bookworm-slim, the entrypoint is the copied coral
-  binary, cargo builds --locked; the .dockerignore keeps target/ out.
+  binary, cargo builds --locked; the .dockerignore keeps target/ out;
+- deploy/prometheus: the Prometheus config passes `promtool check config`
+  (on a copy, with its rule files next to it), loads every rules file next
+  to it, and scrapes the agent's /metrics (:9002) and the colony's /metrics
+  and /metrics/red (:9003); rules files pass `promtool check rules`, every
+  alert has a severity, a summary and a description; the *.test.yml files
+  pass `promtool test rules` and show every alert firing and not firing;
+- deploy/grafana: each dashboard parses (duplicate keys refused), has a
+  title, uid, schemaVersion and panels with unique ids, a gridPos in the
+  24-column grid without overlaps, a title and a description; every query
+  has an expr, uses the Prometheus `datasource` template variable and only
+  defined variables, and parses as PromQL (`promtool check rules` on the
+  queries with Grafana's variables substituted);
+- metrics: every `coral_…` name in rule expressions, test series, the
+  Prometheus config and dashboard queries (template variables' included) is
+  a metric Coral exports (EXPORTED_METRICS, or --exported-metrics FILE), with
+  the labels and label values it has; docs/metrics.md documents each.
 
 Exit status 0 when every check passed, 1 when one failed (each failure names
 the file and the problem), 2 on a usage error. A missing external tool
-(systemd-analyze, kubectl/kustomize, the docker compose plugin) is a skip
-with a message; with --require-tools a missing systemd-analyze or
-kubectl/kustomize fails (the Compose plugin stays optional: the schema check
-runs without it).
+(systemd-analyze, kubectl/kustomize, promtool, the docker compose plugin) is
+a skip with a message; with --require-tools a missing systemd-analyze,
+kubectl/kustomize or promtool fails (the Compose plugin stays optional: the
+schema check runs without it).
 """
 
 from __future__ import annotations
 
 import argparse
 import fnmatch
+import json
 import os
 import re
 import shlex
@@ -235,6 +254,16 @@ def read_spec(repo: Path) -> CoralSpec:
     colony_env = set(re.findall(r"`(CORAL_[A-Z_]+)`", m.group(1))) if m else set()
     if not agent_env or not colony_env:
         raise RuntimeError("cannot read the agent (README) or colony (docs/colony.md) variables")
+    # The parser's own tables (coral-config's env.rs: "Agent:" and "Colony:"),
+    # which document each variable next to the key it overrides.
+    env_rs = repo / "crates/coral-config/src/env.rs"
+    if env_rs.exists():
+        sources.append("crates/coral-config/src/env.rs")
+        doc = "\n".join(l[3:] for l in env_rs.read_text().splitlines() if l.startswith("//!"))
+        tables = re.split(r"^ ?(Agent|Colony):\s*$", doc, flags=re.M)
+        for role, table in zip(tables[1::2], tables[2::2]):
+            names = set(re.findall(r"^ ?\| `(CORAL_[A-Z_]+)`", table, re.M))
+            (agent_env if role == "Agent" else colony_env).update(names)
 
     lib_rs = (repo / "crates/coral-config/src/lib.rs").read_text()
     sources.append("crates/coral-config/src/lib.rs")
@@ -298,7 +327,12 @@ AGENT_LISTENERS = {
 }
 COLONY_LISTENERS = {
     "api": ("--api-endpoint", "CORAL_COLONY_API_ENDPOINT", ("colony", "api", "endpoint"), "127.0.0.1:9000"),
+    "admin": ("--admin-endpoint", "CORAL_COLONY_ADMIN_ENDPOINT", ("colony", "admin", "endpoint"), "127.0.0.1:9003"),
 }
+# Where each admin listener serves Prometheus metrics (besides /healthz, and
+# the agent's /status; the colony's /metrics/red answers 404 unless
+# colony.admin.red_metrics is on).
+METRICS_PATHS = {"agent": ("/metrics",), "colony": ("/metrics", "/metrics/red")}
 LOOPBACK = ("127.", "localhost", "::1")
 
 
@@ -408,7 +442,7 @@ def parse_coral_command(argv: list[str], spec: CoralSpec) -> tuple[str | None, l
 
 def env_name_problems(role: str, names: Iterable[str], spec: CoralSpec) -> list[str]:
     known = spec.agent_env if role == "agent" else spec.colony_env
-    where = "README, docs/beyla.md" if role == "agent" else "docs/colony.md"
+    where = ("README, docs/beyla.md" if role == "agent" else "docs/colony.md") + ", coral-config's env.rs"
     problems = []
     for n in names:
         if (n.startswith("CORAL_") or n.startswith("BEYLA_")) and n not in known:
@@ -784,6 +818,39 @@ def check_kubernetes(deploy: Path, spec: CoralSpec, rep: Report, versions: list[
                              f"all valid for Kubernetes {versions[0]}-{versions[-1]}", problems)
 
 
+def scrape_annotation_problems(d: dict, pod_procs: list[tuple[dict, CoralProcess]]) -> list[str]:
+    """A pod template that asks Prometheus to scrape it (prometheus.io/scrape)
+    names a Coral admin listener bound off loopback, and a metrics path it
+    serves."""
+    if d.get("kind") == "Pod":
+        ann = (d.get("metadata") or {}).get("annotations") or {}
+    else:
+        ann = ((((d.get("spec") or {}).get("template") or {}).get("metadata") or {}).get("annotations")) or {}
+    if str(ann.get("prometheus.io/scrape", "")).lower() != "true" or not pod_procs:
+        return []
+    problems = []
+    port_s = str(ann.get("prometheus.io/port", ""))
+    path = str(ann.get("prometheus.io/path", "/metrics"))
+    if not port_s.isdigit():
+        return [f"prometheus.io/scrape is set, but prometheus.io/port {port_s!r} is not a port number"]
+    port = int(port_s)
+    for c, proc in pod_procs:
+        admin = proc.listeners().get("admin")
+        if admin and admin[1] == port:
+            if is_loopback(admin[0]):
+                problems.append(f"prometheus.io/port {port}: the {proc.role}'s admin endpoint is bound to "
+                                f"{admin[0]}:{admin[1]} (loopback): Prometheus scrapes the pod IP")
+            if path not in METRICS_PATHS[proc.role]:
+                problems.append(f"prometheus.io/path {path}: the {proc.role}'s admin endpoint serves metrics at "
+                                f"{', '.join(METRICS_PATHS[proc.role])}")
+            if port not in {cp.get("containerPort") for cp in c.get("ports") or []}:
+                problems.append(f"prometheus.io/port {port} is not a containerPort of {c.get('name')}")
+            return problems
+    listeners = ", ".join(f"{proc.role} {n} {h}:{p}" for _, proc in pod_procs
+                          for n, (h, p) in proc.listeners().items())
+    return [f"prometheus.io/port {port} is no Coral admin listener of this pod ({listeners})"]
+
+
 def _svc_dns(host: str, namespace: str) -> tuple[str, str] | None:
     parts = host.split(".")
     if len(parts) == 1:
@@ -831,6 +898,7 @@ def check_k8s_references(kust_path: Path, all_docs: list[tuple[Path, dict]], kus
             continue
         name = f"{d['kind']}/{(d.get('metadata') or {}).get('name')}"
         problems = []
+        pod_procs: list[tuple[dict, CoralProcess]] = []
         sa = ps.get("serviceAccountName")
         if sa and not defined("ServiceAccount", sa, ns_of(d)):
             problems.append(f"serviceAccountName {sa} is not defined")
@@ -892,6 +960,7 @@ def check_k8s_references(kust_path: Path, all_docs: list[tuple[Path, dict]], kus
             proc = CoralProcess(role, rest, env, config, flags)
             problems += [f"container {c.get('name')}: {x}" for x in process_problems(proc)]
             coral_pods.append((f, d, c, proc))
+            pod_procs.append((c, proc))
             # Ports declared and probed must be bound off loopback.
             listeners = proc.listeners()
             by_port = {port: (lname, host) for lname, (host, port) in listeners.items()}
@@ -938,6 +1007,7 @@ def check_k8s_references(kust_path: Path, all_docs: list[tuple[Path, dict]], kus
                     if str(ru.get("maxSurge", 0)) not in ("0", "0%"):
                         problems.append("updateStrategy.rollingUpdate.maxSurge must be 0: two agents would open "
                                         "the node's database")
+        problems += scrape_annotation_problems(d, pod_procs)
         if d["kind"] == "StatefulSet":
             sn = (d.get("spec") or {}).get("serviceName")
             svc = by_kind.get("Service", {}).get((sn, ns_of(d)))
@@ -1297,6 +1367,610 @@ def check_docker(deploy: Path, rep: Report) -> None:
 
 
 # --------------------------------------------------------------------------
+# What Coral exports to Prometheus
+# --------------------------------------------------------------------------
+
+
+@dataclass
+class Metric:
+    """One metric family: its type (None = not known) and its labels, each
+    with the values it takes (None = any); labels None = not known."""
+
+    type: str | None
+    labels: dict[str, tuple[str, ...] | None] | None = field(default_factory=dict)
+
+
+AGENT_COUNTERS = (
+    "spans_received", "spans_accepted", "spans_rejected", "spans_dropped", "spans_filtered",
+    "spans_stored", "spans_attributes_cut", "buckets_stored", "buckets_dropped",
+    "requests_rejected_invalid", "requests_rejected_too_large", "requests_throttled",
+    "store_write_failures", "store_recoveries", "requests_not_stored", "connections_evicted",
+    "connections_timed_out", "metric_points_received", "log_records_received",
+    "rows_deleted_by_retention", "beyla_points_received", "beyla_points_skipped",
+    "beyla_spans_received", "beyla_spans_sampled_out", "beyla_spans_attributes_cut",
+    "beyla_requests_throttled", "beyla_rows_stored", "beyla_rows_dropped",
+)
+HISTOGRAM_LE = ("0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10", "+Inf")
+SPAN_KINDS = ("SERVER", "CLIENT", "INTERNAL", "PRODUCER", "CONSUMER", "UNSPECIFIED")
+RED_LABELS = {"service": None, "operation": None, "span_kind": SPAN_KINDS}
+
+# The ONE list of what Coral exports: the agent's admin endpoint (:9002
+# /metrics), the colony's (:9003 /metrics) and its opt-in RED exposition
+# (:9003 /metrics/red). Families as a `# TYPE` line names them (histograms
+# add _bucket{le}, _sum and _count). Prometheus adds `instance` and `job` to
+# every series. crates/coral-colony/tests/prometheus.rs scrapes real
+# endpoints and checks these same names against what they serve (and passes
+# what it scraped with --exported-metrics); docs/metrics.md documents each.
+EXPORTED_METRICS: dict[str, Metric] = {
+    **{f"coral_agent_{n}_total": Metric("counter") for n in AGENT_COUNTERS},
+    "coral_agent_store_failing": Metric("gauge"),
+    "coral_agent_db_size_bytes": Metric("gauge"),
+    "coral_agent_latest_seq_id": Metric("gauge"),
+    "coral_agent_uptime_seconds": Metric("gauge"),
+    "coral_colony_polls_total": Metric("counter"),
+    "coral_colony_poll_failures_total": Metric("counter"),
+    "coral_colony_pages_stored_total": Metric("counter"),
+    "coral_colony_rows_stored_total": Metric("counter", {"table": ("otel_spans", "trace_spans", "host_metrics", "beyla")}),
+    "coral_colony_rows_duplicate_total": Metric("counter"),
+    "coral_colony_rows_rejected_total": Metric("counter"),
+    "coral_colony_gaps_total": Metric("counter"),
+    "coral_colony_gap_rows_total": Metric("counter"),
+    "coral_colony_store_write_failures_total": Metric("counter"),
+    "coral_colony_rows_deleted_by_retention_total": Metric("counter"),
+    "coral_colony_poll_duration_seconds": Metric("histogram"),
+    "coral_colony_agents": Metric("gauge", {"health": ("healthy", "degraded", "unreachable", "unknown")}),
+    "coral_colony_agent_lag_rows": Metric("gauge", {"agent": None}),
+    "coral_colony_agent_gaps": Metric("gauge", {"agent": None}),
+    "coral_colony_agent_seconds_since_seen": Metric("gauge", {"agent": None}),
+    "coral_colony_db_size_bytes": Metric("gauge"),
+    "coral_colony_uptime_seconds": Metric("gauge"),
+    "coral_colony_red_series": Metric("gauge"),
+    "coral_red_requests_total": Metric("counter", dict(RED_LABELS)),
+    "coral_red_errors_total": Metric("counter", dict(RED_LABELS)),
+    "coral_red_duration_seconds": Metric("histogram", dict(RED_LABELS)),
+}
+SCRAPE_LABELS = ("instance", "job")
+METRIC_TYPES = ("counter", "gauge", "histogram", "summary", "untyped", "unknown", "info", "stateset", "gaugehistogram")
+
+
+def load_exported_metrics(path: Path) -> dict[str, Metric]:
+    """--exported-metrics: one family name a line, optionally followed by its
+    type; the `# TYPE name type` lines of an exposition are read as such,
+    and its other `#` lines, its samples and blank lines are skipped (so a
+    scrape itself can be passed). Labels (and a type the file does not give)
+    are taken from the built-in list where it has the name."""
+    metrics: dict[str, Metric] = {}
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        s = line.strip()
+        if s.startswith("# TYPE "):
+            s = s[len("# TYPE "):]
+        elif not s or s.startswith("#"):
+            continue
+        parts = s.split()
+        if "{" in parts[0] or (len(parts) >= 2 and re.fullmatch(r"[-+]?(\d[\d.eE+-]*|Inf|NaN)", parts[1])):
+            continue  # a sample
+        if not re.fullmatch(r"[a-zA-Z_:][a-zA-Z0-9_:]*", parts[0]) or len(parts) > 2 or (
+                len(parts) == 2 and parts[1] not in METRIC_TYPES):
+            raise ValueError(f"{path}:{n}: expected `name [type]`, got {line.strip()!r}")
+        known = EXPORTED_METRICS.get(parts[0])
+        mtype = parts[1] if len(parts) == 2 else (known.type if known else None)
+        metrics[parts[0]] = Metric(mtype, dict(known.labels) if known and known.labels is not None else None)
+    if not metrics:
+        raise ValueError(f"{path}: names no metric")
+    return metrics
+
+
+def resolve_metric(name: str, metrics: dict[str, Metric]) -> tuple[str, Metric, str] | None:
+    """(family, metric, suffix) of a series name: a family itself, or a
+    histogram's (summary's) _bucket/_sum/_count."""
+    if name in metrics:
+        return name, metrics[name], ""
+    for suffix in ("_bucket", "_sum", "_count"):
+        if name.endswith(suffix):
+            base = name[: -len(suffix)]
+            m = metrics.get(base)
+            if m is None:
+                continue
+            if m.type == "histogram" or (m.type == "summary" and suffix != "_bucket") or (
+                    m.type is None and not base.endswith("_total")):
+                return base, m, suffix
+    return None
+
+
+_PROMQL_STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`')
+_PROMQL_MATCHER = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*("(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`)')
+
+
+def _mask_strings(expr: str) -> str:
+    """`expr` with the contents of string literals blanked (same length), so
+    that names are looked for outside strings only."""
+    return _PROMQL_STRING.sub(lambda m: m.group(0)[0] + " " * (len(m.group(0)) - 2) + m.group(0)[-1], expr)
+
+
+def promql_problems(expr: str, metrics: dict[str, Metric]) -> tuple[list[str], set[str]]:
+    """(problems, label names the expression's metrics carry) of one PromQL
+    expression: every `coral_…` name must be an exported metric; label
+    matchers right after it must name its labels (and values it takes);
+    by/without/on/ignoring clauses must name labels of its metrics."""
+    problems: list[str] = []
+    masked = _mask_strings(expr)
+    labels: set[str] = set(SCRAPE_LABELS)
+    labels_known = True
+    for m in re.finditer(r"(?<![\w:$])(coral_[A-Za-z0-9_:]*)(\s*\{[^}]*\})?", masked):
+        name = m.group(1)
+        resolved = resolve_metric(name, metrics)
+        if not resolved:
+            problems.append(f"`{name}` is not a metric Coral exports")
+            labels_known = False
+            continue
+        family, metric, suffix = resolved
+        if metric.labels is None:
+            labels_known = False
+            continue
+        allowed = dict(metric.labels)
+        if suffix == "_bucket":
+            allowed["le"] = HISTOGRAM_LE
+        labels |= set(allowed)
+        if not m.group(2):
+            continue
+        block = expr[m.start(2):m.end(2)]
+        for lm in _PROMQL_MATCHER.finditer(block):
+            label, op, value = lm.group(1), lm.group(2), lm.group(3)[1:-1]
+            if label == "__name__" or label in SCRAPE_LABELS:
+                continue
+            if label not in allowed:
+                problems.append(f"`{name}` has no label `{label}` (its labels: "
+                                f"{', '.join(sorted(allowed) + list(SCRAPE_LABELS))})")
+                continue
+            values = allowed[label]
+            if values is None or "$" in value:
+                continue
+            if op in ("=~", "!~"):
+                if not re.fullmatch(r"[\w.+]+(\|[\w.+]+)*", value):
+                    continue  # a real pattern: not checked
+                wanted = value.split("|")
+            else:
+                wanted = [value] if value else []
+            for v in wanted:
+                if v not in values:
+                    problems.append(f"`{name}{{{label}{op}\"{value}\"}}`: {label} is never {v!r} "
+                                    f"(it is one of {', '.join(values)})")
+    if labels_known:
+        for clause in re.finditer(r"\b(by|without|on|ignoring|group_left|group_right)\s*\(([^)]*)\)", masked):
+            for label in re.findall(r"[a-zA-Z_][a-zA-Z0-9_]*", clause.group(2)):
+                if label not in labels:
+                    problems.append(f"{clause.group(1)} ({clause.group(2).strip()}): no metric of the expression "
+                                    f"has a label `{label}` ({', '.join(sorted(labels))})")
+    return problems, (labels if labels_known else set())
+
+
+def _promtool(require_tools: bool, rep: Report, path: Path | str, what: str) -> str | None:
+    tool = shutil.which("promtool")
+    if not tool:
+        msg = (f"promtool not found: {what} not run (Debian/Ubuntu: apt-get install prometheus; or "
+               f"the Prometheus release tarball)")
+        (rep.fail if require_tools else rep.skip)(path, msg)
+    return tool
+
+
+def _tool_output(r: subprocess.CompletedProcess, tmp: str, replace: str) -> str:
+    out = (r.stdout + r.stderr).replace(tmp + "/", replace).replace(tmp, replace)
+    return " | ".join(l.strip() for l in out.splitlines() if l.strip())
+
+
+# --------------------------------------------------------------------------
+# deploy/prometheus
+# --------------------------------------------------------------------------
+
+ALERT_SEVERITIES = ("critical", "warning", "info")
+# Coral's admin ports: whose they are.
+ADMIN_PORTS = {9002: "agent", 9003: "colony"}
+
+
+def check_prometheus(deploy: Path, metrics: dict[str, Metric], source: str, rep: Report,
+                     require_tools: bool) -> None:
+    pdir = deploy / "prometheus"
+    configs: list[tuple[Path, dict]] = []
+    rules: list[tuple[Path, dict]] = []
+    tests: list[tuple[Path, dict]] = []
+    for path in sorted(pdir.glob("*.y*ml")):
+        docs = load_yaml(path, rep)
+        if docs is None:
+            continue
+        doc = docs[0]
+        if len(docs) != 1 or not isinstance(doc, dict):
+            rep.fail(path, "is not one YAML mapping")
+        elif path.name.endswith((".test.yml", ".test.yaml")):
+            tests.append((path, doc))
+        elif "scrape_configs" in doc:
+            configs.append((path, doc))
+        elif "groups" in doc:
+            rules.append((path, doc))
+        else:
+            rep.fail(path, "is neither a Prometheus config (scrape_configs:), a rules file (groups:) "
+                           "nor a promtool test file (*.test.yml)")
+
+    alerts_of: dict[str, list[str]] = {}
+    for path, doc in rules:
+        alerts_of[path.name] = check_rules_file(path, doc, metrics, source, rep, require_tools)
+    for path, doc in configs:
+        check_prometheus_config(path, doc, [p for p, _ in rules], metrics, source, rep, require_tools)
+    for path, doc in tests:
+        check_rules_tests(path, doc, alerts_of, metrics, source, rep, require_tools)
+    if rules and not tests:
+        rep.fail(pdir, "no promtool test file (*.test.yml) exercises the alerting rules")
+
+
+def check_rules_file(path: Path, doc: dict, metrics: dict[str, Metric], source: str, rep: Report,
+                     require_tools: bool) -> list[str]:
+    """Checks a rules file; returns its alert names."""
+    problems: list[str] = []
+    names_problems: list[str] = []
+    alerts: list[str] = []
+    groups = doc.get("groups")
+    if not isinstance(groups, list) or not groups:
+        problems.append("groups: is not a non-empty list")
+        groups = []
+    seen_groups = set()
+    n_rules = 0
+    for g in groups:
+        gname = (g or {}).get("name")
+        if gname in seen_groups:
+            problems.append(f"group {gname} is defined twice")
+        seen_groups.add(gname)
+        for i, r in enumerate((g or {}).get("rules") or []):
+            n_rules += 1
+            what = f"group {gname}, rule {r.get('alert') or r.get('record') or i + 1}"
+            expr = str(r.get("expr", ""))
+            if not expr.strip():
+                problems.append(f"{what}: no expr")
+            p, labels = promql_problems(expr, metrics)
+            names_problems += [f"{what}: {x}" for x in p]
+            if "alert" in r:
+                alerts.append(str(r["alert"]))
+                sev = (r.get("labels") or {}).get("severity")
+                if sev not in ALERT_SEVERITIES:
+                    problems.append(f"{what}: labels.severity is {sev!r}, expected one of {', '.join(ALERT_SEVERITIES)}")
+                ann = r.get("annotations") or {}
+                for key in ("summary", "description"):
+                    if not str(ann.get(key, "")).strip():
+                        problems.append(f"{what}: no annotations.{key}: say what is wrong and what to do")
+                for key, text in ann.items():
+                    for label in re.findall(r"\$labels\.([a-zA-Z_][a-zA-Z0-9_]*)", str(text)):
+                        if labels and label not in labels:
+                            problems.append(f"{what}: annotations.{key} uses $labels.{label}, which no metric of "
+                                            f"the expression has")
+            elif "record" not in r:
+                problems.append(f"{what}: neither alert: nor record:")
+    rep.check(path, f"{n_rules} rules; every alert has a severity ({'/'.join(ALERT_SEVERITIES)}), "
+                    f"a summary and a description", problems)
+    rep.check(path, f"rule expressions name only metrics and labels Coral exports ({source})", names_problems)
+    tool = _promtool(require_tools, rep, path, "`promtool check rules`")
+    if tool:
+        r = subprocess.run([tool, "check", "rules", str(path)], capture_output=True, text=True)
+        rep.check(path, "`promtool check rules`",
+                  [] if r.returncode == 0 else [_tool_output(r, str(path.parent), "")])
+    return alerts
+
+
+def _scrape_targets(job: dict) -> list[str]:
+    return [str(t) for sc in job.get("static_configs") or [] for t in (sc or {}).get("targets") or []]
+
+
+def _string_values(node: Any) -> Iterable[str]:
+    if isinstance(node, dict):
+        for v in node.values():
+            yield from _string_values(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from _string_values(v)
+    elif isinstance(node, str):
+        yield node
+
+
+def check_prometheus_config(path: Path, doc: dict, rule_paths: list[Path], metrics: dict[str, Metric], source: str,
+                            rep: Report, require_tools: bool) -> None:
+    problems = []
+    # Rule files: present next to it, and every rules file here is loaded.
+    listed = [str(f) for f in doc.get("rule_files") or []]
+    loaded: set[str] = set()
+    for pattern in listed:
+        matches = [p.name for p in path.parent.glob(pattern)] if not Path(pattern).is_absolute() else []
+        if not matches:
+            problems.append(f"rule_files: {pattern} matches no file next to {path.name}")
+        loaded |= set(matches)
+    for rp in rule_paths:
+        if rp.name not in loaded:
+            problems.append(f"the rules in {rp.name} are not loaded: add it to rule_files")
+    # Scrape jobs: each Coral admin port is scraped at a path it serves, and
+    # all three expositions are scraped.
+    scraped: set[tuple[str, str]] = set()
+    jobs = doc.get("scrape_configs") or []
+    names = [j.get("job_name") for j in jobs]
+    for dup in sorted({n for n in names if names.count(n) > 1}):
+        problems.append(f"job_name {dup} is used twice")
+    for job in jobs:
+        mpath = job.get("metrics_path", "/metrics")
+        for target in _scrape_targets(job):
+            host, port = split_host_port(target)
+            role = ADMIN_PORTS.get(port)
+            if role is None:
+                continue
+            if mpath not in METRICS_PATHS[role]:
+                problems.append(f"job {job.get('job_name')}: {target} is a {role}'s admin port, which serves "
+                                f"metrics at {', '.join(METRICS_PATHS[role])}, not {mpath}")
+            else:
+                scraped.add((role, mpath))
+    for role, paths in METRICS_PATHS.items():
+        for mp in paths:
+            if (role, mp) not in scraped:
+                port = next(p for p, r in ADMIN_PORTS.items() if r == role)
+                problems.append(f"no job scrapes the {role}'s :{port}{mp}")
+    rep.check(path, "rule files load; jobs scrape the agent's /metrics and the colony's /metrics and "
+                    "/metrics/red at their admin ports", problems)
+    names_problems = []
+    for s in _string_values(doc):
+        if "coral_" in s:
+            names_problems += promql_problems(s, metrics)[0]
+    rep.check(path, f"names only metrics Coral exports ({source})", names_problems)
+    tool = _promtool(require_tools, rep, path, "`promtool check config`")
+    if tool:
+        with tempfile.TemporaryDirectory(prefix="coral-prometheus-") as tmp:
+            copy = Path(tmp) / "prometheus"
+            shutil.copytree(path.parent, copy)
+            r = subprocess.run([tool, "check", "config", path.name], capture_output=True, text=True, cwd=copy)
+            rep.check(path, "`promtool check config` (with its rule files)",
+                      [] if r.returncode == 0 else [_tool_output(r, str(copy), "")])
+
+
+def check_rules_tests(path: Path, doc: dict, alerts_of: dict[str, list[str]], metrics: dict[str, Metric],
+                      source: str, rep: Report, require_tools: bool) -> None:
+    problems = []
+    alerts: list[str] = []
+    for rf in doc.get("rule_files") or []:
+        if str(rf) not in alerts_of:
+            problems.append(f"rule_files: {rf} is not a rules file next to it")
+        alerts += alerts_of.get(str(rf), [])
+    fires: set[str] = set()
+    quiet: set[str] = set()
+    names_problems = []
+    for t in doc.get("tests") or []:
+        for s in t.get("input_series") or []:
+            names_problems += [f"input series {s.get('series')}: {x}"
+                               for x in promql_problems(str(s.get("series", "")), metrics)[0]]
+        for e in t.get("promql_expr_test") or []:
+            names_problems += [f"promql_expr_test {e.get('expr')}: {x}"
+                               for x in promql_problems(str(e.get("expr", "")), metrics)[0]]
+        for a in t.get("alert_rule_test") or []:
+            name = a.get("alertname")
+            if name not in alerts:
+                problems.append(f"alert_rule_test names {name}, which no rule file it loads defines")
+            (fires if a.get("exp_alerts") else quiet).add(name)
+    for a in dict.fromkeys(alerts):
+        if a not in fires:
+            problems.append(f"no test shows {a} firing")
+        if a not in quiet:
+            problems.append(f"no test shows {a} not firing")
+    rep.check(path, f"every alert of {', '.join(str(r) for r in doc.get('rule_files') or [])} is tested firing "
+                    f"and not firing", problems)
+    rep.check(path, f"input series name only metrics and labels Coral exports ({source})", names_problems)
+    tool = _promtool(require_tools, rep, path, "`promtool test rules`")
+    if tool:
+        with tempfile.TemporaryDirectory(prefix="coral-prometheus-") as tmp:
+            copy = Path(tmp) / "prometheus"
+            shutil.copytree(path.parent, copy)
+            r = subprocess.run([tool, "test", "rules", path.name], capture_output=True, text=True, cwd=copy)
+            rep.check(path, "`promtool test rules`",
+                      [] if r.returncode == 0 else [_tool_output(r, str(copy), "")[:1500]])
+
+
+# --------------------------------------------------------------------------
+# deploy/grafana
+# --------------------------------------------------------------------------
+
+GRID_COLUMNS = 24
+
+
+def _json_no_duplicates(pairs: list[tuple[str, Any]]) -> dict:
+    seen: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in seen:
+            raise ValueError(f"duplicate key {k!r}")
+        seen[k] = v
+    return seen
+
+
+def _grafana_vars(expr: str) -> list[str]:
+    """Template variables an expression uses: $name, ${name}, ${name:format}, [[name]]."""
+    return [a or b or c for a, b, c in re.findall(r"\$([a-zA-Z_]\w*)|\$\{([a-zA-Z_]\w*)(?::[^}]*)?\}|\[\[(\w+)\]\]", expr)]
+
+
+def _grafana_promql(expr: str) -> str:
+    """`expr` as plain PromQL: Grafana's interval variables become durations,
+    other variables a value."""
+    fixed = {"__rate_interval": "5m", "__interval": "1m", "__range": "1h", "__auto": "1m",
+             "__range_s": "3600", "__range_ms": "3600000", "__interval_ms": "60000"}
+
+    def value(m: re.Match) -> str:
+        name = m.group(1) or m.group(2) or m.group(3)
+        if name in fixed:
+            return fixed[name]
+        return "5m" if expr[: m.start()].rstrip().endswith("[") else "1"
+
+    return re.sub(r"\$([a-zA-Z_]\w*)|\$\{([a-zA-Z_]\w*)(?::[^}]*)?\}|\[\[(\w+)\]\]", value, expr)
+
+
+def _variable_queries(v: dict) -> list[str]:
+    """A query variable's query, and its `definition` (what Grafana's editor
+    shows) where that differs."""
+    q = v.get("query")
+    if isinstance(q, dict):
+        q = q.get("query", "")
+    out = [str(q)] if q else []
+    if v.get("definition") and str(v["definition"]) not in out:
+        out.append(str(v["definition"]))
+    return out
+
+
+def _ds_uses(ds: Any, var: str) -> bool:
+    refs = (f"${var}", f"${{{var}}}")
+    if isinstance(ds, str):
+        return ds in refs
+    return isinstance(ds, dict) and ds.get("uid") in refs and ds.get("type", "prometheus") == "prometheus"
+
+
+def check_grafana(deploy: Path, metrics: dict[str, Metric], source: str, rep: Report, require_tools: bool) -> None:
+    for path in sorted((deploy / "grafana").glob("*.json")):
+        try:
+            dash = json.loads(path.read_text(), object_pairs_hook=_json_no_duplicates)
+        except (ValueError, OSError) as e:
+            rep.fail(path, f"does not parse as JSON: {e}")
+            continue
+        rep.ok(path, "parses as JSON (no duplicate keys)")
+        problems: list[str] = []
+        if not isinstance(dash, dict):
+            rep.fail(path, "is not a JSON object")
+            continue
+        for key in ("title", "uid"):
+            if not isinstance(dash.get(key), str) or not dash[key].strip():
+                problems.append(f"no {key}: not a dashboard (export it with \"Export for sharing externally\" off)")
+        if not isinstance(dash.get("schemaVersion"), int) or dash["schemaVersion"] < 36:
+            problems.append(f"schemaVersion {dash.get('schemaVersion')!r}: expected an integer of 36 or more")
+        if not isinstance(dash.get("panels"), list) or not dash["panels"]:
+            problems.append("no panels")
+        variables = [v for v in ((dash.get("templating") or {}).get("list") or []) if isinstance(v, dict)]
+        var_names = {v.get("name") for v in variables}
+        ds_vars = [v.get("name") for v in variables if v.get("type") == "datasource" and v.get("query") == "prometheus"]
+        if not ds_vars:
+            problems.append("no template variable of type datasource with query prometheus: the dashboard "
+                            "would be bound to one data source's uid")
+        ds_var = ds_vars[0] if ds_vars else "datasource"
+        rep.check(path, f"a Grafana dashboard (uid {dash.get('uid')}, schemaVersion {dash.get('schemaVersion')}) "
+                        f"with a Prometheus data source variable ${ds_var}", problems)
+
+        # Panels.
+        problems = []
+        exprs: list[tuple[str, str]] = []  # (where, expr)
+        flat: list[tuple[dict, bool]] = []  # (panel, nested in a collapsed row)
+        for p in dash.get("panels") or []:
+            flat.append((p, False))
+            for q in (p or {}).get("panels") or []:
+                flat.append((q, True))
+        ids: dict[Any, str] = {}
+        boxes = []
+        for p, nested in flat:
+            if not isinstance(p, dict):
+                problems.append("a panel is not an object")
+                continue
+            pid, title = p.get("id"), p.get("title")
+            where = f"panel {pid} ({title!r})"
+            if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+                problems.append(f"{where}: id must be a positive integer")
+            elif pid in ids:
+                problems.append(f"{where}: id {pid} is also {ids[pid]}'s: panel ids must be unique")
+            else:
+                ids[pid] = repr(title)
+            if not isinstance(title, str) or not title.strip():
+                problems.append(f"{where}: no title")
+            if p.get("type") != "row" and not str(p.get("description", "")).strip():
+                problems.append(f"{where}: no description (say what the panel shows and what to do)")
+            gp = p.get("gridPos") or {}
+            if not all(isinstance(gp.get(k), int) for k in "hwxy"):
+                problems.append(f"{where}: gridPos needs integer h, w, x, y (has {gp})")
+            elif gp["w"] < 1 or gp["h"] < 1 or gp["x"] < 0 or gp["y"] < 0 or gp["x"] + gp["w"] > GRID_COLUMNS:
+                problems.append(f"{where}: gridPos {gp} is outside the {GRID_COLUMNS}-column grid")
+            elif not nested:
+                box = (gp["x"], gp["y"], gp["x"] + gp["w"], gp["y"] + gp["h"])
+                for other, obox in boxes:
+                    if box[0] < obox[2] and obox[0] < box[2] and box[1] < obox[3] and obox[1] < box[3]:
+                        problems.append(f"{where}: gridPos overlaps {other}")
+                boxes.append((where, box))
+            if p.get("type") in ("row", "text"):
+                continue
+            if not _ds_uses(p.get("datasource"), ds_var):
+                problems.append(f"{where}: datasource {p.get('datasource')!r} is not ${{{ds_var}}}")
+            targets = p.get("targets") or []
+            if not targets:
+                problems.append(f"{where}: no targets")
+            refs = [t.get("refId") for t in targets if isinstance(t, dict)]
+            for dup in sorted({r for r in refs if refs.count(r) > 1}, key=str):
+                problems.append(f"{where}: refId {dup} is used twice")
+            for t in targets:
+                if not isinstance(t, dict):
+                    continue
+                expr = t.get("expr")
+                if not isinstance(expr, str) or not expr.strip():
+                    problems.append(f"{where}, target {t.get('refId')}: no expr")
+                    continue
+                if not _ds_uses(t.get("datasource", p.get("datasource")), ds_var):
+                    problems.append(f"{where}, target {t.get('refId')}: datasource {t.get('datasource')!r} "
+                                    f"is not ${{{ds_var}}}")
+                exprs.append((f"{where}, target {t.get('refId')}", expr))
+        for v in variables:
+            if v.get("type") == "query":
+                if not _ds_uses(v.get("datasource"), ds_var):
+                    problems.append(f"variable {v.get('name')}: datasource {v.get('datasource')!r} is not ${{{ds_var}}}")
+                queries = _variable_queries(v)
+                if not queries:
+                    problems.append(f"variable {v.get('name')}: no query")
+                exprs += [(f"variable {v.get('name')}", q) for q in queries]
+        for where, expr in exprs:
+            for name in _grafana_vars(expr):
+                if not name.startswith("__") and name not in var_names:
+                    problems.append(f"{where}: ${name} is no template variable ({', '.join(sorted(map(str, var_names)))})")
+        rep.check(path, f"{len(flat)} panels: unique ids, gridPos, title, description; every query has an expr "
+                        f"and uses ${ds_var} and defined variables", problems)
+
+        # Metric names, and the PromQL itself.
+        names_problems = []
+        promql: list[tuple[str, str]] = []
+        for where, expr in exprs:
+            m = re.fullmatch(r"\s*label_values\((.*),\s*[a-zA-Z_]\w*\s*\)\s*", expr, re.S)
+            q = re.fullmatch(r"\s*query_result\((.*)\)\s*", expr, re.S)
+            if where.startswith("variable ") and not (m or q):
+                if re.match(r"\s*(label_values|label_names|metrics)\(", expr):
+                    continue
+            body = (m or q).group(1) if (m or q) else expr
+            names_problems += [f"{where}: {x}" for x in promql_problems(body, metrics)[0]]
+            promql.append((where, _grafana_promql(body)))
+        rep.check(path, f"{len(exprs)} queries name only metrics and labels Coral exports ({source})", names_problems)
+        tool = _promtool(require_tools, rep, path, "PromQL parse check of the queries (`promtool check rules`)")
+        if tool and promql:
+            rules = {"groups": [{"name": "grafana", "rules": [
+                {"record": f"grafana_query_{i}", "expr": e} for i, (_, e) in enumerate(promql)]}]}
+            with tempfile.TemporaryDirectory(prefix="coral-grafana-") as tmp:
+                rf = Path(tmp) / "queries.yml"
+                rf.write_text(yaml.safe_dump(rules, sort_keys=False))
+                r = subprocess.run([tool, "check", "rules", str(rf)], capture_output=True, text=True)
+                problems = []
+                if r.returncode != 0:
+                    out = r.stdout + r.stderr
+                    for i, (where, e) in enumerate(promql):
+                        for line in out.splitlines():
+                            if f'"grafana_query_{i}"' in line:
+                                msg = line.split(f'"grafana_query_{i}":', 1)[-1].strip()
+                                problems.append(f"{where}: {msg}")
+                    if not problems:
+                        problems.append(_tool_output(r, tmp, ""))
+                rep.check(path, f"{len(promql)} queries parse as PromQL (`promtool check rules`, Grafana variables "
+                                f"substituted)", problems)
+
+
+def check_metrics_doc(repo: Path, metrics: dict[str, Metric], source: str, rep: Report) -> None:
+    """docs/metrics.md documents every exported metric family."""
+    doc = repo / "docs/metrics.md"
+    if not doc.exists():
+        rep.fail(doc, "missing: it documents what Coral exports to Prometheus")
+        return
+    text = doc.read_text()
+    missing = [n for n in metrics if not re.search(rf"(?<![\w:]){re.escape(n)}(?![\w:])", text)]
+    stale = sorted({n for n in re.findall(r"`(coral_[a-z0-9_]+)`", text) if not resolve_metric(n, metrics)})
+    rep.check(doc, f"documents all {len(metrics)} exported metric families, and no other ({source})",
+              [f"does not document {n}" for n in missing]
+              + [f"documents `{n}`, which Coral does not export" for n in stale])
+
+
+# --------------------------------------------------------------------------
 # Inventory
 # --------------------------------------------------------------------------
 
@@ -1306,6 +1980,8 @@ COVERED = [
     "compose/*.yaml", "compose/*.yml",
     "otel-collector/*.yaml", "otel-collector/*.yml",
     "docker/Dockerfile", "docker/*.dockerignore",
+    "prometheus/*.yml", "prometheus/*.yaml",
+    "grafana/*.json",
 ]
 
 
@@ -1344,8 +2020,9 @@ def _sub(old: str, new: str, count: int = 1) -> Callable[[str], str]:
     return f
 
 
-MUTATIONS: list[tuple[str, str, Callable[[str], str], str | None]] = [
-    # (file, what is broken, mutation, tool it needs or None)
+MUTATIONS: list[tuple] = [
+    # (file, what is broken, mutation, tool it needs or None[, extra arguments
+    # of the run, from its temporary directory])
     ("systemd/coral-agent.service", "a misspelt value (systemd-analyze)", _sub("ProtectSystem=strict", "ProtectSystem=strictt"), "systemd-analyze"),
     ("systemd/coral-forwarder.service", "an unknown directive (systemd-analyze)", _sub("[Service]\n", "[Service]\nRestartSecs=5\n"), "systemd-analyze"),
     ("systemd/coral-agent.service", "CAP_PERFMON dropped from the ambient set", _sub("AmbientCapabilities=CAP_BPF CAP_PERFMON", "AmbientCapabilities=CAP_BPF"), None),
@@ -1383,15 +2060,56 @@ MUTATIONS: list[tuple[str, str, Callable[[str], str], str | None]] = [
     ("docker/Dockerfile", "COPY --from a stage that does not exist", _sub("COPY --from=builder", "COPY --from=biulder"), None),
     ("docker/Dockerfile", "another runtime base image", _sub("ARG RUNTIME_IMAGE=debian:bookworm-slim", "ARG RUNTIME_IMAGE=alpine:3"), None),
     ("docker/Dockerfile.dockerignore", "target/ sent to the build", _sub("\ntarget\n", "\n"), None),
-    ("grafana/unchecked.json", "a file no check covers", lambda _t: "{}\n", None),
+    ("prometheus/README.txt", "a file no check covers", lambda _t: "notes\n", None),
+    # the colony's admin endpoint
+    ("kubernetes/colony.yaml", "the colony's admin port bound to loopback", _sub("value: 0.0.0.0:9003", "value: 127.0.0.1:9003"), None),
+    ("kubernetes/colony.yaml", "scrape annotations naming a port the colony does not serve metrics on", _sub('prometheus.io/port: "9003"', 'prometheus.io/port: "9000"'), None),
+    ("kubernetes/agent-daemonset.yaml", "scrape annotations with a path the agent does not serve", _sub("prometheus.io/path: /metrics", "prometheus.io/path: /metrics/red"), None),
+    ("kubernetes/colony.yaml", "an undocumented colony variable", _sub("- name: CORAL_RED_METRICS", "- name: CORAL_COLONY_RED_METRICS"), None),
+    ("compose/docker-compose.yaml", "the colony's admin port published but bound to loopback", _sub("CORAL_COLONY_ADMIN_ENDPOINT: 0.0.0.0:9003", "CORAL_COLONY_ADMIN_ENDPOINT: 127.0.0.1:9003"), None),
+    ("systemd/colony.yaml", "a misspelt admin key", _sub("    red_metrics: true", "    red_metric: true"), None),
+    # deploy/prometheus
+    ("prometheus/prometheus.yml", "the RED exposition scraped at a path the colony does not serve", _sub("metrics_path: /metrics/red", "metrics_path: /metric/red"), None),
+    ("prometheus/prometheus.yml", "a rules file that does not exist", _sub("  - coral-alerts.yml\n", "  - coral-alert.yml\n"), None),
+    ("prometheus/prometheus.yml", "a value promtool refuses", _sub("scrape_interval: 60s", "scrape_interval: 60"), "promtool"),
+    ("prometheus/coral-alerts.yml", "a rule with a bad expression (promtool)", _sub("expr: coral_agent_store_failing == 1", "expr: coral_agent_store_failing == == 1"), "promtool"),
+    ("prometheus/coral-alerts.yml", "a metric Coral does not export", _sub("rate(coral_agent_requests_throttled_total[5m])", "rate(coral_agent_requests_throttle_total[5m])"), None),
+    ("prometheus/coral-alerts.yml", "a label value the metric never has", _sub('coral_colony_agents{health="unreachable"}', 'coral_colony_agents{health="down"}'), None),
+    ("prometheus/coral-alerts.yml", "aggregation by a label no metric has", _sub("sum by (service) (rate(coral_red_errors_total", "sum by (servce) (rate(coral_red_errors_total"), None),
+    ("prometheus/coral-alerts.yml", "an alert without a severity", _sub("          severity: info\n", "          team: coral\n"), None),
+    ("prometheus/coral-alerts.test.yml", "an expectation the rules do not meet (promtool)", _sub("summary: \"The colony recorded 500 rows as lost\"", "summary: \"The colony recorded 5 rows as lost\""), "promtool"),
+    ("prometheus/coral-alerts.test.yml", "an alert no longer tested firing", lambda t: re.sub(r"(?s)  - name: the colony fails a commit\n.*?(?=\n  - name: )", "", t), None),
+    # deploy/grafana
+    ("grafana/coral-dashboard.json", "a metric Coral does not export", _sub("coral_colony_poll_failures_total", "coral_colony_poll_errors_total"), None),
+    ("grafana/coral-dashboard.json", "a duplicate panel id", lambda t: re.sub(r'"id": 3,', '"id": 2,', t, count=1), None),
+    ("grafana/coral-dashboard.json", "a panel without a description", lambda t: re.sub(r'"description": "Agents whose database[^"]*",', "", t, count=1), None),
+    ("grafana/coral-dashboard.json", "a target bound to one data source", lambda t: t.replace('"uid": "${datasource}"', '"uid": "prometheus"', 3), None),
+    ("grafana/coral-dashboard.json", "an undefined template variable", _sub('service=~\\"$service\\"', 'service=~\\"$servce\\"'), None),
+    ("grafana/coral-dashboard.json", "a query that is not PromQL (promtool)", _sub("sum(coral_agent_store_failing)", "sum(coral_agent_store_failing"), "promtool"),
+    ("grafana/coral-dashboard.json", "the service variable on an unknown metric", _sub("label_values(coral_red_requests_total, service)", "label_values(coral_red_request_total, service)", 2), None),
+    ("grafana/coral-dashboard.json", "a duplicate key", _sub('"uid": "coral-overview",', '"uid": "coral-overview",\n  "uid": "coral",'), None),
+    ("grafana/coral-dashboard.json", "overlapping panels", lambda t: re.sub(r'("gridPos": \{\s*"h": 5,\s*"w": 4,\s*"x": )6', r"\g<1>4", t, count=1), None),
+    # --exported-metrics: a scrape without a family the rules use
+    ("prometheus/coral-alerts.yml", "--exported-metrics without coral_colony_gap_rows_total", lambda t: t, None,
+     lambda tmp: ["--exported-metrics", _metrics_file(tmp, omit="coral_colony_gap_rows_total")]),
 ]
+
+
+def _metrics_file(tmp: Path, omit: str) -> str:
+    """A --exported-metrics file of the built-in list without `omit`, in
+    the forms a scrape gives (`# TYPE` lines) and bare names."""
+    f = tmp / "exported-metrics.txt"
+    lines = [f"# TYPE {n} {m.type}" if i % 2 else n
+             for i, (n, m) in enumerate(EXPORTED_METRICS.items()) if n != omit]
+    f.write_text("\n".join(lines) + "\n")
+    return str(f)
 
 
 def self_test(deploy: Path, args: argparse.Namespace) -> int:
     script = Path(__file__).resolve()
     print(f"self-test: {len(MUTATIONS)} broken copies of {deploy}; each run must fail and name the file")
     passed = failed = skipped = 0
-    for rel, what, mutate, tool in MUTATIONS:
+    for rel, what, mutate, tool, *extra in MUTATIONS:
         with tempfile.TemporaryDirectory(prefix="coral-deploy-selftest-") as tmp:
             copy_root = Path(tmp) / "deploy"
             shutil.copytree(deploy, copy_root)
@@ -1410,6 +2128,10 @@ def self_test(deploy: Path, args: argparse.Namespace) -> int:
                 continue
             cmd = [sys.executable, str(script), "--deploy-dir", str(copy_root), "--repo", str(args.repo),
                    "--k8s-versions", args.k8s_versions, "--quiet"]
+            if extra:
+                cmd += extra[0](Path(tmp))
+            elif args.exported_metrics:
+                cmd += ["--exported-metrics", str(args.exported_metrics.resolve())]
             r = subprocess.run(cmd, capture_output=True, text=True)
             name = f"deploy/{rel}"
             fails = [l for l in r.stdout.splitlines() if l.startswith("FAIL")]
@@ -1437,7 +2159,11 @@ def main() -> int:
                     help="Kubernetes versions to validate against, FROM-TO (TO may be `latest`, the newest "
                          "kubernetes-validate ships); default %(default)s")
     ap.add_argument("--require-tools", action="store_true",
-                    help="fail instead of skipping when systemd-analyze or kubectl/kustomize is missing (CI)")
+                    help="fail instead of skipping when systemd-analyze, kubectl/kustomize or promtool is "
+                         "missing (CI)")
+    ap.add_argument("--exported-metrics", type=Path, metavar="FILE",
+                    help="the metrics Coral exports, one family name a line (optionally followed by its type; "
+                         "`# TYPE` lines of a scrape are read as such), instead of the built-in list")
     ap.add_argument("--self-test", action="store_true",
                     help="also break each file in a temporary copy and check that the run fails naming it")
     ap.add_argument("--quiet", action="store_true", help="print failures and skips only")
@@ -1464,6 +2190,14 @@ def main() -> int:
         print(f"no such directory: {deploy}", file=sys.stderr)
         return 2
     versions = k8s_versions(args.k8s_versions)
+    metrics, metrics_source = EXPORTED_METRICS, "the built-in list"
+    if args.exported_metrics:
+        try:
+            metrics = load_exported_metrics(args.exported_metrics)
+        except (OSError, ValueError) as e:
+            print(f"--exported-metrics: {e}", file=sys.stderr)
+            return 2
+        metrics_source = str(args.exported_metrics)
     rep = Report(deploy.parent, quiet=args.quiet)
     try:
         spec = read_spec(args.repo)
@@ -1486,6 +2220,24 @@ def main() -> int:
         check_collector(deploy, rep)
     if (deploy / "docker").is_dir():
         check_docker(deploy, rep)
+    if (deploy / "prometheus").is_dir():
+        check_prometheus(deploy, metrics, metrics_source, rep, args.require_tools)
+    if (deploy / "grafana").is_dir():
+        check_grafana(deploy, metrics, metrics_source, rep, args.require_tools)
+    check_metrics_doc(args.repo, metrics, metrics_source, rep)
+    if args.exported_metrics:
+        # The file is what Coral serves (the Prometheus test scrapes it): the
+        # built-in list must be exactly that, or the checks above run against
+        # a stale list when the file is not given.
+        only_file = sorted(set(metrics) - set(EXPORTED_METRICS))
+        only_list = sorted(set(EXPORTED_METRICS) - set(metrics))
+        if only_file or only_list:
+            rep.fail(Path(__file__).resolve(),
+                     f"EXPORTED_METRICS and {metrics_source} differ: served but not listed: "
+                     f"{', '.join(only_file) or '-'}; listed but not served: {', '.join(only_list) or '-'} "
+                     f"— update EXPORTED_METRICS (and docs/metrics.md)")
+        else:
+            rep.ok(Path(__file__).resolve(), f"EXPORTED_METRICS matches {metrics_source}")
 
     print(f"deploy: {rep.passed} passed, {len(rep.failed)} failed, {len(rep.skipped)} skipped")
     status = 1 if rep.failed else 0

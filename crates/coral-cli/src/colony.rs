@@ -20,6 +20,13 @@ pub struct ColonyServeArgs {
     /// Colony API listen address (default 127.0.0.1:9000; port 0 picks one).
     #[arg(long, value_name = "HOST:PORT")]
     pub api_endpoint: Option<String>,
+    /// Admin listen address: /metrics, /metrics/red, /healthz (default
+    /// 127.0.0.1:9003; port 0 picks one).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub admin_endpoint: Option<String>,
+    /// Serve RED per service and operation for Prometheus at /metrics/red.
+    #[arg(long)]
+    pub red_metrics: bool,
     /// Time between polls of each agent (e.g. 30s, 5s; at least 1s).
     #[arg(long, value_name = "DURATION")]
     pub poll_interval: Option<String>,
@@ -43,6 +50,8 @@ impl ColonyServeArgs {
         let overrides = ColonyOverrides {
             data_dir: self.data_dir,
             api_endpoint: self.api_endpoint,
+            admin_endpoint: self.admin_endpoint,
+            red_metrics: self.red_metrics,
             poll_interval: self.poll_interval,
             token: self.token,
             colony_id: self.colony_id,
@@ -67,9 +76,15 @@ pub async fn serve(args: ColonyServeArgs) -> anyhow::Result<()> {
         )
     })?;
     say!(
-        "coral colony {} listening: api={} data={} poll-interval={}",
+        "coral colony {} listening: api={} metrics=http://{}/metrics{} data={} poll-interval={}",
         config.colony_id,
         colony.addr,
+        colony.admin_addr,
+        if config.admin.red_metrics {
+            " (and /metrics/red)"
+        } else {
+            ""
+        },
         config.data_dir.display(),
         humantime::format_duration(config.poll.interval)
     );

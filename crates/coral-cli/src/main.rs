@@ -2,6 +2,7 @@
 //!
 //! - `coral up` — the all-in-one on this machine: a colony and an agent in one
 //!   process, OTLP on 127.0.0.1:4317/4318, data under `$CORAL_HOME`.
+//! - `coral demo` — the same with a built-in shop sending traffic.
 //! - `coral agent serve` / `coral colony serve` — the two roles on their own.
 //! - `coral agents`, `coral query otel|host` — read from a colony.
 //! - `coral ask "why is checkout slow?"` — the colony's diagnosis, with
@@ -32,6 +33,7 @@ mod beyla;
 mod beyla_views;
 mod client;
 mod colony;
+mod demo;
 mod logging;
 mod mcp;
 mod narrate;
@@ -63,6 +65,10 @@ enum Command {
     /// 127.0.0.1:4317 (gRPC) and 127.0.0.1:4318 (HTTP), data under
     /// $CORAL_HOME (default ~/.coral).
     Up(up::UpArgs),
+    /// `coral up` with a built-in demo: a small shop's services send
+    /// traffic (45 minutes of history with an injected fault, then live),
+    /// and the banner prints three commands to try.
+    Demo(demo::DemoArgs),
     /// Run and manage the Coral agent.
     Agent {
         #[command(subcommand)]
@@ -175,6 +181,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Up(args) => up::up(args).await,
+            Command::Demo(args) => demo::demo(args).await,
             Command::Agent {
                 command: AgentCommand::Serve(args),
             } => agent::serve(args).await,

@@ -11,6 +11,7 @@ use clap::Args;
 
 use crate::agent::ServeArgs;
 use crate::colony::ColonyServeArgs;
+use crate::demo::DemoBanner;
 
 /// Poll interval of the all-in-one (unless configured): data shows up in
 /// queries within seconds of the minute closing.
@@ -27,10 +28,23 @@ pub struct UpArgs {
     /// Colony API listen address (default 127.0.0.1:9000).
     #[arg(long, value_name = "HOST:PORT")]
     colony_api_endpoint: Option<String>,
+    /// Colony admin listen address: /metrics, /metrics/red, /healthz
+    /// (default 127.0.0.1:9003).
+    #[arg(long, value_name = "HOST:PORT")]
+    colony_admin_endpoint: Option<String>,
+    /// Serve RED per service and operation for Prometheus at the colony's
+    /// /metrics/red.
+    #[arg(long)]
+    red_metrics: bool,
 }
 
 /// Runs colony and agent until a signal, then stops both in order.
 pub async fn up(args: UpArgs) -> anyhow::Result<()> {
+    run(args, None).await
+}
+
+/// `coral up`, with the demo's traffic when `demo` is given (`coral demo`).
+pub(crate) async fn run(args: UpArgs, demo: Option<DemoBanner>) -> anyhow::Result<()> {
     let signal = crate::agent::shutdown_signal();
     let env: HashMap<String, String> = std::env::vars().collect();
     let poll_interval =
@@ -38,6 +52,8 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     let colony_args = ColonyServeArgs {
         config: args.colony_config,
         api_endpoint: args.colony_api_endpoint,
+        admin_endpoint: args.colony_admin_endpoint,
+        red_metrics: args.red_metrics,
         poll_interval,
         ..Default::default()
     };
@@ -77,6 +93,13 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         }
     };
     let a = agent.addrs;
+    if demo.is_some() && a.otlp_grpc.is_none() {
+        agent.shutdown().await;
+        colony.shutdown().await;
+        anyhow::bail!(
+            "coral demo sends its traffic over OTLP/gRPC, but the agent's OTLP receiver is off (agent.telemetry.enabled: false in the config, or CORAL_TELEMETRY_ENABLED=false); turn it on, or run `coral up`"
+        );
+    }
     say!(
         "Coral is running: colony {} and agent {}.",
         colony_config.colony_id,
@@ -96,22 +119,45 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     }
     say!("  colony API:  {}", colony.addr);
     say!("  agent API:   {}", a.api);
-    say!("  metrics:     http://{}/metrics", a.admin);
+    say!("  metrics:     http://{}/metrics (agent)", a.admin);
+    say!(
+        "               http://{}/metrics (colony){}",
+        colony.admin_addr,
+        if colony_config.admin.red_metrics {
+            format!(", http://{}/metrics/red (RED)", colony.admin_addr)
+        } else {
+            String::new()
+        }
+    );
     let coral = std::env::current_exe()
         .map(|exe| command_name(&exe, std::env::var_os("PATH").as_deref()))
         .unwrap_or_else(|_| "coral".into());
     let beyla = crate::agent::beyla_line(&agent);
     say!("  {}", beyla.replace("`coral ", &format!("`{coral} ")));
-    if let Some(grpc) = a.otlp_grpc {
+    let traffic_stop = tokio_util::sync::CancellationToken::new();
+    let mut traffic = None;
+    if let (Some(demo), Some(grpc)) = (&demo, a.otlp_grpc) {
+        traffic = Some(tokio::spawn(crate::demo::traffic::run(
+            demo.traffic,
+            format!("http://{grpc}"),
+            traffic_stop.clone(),
+        )));
+        say!();
+        for line in demo.lines(&coral) {
+            say!("{line}");
+        }
+    } else if let Some(grpc) = a.otlp_grpc {
         say!();
         say!("Point an OpenTelemetry SDK at it:");
         say!("  export OTEL_EXPORTER_OTLP_ENDPOINT=http://{grpc}");
         say!("  export OTEL_EXPORTER_OTLP_PROTOCOL=grpc");
     }
-    say!();
-    say!(
-        "Then: {coral} agents · {coral} query otel <service> · {coral} ask \"why is <service> slow?\""
-    );
+    if demo.is_none() {
+        say!();
+        say!(
+            "Then: {coral} agents · {coral} query otel <service> · {coral} ask \"why is <service> slow?\""
+        );
+    }
     if coral != "coral" {
         say!(
             "  (to type just `coral`: `cargo install --locked --path crates/coral-cli`, with ~/.cargo/bin on PATH)"
@@ -120,6 +166,10 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     say!("Press Ctrl-C to stop.");
     signal.await;
     say_err!("shutting down: flushing open minutes and closing the databases…");
+    traffic_stop.cancel();
+    if let Some(traffic) = traffic {
+        let _ = traffic.await;
+    }
     agent.shutdown().await;
     colony.shutdown().await;
     Ok(())

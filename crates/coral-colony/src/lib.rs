@@ -9,9 +9,14 @@
 //! - [`registry`]: agents, when they were last seen, their health.
 //! - [`poller`]: the pull loop (bounded concurrency, timeouts, draining).
 //! - [`service`]: the `coral.colony.v1.ColonyService` gRPC API.
+//! - [`metrics`]: the colony's own counters and the opt-in RED exposition.
+//! - [`admin`]: the admin HTTP endpoint (`/metrics`, `/metrics/red`,
+//!   `/healthz`).
 //! - [`runtime`]: start and orderly shutdown.
 
+pub mod admin;
 pub mod ask;
+pub mod metrics;
 pub mod poller;
 pub mod registry;
 pub mod runtime;

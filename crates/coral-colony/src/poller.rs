@@ -173,7 +173,11 @@ impl Poller {
         stop: &CancellationToken,
     ) -> Result<PollReport, String> {
         let _permit = self.limit.acquire().await.map_err(|e| e.to_string())?;
+        let began = std::time::Instant::now();
         let result = self.drain(agent_id, stop).await;
+        self.writer
+            .metrics()
+            .poll_finished(began.elapsed(), result.is_ok());
         let status = match &result {
             Ok((_, session, latest)) => Ok((session.clone(), *latest)),
             Err(error) => {

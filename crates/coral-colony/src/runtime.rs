@@ -1,5 +1,6 @@
 //! Wiring: open the store, start the writer, restore the registry, bind the
-//! API, start the poller and the cleanup loop; stop in reverse order.
+//! API and the admin endpoint, start the poller and the cleanup loop; stop
+//! in reverse order.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,10 +13,11 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::metrics::ColonyMetrics;
 use crate::poller::{PollSettings, Poller};
 use crate::registry::{HealthPolicy, Registry};
 use crate::service::{Colony, ColonyApi};
-use crate::store::writer::{AgentRecord, Cutoffs, Writer, WriterSender};
+use crate::store::writer::{AgentRecord, Cutoffs, Writer, WriterSender, WriterSettings};
 use crate::store::{Database, StoreError, now_micros, query};
 use tonic::service::interceptor::InterceptedService;
 
@@ -41,6 +43,16 @@ pub enum StartError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The admin listener could not be bound.
+    #[error(
+        "cannot listen on {address} for the colony's admin endpoint (/metrics): {source} — is another colony running? Set colony.admin.endpoint (or CORAL_COLONY_ADMIN_ENDPOINT) to another address, or port 0 to pick a free one"
+    )]
+    AdminBind {
+        /// The address.
+        address: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
     /// TLS files could not be loaded.
     #[error("colony TLS: {0}")]
     Tls(#[from] coral_proto::transport::TransportError),
@@ -56,6 +68,8 @@ pub enum StartError {
 pub struct RunningColony {
     /// Where the API listens.
     pub addr: SocketAddr,
+    /// Where the admin endpoint (`/metrics`) listens.
+    pub admin_addr: SocketAddr,
     /// The service state (registry, store).
     pub colony: Arc<Colony>,
     /// The poller (tests poll on demand with it).
@@ -83,8 +97,9 @@ pub async fn start(config: &ColonyConfig) -> Result<RunningColony, StartError> {
         rate: config.beyla_traces.rate,
         slow_us: config.beyla_traces.slow_threshold.as_micros() as i64,
     };
-    let (writer, writer_tx) =
-        Writer::start(conn, db.clone(), sampling).map_err(StartError::Thread)?;
+    let metrics = Arc::new(ColonyMetrics::new(config.admin.red_metrics));
+    let (writer, writer_tx) = Writer::start(conn, db.clone(), WriterSettings { sampling, metrics })
+        .map_err(StartError::Thread)?;
 
     let registry = Arc::new(Registry::default());
     let reader = db.clone();
@@ -140,6 +155,18 @@ pub async fn start(config: &ColonyConfig) -> Result<RunningColony, StartError> {
         address: config.api_endpoint,
         source,
     })?;
+    let admin_listener = TcpListener::bind(config.admin.endpoint)
+        .await
+        .map_err(|source| StartError::AdminBind {
+            address: config.admin.endpoint,
+            source,
+        })?;
+    let admin_addr = admin_listener
+        .local_addr()
+        .map_err(|source| StartError::AdminBind {
+            address: config.admin.endpoint,
+            source,
+        })?;
     let mut builder = tonic::transport::Server::builder();
     if let Some(tls) = &config.api_tls {
         builder = builder.tls_config(server_tls(&tls.cert_file, &tls.key_file)?)?;
@@ -178,6 +205,12 @@ pub async fn start(config: &ColonyConfig) -> Result<RunningColony, StartError> {
             tracing::error!(%error, "colony API stopped");
         }
     });
+    let (c, s) = (colony.clone(), stop.clone());
+    tasks.spawn(async move {
+        if let Err(error) = crate::admin::serve(admin_listener, c, s).await {
+            tracing::error!(%error, "colony admin endpoint stopped");
+        }
+    });
     let (p, s) = (poller.clone(), stop.clone());
     tasks.spawn(p.run(s));
     let (w, s) = (writer_tx.clone(), stop.clone());
@@ -210,9 +243,10 @@ pub async fn start(config: &ColonyConfig) -> Result<RunningColony, StartError> {
             }
         }
     });
-    tracing::info!(colony_id = %config.colony_id, api = %addr, data_dir = %config.data_dir.display(), "coral colony started");
+    tracing::info!(colony_id = %config.colony_id, api = %addr, admin = %admin_addr, data_dir = %config.data_dir.display(), "coral colony started");
     Ok(RunningColony {
         addr,
+        admin_addr,
         colony,
         poller,
         writer,

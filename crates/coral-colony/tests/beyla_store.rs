@@ -77,8 +77,15 @@ async fn colony_merges_parts_and_keeps_errors_and_slow_traces_when_sampling() {
         rate: 0.0,
         slow_us: 500_000,
     };
-    let (writer, tx) =
-        coral_colony::store::writer::Writer::start(conn, db.clone(), sampling).unwrap();
+    let (writer, tx) = coral_colony::store::writer::Writer::start(
+        conn,
+        db.clone(),
+        coral_colony::store::writer::WriterSettings {
+            sampling,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     let first = BeylaRows {
         http: vec![store_http(1, 5, 0)],
         spans: vec![

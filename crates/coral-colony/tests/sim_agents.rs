@@ -20,7 +20,7 @@
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -32,149 +32,32 @@ use coral_diagnose::Diagnosis;
 use coral_diagnose::data::HostMinute;
 use coral_diagnose::sim::app::AGENTS;
 use coral_diagnose::sim::eval::{Case, CaseResult, judge, score, suite};
+use coral_diagnose::sim::otlp::OtlpBatches;
 use coral_diagnose::sim::run::{SimSink, SimSpan, generate};
 use coral_diagnose::sim::{App, FaultKind, SimConfig};
-use coral_model::SpanKind;
 use coral_proto::colony::{DiagnoseRequest, GetTraceRequest};
-use coral_proto::otlp::collector::trace::v1::ExportTraceServiceRequest;
 use coral_proto::otlp::collector::trace::v1::trace_service_client::TraceServiceClient;
-use coral_proto::otlp::common::v1::{AnyValue, KeyValue, any_value::Value};
-use coral_proto::otlp::resource::v1::Resource;
-use coral_proto::otlp::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
 use tokio_util::sync::CancellationToken;
 
 /// Spans per export request.
 const SPANS_PER_REQUEST: usize = 2_000;
 
-fn kv(key: &str, value: Value) -> KeyValue {
-    KeyValue {
-        key: key.to_owned(),
-        value: Some(AnyValue { value: Some(value) }),
-        ..Default::default()
-    }
-}
-
-fn text(key: &str, value: &str) -> KeyValue {
-    kv(key, Value::StringValue(value.to_owned()))
-}
-
-fn otlp_kind(kind: SpanKind) -> i32 {
-    match kind {
-        SpanKind::Internal => 1,
-        SpanKind::Server => 2,
-        SpanKind::Client => 3,
-        SpanKind::Producer => 4,
-        SpanKind::Consumer => 5,
-        SpanKind::Unspecified => 0,
-    }
-}
-
-fn hex16(hex: &str) -> Vec<u8> {
-    (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("the simulator's ids are hex"))
-        .collect()
-}
-
-/// A simulated span as its service's OpenTelemetry SDK would export it.
-fn span(trace_id: &[u8], s: &SimSpan) -> Span {
-    let mut attributes = Vec::new();
-    if let Some(route) = s.route {
-        attributes.push(text("http.route", route));
-    }
-    if s.http_status() != 0 {
-        attributes.push(kv(
-            "http.response.status_code",
-            Value::IntValue(i64::from(s.http_status())),
-        ));
-    }
-    if let Some((system, statement)) = s.db {
-        attributes.push(text("db.system", system));
-        attributes.push(text("db.statement", statement));
-    }
-    Span {
-        trace_id: trace_id.to_vec(),
-        span_id: s.id.to_be_bytes().to_vec(),
-        parent_span_id: if s.parent == 0 {
-            Vec::new()
-        } else {
-            s.parent.to_be_bytes().to_vec()
-        },
-        name: s.name.to_owned(),
-        kind: otlp_kind(s.kind),
-        start_time_unix_nano: s.start as u64,
-        end_time_unix_nano: s.end as u64,
-        attributes,
-        status: s.error.as_ref().map(|(message, _)| Status {
-            code: 2,
-            message: message.clone(),
-        }),
-        ..Default::default()
-    }
-}
-
-/// What one agent is sent.
-#[derive(Default)]
-struct AgentLoad {
-    /// Spans not yet in a request, by resource (service, version, pod).
-    open: BTreeMap<(&'static str, String, String), Vec<Span>>,
-    open_spans: usize,
-    requests: Vec<ExportTraceServiceRequest>,
-    spans: u64,
-}
-
-impl AgentLoad {
-    fn seal(&mut self, host: &str) {
-        if self.open_spans == 0 {
-            return;
-        }
-        let resource_spans = std::mem::take(&mut self.open)
-            .into_iter()
-            .map(|((service, version, pod), spans)| ResourceSpans {
-                resource: Some(Resource {
-                    attributes: vec![
-                        text("service.name", service),
-                        text("service.version", &version),
-                        text("k8s.pod.name", &pod),
-                        text("host.name", host),
-                    ],
-                    ..Default::default()
-                }),
-                scope_spans: vec![ScopeSpans {
-                    spans,
-                    ..Default::default()
-                }],
-                ..Default::default()
-            })
-            .collect();
-        self.requests
-            .push(ExportTraceServiceRequest { resource_spans });
-        self.open_spans = 0;
-    }
-}
-
 /// The real mode's sink: OTLP requests per agent, and host samples queued
 /// on each agent's host source.
 struct OtlpSink {
-    agents: HashMap<&'static str, AgentLoad>,
+    agents: HashMap<&'static str, OtlpBatches>,
     hosts: HashMap<&'static str, HostReplay>,
     host_samples: u64,
 }
 
 impl SimSink for OtlpSink {
     fn trace(&mut self, trace_id: &str, spans: &[SimSpan]) {
-        let id = hex16(trace_id);
+        // Each span goes to the agent of its instance's host.
         for s in spans {
-            let load = self.agents.entry(s.agent).or_default();
-            load.open
-                .entry((s.service, s.version.clone(), s.pod.clone()))
-                .or_default()
-                .push(span(&id, s));
-            load.open_spans += 1;
-            load.spans += 1;
-            if load.open_spans >= SPANS_PER_REQUEST {
-                load.seal(s.agent);
-            }
+            self.agents
+                .entry(s.agent)
+                .or_insert_with(|| OtlpBatches::new(SPANS_PER_REQUEST))
+                .add_trace(trace_id, std::slice::from_ref(s));
         }
     }
 
@@ -236,7 +119,7 @@ async fn run_case(case: &Case) -> CaseResult {
     };
     let end = cfg.end;
     let scenario = case.scenario.clone();
-    let sink = tokio::task::spawn_blocking({
+    let mut sink = tokio::task::spawn_blocking({
         let hosts = hosts.clone();
         move || {
             let mut sink = OtlpSink {
@@ -245,8 +128,8 @@ async fn run_case(case: &Case) -> CaseResult {
                 host_samples: 0,
             };
             generate(&App::shop(), &scenario, &cfg, &mut sink);
-            for (agent, load) in &mut sink.agents {
-                load.seal(agent);
+            for batches in sink.agents.values_mut() {
+                batches.seal();
             }
             sink
         }
@@ -259,9 +142,9 @@ async fn run_case(case: &Case) -> CaseResult {
     let mut sent: u64 = 0;
     let mut sends = tokio::task::JoinSet::new();
     for (name, agent) in &agents {
-        let load = &sink.agents[name];
-        sent += load.spans;
-        let requests = load.requests.clone();
+        let batches = sink.agents.get_mut(name).expect("every agent has spans");
+        sent += batches.spans();
+        let requests = batches.take_requests();
         let endpoint = format!("http://{}", agent.addrs.otlp_grpc.expect("otlp enabled"));
         sends.spawn(async move {
             let mut c = TraceServiceClient::connect(endpoint).await.unwrap();
@@ -291,7 +174,7 @@ async fn run_case(case: &Case) -> CaseResult {
     for (name, agent) in &agents {
         agent.flush_all();
         let counters = agent.api.counters().clone();
-        let spans = sink.agents[name].spans;
+        let spans = sink.agents[name].spans();
         wait_for("agent stored its spans", Duration::from_secs(60), || {
             let c = counters.to_proto(0);
             async move { c.spans_accepted == spans && c.spans_stored + c.spans_filtered == spans }

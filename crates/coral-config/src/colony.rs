@@ -34,6 +34,9 @@ pub struct ColonyConfig {
     /// Serve the colony API over TLS (`colony.api.tls`); `None` = plain text.
     /// Both files existed when the config was loaded.
     pub api_tls: Option<ServerTls>,
+    /// The admin HTTP endpoint (`colony.admin`): `/metrics`, `/healthz`,
+    /// and the opt-in RED exposition at `/metrics/red`.
+    pub admin: AdminConfig,
     /// Shared secret (`colony.auth.token` / `token_file`, `CORAL_TOKEN`,
     /// `--token`). When set, every colony RPC must carry
     /// `authorization: Bearer <token>`, and the colony sends it when
@@ -69,6 +72,7 @@ impl fmt::Debug for ColonyConfig {
             data_dir,
             api_endpoint,
             api_tls,
+            admin,
             auth_token,
             poll,
             health,
@@ -84,6 +88,7 @@ impl fmt::Debug for ColonyConfig {
             .field("data_dir", data_dir)
             .field("api_endpoint", api_endpoint)
             .field("api_tls", api_tls)
+            .field("admin", admin)
             .field("auth_token", &redacted(auth_token))
             .field("poll", poll)
             .field("health", health)
@@ -94,6 +99,34 @@ impl fmt::Debug for ColonyConfig {
             .field("log", log)
             .field("source", source)
             .finish()
+    }
+}
+
+/// The colony's admin HTTP endpoint (`colony.admin`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AdminConfig {
+    /// Listen address (`endpoint`; port 0 = any free port). Default
+    /// `127.0.0.1:9003`.
+    pub endpoint: SocketAddr,
+    /// Serve RED per service and operation in the Prometheus format at
+    /// `/metrics/red` (`red_metrics`; default false).
+    pub red_metrics: bool,
+}
+
+impl AdminConfig {
+    /// The defaults: `127.0.0.1:9003`, no RED exposition.
+    pub const DEFAULT: AdminConfig = AdminConfig {
+        endpoint: SocketAddr::V4(std::net::SocketAddrV4::new(
+            std::net::Ipv4Addr::LOCALHOST,
+            9003,
+        )),
+        red_metrics: false,
+    };
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig::DEFAULT
     }
 }
 
@@ -250,7 +283,7 @@ impl Eq for BeylaTraceSampling {}
 
 /// Overrides from command-line flags; `None` = not given. Values are
 /// validated like the file's; errors name the flag: `--colony-id`,
-/// `--data-dir`, `--api-endpoint`, `--poll-interval`, `--token`,
+/// `--data-dir`, `--api-endpoint`, `--admin-endpoint`, `--poll-interval`, `--token`,
 /// `--log-format`, `--log-level`.
 ///
 /// `Debug` output hides the token.
@@ -260,6 +293,10 @@ pub struct ColonyOverrides {
     pub data_dir: Option<PathBuf>,
     /// `--api-endpoint`: overrides `colony.api.endpoint` (`ip:port`).
     pub api_endpoint: Option<String>,
+    /// `--admin-endpoint`: overrides `colony.admin.endpoint` (`ip:port`).
+    pub admin_endpoint: Option<String>,
+    /// `--red-metrics`: turns `colony.admin.red_metrics` on.
+    pub red_metrics: bool,
     /// `--poll-interval`: overrides `colony.poll.interval` (duration, 1s–1h).
     pub poll_interval: Option<String>,
     /// `--token`: overrides `colony.auth.token`.
@@ -277,6 +314,8 @@ impl fmt::Debug for ColonyOverrides {
         f.debug_struct("ColonyOverrides")
             .field("data_dir", &self.data_dir)
             .field("api_endpoint", &self.api_endpoint)
+            .field("admin_endpoint", &self.admin_endpoint)
+            .field("red_metrics", &self.red_metrics)
             .field("poll_interval", &self.poll_interval)
             .field("token", &redacted(&self.token))
             .field("colony_id", &self.colony_id)

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use crate::build::{coral_home, default_colony_id};
 use crate::colony::{
-    BeylaTraceSampling, ColonyConfig, ColonyOverrides, ColonyRetention, HealthConfig, PollConfig,
-    StaticAgent,
+    AdminConfig, BeylaTraceSampling, ColonyConfig, ColonyOverrides, ColonyRetention, HealthConfig,
+    PollConfig, StaticAgent,
 };
 use crate::dial::DialTarget;
 use crate::token::{self, TokenSource};
@@ -44,6 +44,7 @@ impl ColonyBuilder {
             data_dir: PathBuf::new(),
             api_endpoint: SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 9000)),
             api_tls: None,
+            admin: AdminConfig::DEFAULT,
             auth_token: None,
             poll: PollConfig::DEFAULT,
             health: HealthConfig::DEFAULT,
@@ -90,6 +91,13 @@ impl ColonyBuilder {
         if let Some(endpoint) = &flags.api_endpoint {
             self.cfg.api_endpoint =
                 values::parse_endpoint(endpoint).map_err(flag_err("--api-endpoint"))?;
+        }
+        if let Some(endpoint) = &flags.admin_endpoint {
+            self.cfg.admin.endpoint =
+                values::parse_endpoint(endpoint).map_err(flag_err("--admin-endpoint"))?;
+        }
+        if flags.red_metrics {
+            self.cfg.admin.red_metrics = true;
         }
         if let Some(interval) = &flags.poll_interval {
             self.cfg.poll.interval =

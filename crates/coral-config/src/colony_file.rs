@@ -16,9 +16,10 @@ use crate::{ConfigError, beyla_file, tls, token, values};
 
 const ROOT_KEYS: &[&str] = &["colony", "storage"];
 const COLONY_KEYS: &[&str] = &[
-    "id", "data_dir", "api", "auth", "poll", "health", "agents", "log",
+    "id", "data_dir", "api", "admin", "auth", "poll", "health", "agents", "log",
 ];
 const API_KEYS: &[&str] = &["endpoint", "tls"];
+const ADMIN_KEYS: &[&str] = &["endpoint", "red_metrics"];
 const AUTH_KEYS: &[&str] = &["token", "token_file"];
 const POLL_KEYS: &[&str] = &["interval", "timeout", "max_concurrent", "page_size", "tls"];
 const HEALTH_KEYS: &[&str] = &["degraded_after", "unreachable_after"];
@@ -77,6 +78,18 @@ fn colony(f: &FileCtx, b: &mut ColonyBuilder, node: &Node) -> Result<(), ConfigE
                         }
                         "tls" => b.cfg.api_tls = tls::server_tls(f, v, &kk, line_of(key))?,
                         _ => return Err(f.unknown(key, &k, API_KEYS, None)),
+                    }
+                }
+            }
+            "admin" => {
+                for (key, v) in f.mapping(v, &k, ADMIN_KEYS)? {
+                    let kk = f.join(&k, key);
+                    match key.value.as_str() {
+                        "endpoint" => {
+                            b.cfg.admin.endpoint = f.parse(v, &kk, values::parse_endpoint)?;
+                        }
+                        "red_metrics" => b.cfg.admin.red_metrics = f.boolean(v, &kk)?,
+                        _ => return Err(f.unknown(key, &k, ADMIN_KEYS, None)),
                     }
                 }
             }

@@ -40,6 +40,8 @@
 //! | `CORAL_COLONY_ID`           | `colony.id`                        | non-empty, no whitespace; default: host name |
 //! | `CORAL_COLONY_DATA_DIR`     | `colony.data_dir`                  | path |
 //! | `CORAL_COLONY_API_ENDPOINT` | `colony.api.endpoint`              | `ip:port`, e.g. `127.0.0.1:9000` |
+//! | `CORAL_COLONY_ADMIN_ENDPOINT` | `colony.admin.endpoint`          | `ip:port`, e.g. `127.0.0.1:9003` |
+//! | `CORAL_RED_METRICS`         | `colony.admin.red_metrics`         | `true`, `false`, `1`, `0` |
 //! | `CORAL_POLL_INTERVAL`       | `colony.poll.interval`             | duration from 1s to 1h |
 //! | `CORAL_TOKEN`               | `colony.auth.token` / `token_file` | printable ASCII without spaces |
 //! | `CORAL_LOG_FORMAT`          | `colony.log.format`                | `text`, `json` |
@@ -82,12 +84,14 @@ pub const ENV_VARS: [&str; 19] = [
 ];
 
 /// Every environment variable the colony configuration reads.
-pub const COLONY_ENV_VARS: [&str; 9] = [
+pub const COLONY_ENV_VARS: [&str; 11] = [
     "CORAL_HOME",
     "HOME",
     "CORAL_COLONY_ID",
     "CORAL_COLONY_DATA_DIR",
     "CORAL_COLONY_API_ENDPOINT",
+    "CORAL_COLONY_ADMIN_ENDPOINT",
+    "CORAL_RED_METRICS",
     "CORAL_POLL_INTERVAL",
     "CORAL_TOKEN",
     "CORAL_LOG_FORMAT",
@@ -181,6 +185,12 @@ pub(crate) fn apply_colony(
     }
     if let Some((var, v)) = get("CORAL_COLONY_API_ENDPOINT") {
         b.cfg.api_endpoint = check(var, v, values::parse_endpoint(v))?;
+    }
+    if let Some((var, v)) = get("CORAL_COLONY_ADMIN_ENDPOINT") {
+        b.cfg.admin.endpoint = check(var, v, values::parse_endpoint(v))?;
+    }
+    if let Some((var, v)) = get("CORAL_RED_METRICS") {
+        b.cfg.admin.red_metrics = check(var, v, values::parse_env_bool(v))?;
     }
     if let Some((var, v)) = get("CORAL_POLL_INTERVAL") {
         b.cfg.poll.interval = check(var, v, parse_poll_interval(v))?;

@@ -150,6 +150,9 @@
 //!   api:
 //!     endpoint: "127.0.0.1:9000"      # ColonyService gRPC listen address (port 0 allowed)
 //!     tls: { cert_file: /etc/coral/colony.pem, key_file: /etc/coral/colony-key.pem }
+//!   admin:
+//!     endpoint: "127.0.0.1:9003"      # /metrics, /healthz, /metrics/red (port 0 allowed)
+//!     red_metrics: false              # RED per service and operation at /metrics/red
 //!   auth:
 //!     token: "s3cret"                 # required on every RPC when set
 //!     token_file: /etc/coral/token    # alternative (content, trimmed); not both
@@ -219,8 +222,8 @@ pub use beyla::{
 };
 pub use build::{coral_home, default_agent_id, default_colony_id, host_name};
 pub use colony::{
-    BeylaTraceSampling, ColonyConfig, ColonyOverrides, ColonyRetention, HealthConfig, PollConfig,
-    StaticAgent,
+    AdminConfig, BeylaTraceSampling, ColonyConfig, ColonyOverrides, ColonyRetention, HealthConfig,
+    PollConfig, StaticAgent,
 };
 pub use duration::parse_duration;
 pub use env::{COLONY_ENV_VARS, ENV_VARS};

@@ -225,6 +225,8 @@ colony:
   data_dir: /file/colony
   api:
     endpoint: \"127.0.0.1:1000\"
+  admin:
+    endpoint: \"127.0.0.1:1003\"
   auth:
     token: file-token
   poll:
@@ -251,6 +253,7 @@ const COLONY_ENV: &[(&str, &str)] = &[
     ("CORAL_COLONY_ID", "from-env"),
     ("CORAL_COLONY_DATA_DIR", "/env/colony"),
     ("CORAL_COLONY_API_ENDPOINT", "127.0.0.1:2000"),
+    ("CORAL_COLONY_ADMIN_ENDPOINT", "127.0.0.1:2003"),
     ("CORAL_POLL_INTERVAL", "20s"),
     ("CORAL_TOKEN", "env-token"),
     ("CORAL_LOG_FORMAT", "json"),
@@ -264,6 +267,8 @@ fn file_then_env_then_flags() {
     assert_eq!(cfg.colony_id, "from-file");
     assert_eq!(cfg.data_dir, Path::new("/file/colony"));
     assert_eq!(cfg.api_endpoint, addr("127.0.0.1:1000"));
+    assert_eq!(cfg.admin.endpoint, addr("127.0.0.1:1003"));
+    assert!(!cfg.admin.red_metrics, "RED exposition is opt-in");
     assert_eq!(cfg.poll.interval, secs(10));
     assert_eq!(cfg.auth_token.as_deref(), Some("file-token"));
     assert_eq!(cfg.log.level, "warn");
@@ -272,7 +277,10 @@ fn file_then_env_then_flags() {
     assert_eq!(cfg.colony_id, "from-env");
     assert_eq!(cfg.data_dir, Path::new("/env/colony"));
     assert_eq!(cfg.api_endpoint, addr("127.0.0.1:2000"));
+    assert_eq!(cfg.admin.endpoint, addr("127.0.0.1:2003"));
     assert_eq!(cfg.poll.interval, secs(20));
+    let red = load_precedence(&[("HOME", "/h"), ("CORAL_RED_METRICS", "true")], &none).unwrap();
+    assert!(red.admin.red_metrics);
     assert_eq!(cfg.auth_token.as_deref(), Some("env-token"));
     assert_eq!(cfg.log.format, LogFormat::Json);
     assert_eq!(cfg.log.level, "debug");
@@ -280,6 +288,8 @@ fn file_then_env_then_flags() {
     let flags = ColonyOverrides {
         data_dir: Some(PathBuf::from("/flag/colony")),
         api_endpoint: Some("127.0.0.1:3000".into()),
+        admin_endpoint: Some("127.0.0.1:3003".into()),
+        red_metrics: true,
         poll_interval: Some("1m".into()),
         token: Some("flag-token".into()),
         colony_id: Some("from-flag".into()),
@@ -290,6 +300,8 @@ fn file_then_env_then_flags() {
     assert_eq!(cfg.colony_id, "from-flag");
     assert_eq!(cfg.data_dir, Path::new("/flag/colony"));
     assert_eq!(cfg.api_endpoint, addr("127.0.0.1:3000"));
+    assert_eq!(cfg.admin.endpoint, addr("127.0.0.1:3003"));
+    assert!(cfg.admin.red_metrics);
     assert_eq!(cfg.poll.interval, secs(60));
     assert_eq!(cfg.auth_token.as_deref(), Some("flag-token"));
     assert_eq!(cfg.log.format, LogFormat::Text);
@@ -310,6 +322,12 @@ fn bad_env_and_flag_values_name_the_source() {
         ("CORAL_POLL_INTERVAL", "2h", "at most 1h"),
         ("CORAL_POLL_INTERVAL", "soon", "\"500ms\""),
         ("CORAL_LOG_FORMAT", "xml", "text, json"),
+        ("CORAL_RED_METRICS", "yes", "true"),
+        (
+            "CORAL_COLONY_ADMIN_ENDPOINT",
+            "localhost:9003",
+            "not a valid host:port",
+        ),
     ];
     for (var, value, expected) in cases {
         let err = load_precedence(&[("HOME", "/h"), (var, value)], &ColonyOverrides::default())
@@ -378,7 +396,7 @@ fn bad_env_and_flag_values_name_the_source() {
 
 #[test]
 fn env_var_list_is_complete() {
-    assert_eq!(COLONY_ENV_VARS.len(), 9);
+    assert_eq!(COLONY_ENV_VARS.len(), 11);
     for (var, _) in COLONY_ENV {
         assert!(COLONY_ENV_VARS.contains(var), "{var}");
     }

@@ -120,7 +120,8 @@ fn python() -> Option<PathBuf> {
 /// Kubernetes manifests against the schemas of every supported version,
 /// the systemd units with `systemd-analyze verify`, the compose file
 /// against the compose-spec schema, the collector snippet's pipelines, the
-/// Dockerfile's stages, and Coral's wiring in each (a missing external tool
+/// Dockerfile's stages, the Prometheus config, alert rules and their unit
+/// tests with promtool, the Grafana dashboard, and Coral's wiring in each (a missing external tool
 /// is a skip the script prints).
 #[test]
 fn the_deploy_files_validate() {
@@ -141,4 +142,13 @@ fn the_deploy_files_validate() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains(" 0 failed"), "{stdout}");
+    // deploy/prometheus and the dashboard's queries need promtool, which CI
+    // installs (Debian's prometheus package): there it must not be skipped.
+    if std::env::var("CORAL_REQUIRE_PROMETHEUS").as_deref() == Ok("1") {
+        let skipped: Vec<&str> = stdout
+            .lines()
+            .filter(|l| l.starts_with("SKIP") && l.contains("promtool"))
+            .collect();
+        assert!(skipped.is_empty(), "promtool is required: {skipped:?}");
+    }
 }

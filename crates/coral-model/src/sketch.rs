@@ -256,6 +256,27 @@ impl DurationSketch {
         })
     }
 
+    /// Cumulative counts at each upper bound of `bounds_ms` (ascending), as a
+    /// Prometheus histogram's `le` buckets: a value counts below a bound when
+    /// its bin's reported value is at most the bound, so each count is exact
+    /// for values farther than α from the bound.
+    pub fn cumulative_counts(&self, bounds_ms: &[f64]) -> Vec<u64> {
+        let mut counts = Vec::with_capacity(bounds_ms.len());
+        let mut cumulative = self.zero_count;
+        let mut bins = self.bins.iter().enumerate().peekable();
+        for &bound in bounds_ms {
+            while let Some(&(k, &c)) = bins.peek() {
+                if self.value_of(self.offset + k as i32) > bound {
+                    break;
+                }
+                cumulative = cumulative.saturating_add(c);
+                bins.next();
+            }
+            counts.push(cumulative);
+        }
+        counts
+    }
+
     /// The protobuf form; zero bins at both ends are never stored.
     pub fn to_proto(&self) -> coral_proto::common::DurationSketch {
         coral_proto::common::DurationSketch {
@@ -389,5 +410,16 @@ mod tests {
         values[3..].iter().for_each(|&v| d.add(v));
         d.merge(&c).unwrap();
         assert_eq!(a, d);
+    }
+
+    #[test]
+    fn cumulative_counts_follow_prometheus_le_buckets() {
+        let mut s = DurationSketch::new();
+        for v in [0.0, 3.0, 7.0, 7.0, 40.0, 900.0, 20_000.0] {
+            s.add(v);
+        }
+        let le = [5.0, 10.0, 50.0, 1_000.0, 10_000.0];
+        assert_eq!(s.cumulative_counts(&le), vec![2, 4, 5, 6, 6]);
+        assert_eq!(DurationSketch::new().cumulative_counts(&le), vec![0; 5]);
     }
 }

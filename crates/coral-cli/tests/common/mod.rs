@@ -24,6 +24,9 @@ pub fn coral() -> Command {
         .env_remove("CORAL_LLM_MODEL")
         .env_remove("CORAL_LLM_API_KEY")
         .env_remove("CORAL_LLM_TIMEOUT")
+        .env_remove("CORAL_RED_METRICS")
+        // Every colony a test starts serves /metrics on a port of its own.
+        .env("CORAL_COLONY_ADMIN_ENDPOINT", "127.0.0.1:0")
         .env("NO_COLOR", "1");
     cmd
 }
@@ -172,8 +175,17 @@ pub fn agent_command(home: &Path, agent_id: &str, config: Option<&Path>) -> Comm
 /// `coral up` with every port picked by the system, agent id `agent_id`,
 /// data under `home`, polling every second, and `beyla` as its Beyla.
 pub fn up_command(home: &Path, agent_id: &str, beyla: &Path) -> Command {
+    all_in_one("up", home, agent_id, beyla)
+}
+
+/// `coral demo`, set up as [`up_command`].
+pub fn demo_command(home: &Path, agent_id: &str, beyla: &Path) -> Command {
+    all_in_one("demo", home, agent_id, beyla)
+}
+
+fn all_in_one(subcommand: &str, home: &Path, agent_id: &str, beyla: &Path) -> Command {
     let mut cmd = coral();
-    cmd.arg("up")
+    cmd.arg(subcommand)
         .args(AGENT_PORTS)
         .args([
             "--colony-api-endpoint",

@@ -114,6 +114,24 @@ pub struct PageOutcome {
     /// Rows of the previous session the colony never read (inclusive range),
     /// recorded as a gap when the page started a new session.
     pub replaced_gap: Option<(u64, u64)>,
+    /// Rows stored, by table.
+    pub stored_by_table: StoredRows,
+    /// Indexes in [`Page::buckets`] of the buckets newly stored (above the
+    /// cursor, not refused).
+    pub stored_buckets: Vec<usize>,
+}
+
+/// Rows newly stored by one page, by table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoredRows {
+    /// 1-minute buckets merged into `otel_spans` (with their operations).
+    pub otel_spans: usize,
+    /// Kept spans in `trace_spans`.
+    pub trace_spans: usize,
+    /// Host samples in `host_metrics`.
+    pub host_metrics: usize,
+    /// Beyla rows (histograms and spans).
+    pub beyla: usize,
 }
 
 /// The stored cursor of (agent, stream).
@@ -207,7 +225,10 @@ pub fn store_page(
     } = page;
     let (stream, start_seq, max_seq) = (*stream, *start_seq, *max_seq);
     let fresh = |seq: u64| seq > cursor && seq <= max_seq;
-    let buckets: Vec<&TelemetryBucket> = page.buckets.iter().filter(|b| fresh(b.seq_id)).collect();
+    let fresh_buckets: Vec<usize> = (0..page.buckets.len())
+        .filter(|&i| fresh(page.buckets[i].seq_id))
+        .collect();
+    let buckets: Vec<&TelemetryBucket> = fresh_buckets.iter().map(|&i| &page.buckets[i]).collect();
     let spans: Vec<&TelemetrySpan> = page.spans.iter().filter(|s| fresh(s.seq_id)).collect();
     let hosts: Vec<&HostMetrics> = page.hosts.iter().filter(|h| fresh(h.seq_id)).collect();
     let mut beyla = page.beyla.clone();
@@ -243,9 +264,22 @@ pub fn store_page(
     outcome.rejected = merged.rejected;
     outcome.reject_reason = merged.reject_reason;
     outcome.stored = spans.len() + hosts.len() + merged.stored;
+    outcome.stored_by_table = StoredRows {
+        otel_spans: merged.stored,
+        trace_spans: spans.len(),
+        host_metrics: hosts.len(),
+        beyla: 0,
+    };
+    outcome.stored_buckets = fresh_buckets
+        .into_iter()
+        .enumerate()
+        .filter(|(position, _)| !merged.refused.contains(position))
+        .map(|(_, i)| i)
+        .collect();
     if !beyla.is_empty() {
         let b = super::beyla::store(tx, agent_id, &beyla, sampling)?;
         outcome.stored += b.stored;
+        outcome.stored_by_table.beyla = b.stored;
         outcome.rejected += b.rejected;
         if outcome.reject_reason.is_none() {
             outcome.reject_reason = b.reject_reason;

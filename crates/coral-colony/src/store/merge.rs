@@ -25,6 +25,8 @@ pub struct MergeResult {
     pub rejected: usize,
     /// The first refusal's reason.
     pub reject_reason: Option<String>,
+    /// Positions in the input of the buckets refused.
+    pub refused: Vec<usize>,
 }
 
 /// Merges `buckets` of `agent_id` into the summary tables inside `tx`.
@@ -35,7 +37,9 @@ pub fn merge_buckets(
 ) -> Result<MergeResult, StoreError> {
     let mut result = MergeResult::default();
     let mut incoming: BTreeMap<BucketKey, (Bucket, i32)> = BTreeMap::new();
-    for &proto in buckets {
+    // Positions of the parts merged under each key.
+    let mut positions: HashMap<BucketKey, Vec<usize>> = HashMap::new();
+    for (position, &proto) in buckets.iter().enumerate() {
         let bucket = match Bucket::from_proto(proto) {
             Ok(b) => b,
             Err(error) => {
@@ -43,10 +47,12 @@ pub fn merge_buckets(
                     &mut result,
                     format!("bucket seq_id {}: {error}", proto.seq_id),
                 );
+                result.refused.push(position);
                 continue;
             }
         };
-        match incoming.get_mut(&bucket.key) {
+        let key = bucket.key.clone();
+        match incoming.get_mut(&key) {
             Some((existing, parts)) => match existing.merge(&bucket) {
                 Ok(()) => *parts += 1,
                 Err(error) => {
@@ -54,13 +60,15 @@ pub fn merge_buckets(
                         &mut result,
                         format!("bucket seq_id {}: {error}", proto.seq_id),
                     );
+                    result.refused.push(position);
                     continue;
                 }
             },
             None => {
-                incoming.insert(bucket.key.clone(), (bucket, 1));
+                incoming.insert(key.clone(), (bucket, 1));
             }
         }
+        positions.entry(key).or_default().push(position);
         result.stored += 1;
     }
     if incoming.is_empty() {
@@ -96,6 +104,9 @@ pub fn merge_buckets(
                     // the incompatible part is refused.
                     reject(&mut result, format!("bucket {key}: {error}"));
                     result.stored -= parts as usize;
+                    result
+                        .refused
+                        .extend(positions.remove(&key).unwrap_or_default());
                     (old, old_parts)
                 }
             },

@@ -17,6 +17,7 @@ use tokio::sync::oneshot;
 use super::beyla::TraceSampling;
 use super::ingest::{Page, PageOutcome, store_page};
 use super::{Database, StoreError, micros, now_micros, ts_micros};
+use crate::metrics::ColonyMetrics;
 
 /// Rows gathered into one transaction at most.
 pub const MAX_BATCH_ROWS: usize = 200_000;
@@ -84,11 +85,25 @@ pub struct Writer {
     handle: JoinHandle<()>,
 }
 
+/// What the writer is started with.
+#[derive(Debug, Clone, Default)]
+pub struct WriterSettings {
+    /// Which Beyla traces are kept.
+    pub sampling: TraceSampling,
+    /// Where commits, failures and retention are counted.
+    pub metrics: Arc<ColonyMetrics>,
+}
+
 /// Sends work to the writer.
 #[derive(Clone)]
-pub struct WriterSender(Sender<WriteOp>);
+pub struct WriterSender(Sender<WriteOp>, Arc<ColonyMetrics>);
 
 impl WriterSender {
+    /// The metrics the writer counts in (the poller counts its polls there).
+    pub fn metrics(&self) -> &Arc<ColonyMetrics> {
+        &self.1
+    }
+
     /// Queues a page; resolves when it is committed (or failed).
     pub async fn store(&self, page: Page) -> Result<PageOutcome, StoreError> {
         let (tx, rx) = oneshot::channel();
@@ -129,18 +144,18 @@ impl WriterSender {
 }
 
 impl Writer {
-    /// Starts the writer thread on `conn`; Beyla traces are kept per
-    /// `sampling`.
+    /// Starts the writer thread on `conn` with `settings`.
     pub fn start(
         conn: Connection,
         db: Arc<Database>,
-        sampling: TraceSampling,
+        settings: WriterSettings,
     ) -> std::io::Result<(Writer, WriterSender)> {
         let (tx, rx) = channel();
+        let metrics = settings.metrics.clone();
         let handle = std::thread::Builder::new()
             .name("coral-colony-writer".into())
-            .spawn(move || run(conn, &db, rx, sampling))?;
-        Ok((Writer { handle }, WriterSender(tx)))
+            .spawn(move || run(conn, &db, rx, &settings))?;
+        Ok((Writer { handle }, WriterSender(tx, metrics)))
     }
 
     /// Waits for the thread to finish (after [`WriterSender::close`]).
@@ -151,7 +166,7 @@ impl Writer {
     }
 }
 
-fn run(mut conn: Connection, db: &Database, rx: Receiver<WriteOp>, sampling: TraceSampling) {
+fn run(mut conn: Connection, db: &Database, rx: Receiver<WriteOp>, settings: &WriterSettings) {
     let mut open = true;
     // Set when DuckDB invalidated the database: the next batch reopens it
     // first (the pages that failed were refused, their cursors did not move,
@@ -177,7 +192,11 @@ fn run(mut conn: Connection, db: &Database, rx: Receiver<WriteOp>, sampling: Tra
                     }
                 }
                 WriteOp::Retention(cutoffs, reply) => {
-                    let _ = reply.send(retention(&conn, &cutoffs).map_err(|e| e.to_string()));
+                    let result = retention(&conn, &cutoffs);
+                    if let Ok(rows) = &result {
+                        settings.metrics.retention_deleted(*rows);
+                    }
+                    let _ = reply.send(result.map_err(|e| e.to_string()));
                 }
                 WriteOp::Close => open = false,
             }
@@ -186,7 +205,7 @@ fn run(mut conn: Connection, db: &Database, rx: Receiver<WriteOp>, sampling: Tra
             }
         }
         if !pages.is_empty()
-            && let Some(error) = commit_pages(&mut conn, pages, sampling)
+            && let Some(error) = commit_pages(&mut conn, pages, settings)
         {
             reopen |= error.contains("invalidated");
         }
@@ -223,8 +242,9 @@ fn reopened(conn: &mut Connection, db: &Database) -> bool {
 fn commit_pages(
     conn: &mut Connection,
     pages: Vec<(Page, Reply<PageOutcome>)>,
-    sampling: TraceSampling,
+    settings: &WriterSettings,
 ) -> Option<String> {
+    let (sampling, metrics) = (settings.sampling, &settings.metrics);
     if pages.len() > 1 {
         let attempt = (|| -> Result<Vec<PageOutcome>, StoreError> {
             let tx = conn.transaction()?;
@@ -237,12 +257,14 @@ fn commit_pages(
         })();
         match attempt {
             Ok(outcomes) => {
-                for ((_, reply), outcome) in pages.into_iter().zip(outcomes) {
+                for ((page, reply), outcome) in pages.into_iter().zip(outcomes) {
+                    metrics.page_stored(&page, &outcome);
                     let _ = reply.send(Ok(outcome));
                 }
                 return None;
             }
             Err(error) => {
+                metrics.write_failed();
                 tracing::warn!(%error, pages = pages.len(), "group commit failed, storing pages one by one");
             }
         }
@@ -256,9 +278,13 @@ fn commit_pages(
             tx.commit()?;
             Ok(outcome)
         })();
-        if let Err(error) = &result {
-            tracing::error!(%error, agent_id = %agent, rows, "cannot store page; its cursor was not advanced, it will be read again");
-            last_error = Some(error.to_string());
+        match &result {
+            Ok(outcome) => metrics.page_stored(&page, outcome),
+            Err(error) => {
+                metrics.write_failed();
+                tracing::error!(%error, agent_id = %agent, rows, "cannot store page; its cursor was not advanced, it will be read again");
+                last_error = Some(error.to_string());
+            }
         }
         let _ = reply.send(result.map_err(|e| e.to_string()));
     }

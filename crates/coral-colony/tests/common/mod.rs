@@ -26,7 +26,7 @@ use tonic::transport::Channel;
 /// Colony YAML on port 0 with `extra` lines under `colony:`.
 pub fn colony_config(data_dir: &Path, address: &str, extra: &str) -> ColonyConfig {
     let yaml = format!(
-        "colony:\n  id: test-colony\n  data_dir: {dir}\n  api:\n    endpoint: \"{address}\"\n{extra}\n",
+        "colony:\n  id: test-colony\n  data_dir: {dir}\n  api:\n    endpoint: \"{address}\"\n  admin:\n    endpoint: 127.0.0.1:0\n{extra}\n",
         dir = data_dir.display()
     );
     ColonyConfig::from_yaml_str(

@@ -4,11 +4,13 @@
 //! - [`fault`]: the faults, their magnitudes and ground truth, and decoys.
 //! - [`rng`]: the seeded PRNG.
 //! - [`run`]: [`simulate`], which produces what the colony would hold.
+//! - [`otlp`]: the simulated spans as OTLP export requests.
 //! - [`eval`]: the suite, its scores and the markdown table.
 
 pub mod app;
 pub mod eval;
 pub mod fault;
+pub mod otlp;
 pub mod rng;
 pub mod run;
 
