@@ -274,14 +274,15 @@ pub async fn ask(args: AskArgs) -> anyhow::Result<()> {
                     "the colony's answer is not a diagnosis this coral can read ({e}); try -o json"
                 )
             })?;
-            print!("{}", coral_diagnose::render_text(&diagnosis));
+            let text = coral_diagnose::render_text(&diagnosis);
+            print!("{}", crate::output::printable(&text, true));
         }
     }
     if args.narrate {
         let note = narration(&response.diagnosis_json).await;
         match args.output {
             AskFormat::Json => eprintln!("{note}"),
-            AskFormat::Text => println!("\n{note}"),
+            AskFormat::Text => println!("\n{}", crate::output::printable(&note, true)),
         }
     }
     if let Some(dir) = args.evidence_dir() {

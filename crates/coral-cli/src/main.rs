@@ -220,7 +220,9 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            // Errors quote names from the colony: printed as data.
+            let message = format!("{error:#}");
+            eprintln!("error: {}", output::printable(&message, true));
             // A question or flags the colony cannot use, like clap's usage
             // errors.
             if error.downcast_ref::<ask::UsageError>().is_some() {

@@ -26,6 +26,42 @@ pub fn paint_if(cond: bool, style: &str, text: &str) -> String {
     }
 }
 
+/// `text` safe to print on a terminal: control characters (C0, DEL, C1)
+/// and bidirectional overrides become visible escapes (`\u{1b}`), so a
+/// service, operation or attribute named with escape sequences cannot clear
+/// the screen, move the cursor or set the window title of whoever reads
+/// it. Colour (SGR) sequences stay, so painted text keeps its colour; with
+/// `newlines`, `\n` stays a line break.
+pub fn printable(text: &str, newlines: bool) -> std::borrow::Cow<'_, str> {
+    let escaped = |c: char| {
+        (c.is_control() && !(newlines && c == '\n'))
+            || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !text.chars().any(escaped) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    let mut rest = text;
+    while let Some(c) = rest.chars().next() {
+        let sgr = rest.strip_prefix("\x1b[").and_then(|tail| {
+            let params = tail.find(|c: char| !(c.is_ascii_digit() || c == ';'))?;
+            tail[params..].starts_with('m').then_some(2 + params + 1)
+        });
+        if let Some(len) = sgr {
+            out.push_str(&rest[..len]);
+            rest = &rest[len..];
+            continue;
+        }
+        if escaped(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+        rest = &rest[c.len_utf8()..];
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// Awaits `work`; if it takes longer than a second and stderr is a
 /// terminal, shows a spinner with `label` on stderr meanwhile.
 pub async fn with_progress<T>(label: &str, work: impl std::future::Future<Output = T>) -> T {
@@ -83,6 +119,15 @@ pub fn piped_table(headers: &[&str], rows: &[Vec<String>]) -> String {
 /// Pads every cell to its column's width and joins the cells with `sep`;
 /// trailing spaces are trimmed.
 fn aligned(headers: &[&str], rows: &[Vec<String>], sep: &str) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| {
+            row.iter()
+                .map(|c| printable(c, false).into_owned())
+                .collect()
+        })
+        .collect();
+    let rows = &rows;
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (i, cell) in row.iter().enumerate() {
@@ -106,10 +151,11 @@ fn aligned(headers: &[&str], rows: &[Vec<String>], sep: &str) -> String {
 /// Renders rows as CSV (RFC 4180 quoting).
 pub fn csv(headers: &[&str], rows: &[Vec<String>]) -> String {
     let quote = |cell: &str| {
+        let cell = printable(cell, true);
         if cell.contains([',', '"', '\n', '\r']) {
             format!("\"{}\"", cell.replace('"', "\"\""))
         } else {
-            cell.to_owned()
+            cell.into_owned()
         }
     };
     let mut out = String::new();
@@ -325,6 +371,27 @@ mod tests {
         assert_eq!(bytes(1536.0), "1.5KiB");
         assert_eq!(rfc3339(60), "1970-01-01T00:01:00Z");
         assert_eq!(minute(3660), "1970-01-01 01:01");
+    }
+
+    #[test]
+    fn names_with_control_characters_print_as_data() {
+        let hostile = "shop\x1b[2J\x1b]0;pwned\x07'; DROP TABLE otel_spans;--\u{202e}";
+        let shown = printable(hostile, true);
+        assert!(!shown.contains(|c: char| c.is_control()), "{shown:?}");
+        assert_eq!(
+            shown,
+            "shop\\u{1b}[2J\\u{1b}]0;pwned\\u{7}'; DROP TABLE otel_spans;--\\u{202e}"
+        );
+        // Colour stays; line breaks stay only where asked.
+        assert_eq!(
+            printable("\x1b[31mslow\x1b[0m\n", true),
+            "\x1b[31mslow\x1b[0m\n"
+        );
+        assert_eq!(printable("a\nb\tc", false), "a\\nb\\tc");
+        // Tables and CSV escape every cell, and align on what is shown.
+        let table = table(&["SERVICE", "N"], &[vec!["x\x1b[2Jy".into(), "1".into()]]);
+        assert_eq!(table, "SERVICE      N\nx\\u{1b}[2Jy  1\n");
+        assert!(!csv(&["s"], &[vec!["\x1b[H".into()]]).contains('\x1b'));
     }
 
     #[test]

@@ -202,10 +202,8 @@ pub async fn otel(args: OtelArgs) -> anyhow::Result<()> {
     } else {
         Empty::default()
     };
-    print!(
-        "{}",
-        views::render_otel(&args.service, &response, args.output, &empty)
-    );
+    let text = views::render_otel(&args.service, &response, args.output, &empty);
+    print!("{}", output::printable(&text, true));
     Ok(())
 }
 
@@ -259,7 +257,7 @@ async fn otel_operations(args: OtelArgs) -> anyhow::Result<()> {
             &empty,
         ),
     };
-    print!("{text}");
+    print!("{}", output::printable(&text, true));
     Ok(())
 }
 
@@ -305,10 +303,8 @@ pub async fn host(args: HostArgs) -> anyhow::Result<()> {
     } else {
         Empty::default()
     };
-    print!(
-        "{}",
-        views::render_host(&args.service, &response, args.output, &empty)
-    );
+    let text = views::render_host(&args.service, &response, args.output, &empty);
+    print!("{}", output::printable(&text, true));
     Ok(())
 }
 
@@ -332,7 +328,8 @@ pub async fn agents(args: AgentsArgs) -> anyhow::Result<()> {
     .await
     .map_err(|s| args.colony.explain(s))?
     .into_inner();
-    print!("{}", views::render_agents(&response, args.output));
+    let text = views::render_agents(&response, args.output);
+    print!("{}", output::printable(&text, true));
     Ok(())
 }
 
@@ -419,18 +416,16 @@ pub async fn beyla(args: BeylaArgs, family: Family) -> anyhow::Result<()> {
     } else {
         Empty::default()
     };
-    print!(
-        "{}",
-        beyla_views::render(
-            &args.service,
-            &window,
-            family,
-            &response,
-            &filter,
-            args.output,
-            &empty
-        )
+    let text = beyla_views::render(
+        &args.service,
+        &window,
+        family,
+        &response,
+        &filter,
+        args.output,
+        &empty,
     );
+    print!("{}", output::printable(&text, true));
     Ok(())
 }
 
@@ -463,10 +458,8 @@ pub async fn services(args: ServicesArgs) -> anyhow::Result<()> {
     let since = args.window.since_label();
     let window = beyla_views::Window { from, to, since };
     let empty = Empty::now(to, None);
-    print!(
-        "{}",
-        beyla_views::render_services(&window, &response.services, args.output, &empty)
-    );
+    let text = beyla_views::render_services(&window, &response.services, args.output, &empty);
+    print!("{}", output::printable(&text, true));
     Ok(())
 }
 

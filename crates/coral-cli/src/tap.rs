@@ -254,7 +254,8 @@ pub async fn tap(args: TapArgs) -> anyhow::Result<()> {
     let live = std::io::stdout().is_terminal();
     println!(
         "Tap session started for {} ({}; Ctrl-C stops early).",
-        args.service, args.duration
+        output::printable(&args.service, false),
+        args.duration
     );
     let begin = tokio::time::Instant::now();
     let mut snapshots = Vec::new();
@@ -272,9 +273,9 @@ pub async fn tap(args: TapArgs) -> anyhow::Result<()> {
         let snap = take(&args, &mut client, window, elapsed, total).await?;
         if live {
             // Redraw in place on a terminal; append when piped.
-            print!("\x1b[2J\x1b[H{}", snap.text);
+            print!("\x1b[2J\x1b[H{}", output::printable(&snap.text, true));
         } else {
-            println!("{}", snap.text);
+            println!("{}", output::printable(&snap.text, true));
         }
         snapshots.push(snap.json);
         if elapsed >= total {

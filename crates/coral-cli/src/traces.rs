@@ -122,7 +122,8 @@ pub async fn traces(mut args: TracesArgs, beyla_only: bool) -> anyhow::Result<()
                 "trace {id} not found in the colony (kept spans live for storage.retention.trace_spans, 24h by default, and Beyla spans for storage.beyla.retention.traces; spans reach the colony at its next poll)"
             );
         }
-        print!("{}", trace_views::render_trace(&response, args.format));
+        let text = trace_views::render_trace(&response, args.format);
+        print!("{}", output::printable(&text, true));
         return Ok(());
     }
     let (from, to) = args.window.resolve()?;
@@ -167,9 +168,7 @@ pub async fn traces(mut args: TracesArgs, beyla_only: bool) -> anyhow::Result<()
         Some(source) => format!("{scope} ({} spans)", source.as_str()),
         None => scope,
     };
-    print!(
-        "{}",
-        trace_views::render_list(&scope, &response, args.format)
-    );
+    let text = trace_views::render_list(&scope, &response, args.format);
+    print!("{}", output::printable(&text, true));
     Ok(())
 }

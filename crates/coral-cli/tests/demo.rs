@@ -71,6 +71,7 @@ fn the_demo_shows_services_within_two_minutes_and_ask_finds_its_fault() {
             let (code, out, _) = run(&[
                 "ask",
                 "why is checkout slow?",
+                "--no-save",
                 "--colony",
                 &colony,
                 "-o",

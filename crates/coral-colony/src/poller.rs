@@ -166,6 +166,13 @@ impl Poller {
         Ok(client)
     }
 
+    fn forget_client(&self, agent_id: &str) {
+        self.clients
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(agent_id);
+    }
+
     /// Polls one agent now and drains it (also used by tests and benchmarks).
     pub async fn poll_agent(
         &self,
@@ -182,6 +189,11 @@ impl Poller {
             Ok((_, session, latest)) => Ok((session.clone(), *latest)),
             Err(error) => {
                 tracing::warn!(agent_id, %error, "poll failed");
+                // The next poll dials afresh: a connection that stopped
+                // answering (a cut link) is not waited on until TCP's
+                // retransmission backs off far enough to notice the link
+                // came back, which took ~55 s after a 1-minute cut.
+                self.forget_client(agent_id);
                 Err(error.clone())
             }
         };

@@ -64,9 +64,18 @@ pub(crate) fn line_of<T>(node: &Spanned<T>) -> Option<u64> {
     (line > 0).then_some(line)
 }
 
+/// Deepest nesting a configuration file may use. Coral's deepest keys are
+/// five levels down (`beyla.discovery.services[i].k8s_pod_label.<name>`);
+/// the parser's own limit (64) let a hostile file nest deep enough to
+/// exhaust a thread's stack in a debug build (found by fuzzing).
+pub(crate) const MAX_DEPTH: usize = 24;
+
 /// Parses one YAML document; `None` for an empty (or comments-only) file.
 pub(crate) fn parse(text: &str, origin: &Path) -> Result<Option<Node>, ConfigError> {
     let mut options = serde_saphyr::Options::default();
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_depth = MAX_DEPTH;
+    options.budget = Some(budget);
     options.strict_booleans = true;
     options.with_snippet = false;
     serde_saphyr::from_str_with_options::<Option<Node>>(text, options).map_err(|err| {

@@ -196,3 +196,34 @@ fn duplicate_keys_are_rejected() {
     let msg = error_of("agent:\n  id: a\n  id: b\n");
     assert_contains_all(&msg, &["agent.yaml", "line 3", "duplicate"]);
 }
+
+#[test]
+fn deeply_nested_files_are_refused_before_they_exhaust_the_stack() {
+    // Found by fuzzing: nesting within the parser's own limit overflowed a
+    // test thread's stack in a debug build. Coral's keys are never this deep.
+    let deep = format!(
+        "agent:\n  telemetry: {}{}\n",
+        "[".repeat(60),
+        "]".repeat(60)
+    );
+    let err = AgentConfig::from_yaml_str(
+        &deep,
+        std::path::Path::new("deep.yaml"),
+        &common::home_env(),
+        &AgentOverrides::default(),
+    )
+    .unwrap_err();
+    assert!(matches!(err, ConfigError::Syntax { .. }), "{err:?}");
+    assert_contains_all(&err.to_string(), &["deep.yaml", "depth"]);
+    // The deepest keys Coral has still parse.
+    let ok = "beyla:\n  discovery:\n    services:\n      - k8s_pod_label: {app: payments}\n";
+    assert!(
+        AgentConfig::from_yaml_str(
+            ok,
+            std::path::Path::new("ok.yaml"),
+            &common::home_env(),
+            &AgentOverrides::default(),
+        )
+        .is_ok()
+    );
+}

@@ -70,7 +70,14 @@ impl Histogram {
                 "bounds must be finite and strictly ascending".into(),
             ));
         }
-        let count = counts.iter().sum();
+        // Counts come from outside (OTLP data points): a sum past u64 is
+        // refused rather than wrapped.
+        let count = counts
+            .iter()
+            .try_fold(0u64, |total, &c| total.checked_add(c))
+            .ok_or_else(|| {
+                ModelError::InvalidHistogram("bucket counts add up to more than 2^64".into())
+            })?;
         Ok(Histogram {
             bounds_ms,
             counts,
@@ -91,18 +98,19 @@ impl Histogram {
             return;
         }
         let (mine, theirs) = (self.count, other.count);
+        // Saturating: merged counts of hostile input must not wrap.
         if self.bounds_ms == other.bounds_ms {
             for (a, b) in self.counts.iter_mut().zip(&other.counts) {
-                *a += b;
+                *a = a.saturating_add(*b);
             }
         } else {
             for (i, &c) in other.counts.iter().enumerate() {
                 let upper = other.bounds_ms.get(i).copied().unwrap_or(f64::INFINITY);
                 let j = self.bounds_ms.partition_point(|&b| b < upper);
-                self.counts[j] += c;
+                self.counts[j] = self.counts[j].saturating_add(c);
             }
         }
-        self.count += other.count;
+        self.count = self.count.saturating_add(other.count);
         self.sum_ms += other.sum_ms;
         self.min_ms = merge_extreme((mine, self.min_ms), (theirs, other.min_ms), f64::min);
         self.max_ms = merge_extreme((mine, self.max_ms), (theirs, other.max_ms), f64::max);
@@ -323,5 +331,20 @@ mod tests {
         let mut p = h.to_proto();
         p.count = 4;
         assert!(Histogram::from_proto(&p).is_err());
+    }
+
+    #[test]
+    fn counts_that_overflow_are_refused_and_merges_saturate() {
+        // Found by fuzzing Beyla's transform: bucket counts from an OTLP data
+        // point that add up past u64 wrapped (or panicked in a debug build).
+        let err = Histogram::new(vec![1.0], vec![u64::MAX, 1], 0.0, None, None).unwrap_err();
+        assert!(err.to_string().contains("2^64"), "{err}");
+        let mut a = Histogram::new(vec![1.0], vec![u64::MAX - 1, 0], 0.0, None, None).unwrap();
+        let b = Histogram::new(vec![1.0], vec![5, 0], 0.0, None, None).unwrap();
+        a.merge(&b);
+        assert_eq!((a.counts[0], a.count), (u64::MAX, u64::MAX));
+        let c = Histogram::new(vec![2.0], vec![5, 0], 0.0, None, None).unwrap();
+        a.merge(&c);
+        assert_eq!(a.count, u64::MAX);
     }
 }

@@ -7,6 +7,8 @@
 //!   queries).
 //! - [`rpc`]: the `google.rpc.Status` body of OTLP/HTTP error responses.
 //! - [`transport`]: the shared token and TLS for gRPC peers.
+//! - [`otlp_json`]: OTLP/JSON bodies, including what proto3 JSON leaves out.
+//! - [`gzip`]: gzip request bodies, inflated with a bound.
 //! - [`otlp`]: the OpenTelemetry protocol types, re-exported so that every crate
 //!   uses one version.
 
@@ -44,6 +46,8 @@ pub mod rpc {
     tonic::include_proto!("google.rpc");
 }
 
+pub mod gzip;
+pub mod otlp_json;
 pub mod otlp_wire;
 pub mod transport;
 

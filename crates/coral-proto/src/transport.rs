@@ -130,6 +130,11 @@ fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, TransportError> {
     })
 }
 
+/// How often an HTTP/2 ping checks a connection to a peer.
+const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(10);
+/// How long a ping may go unanswered before the connection is dropped.
+const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// A channel to `endpoint` (`http://host:port` or `https://host:port`) that
 /// connects on first use and reconnects as needed. `tls` applies to https.
 pub fn channel(
@@ -144,7 +149,13 @@ pub fn channel(
     let mut ep = Endpoint::from_shared(endpoint.to_owned())
         .map_err(err)?
         .connect_timeout(connect_timeout)
-        .tcp_nodelay(true);
+        .tcp_nodelay(true)
+        // A connection whose peer stopped answering (a cut link, a host
+        // gone) is closed within 15 s and the next call dials afresh,
+        // instead of waiting on TCP retransmissions for minutes.
+        .http2_keep_alive_interval(KEEP_ALIVE_INTERVAL)
+        .keep_alive_timeout(KEEP_ALIVE_TIMEOUT)
+        .keep_alive_while_idle(true);
     if endpoint.starts_with("https://") {
         let settings = tls.cloned().unwrap_or_default();
         let mut config = ClientTlsConfig::new();

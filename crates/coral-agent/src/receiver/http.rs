@@ -15,7 +15,6 @@
 //! | pipeline saturated, or the listener holds its budget of body bytes | 429 with `Retry-After` |
 //! | shutting down | 503 with `Retry-After` |
 
-use std::io::Read;
 use std::sync::Arc;
 
 use axum::Router;
@@ -327,7 +326,7 @@ impl<T: Message + DeserializeOwned + Default> FromBody for T {
                     format!("cannot decode OTLP/protobuf {signal} request: {e}"),
                 )
             }),
-            Encoding::Json => super::otlp_json::decode(&bytes).map_err(|e| {
+            Encoding::Json => coral_proto::otlp_json::decode(&bytes).map_err(|e| {
                 bad_request(
                     encoding,
                     format!("cannot decode OTLP/JSON {signal} request: {e}"),
@@ -508,18 +507,11 @@ fn decompress(
         .to_ascii_lowercase();
     match content_encoding.as_str() {
         "" | "identity" => Ok(raw),
-        "gzip" => {
-            let mut out = Vec::with_capacity(raw.len().saturating_mul(4).min(limit));
-            let mut decoder =
-                flate2::read::MultiGzDecoder::new(raw.as_ref()).take(limit as u64 + 1);
-            decoder
-                .read_to_end(&mut out)
-                .map_err(|e| bad_request(encoding, format!("cannot decompress gzip body: {e}")))?;
-            if out.len() > limit {
-                return Err(too_large(encoding, limit));
-            }
-            Ok(Bytes::from(out))
-        }
+        "gzip" => match coral_proto::gzip::decompress(&raw, limit) {
+            Ok(out) => Ok(Bytes::from(out)),
+            Err(coral_proto::gzip::GzipError::TooLarge { .. }) => Err(too_large(encoding, limit)),
+            Err(error) => Err(bad_request(encoding, error.to_string())),
+        },
         other => Err(Refusal {
             status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
             message: format!("unsupported content encoding {other:?}; use gzip or none"),

@@ -13,7 +13,6 @@ pub mod grpc;
 mod grpc_buffer;
 mod grpc_traces;
 pub mod http;
-mod otlp_json;
 
 /// How long a client may take to send one export, start to end. OpenTelemetry
 /// SDKs give up on an export after 10 s by default.

@@ -12,10 +12,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// The built `coral`, with the environment a user's shell might carry
-/// (log filters, a colony address or token) removed and colour off.
+/// The built `coral` (or `CORAL_TEST_BINARY`, a copy that a long run keeps
+/// while the build moves on), with the environment a user's shell might
+/// carry (log filters, a colony address or token) removed and colour off.
 pub fn coral() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_coral"));
+    let binary =
+        std::env::var_os("CORAL_TEST_BINARY").unwrap_or_else(|| env!("CARGO_BIN_EXE_coral").into());
+    let mut cmd = Command::new(binary);
     cmd.env_remove("RUST_LOG")
         .env_remove("CORAL_TOKEN")
         .env_remove("CORAL_COLONY")

@@ -23,10 +23,11 @@ use opentelemetry_sdk::trace::SdkTracerProvider;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
-/// Colony YAML on port 0 with `extra` lines under `colony:`.
+/// Colony YAML on port 0 (its admin endpoint too) with `extra` lines under
+/// `colony:`, right after `api:` (so they may continue it).
 pub fn colony_config(data_dir: &Path, address: &str, extra: &str) -> ColonyConfig {
     let yaml = format!(
-        "colony:\n  id: test-colony\n  data_dir: {dir}\n  api:\n    endpoint: \"{address}\"\n  admin:\n    endpoint: 127.0.0.1:0\n{extra}\n",
+        "colony:\n  id: test-colony\n  data_dir: {dir}\n  admin:\n    endpoint: 127.0.0.1:0\n  api:\n    endpoint: \"{address}\"\n{extra}\n",
         dir = data_dir.display()
     );
     ColonyConfig::from_yaml_str(
