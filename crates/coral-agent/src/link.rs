@@ -114,6 +114,11 @@ pub fn describe(endpoint: &str, status: &tonic::Status) -> String {
             "colony at {endpoint} refused the agent: {} ",
             status.message()
         ),
+        tonic::Code::Unavailable if status.message().contains("certificate") => format!(
+            "colony at {endpoint} is not trusted: {} — set agent.colony.tls.ca_file to the CA \
+             that signed its certificate",
+            status.message()
+        ),
         tonic::Code::Unavailable => format!(
             "cannot reach colony at {endpoint}: {} — is the colony running (coral colony serve / coral up)?",
             status.message()

@@ -62,6 +62,12 @@ impl ColonyArgs {
     pub fn explain(&self, status: tonic::Status) -> anyhow::Error {
         let colony = &self.colony;
         match status.code() {
+            tonic::Code::Unavailable if status.message().contains("certificate") => {
+                anyhow::anyhow!(
+                    "colony at {colony} is not trusted: {} — pass --ca-file (or set CORAL_CA_FILE) to the CA that signed its certificate",
+                    status.message()
+                )
+            }
             tonic::Code::Unavailable => anyhow::anyhow!(
                 "cannot reach colony at {colony}: {} — is `coral up` (or `coral colony serve`) running? Point at another one with --colony or CORAL_COLONY",
                 short(&reason(&status))
@@ -146,5 +152,18 @@ mod tests {
             .explain(tonic::Status::new(tonic::Code::NotFound, "no such agent"))
             .to_string();
         assert_eq!(text, "colony at 127.0.0.1:9001: no such agent");
+    }
+
+    #[test]
+    fn an_untrusted_certificate_names_the_ca_setting() {
+        let text = args("127.0.0.1:9000")
+            .explain(tonic::Status::new(
+                tonic::Code::Unavailable,
+                "invalid peer certificate: UnknownIssuer",
+            ))
+            .to_string();
+        assert!(text.contains("is not trusted"), "{text}");
+        assert!(text.contains("--ca-file"), "{text}");
+        assert!(text.contains("CORAL_CA_FILE"), "{text}");
     }
 }

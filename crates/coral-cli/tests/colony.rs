@@ -467,3 +467,37 @@ fn killing_the_colony_mid_poll_loses_and_duplicates_nothing() {
     );
     assert_eq!(count(&db, "SELECT count(*) FROM gaps"), 0);
 }
+
+#[test]
+fn the_cli_without_the_colony_token_is_refused_and_told_which_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let colony = format!("127.0.0.1:{}", free_port());
+    let mut child = coral()
+        .args(["colony", "serve", "--api-endpoint", &colony])
+        .env("CORAL_HOME", dir.path())
+        .env("CORAL_TOKEN", "the-colony-token")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let with = |token: Option<&str>| {
+        let mut args = vec!["agents", "--colony", colony.as_str()];
+        if let Some(token) = token {
+            args.extend(["--token", token]);
+        }
+        run(&args)
+    };
+    wait_for("colony up", Duration::from_secs(30), || {
+        with(Some("the-colony-token")).0 == Some(0)
+    });
+    for token in [None, Some("a-wrong-token")] {
+        let (code, _, stderr) = with(token);
+        assert_eq!(code, Some(1), "{token:?}: {stderr}");
+        assert!(
+            stderr.contains("token") && stderr.contains("CORAL_TOKEN"),
+            "{token:?}: the error names the setting: {stderr}"
+        );
+    }
+    signal(&child, "-TERM");
+    assert!(wait_exit(&mut child).success());
+}

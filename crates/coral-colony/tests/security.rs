@@ -94,7 +94,48 @@ async fn a_wrong_or_missing_token_is_refused_and_the_right_one_works() {
         .unwrap_err();
     assert_eq!(refused.code(), tonic::Code::Unauthenticated);
 
+    // An agent with a wrong token is refused as well, and says so.
+    let mut cfg = agent_config("impostor", &dir.path().join("i"), addr, no_host);
+    if let Some(link) = cfg.colony.as_mut() {
+        link.token = Some("n0t-the-token".into());
+    }
+    let impostor = start_agent(&cfg).await;
+    let api = impostor.api.clone();
+    wait_for("the wrong token refused", Duration::from_secs(30), || {
+        let state = api.status().colony_state;
+        async move { state.contains("refused") }
+    })
+    .await;
+
+    // An agent whose API wants another token than the colony's registers
+    // (its link carries the colony's token) but refuses the colony's
+    // polls, and the colony says why.
+    let mut cfg = agent_config("guarded", &dir.path().join("g"), addr, no_host);
+    cfg.auth_token = Some("agent-only-token".into());
+    if let Some(link) = cfg.colony.as_mut() {
+        link.token = Some(TOKEN.into());
+    }
+    let guarded = start_agent(&cfg).await;
+    wait_for(
+        "the colony's polls refused by the agent",
+        Duration::from_secs(60),
+        || async move {
+            let agents = client(addr, Some(TOKEN))
+                .await
+                .list_agents(ListAgentsRequest {})
+                .await
+                .map(|r| r.into_inner().agents)
+                .unwrap_or_default();
+            agents
+                .iter()
+                .any(|a| a.agent_id == "guarded" && a.last_poll_error.contains("Unauthenticated"))
+        },
+    )
+    .await;
+
     stranger.shutdown().await;
+    impostor.shutdown().await;
+    guarded.shutdown().await;
     trusted.shutdown().await;
     colony.shutdown().await;
 }
@@ -159,6 +200,50 @@ async fn the_colony_api_speaks_tls_with_configured_certificates() {
         });
     }
     let agent = start_agent(&cfg).await;
+
+    // A client or an agent that trusts another CA refuses the colony.
+    let other = ClientTlsSettings {
+        ca_file: Some(fixture("other-ca.pem")),
+        server_name: None,
+    };
+    let ch = channel(
+        &format!("https://localhost:{port}"),
+        Some(&other),
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    let mut doubtful = ColonyServiceClient::with_interceptor(ch, BearerToken::new(None));
+    let refused = doubtful
+        .list_agents(ListAgentsRequest {})
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused}");
+    assert!(refused.message().contains("UnknownIssuer"), "{refused}");
+    let mut cfg = agent_config(
+        "doubtful-agent",
+        &dir.path().join("doubtful"),
+        colony.addr,
+        "  host_metrics:\n    enabled: false",
+    );
+    if let Some(link) = cfg.colony.as_mut() {
+        link.endpoint = format!("https://localhost:{port}");
+        link.tls = Some(coral_config::ClientTls {
+            ca_file: Some(fixture("other-ca.pem")),
+            server_name: None,
+        });
+    }
+    let doubtful_agent = start_agent(&cfg).await;
+    let api = doubtful_agent.api.clone();
+    wait_for(
+        "the agent to say the colony is not trusted, and what to set",
+        Duration::from_secs(30),
+        || {
+            let state = api.status().colony_state;
+            async move { state.contains("not trusted") && state.contains("agent.colony.tls.ca_file") }
+        },
+    )
+    .await;
+
     wait_for("registration over TLS", Duration::from_secs(30), || {
         let mut client = secure.clone();
         async move {
@@ -170,6 +255,15 @@ async fn the_colony_api_speaks_tls_with_configured_certificates() {
         }
     })
     .await;
+    // Only the agent with the right CA registered.
+    let listed = secure
+        .list_agents(ListAgentsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let ids: Vec<_> = listed.agents.iter().map(|a| a.agent_id.as_str()).collect();
+    assert_eq!(ids, ["tls-agent"]);
+    doubtful_agent.shutdown().await;
     agent.shutdown().await;
     colony.shutdown().await;
 }

@@ -56,7 +56,7 @@ pub struct Proc {
 }
 
 impl Proc {
-    fn spawn(mut cmd: Command, log: PathBuf) -> Proc {
+    pub fn spawn(mut cmd: Command, log: PathBuf) -> Proc {
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)

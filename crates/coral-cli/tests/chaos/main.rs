@@ -306,3 +306,54 @@ fn an_outage_longer_than_retention_is_recorded_as_a_gap() {
         assert!(minute < after.as_str(), "{difference}; restored at {after}");
     }
 }
+
+/// The sockets listening in `host`'s namespace: (address, port), from
+/// `/proc/net/tcp` and `tcp6` as seen inside it.
+fn listeners(host: &lab::Host) -> Vec<(String, u16)> {
+    let mut out = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let text = host.command("cat").arg(table).output().unwrap().stdout;
+        for line in String::from_utf8_lossy(&text).lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            if fields.get(3) != Some(&"0A") {
+                continue; // not LISTEN
+            }
+            let (addr, port) = fields[1].split_once(':').unwrap();
+            out.push((addr.to_owned(), u16::from_str_radix(port, 16).unwrap()));
+        }
+    }
+    out
+}
+
+#[test]
+fn every_listener_binds_loopback_by_default() {
+    // A host of its own, so the default ports are free whatever else runs.
+    let Some(lab) = lab::Lab::new(&["solo"]) else {
+        return;
+    };
+    let host = lab.host("solo");
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = common::coral();
+    cmd.arg("up")
+        .env("CORAL_HOME", dir.path())
+        .env("BEYLA_PATH", "/nonexistent/beyla")
+        .env_remove("CORAL_COLONY_ADMIN_ENDPOINT");
+    let _up = fleet::Proc::spawn(host.wrap(&cmd), dir.path().join("up.log"));
+    // OTLP gRPC and HTTP, agent API and admin, colony API and admin.
+    let expected = [4317, 4318, 9001, 9002, 9000, 9003];
+    let mut seen = Vec::new();
+    wait_for("every default listener", Duration::from_secs(60), || {
+        seen = listeners(host);
+        expected
+            .iter()
+            .all(|p| seen.iter().any(|(_, port)| port == p))
+    });
+    // 127.0.0.1 or ::1, as /proc/net writes them.
+    let loopback = ["0100007F", "00000000000000000000000001000000"];
+    for (addr, port) in &seen {
+        assert!(
+            loopback.contains(&addr.as_str()),
+            "port {port} listens on {addr}, not loopback: {seen:?}"
+        );
+    }
+}
