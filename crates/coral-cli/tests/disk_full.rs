@@ -12,7 +12,6 @@
 mod common;
 
 use std::collections::HashSet;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -57,14 +56,6 @@ impl Drop for Tmpfs {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg("-l").arg(&self.0).status();
     }
-}
-
-/// Fills the file system holding `path` until it has no space left.
-fn fill(path: &Path) {
-    let mut file = std::fs::File::create(path).unwrap();
-    let chunk = vec![0x5a_u8; 64 << 10];
-    while file.write_all(&chunk).is_ok() {}
-    let _ = file.sync_all();
 }
 
 fn export(client: usize, request: usize) -> (String, Vec<String>) {
@@ -141,7 +132,7 @@ fn a_full_disk_refuses_exports_and_recovers_without_a_restart() {
         acked_len() >= 2_000
     });
 
-    fill(&home.join("filler"));
+    common::fill(&home.join("filler"));
     common::wait_for("/healthz to report the store failing", PATIENCE, || {
         healthz().0 == 503
     });
@@ -251,11 +242,9 @@ fn a_full_disk_under_the_colony_delays_rows_and_loses_none() {
     let mut up = Process::spawn(cmd, "-TERM", log.clone());
     let banner = up.banner(|line| line.contains("agent API"));
     let field = |label: &str| {
-        banner
-            .iter()
-            .find_map(|line| line.trim().strip_prefix(label))
-            .map(|rest| rest.trim().trim_start_matches("http://").to_owned())
-            .unwrap_or_else(|| panic!("no {label} in {banner:?}"))
+        common::process::value_after(&banner, label)
+            .trim_start_matches("http://")
+            .to_owned()
     };
     let (http, colony) = (field("OTLP HTTP:"), field("colony API:"));
 
@@ -265,7 +254,7 @@ fn a_full_disk_under_the_colony_delays_rows_and_loses_none() {
         colony_traces(&colony) >= before
     });
 
-    fill(&colony_dir.join("filler"));
+    common::fill(&colony_dir.join("filler"));
     send(&http, 1, 10);
     common::wait_for("a pull to fail on the full disk", PATIENCE, || {
         std::fs::read_to_string(&log).is_ok_and(|l| l.contains("cannot store page"))

@@ -10,7 +10,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::process::Process;
+use common::process::{Process, value_after};
 use common::{json, run, up_command, wait_for};
 
 const SERVICE: &str = "pay'); DROP TABLE otel_spans;--\u{1b}[2J\u{1b}]0;owned\u{7}";
@@ -82,14 +82,8 @@ fn hostile_names_are_data_and_scrubbed_values_never_reach_disk() {
     cmd.args(["--config", config.to_str().unwrap()]);
     let mut up = Process::spawn(cmd, "-TERM", home.path().join("up.log"));
     let banner = up.banner(|line| line.contains("agent API"));
-    let field = |label: &str| {
-        banner
-            .iter()
-            .find_map(|line| line.trim().strip_prefix(label))
-            .map(|rest| rest.trim().to_owned())
-            .unwrap_or_else(|| panic!("no {label} in {banner:?}"))
-    };
-    let (http, colony) = (field("OTLP HTTP:"), field("colony API:"));
+    let http = value_after(&banner, "OTLP HTTP:").to_owned();
+    let colony = value_after(&banner, "colony API:").to_owned();
     common::post_traces(&http, body());
 
     // Stored as sent and counted, once its minute closes.

@@ -34,11 +34,14 @@ fn outage() -> Duration {
 /// How long the reconciliation waits for the colony to hold every minute.
 const SETTLE: Duration = Duration::from_secs(120);
 
-fn report(scenario: &str, figures: &Figures, recovery: Option<Duration>) {
+/// Ends the scenario with the reconciliation and prints its row.
+fn conclude(fleet: Fleet, scenario: &str, recovery: Option<Duration>) -> Figures {
+    let figures = fleet.finish(SETTLE);
     eprintln!(
         "| scenario | sent | acknowledged | counted | stored | lost | duplicated | gap rows | recovery | peak RSS MB agent / colony |"
     );
     eprintln!("{}", figures.row(scenario, recovery));
+    figures
 }
 
 fn three_agents() -> Vec<AgentSpec> {
@@ -81,13 +84,12 @@ fn a_cut_link_loses_and_duplicates_nothing() {
     std::thread::sleep(outage.saturating_sub(cut_at.elapsed()));
     fleet.lab.host("a1").restore();
     let recovery = fleet.wait_caught_up(0, Duration::from_secs(300));
-    let figures = fleet.finish(SETTLE);
-    report(
+    let figures = conclude(
+        fleet,
         &format!(
             "link agent↔colony cut {}",
             humantime::format_duration(outage)
         ),
-        &figures,
         Some(recovery),
     );
     figures.assert_exact();
@@ -122,10 +124,9 @@ fn packet_loss_and_latency_lose_and_duplicate_nothing() {
         relay.set(Duration::ZERO);
     }
     let recovery = fleet.wait_caught_up(1, Duration::from_secs(120));
-    let figures = fleet.finish(SETTLE);
-    report(
+    let figures = conclude(
+        fleet,
         "10 % packet loss and 500 ms each way on one link",
-        &figures,
         Some(recovery),
     );
     figures.assert_exact();
@@ -149,11 +150,11 @@ fn an_agent_killed_during_a_burst_keeps_what_it_acknowledged() {
     let restarted = Instant::now();
     fleet.start_agent(0);
     fleet.wait_acked(0, 1000);
-    let recovery = fleet.wait_caught_up(0, Duration::from_secs(120)) + restarted.elapsed();
-    let figures = fleet.finish(SETTLE);
-    report(
+    fleet.wait_caught_up(0, Duration::from_secs(120));
+    let recovery = restarted.elapsed();
+    let figures = conclude(
+        fleet,
         "`kill -9` of an agent during a 500 spans/s burst",
-        &figures,
         Some(recovery),
     );
     figures.assert_exact();
@@ -187,10 +188,9 @@ fn the_colony_killed_mid_page_ten_times_loses_and_duplicates_nothing() {
         });
         recovery = recovery.max(restarted.elapsed());
     }
-    let figures = fleet.finish(SETTLE);
-    report(
+    let figures = conclude(
+        fleet,
         "`kill -9` of the colony mid-page, 10 times (slowest restart to storing)",
-        &figures,
         Some(recovery),
     );
     figures.assert_exact();
@@ -205,13 +205,7 @@ fn an_agent_on_a_full_disk_refuses_then_recovers_losing_nothing() {
     };
     fleet.wait_acked(2, 200);
     let filler = fleet.agents[2].home.join("filler");
-    {
-        use std::io::Write;
-        let mut file = std::fs::File::create(&filler).unwrap();
-        let chunk = vec![0x5a_u8; 64 << 10];
-        while file.write_all(&chunk).is_ok() {}
-        let _ = file.sync_all();
-    }
+    common::fill(&filler);
     let failed = fleet.client(2).failed_attempts;
     let mut why = String::new();
     wait_for(
@@ -235,11 +229,11 @@ fn an_agent_on_a_full_disk_refuses_then_recovers_losing_nothing() {
         fleet.agent_status(2)["store"]["ok"] == true
     });
     fleet.wait_acked(2, 200);
-    let recovery = fleet.wait_caught_up(2, Duration::from_secs(120)) + freed.elapsed();
-    let figures = fleet.finish(SETTLE);
-    report(
+    fleet.wait_caught_up(2, Duration::from_secs(120));
+    let recovery = freed.elapsed();
+    let figures = conclude(
+        fleet,
         "an agent's disk full (48 MiB tmpfs), then freed",
-        &figures,
         Some(recovery),
     );
     figures.assert_exact();
@@ -257,10 +251,9 @@ fn agents_with_clocks_ten_minutes_off_lose_and_duplicate_nothing() {
         fleet.wait_acked(i, 300);
         fleet.wait_caught_up(i, Duration::from_secs(60));
     }
-    let figures = fleet.finish(SETTLE);
-    report(
+    let figures = conclude(
+        fleet,
         "agent clocks 10 min ahead and 10 min behind the colony's",
-        &figures,
         None,
     );
     figures.assert_exact();
@@ -290,10 +283,9 @@ fn an_outage_longer_than_retention_is_recorded_as_a_gap() {
         .map(|a| a["gap_count"].as_u64().unwrap_or(0))
         .sum();
     let after = fleet::minute_now();
-    let figures = fleet.finish(SETTLE);
-    report(
+    let figures = conclude(
+        fleet,
         "link cut 170 s, agent retention 90 s",
-        &figures,
         Some(recovery),
     );
     assert!(gaps >= 1, "the colony shows a gap for a1: {figures:#?}");

@@ -88,6 +88,15 @@ pub fn kept_traces(colony: &str, service: &str) -> Option<usize> {
     Some(v["traces"].as_array()?.len())
 }
 
+/// Fills the file system holding `path` until it has no space left.
+pub fn fill(path: &Path) {
+    use std::io::Write as _;
+    let mut file = std::fs::File::create(path).unwrap();
+    let chunk = vec![0x5a_u8; 64 << 10];
+    while file.write_all(&chunk).is_ok() {}
+    let _ = file.sync_all();
+}
+
 /// Polls `condition` every 200 ms until it holds, or panics after `timeout`.
 pub fn wait_for(what: &str, timeout: Duration, mut condition: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
