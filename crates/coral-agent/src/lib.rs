@@ -27,6 +27,7 @@ pub mod admin;
 pub mod aggregate;
 pub mod api;
 pub mod beyla;
+pub(crate) mod dedup;
 pub mod durable;
 pub mod fds;
 pub mod filter;

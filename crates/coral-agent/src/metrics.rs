@@ -84,6 +84,12 @@ counters! {
     /// Requests refused because the pipeline was saturated, or the listener
     /// held its budget of request body bytes (429 / UNAVAILABLE).
     requests_throttled,
+    /// Exports recognised as a client's retry of one already taken (the
+    /// same spans, ids and times, within 10 minutes): answered as the first
+    /// copy was, counted and stored once.
+    requests_retried,
+    /// Spans in those retried exports, not counted again.
+    spans_retried,
     /// Commits that failed (a full disk, an invalidated database); see
     /// `/healthz` and `/status`'s `store`.
     store_write_failures,

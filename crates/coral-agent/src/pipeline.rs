@@ -28,7 +28,8 @@ use regex::RegexSet;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::aggregate::Aggregator;
-use crate::durable::{Durability, Ticket};
+use crate::dedup::{DigestKey, RecentExports, Seen};
+use crate::durable::{Durability, OpenGeneration, Ticket};
 use crate::filter::StaticFilter;
 use crate::metrics::Counters;
 use crate::normalize::{self, Invalid, SpanFacts};
@@ -200,6 +201,11 @@ pub struct Pipeline {
     admission: Admission,
     writer: WriterSender,
     counters: Arc<Counters>,
+    /// Exports taken recently, to recognise a client's retry.
+    digest_key: DigestKey,
+    recent: Mutex<RecentExports>,
+    /// Under `ack: stored`, what the generation open now holds.
+    open_generation: Mutex<OpenGeneration>,
 }
 
 impl Pipeline {
@@ -221,6 +227,9 @@ impl Pipeline {
             admission: Admission::new(queue_spans),
             writer,
             counters,
+            digest_key: DigestKey::default(),
+            recent: Mutex::new(RecentExports::default()),
+            open_generation: Mutex::new(OpenGeneration::default()),
         }
     }
 
@@ -318,6 +327,18 @@ impl Pipeline {
             }
         }
         let kept = accepted.iter().filter(|a| a.kept.is_some()).count();
+        // Under `ack: stored`, a store that has committed nothing for a while
+        // with requests waiting is behind: refuse before queueing more.
+        if self
+            .durability
+            .as_ref()
+            .is_some_and(|d| d.behind(crate::durable::MAX_COMMIT_LAG))
+        {
+            Counters::add(&self.counters.requests_throttled, 1);
+            return Err(IngestError::Throttled {
+                retry_after_secs: RETRY_AFTER_SECS,
+            });
+        }
         let permit = self
             .admission
             .admit(kept, &self.counters.requests_throttled)?;
@@ -348,11 +369,68 @@ impl Pipeline {
         }
         let received = (view.spans.len() + view.skipped_bad_ids) as u64;
         let accepted_count = received - rejected;
+        let digest = (accepted_count > 0).then(|| self.digest_key.digest(&view.spans));
+        let outcome = |stored: Option<u64>| match &first_reason {
+            None => PartialOutcome {
+                stored: stored.map(Ticket),
+                ..PartialOutcome::default()
+            },
+            Some((invalid, name)) => PartialOutcome {
+                rejected,
+                message: format!(
+                    "{rejected} span(s) rejected; first: span {name:?}: {}",
+                    invalid.reason()
+                ),
+                stored: stored.map(Ticket),
+            },
+        };
 
         let mut aggregator = self
             .aggregator
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
+        // Under `ack: stored` one generation is one commit: past its bound
+        // the export waits for the next (refused before any side effect).
+        let generation = self.durability.as_ref().map(|_| aggregator.generation());
+        let bytes: usize = spans.iter().map(crate::store::span_bytes).sum();
+        let mut open = self
+            .open_generation
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(generation) = generation
+            && !open.fits(generation, bytes)
+        {
+            Counters::add(&self.counters.requests_throttled, 1);
+            return Err(IngestError::Throttled {
+                retry_after_secs: RETRY_AFTER_SECS,
+            });
+        }
+        // A retry of an export already taken is answered as the first copy
+        // is (after its commit, under `ack: stored`) and counts nothing. The
+        // check and the count happen under the aggregator's lock, so two
+        // copies arriving together are told apart too.
+        if let Some(digest) = digest {
+            let seen = self
+                .recent
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .take(digest, generation, std::time::Instant::now(), |g| {
+                    self.durability
+                        .as_ref()
+                        .is_some_and(|d| d.may_have_failed(g))
+                });
+            if let Seen::Retry(first) = seen {
+                drop(aggregator);
+                drop(permit);
+                Counters::add(&self.counters.spans_received, received);
+                Counters::add(&self.counters.spans_rejected, rejected);
+                Counters::add(&self.counters.requests_retried, 1);
+                Counters::add(&self.counters.spans_retried, accepted_count);
+                return Ok(outcome(first));
+            }
+        }
+        open.add(bytes);
+        drop(open);
         for a in &accepted {
             let span = &view.spans[a.span];
             aggregator.record(
@@ -384,21 +462,7 @@ impl Pipeline {
             Counters::add(&self.counters.spans_dropped, kept as u64);
             return Err(IngestError::ShuttingDown);
         }
-        let stored = stored.map(Ticket);
-        Ok(match first_reason {
-            None => PartialOutcome {
-                stored,
-                ..PartialOutcome::default()
-            },
-            Some((invalid, name)) => PartialOutcome {
-                rejected,
-                message: format!(
-                    "{rejected} span(s) rejected; first: span {name:?}: {}",
-                    invalid.reason()
-                ),
-                stored,
-            },
-        })
+        Ok(outcome(stored))
     }
 
     /// Counts a metrics export's data points. The Beyla transformer consumes

@@ -268,3 +268,127 @@ fn json_decoded_exports_take_the_same_path() {
         .unwrap();
     assert!(matches!(rx.try_recv(), Ok(WriteOp::Spans(spans, _)) if spans.len() == 1));
 }
+
+fn spans_of(rx: &Receiver<WriteOp>) -> usize {
+    rx.try_iter()
+        .map(|op| match op {
+            WriteOp::Spans(spans, _) => spans.len(),
+            _ => 0,
+        })
+        .sum()
+}
+
+fn recorded(pipeline: &Pipeline) -> u64 {
+    pipeline
+        .aggregator()
+        .lock()
+        .unwrap()
+        .flush(0, true)
+        .iter()
+        .map(|b| b.stats.total)
+        .sum()
+}
+
+#[test]
+fn a_retried_export_is_answered_and_counted_once() {
+    let (pipeline, rx) = pipeline();
+    let request = encode(vec![span(1, true, "kept"), span(2, false, "dropped")]);
+    assert_eq!(
+        pipeline.ingest_traces(&request),
+        Ok(PartialOutcome::default())
+    );
+    assert_eq!(
+        pipeline.ingest_traces(&request),
+        Ok(PartialOutcome::default()),
+        "a retry is answered as the first copy was"
+    );
+    assert_eq!(spans_of(&rx), 1, "the kept span is stored once");
+    assert_eq!(recorded(&pipeline), 2, "each span is counted once");
+    let c = pipeline.counters();
+    let load = |n: &std::sync::atomic::AtomicU64| n.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(
+        (
+            load(&c.spans_received),
+            load(&c.spans_accepted),
+            load(&c.requests_retried),
+            load(&c.spans_retried)
+        ),
+        (4, 2, 1, 2)
+    );
+    // The same spans at other times are other spans.
+    let mut later = span(1, true, "kept");
+    later.start_time_unix_nano += 1;
+    assert_eq!(
+        pipeline.ingest_traces(&encode(vec![later])),
+        Ok(PartialOutcome::default())
+    );
+    assert_eq!(spans_of(&rx), 1);
+}
+
+#[test]
+fn a_retry_waits_for_the_first_copys_commit_and_is_taken_again_if_it_failed() {
+    let (pipeline, rx) = pipeline();
+    let durability = Durability::new();
+    let pipeline = pipeline.with_stored_ack(durability.clone());
+    let request = encode(vec![span(1, true, "kept")]);
+    let first = pipeline.ingest_traces(&request).unwrap().stored.unwrap();
+    // The retry arrives while the first copy's commit is open: it is told
+    // to wait for that same commit and counts nothing.
+    let retry = pipeline.ingest_traces(&request).unwrap().stored.unwrap();
+    assert_eq!(retry, first);
+    assert_eq!(spans_of(&rx), 1);
+    // That commit fails (both copies are answered 503): the next retry is
+    // a new export, in a later generation.
+    let (_, generation) = pipeline.aggregator().lock().unwrap().take_deltas();
+    assert_eq!(Ticket(generation), first);
+    durability.failed(generation, "No space left on device");
+    let again = pipeline.ingest_traces(&request).unwrap().stored.unwrap();
+    assert_ne!(again, first);
+    assert_eq!(spans_of(&rx), 1, "taken again");
+    assert_eq!(recorded(&pipeline), 1);
+    // Once that commit is stored, a retry is answered at once.
+    let (_, generation) = pipeline.aggregator().lock().unwrap().take_deltas();
+    durability.stored(generation);
+    assert_eq!(
+        pipeline.ingest_traces(&request).unwrap().stored,
+        Some(again)
+    );
+    assert_eq!(spans_of(&rx), 0);
+}
+
+#[test]
+fn one_generation_holds_a_bounded_commit_and_the_next_export_waits() {
+    let (pipeline, rx) = pipeline();
+    let pipeline = pipeline.with_stored_ack(Durability::new());
+    // About 9 MB of kept spans each (errors are kept; 4 KB of attributes).
+    let wide = "x".repeat(2_000);
+    let export = |first: u8| {
+        let spans = (0..2_100u32)
+            .map(|i| {
+                let mut s = span(first, true, &wide);
+                s.span_id = [&i.to_be_bytes()[..], &[first; 4]].concat();
+                s.attributes.push(kv("more", &wide));
+                s
+            })
+            .collect();
+        encode(spans)
+    };
+    assert!(pipeline.ingest_traces(&export(1)).is_ok());
+    assert_eq!(spans_of(&rx), 2_100);
+    assert_eq!(
+        pipeline.ingest_traces(&export(2)),
+        Err(IngestError::Throttled {
+            retry_after_secs: RETRY_AFTER_SECS
+        }),
+        "the open generation is full"
+    );
+    assert_eq!(
+        recorded(&pipeline),
+        2_100,
+        "the refused export counted nothing"
+    );
+    // The writer takes the generation: the export fits in the next one.
+    pipeline.aggregator().lock().unwrap().take_deltas();
+    assert!(pipeline.ingest_traces(&export(2)).is_ok());
+    assert_eq!(spans_of(&rx), 2_100);
+}

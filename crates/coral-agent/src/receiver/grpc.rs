@@ -8,8 +8,10 @@
 //! with backoff. Each request's body is read whole first, admitted by the
 //! bytes it has sent ([`super::grpc_buffer`]); then at most
 //! [`MAX_CONCURRENT_REQUESTS`] exports are decoded at once across all
-//! connections, further ones waiting for a slot. A stalled stream never holds
-//! a slot. Connections are bounded and closed when idle ([`super::conn`]).
+//! connections, further ones waiting for a slot, at most [`SLOT_WAIT`]: an
+//! agent that cannot start an export within that is behind, and the export
+//! is refused with `UNAVAILABLE` and a retry hint rather than answered after
+//! the client's timeout. A stalled stream never holds a slot. Connections are bounded and closed when idle ([`super::conn`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,6 +46,10 @@ use crate::pipeline::{IngestError, OtlpSink, PartialOutcome};
 /// Exports decoded concurrently, across all connections.
 pub const MAX_CONCURRENT_REQUESTS: usize = 16;
 
+/// How long an export waits for a decoding slot before it is refused as
+/// throttled.
+pub const SLOT_WAIT: Duration = Duration::from_secs(1);
+
 /// Largest HTTP/2 frame the agent accepts (the protocol's default is 16 KiB).
 const H2_MAX_FRAME: u32 = 1 << 20;
 /// HTTP/2 receive window per stream.
@@ -57,14 +63,26 @@ struct Otlp {
     slots: Arc<Semaphore>,
 }
 
-/// Takes a decoding slot, waiting for one; the slot is let go before the
-/// request waits for its commit (`agent.telemetry.ack: stored`).
-pub(crate) async fn slot(slots: &Arc<Semaphore>) -> Result<OwnedSemaphorePermit, Status> {
-    slots
-        .clone()
-        .acquire_owned()
-        .await
-        .map_err(|_| Status::unavailable("coral agent is shutting down; retry later"))
+/// Takes a decoding slot, waiting at most [`SLOT_WAIT`] (then the export is
+/// refused as throttled, counted in `requests_throttled`); the slot is let
+/// go before the request waits for its commit (`agent.telemetry.ack:
+/// stored`).
+pub(crate) async fn slot(
+    slots: &Arc<Semaphore>,
+    counters: &Counters,
+) -> Result<OwnedSemaphorePermit, Status> {
+    match tokio::time::timeout(SLOT_WAIT, slots.clone().acquire_owned()).await {
+        Ok(Ok(slot)) => Ok(slot),
+        Ok(Err(_)) => Err(Status::unavailable(
+            "coral agent is shutting down; retry later",
+        )),
+        Err(_) => {
+            Counters::add(&counters.requests_throttled, 1);
+            Err(refused(IngestError::Throttled {
+                retry_after_secs: crate::pipeline::RETRY_AFTER_SECS,
+            }))
+        }
+    }
 }
 
 /// Waits for the commit of an accepted export, when the sink answers only
@@ -112,7 +130,7 @@ impl MetricsService for Otlp {
         &self,
         request: Request<ExportMetricsServiceRequest>,
     ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
-        let slot = slot(&self.slots).await?;
+        let slot = slot(&self.slots, self.sink.counters()).await?;
         let outcome = self
             .sink
             .export_metrics(request.get_ref())
@@ -133,7 +151,7 @@ impl LogsService for Otlp {
         &self,
         request: Request<ExportLogsServiceRequest>,
     ) -> Result<Response<ExportLogsServiceResponse>, Status> {
-        let slot = slot(&self.slots).await?;
+        let slot = slot(&self.slots, self.sink.counters()).await?;
         let outcome = self.sink.export_logs(request.get_ref());
         drop(slot);
         Ok(Response::new(ExportLogsServiceResponse {
@@ -239,4 +257,28 @@ pub(crate) fn tokio_stream_listener(
         });
         Some((accepted, listener))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_export_that_waits_too_long_for_a_slot_is_told_to_retry() {
+        let slots = Arc::new(Semaphore::new(1));
+        let counters = Counters::default();
+        let held = slot(&slots, &counters).await.unwrap();
+        let refused = slot(&slots, &counters).await.unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::Unavailable);
+        let retry = refused.get_details_retry_info().and_then(|r| r.retry_delay);
+        assert_eq!(retry, Some(Duration::from_secs(1)), "{refused:?}");
+        assert_eq!(
+            counters
+                .requests_throttled
+                .load(std::sync::atomic::Ordering::Relaxed),
+            1
+        );
+        drop(held);
+        assert!(slot(&slots, &counters).await.is_ok());
+    }
 }

@@ -101,7 +101,7 @@ impl UnaryService<Bytes> for Export {
     fn call(&mut self, request: Request<Bytes>) -> Self::Future {
         let (sink, slots) = (self.0.clone(), self.1.clone());
         Box::pin(async move {
-            let slot = slot(&slots).await?;
+            let slot = slot(&slots, sink.counters()).await?;
             let outcome = sink
                 .export_traces(TraceExport::Encoded(request.get_ref()))
                 .map_err(refused)?;

@@ -29,7 +29,7 @@ pub(super) const MAX_TRANSACTION_BYTES: usize = 64 << 20;
 
 /// The bytes a kept span's row holds, roughly: its text columns and a fixed
 /// amount for the rest.
-fn span_bytes(span: &TelemetrySpan) -> usize {
+pub(crate) fn span_bytes(span: &TelemetrySpan) -> usize {
     256 + span.attributes_json.len()
         + span.resource_json.len()
         + span.status_message.len()

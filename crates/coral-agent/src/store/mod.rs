@@ -8,6 +8,7 @@
 //! - **reads** ([`read`]) use cloned connections on the blocking thread pool.
 
 mod append;
+pub(crate) use append::span_bytes;
 pub mod beyla;
 pub mod beyla_read;
 pub mod health;

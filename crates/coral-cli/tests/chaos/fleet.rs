@@ -27,6 +27,9 @@ pub struct AgentSpec {
     pub clock: Option<i64>,
     /// Its traffic with the colony through [`Delay`] relays.
     pub relayed: bool,
+    /// Its client's exports through a [`Delay`] relay (the agent's OTLP/HTTP
+    /// listener then binds the host's address, for the relay to reach it).
+    pub client_relayed: bool,
     /// Its data directory on a tmpfs of this size.
     pub tmpfs: Option<&'static str>,
 }
@@ -40,6 +43,7 @@ impl AgentSpec {
             retention: "1h",
             clock: None,
             relayed: false,
+            client_relayed: false,
             tmpfs: None,
         }
     }
@@ -73,6 +77,16 @@ impl Proc {
             log,
             peak_rss_kb: 0,
         }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether the process has ended.
+    pub fn exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
     }
 
     /// Reads the process's peak RSS (VmHWM) into `peak_rss_kb`.
@@ -133,6 +147,10 @@ pub struct ClientStatus {
     pub sent: u64,
     pub acked: u64,
     pub failed_attempts: u64,
+    /// Milliseconds from a batch's first attempt to its acknowledgement
+    /// (the latest 2,000).
+    #[serde(default)]
+    pub deliver_ms: Vec<f64>,
     pub minutes: BTreeMap<String, u64>,
     pub first: Option<String>,
     pub end: Option<String>,
@@ -156,6 +174,8 @@ pub struct Fleet {
     pub colony_peak_rss_kb: u64,
     colony_runs: u32,
     relays: Vec<(usize, Delay)>,
+    /// The relay each relayed client sends through, by agent.
+    client_relays: Vec<(usize, String)>,
     pub lab: Lab,
     pub dir: tempfile::TempDir,
     /// The colony's API, as agents and the CLI dial it.
@@ -173,6 +193,8 @@ pub struct Figures {
     pub counted: u64,
     /// Kept spans the colony holds.
     pub stored: u64,
+    /// Per agent, every span the colony counts in its RED (any service).
+    pub counted_by_agent: BTreeMap<String, u64>,
     /// Acknowledged spans missing from the colony's RED, per minute.
     pub lost: u64,
     /// Spans counted or stored more than once.
@@ -250,6 +272,7 @@ impl Fleet {
             colony_peak_rss_kb: 0,
             colony_runs: 0,
             relays: Vec::new(),
+            client_relays: Vec::new(),
             lab,
             dir,
             colony_api,
@@ -326,11 +349,19 @@ impl Fleet {
         } else {
             (self.colony_api.clone(), api.clone())
         };
+        let http = if spec.client_relayed {
+            let to_agent = Delay::start(&self.lab.gateway, format!("{ip}:4318"));
+            self.client_relays.push((i, to_agent.addr.clone()));
+            self.relays.push((i, to_agent));
+            format!("{ip}:4318")
+        } else {
+            "127.0.0.1:4318".to_owned()
+        };
         let config = home.join("agent.yaml");
         std::fs::write(
             &config,
             format!(
-                "agent:\n  id: {}\n  telemetry:\n    endpoint: 127.0.0.1:4317\n    http_endpoint: 127.0.0.1:4318\n    ack: stored\n    filters:\n      - sample_rate: 1.0\n    aggregation:\n      flush_grace: 1s\n  api:\n    endpoint: {api}\n  admin:\n    endpoint: {ip}:9002\n  colony:\n    endpoint: {colony}\n    advertise_endpoint: {advertise}\n    heartbeat_interval: 2s\n  storage:\n    retention: {}\n    cleanup_interval: 2s\n",
+                "agent:\n  id: {}\n  telemetry:\n    endpoint: 127.0.0.1:4317\n    http_endpoint: {http}\n    ack: stored\n    filters:\n      - sample_rate: 1.0\n    aggregation:\n      flush_grace: 1s\n  api:\n    endpoint: {api}\n  admin:\n    endpoint: {ip}:9002\n  colony:\n    endpoint: {colony}\n    advertise_endpoint: {advertise}\n    heartbeat_interval: 2s\n  storage:\n    retention: {}\n    cleanup_interval: 2s\n",
                 spec.name, spec.retention
             ),
         )
@@ -414,14 +445,16 @@ impl Fleet {
         let spec = self.agents[i].spec.clone();
         let status = self.dir.path().join(format!("{}-client.json", spec.name));
         let stop = self.dir.path().join(format!("{}-client.stop", spec.name));
-        let endpoint = match spec.protocol {
-            "grpc" => "127.0.0.1:4317",
-            _ => "http://127.0.0.1:4318/v1/traces",
+        let relay = self.client_relays.iter().find(|(a, _)| *a == i);
+        let endpoint = match (spec.protocol, relay) {
+            ("grpc", _) => "127.0.0.1:4317".to_owned(),
+            (_, Some((_, relay))) => format!("http://{relay}/v1/traces"),
+            _ => "http://127.0.0.1:4318/v1/traces".to_owned(),
         };
         let mut cmd = Command::new(&self.python);
         cmd.arg(repo_file("tests/fixtures/chaos/client.py"))
             .args(["--service", &format!("svc-{}", spec.name)])
-            .args(["--protocol", spec.protocol, "--endpoint", endpoint])
+            .args(["--protocol", spec.protocol, "--endpoint", &endpoint])
             .args(["--rate", &spec.rate.to_string()])
             // About five exports a second, as a batching SDK sends.
             .args(["--batch", &(spec.rate / 5).max(10).to_string()])
@@ -518,11 +551,8 @@ impl Fleet {
         minutes
     }
 
-    /// Ends the scenario: clients stop and deliver what they hold, agents
-    /// stop cleanly (writing the minute in progress) and start again, the
-    /// colony reads them, then stops; its database is compared with what
-    /// the clients had acknowledged, per service and minute.
-    pub fn finish(mut self, settle: Duration) -> Figures {
+    /// Clients stop starting spans and deliver what they hold.
+    pub fn stop_clients(&self) {
         for client in &self.clients {
             std::fs::write(&client.stop, b"").unwrap();
         }
@@ -533,6 +563,14 @@ impl Fleet {
                 || self.client(i).done,
             );
         }
+    }
+
+    /// Ends the scenario: clients stop and deliver what they hold, agents
+    /// stop cleanly (writing the minute in progress) and start again, the
+    /// colony reads them, then stops; its database is compared with what
+    /// the clients had acknowledged, per service and minute.
+    pub fn finish(mut self, settle: Duration) -> Figures {
+        self.stop_clients();
         for i in 0..self.agents.len() {
             let status = self.stop_agent(i, "-TERM");
             assert!(status.success(), "agent {i} stopped: {status}");
@@ -567,6 +605,14 @@ impl Fleet {
             peak_rss_colony_mb: self.colony_peak_rss_kb / 1024,
             ..Figures::default()
         };
+        let mut stmt = db
+            .prepare("SELECT agent_id, sum(total_spans)::UBIGINT FROM otel_spans GROUP BY 1")
+            .unwrap();
+        figures.counted_by_agent = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
         figures.gap_rows = db
             .query_row(
                 "SELECT coalesce(sum(to_seq_id - from_seq_id + 1), 0)::UBIGINT FROM gaps",

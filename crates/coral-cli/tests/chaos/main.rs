@@ -16,6 +16,7 @@ mod common;
 mod delay;
 mod fleet;
 mod lab;
+mod overload;
 
 use std::time::{Duration, Instant};
 
@@ -127,6 +128,41 @@ fn packet_loss_and_latency_lose_and_duplicate_nothing() {
     let figures = conclude(
         fleet,
         "10 % packet loss and 500 ms each way on one link",
+        Some(recovery),
+    );
+    figures.assert_exact();
+}
+
+#[test]
+fn answers_later_than_the_clients_timeout_are_retried_and_counted_once() {
+    let mut specs = three_agents();
+    specs[0].client_relayed = true;
+    let Some(fleet) = Fleet::start(&specs, 1000) else {
+        return;
+    };
+    fleet.wait_acked(0, 100);
+    let retried = |fleet: &Fleet| fleet.agent_status(0)["counters"]["requests_retried"].as_u64();
+    assert_eq!(retried(&fleet), Some(0));
+    // 6 s each way: the agent stores each export after 6 s and its answer
+    // reaches the client after 12 s, 2 s past the SDK's 10 s timeout, so the
+    // client sends the same batch again and again.
+    let failed = fleet.client(0).failed_attempts;
+    for relay in fleet.relays(0) {
+        relay.set(Duration::from_secs(6));
+    }
+    wait_for(
+        "the client to time out twice and the agent to recognise a retry",
+        Duration::from_secs(120),
+        || fleet.client(0).failed_attempts >= failed + 2 && retried(&fleet) >= Some(1),
+    );
+    for relay in fleet.relays(0) {
+        relay.set(Duration::ZERO);
+    }
+    fleet.wait_acked(0, 100);
+    let recovery = fleet.wait_caught_up(0, Duration::from_secs(120));
+    let figures = conclude(
+        fleet,
+        "answers 2 s later than the client's timeout (12 s round trip)",
         Some(recovery),
     );
     figures.assert_exact();
