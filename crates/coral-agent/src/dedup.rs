@@ -110,29 +110,23 @@ impl RecentExports {
         failed: impl Fn(u64) -> bool,
     ) -> Seen {
         self.expire(now);
+        let taken = Taken {
+            generation,
+            at: now,
+        };
         match self.taken.entry(digest) {
+            Entry::Occupied(seen) if !seen.get().generation.is_some_and(&failed) => {
+                return Seen::Retry(seen.get().generation);
+            }
             Entry::Occupied(mut seen) => {
-                let before = *seen.get();
-                if before.generation.is_some_and(&failed) {
-                    seen.insert(Taken {
-                        generation,
-                        at: now,
-                    });
-                    self.order.push_back((now, digest));
-                    Seen::New
-                } else {
-                    Seen::Retry(before.generation)
-                }
+                seen.insert(taken);
             }
             Entry::Vacant(slot) => {
-                slot.insert(Taken {
-                    generation,
-                    at: now,
-                });
-                self.order.push_back((now, digest));
-                Seen::New
+                slot.insert(taken);
             }
         }
+        self.order.push_back((now, digest));
+        Seen::New
     }
 
     /// Exports remembered now.

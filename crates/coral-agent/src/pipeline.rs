@@ -39,6 +39,15 @@ use crate::store::writer::{WriteOp, WriterSender};
 /// Seconds a throttled client is asked to wait.
 pub const RETRY_AFTER_SECS: u64 = 1;
 
+/// A refusal as throttled (retry in [`RETRY_AFTER_SECS`]), counted in
+/// `counter`: every place that sheds load refuses through this.
+pub(crate) fn throttled(counter: &AtomicU64) -> IngestError {
+    Counters::add(counter, 1);
+    IngestError::Throttled {
+        retry_after_secs: RETRY_AFTER_SECS,
+    }
+}
+
 /// Why a request was not accepted as a whole.
 #[derive(Debug, PartialEq, Eq)]
 pub enum IngestError {
@@ -181,12 +190,7 @@ impl Admission {
         let wanted = spans.min(self.capacity) as u32;
         match self.permits.clone().try_acquire_many_owned(wanted) {
             Ok(permit) => Ok(Some(permit)),
-            Err(_) => {
-                Counters::add(throttled, 1);
-                Err(IngestError::Throttled {
-                    retry_after_secs: RETRY_AFTER_SECS,
-                })
-            }
+            Err(_) => Err(self::throttled(throttled)),
         }
     }
 }
@@ -334,10 +338,7 @@ impl Pipeline {
             .as_ref()
             .is_some_and(|d| d.behind(crate::durable::MAX_COMMIT_LAG))
         {
-            Counters::add(&self.counters.requests_throttled, 1);
-            return Err(IngestError::Throttled {
-                retry_after_secs: RETRY_AFTER_SECS,
-            });
+            return Err(throttled(&self.counters.requests_throttled));
         }
         let permit = self
             .admission
@@ -392,19 +393,20 @@ impl Pipeline {
         // Under `ack: stored` one generation is one commit: past its bound
         // the export waits for the next (refused before any side effect).
         let generation = self.durability.as_ref().map(|_| aggregator.generation());
-        let bytes: usize = spans.iter().map(crate::store::span_bytes).sum();
-        let mut open = self
-            .open_generation
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(generation) = generation
-            && !open.fits(generation, bytes)
-        {
-            Counters::add(&self.counters.requests_throttled, 1);
-            return Err(IngestError::Throttled {
-                retry_after_secs: RETRY_AFTER_SECS,
-            });
-        }
+        let mut open = match generation {
+            Some(generation) => {
+                let bytes: usize = spans.iter().map(crate::store::span_bytes).sum();
+                let mut open = self
+                    .open_generation
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                if !open.fits(generation, bytes) {
+                    return Err(throttled(&self.counters.requests_throttled));
+                }
+                Some((open, bytes))
+            }
+            None => None,
+        };
         // A retry of an export already taken is answered as the first copy
         // is (after its commit, under `ack: stored`) and counts nothing. The
         // check and the count happen under the aggregator's lock, so two
@@ -429,7 +431,9 @@ impl Pipeline {
                 return Ok(outcome(first));
             }
         }
-        open.add(bytes);
+        if let Some((open, bytes)) = open.as_mut() {
+            open.add(*bytes);
+        }
         drop(open);
         for a in &accepted {
             let span = &view.spans[a.span];

@@ -76,12 +76,9 @@ pub(crate) async fn slot(
         Ok(Err(_)) => Err(Status::unavailable(
             "coral agent is shutting down; retry later",
         )),
-        Err(_) => {
-            Counters::add(&counters.requests_throttled, 1);
-            Err(refused(IngestError::Throttled {
-                retry_after_secs: crate::pipeline::RETRY_AFTER_SECS,
-            }))
-        }
+        Err(_) => Err(refused(crate::pipeline::throttled(
+            &counters.requests_throttled,
+        ))),
     }
 }
 

@@ -91,13 +91,7 @@ impl Proc {
 
     /// Reads the process's peak RSS (VmHWM) into `peak_rss_kb`.
     pub fn sample_rss(&mut self) {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
-        let hwm = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or(0);
+        let hwm = status_kb(self.child.id(), "VmHWM");
         self.peak_rss_kb = self.peak_rss_kb.max(hwm);
     }
 
@@ -125,6 +119,16 @@ impl Drop for Proc {
             let _ = self.child.wait();
         }
     }
+}
+
+/// A `kB` field of `/proc/<pid>/status` (`VmRSS`, `VmHWM`), 0 when gone.
+pub fn status_kb(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
 }
 
 /// An agent host's agent.

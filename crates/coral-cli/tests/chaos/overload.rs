@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::fleet::{Fleet, Proc};
+use crate::fleet::{Fleet, Proc, status_kb};
 use crate::{conclude, three_agents};
 
 fn overload() -> Duration {
@@ -107,7 +107,7 @@ fn load(
     let log = fleet.dir.path().join(format!("loadgen-{label}.log"));
     let mut proc = Proc::spawn(cmd, log.clone());
     while !proc.exited() {
-        *peak_rss_kb = (*peak_rss_kb).max(rss_kb(pid));
+        *peak_rss_kb = (*peak_rss_kb).max(status_kb(pid, "VmRSS"));
         std::thread::sleep(Duration::from_millis(500));
     }
     let body = std::fs::read(&report).unwrap_or_else(|e| {
@@ -117,15 +117,6 @@ fn load(
         )
     });
     serde_json::from_slice(&body).unwrap()
-}
-
-fn rss_kb(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
 }
 
 fn percentile(mut values: Vec<f64>, q: f64) -> f64 {
