@@ -11,6 +11,11 @@
 //! stores nothing: what serving, encoding and decoding the pages cost on this
 //! machine, the floor under any poll cycle here.
 //!
+//! With `CLICKHOUSE_URL` set, the same agents are drained again into
+//! ClickHouse (a fresh database, dropped afterwards), with the CPU of this
+//! process and of the server (`CLICKHOUSE_PID`); `scripts/bench-clickhouse.sh`
+//! starts a server and runs both.
+//!
 //! ```sh
 //! cargo bench --workspace --bench poll_cycle            # 100 agents x 60,000 spans
 //! AGENTS=10 SPANS=6000 cargo bench --workspace --bench poll_cycle
@@ -267,6 +272,132 @@ async fn transport_only(endpoints: &[String], page_size: usize, concurrency: usi
     rows
 }
 
+/// Polls every agent once (each its own task, the poller's concurrency
+/// bound applies); returns the rows stored and the time taken.
+async fn cycle(poller: &Arc<Poller>, agents: usize) -> (usize, Duration) {
+    let stop = CancellationToken::new();
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..agents {
+        let (p, s) = (poller.clone(), stop.clone());
+        tasks.spawn(async move { p.poll_agent(&format!("agent-{i}"), &s).await });
+    }
+    let mut stored = 0;
+    while let Some(result) = tasks.join_next().await {
+        stored += result.unwrap().expect("poll succeeds").rows;
+    }
+    (stored, started.elapsed())
+}
+
+/// CPU seconds used by this process (colony and simulated agents) and,
+/// when given, another one (the ClickHouse server) since `start`.
+struct Cpu {
+    own: f64,
+    other: Option<(u32, f64)>,
+}
+
+/// User plus system CPU seconds of a process, from `/proc/<pid>/stat`
+/// (clock ticks of 1/100 s).
+fn cpu_seconds(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let tick = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (tick(11) + tick(12)) / 100.0
+}
+
+impl Cpu {
+    fn start(other: Option<u32>) -> Cpu {
+        Cpu {
+            own: cpu_seconds("self"),
+            other: other.map(|pid| (pid, cpu_seconds(&pid.to_string()))),
+        }
+    }
+
+    fn seconds(&self) -> (f64, Option<f64>) {
+        (
+            cpu_seconds("self") - self.own,
+            self.other
+                .map(|(pid, at)| cpu_seconds(&pid.to_string()) - at),
+        )
+    }
+}
+
+/// The same cycle into ClickHouse at `url` (user `CLICKHOUSE_USER`,
+/// password `CLICKHOUSE_PASSWORD`, a fresh database), the server's CPU
+/// measured when `CLICKHOUSE_PID` names its process.
+async fn clickhouse_cycle(
+    url: &str,
+    endpoints: &[String],
+    page_size: usize,
+    concurrency: usize,
+    rows_per_agent: usize,
+) {
+    use coral_colony::store::clickhouse::{ClickHouse, Settings};
+    let settings = Settings {
+        url: url.to_owned(),
+        database: format!("coral_bench_{}", std::process::id()),
+        user: std::env::var("CLICKHOUSE_USER").unwrap_or_else(|_| "default".into()),
+        password: std::env::var("CLICKHOUSE_PASSWORD").unwrap_or_default(),
+        cluster: None,
+    };
+    let ch = ClickHouse::open(&settings).await.expect("ClickHouse opens");
+    let registry = Arc::new(Registry::default());
+    for (i, endpoint) in endpoints.iter().enumerate() {
+        registry.upsert(
+            AgentRecord {
+                agent_id: format!("agent-{i}"),
+                endpoint: endpoint.clone(),
+                source: "static".into(),
+                ..Default::default()
+            },
+            true,
+        );
+    }
+    let poller = Poller::new(
+        PollSettings {
+            interval: Duration::from_secs(3600),
+            timeout: Duration::from_secs(60),
+            max_concurrent: concurrency,
+            page_size,
+            token: None,
+            tls: None,
+        },
+        registry,
+        coral_colony::store::engine::Store::ClickHouse(ch.clone()),
+        coral_colony::store::writer::WriterSender::clickhouse(ch.clone(), Default::default()),
+    );
+    let agents = endpoints.len();
+    println!("polling {agents} agents x {rows_per_agent} rows into ClickHouse at {url}…");
+    let server = std::env::var("CLICKHOUSE_PID")
+        .ok()
+        .and_then(|p| p.parse().ok());
+    let cpu = Cpu::start(server);
+    let (stored, elapsed) = cycle(&poller, agents).await;
+    let (colony_cpu, server_cpu) = cpu.seconds();
+    assert_eq!(stored, agents * rows_per_agent, "every row stored once");
+    let rate = stored as f64 / elapsed.as_secs_f64();
+    let server_cpu = server_cpu.map_or("not measured (set CLICKHOUSE_PID)".into(), |s| {
+        format!("{s:.1} s")
+    });
+    println!(
+        "poll cycle into ClickHouse: {stored} rows from {agents} agents in {:.2} s = {rate:.0} rows/s; process CPU {colony_cpu:.1} s, server CPU {server_cpu}",
+        elapsed.as_secs_f64()
+    );
+    ch.client()
+        .query(&format!("DROP DATABASE `{}`", settings.database))
+        .execute()
+        .await
+        .expect("bench database dropped");
+}
+
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     let agents = env("AGENTS", 100);
@@ -339,34 +470,28 @@ async fn main() {
             tls: None,
         },
         registry,
-        db,
+        coral_colony::store::engine::Store::DuckDb(db),
         writer_tx.clone(),
     );
     println!(
-        "polling {agents} agents x {rows_per_agent} rows (page {page_size}, {concurrency} at once)…"
+        "polling {agents} agents x {rows_per_agent} rows into DuckDB (page {page_size}, {concurrency} at once)…"
     );
-    let stop = CancellationToken::new();
-    let started = Instant::now();
-    let mut tasks = tokio::task::JoinSet::new();
-    for i in 0..agents {
-        let (p, s) = (poller.clone(), stop.clone());
-        tasks.spawn(async move { p.poll_agent(&format!("agent-{i}"), &s).await });
-    }
-    let mut stored = 0;
-    while let Some(result) = tasks.join_next().await {
-        stored += result.unwrap().expect("poll succeeds").rows;
-    }
-    let elapsed = started.elapsed();
+    let cpu = Cpu::start(None);
+    let (stored, elapsed) = cycle(&poller, agents).await;
+    let (colony_cpu, _) = cpu.seconds();
     let rate = stored as f64 / elapsed.as_secs_f64();
     writer_tx.close();
     tokio::task::block_in_place(|| writer.join());
     assert_eq!(stored, agents * rows_per_agent, "every row stored once");
     println!(
-        "poll cycle: {stored} rows from {agents} agents in {:.2} s = {rate:.0} rows/s ({:.0}% of the raw row Appender rate, {:.0}% of the raw Arrow Appender rate)",
+        "poll cycle: {stored} rows from {agents} agents in {:.2} s = {rate:.0} rows/s ({:.0}% of the raw row Appender rate, {:.0}% of the raw Arrow Appender rate); process CPU {colony_cpu:.1} s",
         elapsed.as_secs_f64(),
         100.0 * rate / raw,
         100.0 * rate / raw_arrow
     );
+    if let Ok(url) = std::env::var("CLICKHOUSE_URL") {
+        clickhouse_cycle(&url, &endpoints, page_size, concurrency, rows_per_agent).await;
+    }
     println!(
         "{{\"agents\":{agents},\"rows_per_agent\":{rows_per_agent},\"cycle_seconds\":{:.3},\"transport_only_seconds\":{:.3},\"rows_per_second\":{rate:.0},\"raw_appender_rows_per_second\":{raw:.0},\"raw_arrow_appender_rows_per_second\":{raw_arrow:.0}}}",
         elapsed.as_secs_f64(),

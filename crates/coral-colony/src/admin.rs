@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::metrics::text::CONTENT_TYPE;
 use crate::metrics::{AgentGauges, HealthGauges};
 use crate::service::Colony;
+use crate::store::engine::Store;
 
 /// The admin router.
 pub fn router(colony: Arc<Colony>) -> Router {
@@ -83,7 +84,10 @@ async fn metrics(State(colony): State<Arc<Colony>>) -> Response {
     let gauges = HealthGauges {
         agents_by_health: by_health,
         agents,
-        db_size_bytes: db_size(colony.db.path()),
+        db_size_bytes: match &colony.store {
+            Store::DuckDb(db) => db_size(db.path()),
+            Store::ClickHouse(_) => 0,
+        },
     };
     let text = colony.writer.metrics().render(&gauges);
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], text).into_response()

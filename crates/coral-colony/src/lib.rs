@@ -4,6 +4,8 @@
 //!
 //! - [`ask`]: `Diagnose` (`coral ask`): the question read, the diagnosis
 //!   engine run over the store.
+//! - [`catalogue`]: every stored table declared once, rendered for DuckDB
+//!   and ClickHouse.
 //! - [`store`]: `colony.duckdb`: schema, the single writer, page ingest with
 //!   cursors and gaps, bucket merging, queries.
 //! - [`registry`]: agents, when they were last seen, their health.
@@ -16,6 +18,7 @@
 
 pub mod admin;
 pub mod ask;
+pub mod catalogue;
 pub mod metrics;
 pub mod poller;
 pub mod registry;

@@ -23,9 +23,9 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 use crate::registry::Registry;
-use crate::store::Database;
 use crate::store::beyla::BeylaRows;
-use crate::store::ingest::{Page, Stream, read_cursor};
+use crate::store::engine::Store;
+use crate::store::ingest::{Page, Stream};
 use crate::store::writer::WriterSender;
 
 type Client = AgentServiceClient<InterceptedService<Channel, BearerToken>>;
@@ -77,7 +77,7 @@ impl std::fmt::Display for DrainError {
 pub struct Poller {
     settings: PollSettings,
     registry: Arc<Registry>,
-    db: Arc<Database>,
+    store: Store,
     writer: WriterSender,
     in_flight: Arc<Mutex<HashSet<String>>>,
     clients: Mutex<HashMap<String, (String, Client)>>,
@@ -100,14 +100,14 @@ impl Poller {
     pub fn new(
         settings: PollSettings,
         registry: Arc<Registry>,
-        db: Arc<Database>,
+        store: Store,
         writer: WriterSender,
     ) -> Arc<Self> {
         let limit = Arc::new(Semaphore::new(settings.max_concurrent.max(1)));
         Arc::new(Poller {
             settings,
             registry,
-            db,
+            store,
             writer,
             in_flight: Arc::default(),
             clients: Mutex::default(),
@@ -389,14 +389,10 @@ impl Poller {
     }
 
     async fn stored_cursor(&self, agent_id: &str, stream: Stream) -> Result<(String, u64), String> {
-        let db = self.db.clone();
-        let agent = agent_id.to_owned();
-        tokio::task::spawn_blocking(move || {
-            let conn = db.reader().map_err(|e| e.to_string())?;
-            read_cursor(&conn, &agent, stream).map_err(|e| e.to_string())
-        })
-        .await
-        .map_err(|e| e.to_string())?
-        .map(|c| c.map(|c| (c.session_id, c.seq_id)).unwrap_or_default())
+        self.store
+            .cursor(agent_id, stream)
+            .await
+            .map_err(|e| e.to_string())
+            .map(|c| c.map(|c| (c.session_id, c.seq_id)).unwrap_or_default())
     }
 }

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use coral_config::ColonyConfig;
+use coral_config::{ColonyConfig, StorageEngine};
 use coral_proto::colony::colony_service_server::ColonyServiceServer;
 use coral_proto::transport::{ClientTlsSettings, TokenCheck, server_tls};
 use tokio::net::TcpListener;
@@ -17,8 +17,10 @@ use crate::metrics::ColonyMetrics;
 use crate::poller::{PollSettings, Poller};
 use crate::registry::{HealthPolicy, Registry};
 use crate::service::{Colony, ColonyApi};
+use crate::store::clickhouse::{ClickHouse, Settings};
+use crate::store::engine::Store;
 use crate::store::writer::{AgentRecord, Cutoffs, Writer, WriterSender, WriterSettings};
-use crate::store::{Database, StoreError, now_micros, query};
+use crate::store::{Database, StoreError, now_micros};
 use tonic::service::interceptor::InterceptedService;
 
 /// Largest request accepted (push batches).
@@ -74,7 +76,8 @@ pub struct RunningColony {
     pub colony: Arc<Colony>,
     /// The poller (tests poll on demand with it).
     pub poller: Arc<Poller>,
-    writer: Writer,
+    /// The DuckDB writer thread (none on ClickHouse).
+    writer: Option<Writer>,
     writer_tx: WriterSender,
     stop: CancellationToken,
     tasks: JoinSet<()>,
@@ -89,23 +92,39 @@ fn client_tls(tls: &Option<coral_config::ClientTls>) -> Option<ClientTlsSettings
 
 /// Starts a colony from a validated configuration.
 pub async fn start(config: &ColonyConfig) -> Result<RunningColony, StartError> {
-    let data_dir = config.data_dir.clone();
-    let (db, conn) = tokio::task::spawn_blocking(move || Database::open(&data_dir))
-        .await
-        .expect("store open task")?;
     let sampling = crate::store::beyla::TraceSampling {
         rate: config.beyla_traces.rate,
         slow_us: config.beyla_traces.slow_threshold.as_micros() as i64,
     };
     let metrics = Arc::new(ColonyMetrics::new(config.admin.red_metrics));
-    let (writer, writer_tx) = Writer::start(conn, db.clone(), WriterSettings { sampling, metrics })
-        .map_err(StartError::Thread)?;
+    let (store, writer, writer_tx) = match &config.storage {
+        StorageEngine::DuckDb => {
+            let data_dir = config.data_dir.clone();
+            let (db, conn) = tokio::task::spawn_blocking(move || Database::open(&data_dir))
+                .await
+                .expect("store open task")?;
+            let (writer, writer_tx) =
+                Writer::start(conn, db.clone(), WriterSettings { sampling, metrics })
+                    .map_err(StartError::Thread)?;
+            (Store::DuckDb(db), Some(writer), writer_tx)
+        }
+        StorageEngine::ClickHouse(c) => {
+            let ch = ClickHouse::open(&Settings {
+                url: c.url.clone(),
+                database: c.database.clone(),
+                user: c.user.clone(),
+                password: c.password.clone(),
+                cluster: c.cluster.clone(),
+            })
+            .await
+            .map_err(StoreError::from)?;
+            let writer_tx = WriterSender::clickhouse(ch.clone(), metrics);
+            (Store::ClickHouse(ch), None, writer_tx)
+        }
+    };
 
     let registry = Arc::new(Registry::default());
-    let reader = db.clone();
-    let persisted = tokio::task::spawn_blocking(move || query::agents(&reader.reader()?))
-        .await
-        .expect("registry load task")?;
+    let persisted = store.agents().await?;
     for record in persisted {
         registry.upsert(record, false);
     }
@@ -128,7 +147,7 @@ pub async fn start(config: &ColonyConfig) -> Result<RunningColony, StartError> {
             degraded_after: config.health.degraded_after,
             unreachable_after: config.health.unreachable_after,
         },
-        db: db.clone(),
+        store: store.clone(),
         writer: writer_tx.clone(),
     });
     let poller = Poller::new(
@@ -141,7 +160,7 @@ pub async fn start(config: &ColonyConfig) -> Result<RunningColony, StartError> {
             tls: client_tls(&config.poll.tls),
         },
         registry,
-        db,
+        store,
         writer_tx.clone(),
     );
 
@@ -263,12 +282,13 @@ impl RunningColony {
         self.stop.cancel();
         while self.tasks.join_next().await.is_some() {}
         self.writer_tx.close();
-        let writer = self.writer;
-        let _ = tokio::time::timeout(
-            Duration::from_secs(30),
-            tokio::task::spawn_blocking(move || writer.join()),
-        )
-        .await;
+        if let Some(writer) = self.writer {
+            let _ = tokio::time::timeout(
+                Duration::from_secs(30),
+                tokio::task::spawn_blocking(move || writer.join()),
+            )
+            .await;
+        }
         tracing::info!("coral colony stopped");
     }
 }

@@ -21,9 +21,10 @@ use tonic::{Request, Response, Status};
 
 use crate::ask::{self, AskError};
 use crate::registry::{HealthPolicy, Registry};
+use crate::store::engine::Store;
 use crate::store::ingest::{Page, Stream};
 use crate::store::writer::{AgentRecord, WriterSender};
-use crate::store::{Database, StoreError, now_micros, operations, query, traces};
+use crate::store::{StoreError, now_micros, operations, query, traces};
 
 /// The service state.
 pub struct Colony {
@@ -34,7 +35,7 @@ pub struct Colony {
     /// Health thresholds.
     pub health: HealthPolicy,
     /// The store.
-    pub db: Arc<Database>,
+    pub store: Store,
     /// The store writer.
     pub writer: WriterSender,
 }
@@ -64,15 +65,22 @@ fn window(from: i64, to: i64) -> Result<(i64, i64), Status> {
 }
 
 fn internal(error: StoreError) -> Status {
-    Status::internal(error.to_string())
+    match error {
+        StoreError::NotOnClickHouse { .. } => Status::unimplemented(error.to_string()),
+        StoreError::ClickHouse(_) => Status::unavailable(error.to_string()),
+        other => Status::internal(other.to_string()),
+    }
 }
 
 impl Colony {
+    /// Runs `f`, a read only the embedded store serves so far (`what`, for
+    /// the error on ClickHouse), on the blocking pool.
     async fn read<T: Send + 'static>(
         &self,
+        what: &'static str,
         f: impl FnOnce(&duckdb::Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, Status> {
-        let db = self.db.clone();
+        let db = self.store.embedded(what).map_err(internal)?;
         tokio::task::spawn_blocking(move || f(&db.reader()?))
             .await
             .map_err(|e| Status::internal(e.to_string()))?
@@ -81,9 +89,7 @@ impl Colony {
 
     /// The agent listing (also used by `coral up`'s status).
     pub async fn agents(&self) -> Result<ListAgentsResponse, Status> {
-        let (cursors, gaps) = self
-            .read(|c| Ok((query::cursors(c)?, query::gap_counts(c)?)))
-            .await?;
+        let (cursors, gaps) = self.store.progress().await.map_err(internal)?;
         let now = SystemTime::now();
         let agents = self
             .registry
@@ -296,10 +302,10 @@ impl ColonyService for ColonyApi {
         }
         let (from, to) = window(r.from_unix, r.to_unix)?;
         let response = self
-            .read(move |c| {
-                query::otel_summaries(c, &r.service_name, from, to, &r.span_kind, &r.agent_id)
-            })
-            .await?;
+            .store
+            .otel_summaries(r.service_name, from, to, r.span_kind, r.agent_id)
+            .await
+            .map_err(internal)?;
         Ok(Response::new(response))
     }
 
@@ -313,7 +319,9 @@ impl ColonyService for ColonyApi {
         }
         let (from, to) = window(r.from_unix, r.to_unix)?;
         let response = self
-            .read(move |c| query::host_correlation(c, &r.service_name, from, to))
+            .read("the host correlation", move |c| {
+                query::host_correlation(c, &r.service_name, from, to)
+            })
             .await?;
         Ok(Response::new(response))
     }
@@ -323,7 +331,7 @@ impl ColonyService for ColonyApi {
         request: Request<ListGapsRequest>,
     ) -> Result<Response<ListGapsResponse>, Status> {
         let agent = request.into_inner().agent_id;
-        let gaps = self.read(move |c| query::gaps(c, &agent)).await?;
+        let gaps = self.store.gaps(&agent).await.map_err(internal)?;
         Ok(Response::new(ListGapsResponse { gaps }))
     }
 
@@ -333,7 +341,9 @@ impl ColonyService for ColonyApi {
     ) -> Result<Response<ListServicesResponse>, Status> {
         let req = request.into_inner();
         let services = self
-            .read(move |c| crate::store::services::services(c, &req))
+            .read("the service list", move |c| {
+                crate::store::services::services(c, &req)
+            })
             .await?;
         Ok(Response::new(ListServicesResponse { services }))
     }
@@ -361,7 +371,9 @@ impl ColonyService for ColonyApi {
             )));
         }
         let response = self
-            .read(move |c| crate::store::query_beyla::query(c, &req))
+            .read("Beyla's metrics and traces", move |c| {
+                crate::store::query_beyla::query(c, &req)
+            })
             .await?;
         Ok(Response::new(response))
     }
@@ -379,7 +391,7 @@ impl ColonyService for ColonyApi {
             )));
         }
         let response = self
-            .read(move |c| traces::get_trace(c, &id, req.max_spans))
+            .read("a trace", move |c| traces::get_trace(c, &id, req.max_spans))
             .await?;
         Ok(Response::new(response))
     }
@@ -419,7 +431,9 @@ impl ColonyService for ColonyApi {
             to * 1000
         };
         let response = self
-            .read(move |c| traces::list_traces(c, &req, from_ms, to_ms))
+            .read("the trace list", move |c| {
+                traces::list_traces(c, &req, from_ms, to_ms)
+            })
             .await?;
         Ok(Response::new(response))
     }
@@ -436,7 +450,9 @@ impl ColonyService for ColonyApi {
         }
         let (from, to) = window(req.from_unix, req.to_unix)?;
         let response = self
-            .read(move |c| operations::query(c, &req, from, to))
+            .read("RED by operation", move |c| {
+                operations::query(c, &req, from, to)
+            })
             .await?;
         Ok(Response::new(response))
     }
@@ -446,7 +462,10 @@ impl ColonyService for ColonyApi {
         request: Request<DiagnoseRequest>,
     ) -> Result<Response<DiagnoseResponse>, Status> {
         let req = request.into_inner();
-        let db = self.db.clone();
+        let db = self
+            .store
+            .embedded("`coral ask`'s diagnosis")
+            .map_err(internal)?;
         let now = now_unix();
         let diagnosis = tokio::task::spawn_blocking(move || {
             let conn = db.reader().map_err(|e| Status::internal(e.to_string()))?;

@@ -101,7 +101,7 @@ async fn a_poll_of_an_agent_that_never_catches_up_still_ends() {
             tls: None,
         },
         registry,
-        db,
+        coral_colony::store::engine::Store::DuckDb(db),
         writer_tx.clone(),
     );
     let stop = CancellationToken::new();

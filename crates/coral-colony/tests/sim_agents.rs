@@ -183,7 +183,7 @@ async fn run_case(case: &Case) -> CaseResult {
         kept += counters.to_proto(0).spans_stored;
     }
     let stop = CancellationToken::new();
-    let db = colony.colony.db.clone();
+    let db = colony.colony.store.embedded("the test's reads").unwrap();
     let counted = move || {
         let conn = db.reader().unwrap();
         let one = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap() as u64;
@@ -218,7 +218,7 @@ async fn run_case(case: &Case) -> CaseResult {
 
     // `coral ask` over the colony's store, asked at the end of the data as
     // in fast mode.
-    let db = colony.colony.db.clone();
+    let db = colony.colony.store.embedded("the test's reads").unwrap();
     let question = case.question.clone();
     let diagnosis: Diagnosis = tokio::task::spawn_blocking(move || {
         let conn = db.reader().unwrap();

@@ -58,6 +58,10 @@ pub struct ColonyConfig {
     /// Which Beyla traces the colony keeps (`storage.beyla.trace_sampling_rate`,
     /// `storage.beyla.trace_slow_threshold`).
     pub beyla_traces: BeylaTraceSampling,
+    /// Where the colony stores (`storage.engine`; with `clickhouse`, also
+    /// `storage.url`, `storage.database`, `storage.user`,
+    /// `storage.password_file` and `storage.cluster`). Default: DuckDB.
+    pub storage: StorageEngine,
     /// Logging of the colony itself (`colony.log`).
     pub log: LogConfig,
     /// The file the configuration was loaded from, if any.
@@ -80,6 +84,7 @@ impl fmt::Debug for ColonyConfig {
             retention,
             cleanup_interval,
             beyla_traces,
+            storage,
             log,
             source,
         } = self;
@@ -96,6 +101,7 @@ impl fmt::Debug for ColonyConfig {
             .field("retention", retention)
             .field("cleanup_interval", cleanup_interval)
             .field("beyla_traces", beyla_traces)
+            .field("storage", storage)
             .field("log", log)
             .field("source", source)
             .finish()
@@ -280,6 +286,73 @@ impl Default for BeylaTraceSampling {
 
 // `rate` is validated to be a finite number, so equality is an equivalence.
 impl Eq for BeylaTraceSampling {}
+
+/// Where the colony stores (`storage.engine` and its settings).
+///
+/// `Debug` output hides the ClickHouse password.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub enum StorageEngine {
+    /// The embedded DuckDB file in `colony.data_dir` (the default).
+    #[default]
+    DuckDb,
+    /// A ClickHouse server or cluster.
+    ClickHouse(ClickHouseStorage),
+}
+
+impl fmt::Debug for StorageEngine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StorageEngine::DuckDb => f.write_str("DuckDb"),
+            // `ClickHouseStorage`'s own `Debug` hides the password.
+            StorageEngine::ClickHouse(settings) => {
+                f.debug_tuple("ClickHouse").field(settings).finish()
+            }
+        }
+    }
+}
+
+/// `storage.engine: clickhouse` settings.
+///
+/// `Debug` output hides [`password`](Self::password).
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClickHouseStorage {
+    /// The HTTP interface (`storage.url`): `http://host:port` or
+    /// `https://host:port`, without a trailing slash. Required.
+    pub url: String,
+    /// The database Coral's tables live in (`storage.database`; a plain
+    /// identifier; default `coral`).
+    pub database: String,
+    /// The user Coral connects as (`storage.user`; default `default`).
+    pub user: String,
+    /// The user's password, read from `storage.password_file` when the
+    /// configuration is loaded (trailing whitespace trimmed); empty when no
+    /// file is set.
+    pub password: String,
+    /// The `remote_servers` cluster the tables are created on
+    /// (`storage.cluster`; a plain identifier); `None` = a single server.
+    pub cluster: Option<String>,
+}
+
+impl fmt::Debug for ClickHouseStorage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Destructured so that a new field cannot be forgotten here.
+        let ClickHouseStorage {
+            url,
+            database,
+            user,
+            password,
+            cluster,
+        } = self;
+        let password = (!password.is_empty()).then(|| password.clone());
+        f.debug_struct("ClickHouseStorage")
+            .field("url", url)
+            .field("database", database)
+            .field("user", user)
+            .field("password", &redacted(&password))
+            .field("cluster", cluster)
+            .finish()
+    }
+}
 
 /// Overrides from command-line flags; `None` = not given. Values are
 /// validated like the file's; errors name the flag: `--colony-id`,

@@ -9,8 +9,9 @@ use std::time::Duration;
 use crate::build::{coral_home, default_colony_id};
 use crate::colony::{
     AdminConfig, BeylaTraceSampling, ColonyConfig, ColonyOverrides, ColonyRetention, HealthConfig,
-    PollConfig, StaticAgent,
+    PollConfig, StaticAgent, StorageEngine,
 };
+use crate::colony_storage::StorageDraft;
 use crate::dial::DialTarget;
 use crate::token::{self, TokenSource};
 use crate::types::{LogConfig, LogFormat};
@@ -34,6 +35,8 @@ pub(crate) struct ColonyBuilder {
     pub(crate) token: Option<TokenSource>,
     /// Static agents from the file: id and parsed endpoint.
     pub(crate) agents: Vec<(String, DialTarget)>,
+    /// `storage.engine` and its settings so far, with where each was set.
+    pub(crate) storage: StorageDraft,
 }
 
 impl ColonyBuilder {
@@ -52,6 +55,7 @@ impl ColonyBuilder {
             retention: ColonyRetention::DEFAULT,
             cleanup_interval: Duration::from_secs(300),
             beyla_traces: BeylaTraceSampling::DEFAULT,
+            storage: StorageEngine::DuckDb,
             log: LogConfig {
                 format: LogFormat::Text,
                 level: "info".to_owned(),
@@ -64,6 +68,7 @@ impl ColonyBuilder {
             default_data_dir: coral_home(env).map(|home| home.join("colony")),
             token: None,
             agents: Vec::new(),
+            storage: StorageDraft::default(),
         }
     }
 
@@ -128,6 +133,7 @@ impl ColonyBuilder {
         }
         let source = self.cfg.source.clone();
         self.cfg.auth_token = token::resolve(self.token.take(), source.as_deref())?;
+        self.cfg.storage = std::mem::take(&mut self.storage).resolve(source.as_deref())?;
         let tls = self.cfg.poll.tls.is_some();
         self.cfg.static_agents = self
             .agents

@@ -12,7 +12,7 @@ use crate::dial::parse_dial_target;
 use crate::link::MAX_PUSH_RECORDS;
 use crate::types::LogFormat;
 use crate::yaml::{Node, line_of};
-use crate::{ConfigError, beyla_file, tls, token, values};
+use crate::{ConfigError, beyla_file, colony_storage, tls, token, values};
 
 const ROOT_KEYS: &[&str] = &["colony", "storage"];
 const COLONY_KEYS: &[&str] = &[
@@ -25,7 +25,17 @@ const POLL_KEYS: &[&str] = &["interval", "timeout", "max_concurrent", "page_size
 const HEALTH_KEYS: &[&str] = &["degraded_after", "unreachable_after"];
 const AGENT_KEYS: &[&str] = &["id", "endpoint"];
 const LOG_KEYS: &[&str] = &["format", "level"];
-const STORAGE_KEYS: &[&str] = &["retention", "cleanup_interval", "beyla"];
+const STORAGE_KEYS: &[&str] = &[
+    "retention",
+    "cleanup_interval",
+    "beyla",
+    "engine",
+    "url",
+    "database",
+    "user",
+    "password_file",
+    "cluster",
+];
 const RETENTION_KEYS: &[&str] = &[
     "otel_spans",
     "otel_operations",
@@ -233,7 +243,8 @@ fn storage(f: &FileCtx, b: &mut ColonyBuilder, node: &Node) -> Result<(), Config
                     }
                 }
             }
-            _ => return Err(f.unknown(key, P, STORAGE_KEYS, None)),
+            // The engine and its settings; anything else is unknown.
+            _ => colony_storage::file_key(f, &mut b.storage, key, v, STORAGE_KEYS)?,
         }
     }
     Ok(())

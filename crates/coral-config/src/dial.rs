@@ -81,8 +81,9 @@ pub(crate) fn parse_dial_target(s: &str) -> Result<DialTarget, String> {
     Ok(DialTarget { scheme, host, port })
 }
 
-/// Splits `host:port` / `[v6]:port` and validates both parts.
-fn split_host_port(text: &str) -> Result<(String, u16), String> {
+/// Splits `host:port` / `[v6]:port` and validates both parts; host names
+/// are lower-cased.
+pub(crate) fn split_host_port(text: &str) -> Result<(String, u16), String> {
     let (host, port) = if let Some(after) = text.strip_prefix('[') {
         let (v6, tail) = after
             .split_once(']')

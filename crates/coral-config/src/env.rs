@@ -5,7 +5,8 @@
 //! `std::env::vars()`); this crate never reads the process environment.
 //! Environment variables override the config file and are overridden by
 //! command-line flags. A variable that is set but empty counts as unset.
-//! Errors about `CORAL_TOKEN` never show its value.
+//! Errors about `CORAL_TOKEN` never show its value, nor does any error show
+//! the content of a password file.
 //!
 //! Agent:
 //!
@@ -46,14 +47,24 @@
 //! | `CORAL_TOKEN`               | `colony.auth.token` / `token_file` | printable ASCII without spaces |
 //! | `CORAL_LOG_FORMAT`          | `colony.log.format`                | `text`, `json` |
 //! | `CORAL_LOG_LEVEL`           | `colony.log.level`                 | `tracing` filter directive |
+//! | `CORAL_STORAGE_ENGINE`      | `storage.engine`                   | `duckdb`, `clickhouse` |
+//! | `CORAL_STORAGE_URL`         | `storage.url`                      | `http://host:port`, `https://host:port`, e.g. `http://127.0.0.1:8123` |
+//! | `CORAL_STORAGE_DATABASE`    | `storage.database`                 | identifier `[A-Za-z_][A-Za-z0-9_]*`, ≤ 64 characters |
+//! | `CORAL_STORAGE_USER`        | `storage.user`                     | non-empty, no whitespace |
+//! | `CORAL_STORAGE_PASSWORD_FILE` | `storage.password_file`          | path of a file holding the password (read at load) |
+//! | `CORAL_STORAGE_CLUSTER`     | `storage.cluster`                  | identifier, as for the database |
+//!
+//! The `CORAL_STORAGE_*` settings other than the engine are only accepted
+//! with the `clickhouse` engine, from whichever layer it comes.
 
 use std::collections::HashMap;
-
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::ConfigError;
 use crate::build::{ADMIN_KEY, API_KEY, Builder, GRPC_KEY, HTTP_KEY, Origin};
 use crate::colony_build::{ColonyBuilder, parse_poll_interval};
+use crate::colony_storage::{self, Set, StorageDraft};
 use crate::dial::parse_dial_target;
 use crate::parse_duration;
 use crate::token::TokenSource;
@@ -84,7 +95,7 @@ pub const ENV_VARS: [&str; 19] = [
 ];
 
 /// Every environment variable the colony configuration reads.
-pub const COLONY_ENV_VARS: [&str; 11] = [
+pub const COLONY_ENV_VARS: [&str; 17] = [
     "CORAL_HOME",
     "HOME",
     "CORAL_COLONY_ID",
@@ -96,6 +107,12 @@ pub const COLONY_ENV_VARS: [&str; 11] = [
     "CORAL_TOKEN",
     "CORAL_LOG_FORMAT",
     "CORAL_LOG_LEVEL",
+    "CORAL_STORAGE_ENGINE",
+    "CORAL_STORAGE_URL",
+    "CORAL_STORAGE_DATABASE",
+    "CORAL_STORAGE_USER",
+    "CORAL_STORAGE_PASSWORD_FILE",
+    "CORAL_STORAGE_CLUSTER",
 ];
 
 /// Applies the `CORAL_*` overrides present in `env`.
@@ -207,6 +224,45 @@ pub(crate) fn apply_colony(
     }
     if let Some((var, v)) = get("CORAL_LOG_LEVEL") {
         b.cfg.log.level = check(var, v, values::check_log_level(v))?;
+    }
+    apply_storage(&mut b.storage, &get)
+}
+
+/// Applies the `CORAL_STORAGE_*` overrides; whether they fit the engine is
+/// checked when the configuration is finished.
+fn apply_storage<'e>(
+    s: &mut StorageDraft,
+    get: &impl Fn(&'static str) -> Option<(&'static str, &'e str)>,
+) -> Result<(), ConfigError> {
+    if let Some((var, v)) = get("CORAL_STORAGE_ENGINE") {
+        let engine = check(var, v, colony_storage::parse_engine(v))?;
+        s.engine = Some(Set::env(engine, var, v, "storage.engine"));
+    }
+    if let Some((var, v)) = get("CORAL_STORAGE_URL") {
+        let url = colony_storage::parse_url(v);
+        // A URL with a user name may hold a password: do not show it.
+        let url = if v.contains('@') {
+            check_secret(var, v, url)
+        } else {
+            check(var, v, url)
+        }?;
+        s.url = Some(Set::env(url, var, v, "storage.url"));
+    }
+    if let Some((var, v)) = get("CORAL_STORAGE_DATABASE") {
+        let database = check(var, v, colony_storage::check_database(v))?;
+        s.database = Some(Set::env(database, var, v, "storage.database"));
+    }
+    if let Some((var, v)) = get("CORAL_STORAGE_USER") {
+        let user = check(var, v, colony_storage::check_user(v))?;
+        s.user = Some(Set::env(user, var, v, "storage.user"));
+    }
+    if let Some((var, v)) = get("CORAL_STORAGE_PASSWORD_FILE") {
+        let path = PathBuf::from(v);
+        s.password_file = Some(Set::env(path, var, v, "storage.password_file"));
+    }
+    if let Some((var, v)) = get("CORAL_STORAGE_CLUSTER") {
+        let cluster = check(var, v, colony_storage::check_cluster(v))?;
+        s.cluster = Some(Set::env(cluster, var, v, "storage.cluster"));
     }
     Ok(())
 }

@@ -189,6 +189,13 @@
 //!       traces: 7d
 //!     trace_sampling_rate: 1.0        # other traces kept, (0, 1]; by trace id
 //!     trace_slow_threshold: 500ms     # traces this slow (and errors) are always kept
+//!   engine: duckdb                    # duckdb (embedded, in data_dir) | clickhouse
+//!   # Read only with `engine: clickhouse` (an error otherwise):
+//!   url: "http://127.0.0.1:8123"      # required: ClickHouse HTTP interface, http(s)://host:port
+//!   database: coral                   # plain identifier, ≤ 64 characters
+//!   user: default
+//!   password_file: /etc/coral/clickhouse-password  # content, trailing whitespace trimmed; default: no password
+//!   cluster: coral_cluster            # remote_servers cluster (identifier); default: a single server
 //! ```
 
 use std::collections::HashMap;
@@ -202,6 +209,7 @@ mod build;
 mod colony;
 mod colony_build;
 mod colony_file;
+mod colony_storage;
 mod ctx;
 mod dial;
 mod duration;
@@ -222,8 +230,8 @@ pub use beyla::{
 };
 pub use build::{coral_home, default_agent_id, default_colony_id, host_name};
 pub use colony::{
-    AdminConfig, BeylaTraceSampling, ColonyConfig, ColonyOverrides, ColonyRetention, HealthConfig,
-    PollConfig, StaticAgent,
+    AdminConfig, BeylaTraceSampling, ClickHouseStorage, ColonyConfig, ColonyOverrides,
+    ColonyRetention, HealthConfig, PollConfig, StaticAgent, StorageEngine,
 };
 pub use duration::parse_duration;
 pub use env::{COLONY_ENV_VARS, ENV_VARS};

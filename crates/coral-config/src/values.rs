@@ -29,7 +29,7 @@ pub(crate) fn check_colony_id(s: &str) -> Result<String, String> {
 
 /// Checks an identity (`what`, e.g. "agent id"): non-empty, without
 /// whitespace or control characters.
-fn check_id(s: &str, what: &str, example: &str) -> Result<String, String> {
+pub(crate) fn check_id(s: &str, what: &str, example: &str) -> Result<String, String> {
     if s.is_empty() {
         return Err(format!("the {what} must not be empty"));
     }

@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use common::{assert_contains_all, env, fixture, home_env, load_colony_str};
 use coral_config::{
-    BeylaTraceSampling, COLONY_ENV_VARS, ClientTls, ColonyConfig, ColonyOverrides, ColonyRetention,
-    ConfigError, HealthConfig, LogFormat, PollConfig, ServerTls, StaticAgent, default_colony_id,
+    BeylaTraceSampling, COLONY_ENV_VARS, ClickHouseStorage, ClientTls, ColonyConfig,
+    ColonyOverrides, ColonyRetention, ConfigError, HealthConfig, LogFormat, PollConfig, ServerTls,
+    StaticAgent, StorageEngine, default_colony_id,
 };
 
 const DAY: u64 = 86_400;
@@ -75,6 +76,7 @@ fn every_default() {
     assert_eq!(cfg.beyla_traces, BeylaTraceSampling::DEFAULT);
     assert_eq!(cfg.beyla_traces.rate, 1.0);
     assert_eq!(cfg.beyla_traces.slow_threshold, Duration::from_millis(500));
+    assert_eq!(cfg.storage, StorageEngine::DuckDb);
     assert_eq!(cfg.log.format, LogFormat::Text);
     assert_eq!(cfg.log.level, "info");
     assert_eq!(cfg.source.as_deref(), Some(Path::new("colony.yaml")));
@@ -396,9 +398,173 @@ fn bad_env_and_flag_values_name_the_source() {
 
 #[test]
 fn env_var_list_is_complete() {
-    assert_eq!(COLONY_ENV_VARS.len(), 11);
+    assert_eq!(COLONY_ENV_VARS.len(), 17);
     for (var, _) in COLONY_ENV {
         assert!(COLONY_ENV_VARS.contains(var), "{var}");
     }
     assert!(COLONY_ENV_VARS.contains(&"CORAL_HOME"));
+    for var in [
+        "CORAL_STORAGE_ENGINE",
+        "CORAL_STORAGE_URL",
+        "CORAL_STORAGE_DATABASE",
+        "CORAL_STORAGE_USER",
+        "CORAL_STORAGE_PASSWORD_FILE",
+        "CORAL_STORAGE_CLUSTER",
+    ] {
+        assert!(COLONY_ENV_VARS.contains(&var), "{var}");
+    }
+}
+
+/// A ClickHouse section with every setting; `{password_file}` is filled in.
+const CLICKHOUSE_FILE: &str = "\
+storage:
+  retention:
+    gaps: 10d
+  engine: clickhouse
+  url: \"HTTP://CH.Internal:8123/\"
+  database: coral_prod
+  user: coral_writer
+  password_file: {password_file}
+  cluster: coral_cluster
+";
+
+#[test]
+fn storage_defaults_to_duckdb() {
+    let cfg = load_colony_str("storage:\n  cleanup_interval: 1m\n").unwrap();
+    assert_eq!(cfg.storage, StorageEngine::DuckDb);
+    assert_eq!(StorageEngine::default(), StorageEngine::DuckDb);
+    let explicit = load_colony_str("storage:\n  engine: duckdb\n").unwrap();
+    assert_eq!(explicit.storage, StorageEngine::DuckDb);
+    assert!(format!("{explicit:?}").contains("storage: DuckDb"));
+}
+
+#[test]
+fn clickhouse_section_with_password_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let password_file = dir.path().join("ch-password");
+    std::fs::write(&password_file, "pw-Sekr3t!\n\n").unwrap();
+    let yaml = CLICKHOUSE_FILE.replace("{password_file}", password_file.to_str().unwrap());
+    let cfg = load_colony_str(&yaml).unwrap();
+    assert_eq!(
+        cfg.storage,
+        StorageEngine::ClickHouse(ClickHouseStorage {
+            url: "http://ch.internal:8123".to_owned(),
+            database: "coral_prod".to_owned(),
+            user: "coral_writer".to_owned(),
+            password: "pw-Sekr3t!".to_owned(),
+            cluster: Some("coral_cluster".to_owned()),
+        })
+    );
+    // The rest of the section still applies.
+    assert_eq!(cfg.retention.gaps, secs(10 * DAY));
+    // Debug output, of the whole config and of the storage alone, hides the password.
+    for debug in [format!("{cfg:?}"), format!("{:?}", cfg.storage)] {
+        assert!(!debug.contains("pw-Sekr3t!"), "{debug}");
+        assert_contains_all(
+            &debug,
+            &[
+                "ClickHouse",
+                "http://ch.internal:8123",
+                "coral_writer",
+                "<redacted>",
+            ],
+        );
+    }
+
+    // Only the URL: every other setting takes its default.
+    let cfg =
+        load_colony_str("storage:\n  engine: clickhouse\n  url: \"https://[fd00::9]:8443\"\n")
+            .unwrap();
+    let StorageEngine::ClickHouse(ch) = &cfg.storage else {
+        panic!("expected ClickHouse: {cfg:?}");
+    };
+    assert_eq!(ch.url, "https://[fd00::9]:8443");
+    assert_eq!(ch.database, "coral");
+    assert_eq!(ch.user, "default");
+    assert_eq!(ch.password, "");
+    assert_eq!(ch.cluster, None);
+    assert!(format!("{ch:?}").contains("password: None"), "{ch:?}");
+}
+
+#[test]
+fn storage_env_overrides_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file_password = dir.path().join("file-password");
+    let env_password = dir.path().join("env-password");
+    std::fs::write(&env_password, "from-env-pw\n").unwrap();
+    // The file's password file does not exist: it is not read when the
+    // variable overrides it.
+    let yaml = CLICKHOUSE_FILE.replace("{password_file}", file_password.to_str().unwrap());
+    let pairs = [
+        ("HOME", "/h"),
+        ("CORAL_STORAGE_ENGINE", "clickhouse"),
+        ("CORAL_STORAGE_URL", "https://ch-env:8443"),
+        ("CORAL_STORAGE_DATABASE", "coral_env"),
+        ("CORAL_STORAGE_USER", "env_user"),
+        (
+            "CORAL_STORAGE_PASSWORD_FILE",
+            env_password.to_str().unwrap(),
+        ),
+        ("CORAL_STORAGE_CLUSTER", "env_cluster"),
+    ];
+    let load = |yaml: &str, pairs: &[(&str, &str)]| {
+        ColonyConfig::from_yaml_str(
+            yaml,
+            Path::new("colony.yaml"),
+            &env(pairs),
+            &ColonyOverrides::default(),
+        )
+    };
+    let cfg = load(&yaml, &pairs).unwrap();
+    assert_eq!(
+        cfg.storage,
+        StorageEngine::ClickHouse(ClickHouseStorage {
+            url: "https://ch-env:8443".to_owned(),
+            database: "coral_env".to_owned(),
+            user: "env_user".to_owned(),
+            password: "from-env-pw".to_owned(),
+            cluster: Some("env_cluster".to_owned()),
+        })
+    );
+
+    // The environment alone switches to ClickHouse; unset settings default.
+    let cfg = load(
+        "",
+        &[
+            ("HOME", "/h"),
+            ("CORAL_STORAGE_ENGINE", "clickhouse"),
+            ("CORAL_STORAGE_URL", "http://127.0.0.1:8123/"),
+        ],
+    )
+    .unwrap();
+    let StorageEngine::ClickHouse(ch) = cfg.storage else {
+        panic!("expected ClickHouse");
+    };
+    assert_eq!(
+        (ch.url.as_str(), ch.database.as_str(), ch.user.as_str()),
+        ("http://127.0.0.1:8123", "coral", "default")
+    );
+
+    // A variable overrides one file setting and keeps the others.
+    let file = "storage:\n  engine: clickhouse\n  url: \"http://a:8123\"\n  database: from_file\n";
+    let cfg = load(
+        file,
+        &[("HOME", "/h"), ("CORAL_STORAGE_URL", "http://b:8123")],
+    )
+    .unwrap();
+    let StorageEngine::ClickHouse(ch) = cfg.storage else {
+        panic!("expected ClickHouse");
+    };
+    assert_eq!(
+        (ch.url.as_str(), ch.database.as_str()),
+        ("http://b:8123", "from_file")
+    );
+
+    // CORAL_STORAGE_ENGINE=duckdb over a file that says clickhouse.
+    let cfg = load(
+        "storage:\n  engine: clickhouse\n",
+        &[("HOME", "/h"), ("CORAL_STORAGE_ENGINE", "duckdb")],
+    )
+    .unwrap();
+    assert_eq!(cfg.storage, StorageEngine::DuckDb);
 }

@@ -1,5 +1,5 @@
 //! Colony configuration errors: tokens, TLS files, static agents, health
-//! thresholds, value ranges and unknown keys.
+//! thresholds, value ranges, storage engine settings and unknown keys.
 
 mod common;
 
@@ -315,6 +315,18 @@ fn unknown_keys_at_every_level() {
             Some("traces"),
         ),
         ("agent:\n  id: x\n", "agent", 1, None),
+        (
+            "storage:\n  engin: clickhouse\n",
+            "storage.engin",
+            2,
+            Some("engine"),
+        ),
+        (
+            "storage:\n  pasword_file: x\n",
+            "storage.pasword_file",
+            2,
+            Some("password_file"),
+        ),
     ];
     for (yaml, key, line, suggestion) in cases {
         let err = colony_err(yaml);
@@ -328,4 +340,296 @@ fn unknown_keys_at_every_level() {
             assert_contains_all(&msg, &[&format!("did you mean `{s}`?")]);
         }
     }
+}
+
+/// Loads colony YAML with the extra environment `pairs` (and `HOME`).
+fn colony_env_err(yaml: &str, pairs: &[(&str, &str)]) -> ConfigError {
+    let mut all = vec![("HOME", "/h")];
+    all.extend_from_slice(pairs);
+    match ColonyConfig::from_yaml_str(
+        yaml,
+        Path::new("colony.yaml"),
+        &env(&all),
+        &ColonyOverrides::default(),
+    ) {
+        Ok(cfg) => panic!("expected an error for:\n{yaml}\n{pairs:?}\ngot {cfg:?}"),
+        Err(err) => err,
+    }
+}
+
+/// The password written to the test password files; no error may show it.
+const PASSWORD: &str = "pw-Sekr3t!";
+
+#[test]
+fn storage_engine_values_are_checked() {
+    let cases = [
+        (
+            "storage:\n  engine: sqlite\n",
+            "storage.engine",
+            2,
+            "expected one of: duckdb",
+        ),
+        (
+            "storage:\n  engine: clickhouse\n  url: \"tcp://ch:9000\"\n",
+            "storage.url",
+            3,
+            "unsupported scheme `tcp://`",
+        ),
+        (
+            "storage:\n  engine: clickhouse\n  url: \"ch:8123\"\n",
+            "storage.url",
+            3,
+            "the scheme is missing",
+        ),
+        (
+            "storage:\n  engine: clickhouse\n  url: \"http://:8123\"\n",
+            "storage.url",
+            3,
+            "the host is missing",
+        ),
+        (
+            "storage:\n  engine: clickhouse\n  url: \"http://ch:8123/coral\"\n",
+            "storage.url",
+            3,
+            "found `/coral`",
+        ),
+        (
+            "storage:\n  engine: clickhouse\n  url: \"http://ch:8123\"\n  database: coral-prod\n",
+            "storage.database",
+            4,
+            "not a plain identifier",
+        ),
+        (
+            "storage:\n  engine: clickhouse\n  url: \"http://ch:8123\"\n  cluster: \"1st\"\n",
+            "storage.cluster",
+            4,
+            "not a plain identifier",
+        ),
+        (
+            "storage:\n  engine: clickhouse\n  url: \"http://ch:8123\"\n  user: \"a b\"\n",
+            "storage.user",
+            4,
+            "whitespace",
+        ),
+        (
+            "storage:\n  engine: clickhouse\n  url: \"http://ch:8123\"\n  password_file: \"\"\n",
+            "storage.password_file",
+            4,
+            "must not be empty",
+        ),
+    ];
+    for (yaml, key, line, expected) in cases {
+        let err = colony_err(yaml);
+        assert!(
+            matches!(err, ConfigError::InvalidValue { .. }),
+            "{yaml}: {err:?}"
+        );
+        assert_eq!((err.key(), err.line()), (Some(key), Some(line)), "{yaml}");
+        assert_contains_all(
+            &err.to_string(),
+            &["colony.yaml", &format!("`{key}`"), expected],
+        );
+    }
+    // Every URL error shows the accepted form.
+    let err = colony_err("storage:\n  engine: clickhouse\n  url: \"ftp://ch:21\"\n");
+    assert_contains_all(
+        &err.to_string(),
+        &[
+            "http://host:port or https://host:port",
+            "http://127.0.0.1:8123",
+        ],
+    );
+    // A password in the URL is refused without being shown.
+    let err = colony_err(&format!(
+        "storage:\n  engine: clickhouse\n  url: \"http://u:{PASSWORD}@ch:8123\"\n"
+    ));
+    let msg = err.to_string();
+    assert_contains_all(&msg, &["`storage.url`", "storage.password_file"]);
+    assert!(!msg.contains(PASSWORD), "{msg}");
+    // Identifiers are limited to 64 characters.
+    let long = "d".repeat(65);
+    let err = colony_err(&format!(
+        "storage:\n  engine: clickhouse\n  url: \"http://ch:8123\"\n  database: {long}\n"
+    ));
+    assert_contains_all(&err.to_string(), &["`storage.database`", "at most 64"]);
+}
+
+#[test]
+fn clickhouse_without_url_names_storage_url() {
+    let err = colony_err("storage:\n  cleanup_interval: 1m\n  engine: clickhouse\n");
+    assert!(matches!(err, ConfigError::InvalidValue { .. }), "{err:?}");
+    assert_eq!(err.key(), Some("storage.url"));
+    assert_contains_all(
+        &err.to_string(),
+        &[
+            "colony.yaml",
+            "`storage.url`",
+            "is required with `storage.engine: clickhouse` (line 3)",
+            "url: http://127.0.0.1:8123",
+            "CORAL_STORAGE_URL",
+        ],
+    );
+    // The engine from the environment: the error names the variable.
+    let err = colony_env_err("", &[("CORAL_STORAGE_ENGINE", "clickhouse")]);
+    assert!(matches!(err, ConfigError::Env { .. }), "{err:?}");
+    assert_contains_all(
+        &err.to_string(),
+        &[
+            "CORAL_STORAGE_ENGINE",
+            "`storage.url` is required",
+            "CORAL_STORAGE_URL",
+            "http://127.0.0.1:8123",
+        ],
+    );
+}
+
+#[test]
+fn clickhouse_settings_with_duckdb_are_errors() {
+    let only = "is only read with `storage.engine: clickhouse`";
+    let cases = [
+        (
+            "url: \"http://ch:8123\"",
+            "storage.url",
+            "duckdb (the default)",
+        ),
+        (
+            "database: coral",
+            "storage.database",
+            "duckdb (the default)",
+        ),
+        ("user: coral", "storage.user", "duckdb (the default)"),
+        ("cluster: c1", "storage.cluster", "duckdb (the default)"),
+        (
+            "password_file: /nonexistent/pw",
+            "storage.password_file",
+            "duckdb (the default)",
+        ),
+    ];
+    for (line, key, engine) in cases {
+        let yaml = format!("storage:\n  {line}\n");
+        let err = colony_err(&yaml);
+        assert_eq!((err.key(), err.line()), (Some(key), Some(2)), "{yaml}");
+        assert_contains_all(
+            &err.to_string(),
+            &[
+                "colony.yaml",
+                &format!("`{key}`"),
+                only,
+                engine,
+                &format!("remove `{key}`"),
+            ],
+        );
+    }
+    // An explicit `engine: duckdb` is named with its line.
+    let err = colony_err("storage:\n  engine: duckdb\n  url: \"http://ch:8123\"\n");
+    assert_eq!((err.key(), err.line()), (Some("storage.url"), Some(3)));
+    assert_contains_all(&err.to_string(), &[only, "`storage.engine`, line 2"]);
+
+    // A variable while the engine is DuckDB names the variable and the key.
+    let err = colony_env_err("", &[("CORAL_STORAGE_URL", "http://ch:8123")]);
+    assert!(matches!(err, ConfigError::Env { .. }), "{err:?}");
+    assert_contains_all(
+        &err.to_string(),
+        &[
+            "CORAL_STORAGE_URL",
+            "`storage.url` ",
+            only,
+            "unset CORAL_STORAGE_URL",
+        ],
+    );
+    // The file's ClickHouse settings with CORAL_STORAGE_ENGINE=duckdb.
+    let err = colony_env_err(
+        "storage:\n  engine: clickhouse\n  url: \"http://ch:8123\"\n",
+        &[("CORAL_STORAGE_ENGINE", "duckdb")],
+    );
+    assert_eq!(err.key(), Some("storage.url"));
+    assert_contains_all(&err.to_string(), &[only, "from CORAL_STORAGE_ENGINE"]);
+}
+
+#[test]
+fn password_file_errors_never_show_the_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml_for = |path: &Path| {
+        format!(
+            "storage:\n  engine: clickhouse\n  url: \"http://ch:8123\"\n  password_file: {}\n",
+            path.display()
+        )
+    };
+
+    // A missing file: the error names the key, line and path.
+    let missing = dir.path().join("absent");
+    let err = colony_err(&yaml_for(&missing));
+    assert_eq!(
+        (err.key(), err.line()),
+        (Some("storage.password_file"), Some(4))
+    );
+    assert_contains_all(
+        &err.to_string(),
+        &[
+            "colony.yaml",
+            "cannot read password file",
+            &missing.display().to_string(),
+        ],
+    );
+    // ...from the environment: the error names the variable.
+    let err = colony_env_err(
+        "storage:\n  engine: clickhouse\n  url: \"http://ch:8123\"\n",
+        &[("CORAL_STORAGE_PASSWORD_FILE", missing.to_str().unwrap())],
+    );
+    assert!(matches!(err, ConfigError::Env { .. }), "{err:?}");
+    assert_contains_all(
+        &err.to_string(),
+        &["CORAL_STORAGE_PASSWORD_FILE", "cannot read password file"],
+    );
+
+    // Unusable contents; the message never holds the password.
+    let path = dir.path().join("pw");
+    for (content, expected) in [
+        (" \n\n", "is empty"),
+        (&*format!("{PASSWORD}\nsecond-line\n"), "line breaks"),
+    ] {
+        std::fs::write(&path, content).unwrap();
+        let err = colony_err(&yaml_for(&path));
+        assert_eq!(err.key(), Some("storage.password_file"));
+        let msg = err.to_string();
+        assert_contains_all(&msg, &[expected, &path.display().to_string()]);
+        assert!(
+            !msg.contains(PASSWORD) && !msg.contains("second-line"),
+            "{msg}"
+        );
+    }
+
+    // Other errors with a readable password file do not show it either.
+    std::fs::write(&path, PASSWORD).unwrap();
+    let good = yaml_for(&path);
+    for (yaml, pairs) in [
+        (format!("{good}  database: \"x-y\"\n"), vec![]),
+        (good.clone(), vec![("CORAL_STORAGE_ENGINE", "duckdb")]),
+        (good.clone(), vec![("CORAL_STORAGE_URL", "tcp://ch:9000")]),
+    ] {
+        let msg = colony_env_err(&yaml, &pairs).to_string();
+        assert!(!msg.contains(PASSWORD), "{msg}");
+    }
+}
+
+#[test]
+fn bad_storage_env_values_name_the_variable() {
+    let cases = [
+        ("CORAL_STORAGE_ENGINE", "sqlite", "expected one of: duckdb"),
+        ("CORAL_STORAGE_URL", "tcp://ch:9000", "unsupported scheme"),
+        ("CORAL_STORAGE_URL", "http://:8123", "host is missing"),
+        ("CORAL_STORAGE_DATABASE", "co-ral", "not a plain identifier"),
+        ("CORAL_STORAGE_USER", "a b", "whitespace"),
+        ("CORAL_STORAGE_CLUSTER", "9c", "not a plain identifier"),
+    ];
+    for (var, value, expected) in cases {
+        let err = colony_env_err("", &[("CORAL_STORAGE_ENGINE", "clickhouse"), (var, value)]);
+        assert!(matches!(err, ConfigError::Env { .. }), "{var}: {err:?}");
+        assert_contains_all(&err.to_string(), &[var, &format!("{value:?}"), expected]);
+    }
+    // A URL with a password is not echoed.
+    let url = format!("http://u:{PASSWORD}@ch:8123");
+    let msg = colony_env_err("", &[("CORAL_STORAGE_URL", &url)]).to_string();
+    assert_contains_all(&msg, &["CORAL_STORAGE_URL", "hidden"]);
+    assert!(!msg.contains(PASSWORD), "{msg}");
 }

@@ -166,11 +166,14 @@ pub fn read_cursor(
     })
 }
 
+/// The reason recorded for rows that expired at the agent unread.
+pub const EXPIRED: &str = "expired at the agent before the colony read it";
+
 /// The reason recorded for rows lost with an agent's replaced database.
 pub const REPLACED: &str = "lost with the agent's replaced database before the colony read it";
 
 /// The newest seq_id `page` knows the agent reported in `session_id`.
-fn reported_in(page: &Page, session_id: &str) -> u64 {
+pub(crate) fn reported_in(page: &Page, session_id: &str) -> u64 {
     page.reported
         .iter()
         .filter(|(s, _)| s == session_id)
@@ -219,44 +222,23 @@ pub fn store_page(
         agent_id,
         stream,
         session_id,
-        start_seq,
         max_seq,
         ..
     } = page;
-    let (stream, start_seq, max_seq) = (*stream, *start_seq, *max_seq);
-    let fresh = |seq: u64| seq > cursor && seq <= max_seq;
-    let fresh_buckets: Vec<usize> = (0..page.buckets.len())
-        .filter(|&i| fresh(page.buckets[i].seq_id))
-        .collect();
+    let max_seq = *max_seq;
+    let stream = *stream;
+    let Fresh {
+        buckets: fresh_buckets,
+        spans,
+        hosts,
+        beyla,
+        duplicates,
+        gaps,
+    } = fresh(page, cursor);
     let buckets: Vec<&TelemetryBucket> = fresh_buckets.iter().map(|&i| &page.buckets[i]).collect();
-    let spans: Vec<&TelemetrySpan> = page.spans.iter().filter(|s| fresh(s.seq_id)).collect();
-    let hosts: Vec<&HostMetrics> = page.hosts.iter().filter(|h| fresh(h.seq_id)).collect();
-    let mut beyla = page.beyla.clone();
-    beyla.retain(fresh);
-    outcome.duplicates = page.rows() - buckets.len() - spans.len() - hosts.len() - beyla.len();
-
-    // Holes in (lower, max_seq]: lower is where this page's knowledge starts.
-    // A push page starting above the cursor covers only (start_seq, max_seq]:
-    // what lies below it the agent believes acknowledged, so it is not
-    // provably lost.
-    let lower = cursor.max(start_seq);
-    let mut present: Vec<u64> = buckets
-        .iter()
-        .map(|b| b.seq_id)
-        .chain(spans.iter().map(|s| s.seq_id))
-        .chain(hosts.iter().map(|h| h.seq_id))
-        .chain(beyla.seq_ids())
-        .collect();
-    present.sort_unstable();
-    outcome.gaps = holes(lower, max_seq, &present);
-    record_gaps(
-        tx,
-        page,
-        session_id,
-        &outcome.gaps,
-        &now,
-        "expired at the agent before the colony read it",
-    )?;
+    outcome.duplicates = duplicates;
+    outcome.gaps = gaps;
+    record_gaps(tx, page, session_id, &outcome.gaps, &now, EXPIRED)?;
 
     append_spans(tx, agent_id, &spans)?;
     append_hosts(tx, agent_id, &hosts)?;
@@ -287,7 +269,7 @@ pub fn store_page(
     }
 
     let new_cursor = cursor.max(max_seq);
-    let new_latest = latest.max(reported_in(page, session_id)).max(new_cursor);
+    let new_latest = latest_after(page, latest, new_cursor);
     let rows = outcome.stored as u64;
     // UPDATE-then-INSERT rather than a keyed upsert: the writer may advance
     // the same cursor several times in one transaction.
@@ -324,6 +306,67 @@ pub fn store_page(
     }
     outcome.cursor = new_cursor;
     Ok(outcome)
+}
+
+/// The rows of a page above the cursor, and what the page lacks.
+pub(crate) struct Fresh<'a> {
+    /// Positions in [`Page::buckets`] of the buckets above the cursor.
+    pub buckets: Vec<usize>,
+    /// Kept spans above the cursor.
+    pub spans: Vec<&'a TelemetrySpan>,
+    /// Host samples above the cursor.
+    pub hosts: Vec<&'a HostMetrics>,
+    /// Beyla rows above the cursor.
+    pub beyla: BeylaRows,
+    /// Rows at or below the cursor (stored before).
+    pub duplicates: usize,
+    /// Inclusive seq_id ranges the page should hold and does not.
+    pub gaps: Vec<(u64, u64)>,
+}
+
+/// Splits `page` at `cursor` (the highest seq_id stored, in the page's
+/// session): the rows to store and the holes to record as gaps.
+pub(crate) fn fresh(page: &Page, cursor: u64) -> Fresh<'_> {
+    let max_seq = page.max_seq;
+    let is_fresh = |seq: u64| seq > cursor && seq <= max_seq;
+    let buckets: Vec<usize> = (0..page.buckets.len())
+        .filter(|&i| is_fresh(page.buckets[i].seq_id))
+        .collect();
+    let spans: Vec<&TelemetrySpan> = page.spans.iter().filter(|s| is_fresh(s.seq_id)).collect();
+    let hosts: Vec<&HostMetrics> = page.hosts.iter().filter(|h| is_fresh(h.seq_id)).collect();
+    let mut beyla = page.beyla.clone();
+    beyla.retain(is_fresh);
+    let duplicates = page.rows() - buckets.len() - spans.len() - hosts.len() - beyla.len();
+    // Holes in (lower, max_seq]: lower is where this page's knowledge starts.
+    // A push page starting above the cursor covers only (start_seq, max_seq]:
+    // what lies below it the agent believes acknowledged, so it is not
+    // provably lost.
+    let lower = cursor.max(page.start_seq);
+    let mut present: Vec<u64> = buckets
+        .iter()
+        .map(|&i| page.buckets[i].seq_id)
+        .chain(spans.iter().map(|s| s.seq_id))
+        .chain(hosts.iter().map(|h| h.seq_id))
+        .chain(beyla.seq_ids())
+        .collect();
+    present.sort_unstable();
+    let gaps = holes(lower, max_seq, &present);
+    Fresh {
+        buckets,
+        spans,
+        hosts,
+        beyla,
+        duplicates,
+        gaps,
+    }
+}
+
+/// The newest seq_id the agent reported for the session after storing a
+/// page: what it reported before, in the page, and the new cursor.
+pub(crate) fn latest_after(page: &Page, latest: u64, new_cursor: u64) -> u64 {
+    latest
+        .max(reported_in(page, &page.session_id))
+        .max(new_cursor)
 }
 
 /// Appends `gaps` (inclusive seq_id ranges of `session_id`) with `reason`.

@@ -1,4 +1,5 @@
-//! The colony's DuckDB store: one file, `colony.duckdb`, in the data directory.
+//! The colony's store: by default one DuckDB file, `colony.duckdb`, in the
+//! data directory; or ClickHouse ([`clickhouse`], behind [`engine::Store`]).
 //!
 //! As in the agent, DuckDB calls never run on the async runtime: one writer
 //! thread ([`writer`]) owns the write connection and applies pages, agent
@@ -6,7 +7,9 @@
 //! pool.
 
 pub mod beyla;
+pub mod clickhouse;
 pub mod diagnose;
+pub mod engine;
 pub mod ingest;
 pub mod merge;
 pub mod operations;
@@ -88,6 +91,17 @@ pub enum StoreError {
     /// The writer thread has stopped.
     #[error("colony store writer has stopped")]
     WriterGone,
+    /// The ClickHouse store failed.
+    #[error(transparent)]
+    ClickHouse(#[from] clickhouse::ClickHouseError),
+    /// A read that only the embedded store serves so far.
+    #[error(
+        "{what} is not served from the ClickHouse store yet — run this colony with storage.engine: duckdb for it"
+    )]
+    NotOnClickHouse {
+        /// The read.
+        what: &'static str,
+    },
     /// The database is being reopened after a failed write.
     #[error("the colony database is being reopened after a failed write; retry in a few seconds")]
     Reopening,
@@ -119,8 +133,7 @@ impl Database {
         // The colony appends large pages and answers analytical queries: two
         // threads and a bounded buffer pool keep it a good neighbour.
         conn.execute_batch(SETTINGS)?;
-        conn.execute_batch(schema::DDL)?;
-        conn.execute_batch(beyla::DDL)?;
+        conn.execute_batch(&schema::ddl())?;
         let version: Option<String> = conn
             .query_row(
                 "SELECT value FROM coral_metadata WHERE key = 'schema_version'",

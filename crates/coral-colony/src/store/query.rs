@@ -128,8 +128,7 @@ pub fn otel_summaries(
     }
     let mut stmt = conn.prepare(&sql)?;
     let mut rows = stmt.query(params_from_iter(args.iter()))?;
-    let mut minutes: BTreeMap<(i64, String), (Bucket, BTreeSet<String>)> = BTreeMap::new();
-    let mut totals: BTreeMap<String, (Bucket, BTreeSet<String>)> = BTreeMap::new();
+    let mut summaries = Summaries::default();
     while let Some(r) = rows.next()? {
         let agent: String = r.get(0)?;
         let sketch: Vec<u8> = r.get(9)?;
@@ -151,34 +150,57 @@ pub fn otel_summaries(
             })?),
             ..Default::default()
         };
-        let bucket = Bucket::from_proto(&proto).map_err(|e| StoreError::Corrupt {
+        summaries.add(&agent, &proto)?;
+    }
+    Ok(summaries.finish(from, to))
+}
+
+/// Buckets of one service merged per (minute, span kind) and per kind,
+/// counting the agents behind each: the answer of `QueryOtelSummaries`,
+/// whichever engine the buckets come from.
+#[derive(Default)]
+pub(crate) struct Summaries {
+    minutes: BTreeMap<(i64, String), (Bucket, BTreeSet<String>)>,
+    totals: BTreeMap<String, (Bucket, BTreeSet<String>)>,
+}
+
+impl Summaries {
+    /// Merges `proto`, one agent's bucket (or its parts merged).
+    pub(crate) fn add(&mut self, agent: &str, proto: &TelemetryBucket) -> Result<(), StoreError> {
+        let bucket = Bucket::from_proto(proto).map_err(|e| StoreError::Corrupt {
             what: "bucket",
             detail: e.to_string(),
         })?;
         let kind = proto.span_kind.clone();
         add(
-            &mut minutes,
+            &mut self.minutes,
             (proto.bucket_time, kind.clone()),
             &bucket,
-            &agent,
+            agent,
         )?;
         // Totals use minute 0 so that every minute's bucket merges.
         let mut flat = bucket;
         flat.key.minute = 0;
-        add(&mut totals, kind, &flat, &agent)?;
+        add(&mut self.totals, kind, &flat, agent)
     }
-    Ok(QueryOtelSummariesResponse {
-        rows: minutes
-            .into_values()
-            .map(|(b, a)| summary_row(&b, a.len()))
-            .collect(),
-        totals: totals
-            .into_values()
-            .map(|(b, a)| summary_row(&b, a.len()))
-            .collect(),
-        from_unix: from,
-        to_unix: to,
-    })
+
+    /// The response for the window `[from, to)`.
+    pub(crate) fn finish(self, from: i64, to: i64) -> QueryOtelSummariesResponse {
+        QueryOtelSummariesResponse {
+            rows: self
+                .minutes
+                .into_values()
+                .map(|(b, a)| summary_row(&b, a.len()))
+                .collect(),
+            totals: self
+                .totals
+                .into_values()
+                .map(|(b, a)| summary_row(&b, a.len()))
+                .collect(),
+            from_unix: from,
+            to_unix: to,
+        }
+    }
 }
 
 fn add<K: Ord>(

@@ -1,4 +1,5 @@
-//! The colony database schema (documented in ARCHITECTURE.md, "Colony storage").
+//! The colony database schema (documented in ARCHITECTURE.md, "Colony storage"),
+//! rendered from [`crate::catalogue`].
 //!
 //! `otel_spans` is RFD 025's table of 1-minute summaries, one row per
 //! (bucket_time, agent_id, service_name, span_kind); the serialized sketch is
@@ -36,125 +37,16 @@ UPDATE cursors SET stream = 'telemetry' WHERE stream = 'push';
 UPDATE coral_metadata SET value = '2' WHERE key = 'schema_version';
 ";
 
-/// Idempotent DDL run at open.
-pub const DDL: &str = r#"
+/// The metadata table (schema version).
+const METADATA: &str = "
 CREATE TABLE IF NOT EXISTS coral_metadata (
     key   VARCHAR PRIMARY KEY,
     value VARCHAR NOT NULL
 );
+";
 
-CREATE TABLE IF NOT EXISTS agents (
-    agent_id      VARCHAR   NOT NULL,
-    endpoint      VARCHAR   NOT NULL,
-    version       VARCHAR   NOT NULL,
-    mode          VARCHAR   NOT NULL,
-    capabilities  VARCHAR   NOT NULL,
-    hostname      VARCHAR   NOT NULL,
-    source        VARCHAR   NOT NULL,
-    registered_at TIMESTAMP NOT NULL,
-    last_seen     TIMESTAMP
-);
-
-CREATE TABLE IF NOT EXISTS cursors (
-    agent_id      VARCHAR   NOT NULL,
-    stream        VARCHAR   NOT NULL,
-    session_id    VARCHAR   NOT NULL,
-    seq_id        UBIGINT   NOT NULL,
-    rows_received UBIGINT   NOT NULL,
-    updated_at    TIMESTAMP NOT NULL,
-    latest_seq_id UBIGINT   DEFAULT 0
-);
-
-CREATE TABLE IF NOT EXISTS gaps (
-    agent_id    VARCHAR   NOT NULL,
-    stream      VARCHAR   NOT NULL,
-    session_id  VARCHAR   NOT NULL,
-    from_seq_id UBIGINT   NOT NULL,
-    to_seq_id   UBIGINT   NOT NULL,
-    detected_at TIMESTAMP NOT NULL,
-    reason      VARCHAR   NOT NULL
-);
-
-CREATE TABLE IF NOT EXISTS otel_spans (
-    bucket_time   TIMESTAMP NOT NULL,
-    agent_id      VARCHAR   NOT NULL,
-    service_name  VARCHAR   NOT NULL,
-    span_kind     VARCHAR   NOT NULL,
-    p50_ms        DOUBLE    NOT NULL,
-    p95_ms        DOUBLE    NOT NULL,
-    p99_ms        DOUBLE    NOT NULL,
-    error_count   BIGINT    NOT NULL,
-    total_spans   BIGINT    NOT NULL,
-    sample_traces VARCHAR[] NOT NULL,
-    min_ms        DOUBLE    NOT NULL,
-    max_ms        DOUBLE    NOT NULL,
-    sum_ms        DOUBLE    NOT NULL,
-    samples       VARCHAR   NOT NULL,
-    sketch        BLOB      NOT NULL,
-    parts         INTEGER   NOT NULL,
-    updated_at    TIMESTAMP NOT NULL
-);
-
-CREATE TABLE IF NOT EXISTS otel_operations (
-    bucket_time  TIMESTAMP NOT NULL,
-    agent_id     VARCHAR   NOT NULL,
-    service_name VARCHAR   NOT NULL,
-    span_kind    VARCHAR   NOT NULL,
-    operation    VARCHAR   NOT NULL,
-    total_spans  BIGINT    NOT NULL,
-    error_count  BIGINT    NOT NULL,
-    p50_ms       DOUBLE    NOT NULL,
-    p95_ms       DOUBLE    NOT NULL,
-    p99_ms       DOUBLE    NOT NULL,
-    min_ms       DOUBLE    NOT NULL,
-    max_ms       DOUBLE    NOT NULL,
-    sum_ms       DOUBLE    NOT NULL,
-    samples      VARCHAR   NOT NULL,
-    sketch       BLOB      NOT NULL
-);
-
-CREATE TABLE IF NOT EXISTS trace_spans (
-    agent_id         VARCHAR   NOT NULL,
-    seq_id           UBIGINT   NOT NULL,
-    trace_id         VARCHAR   NOT NULL,
-    span_id          VARCHAR   NOT NULL,
-    parent_span_id   VARCHAR   NOT NULL,
-    service_name     VARCHAR   NOT NULL,
-    span_name        VARCHAR   NOT NULL,
-    span_kind        VARCHAR   NOT NULL,
-    start_time       TIMESTAMP NOT NULL,
-    start_time_ns    BIGINT    NOT NULL,
-    duration_us      BIGINT    NOT NULL,
-    is_error         BOOLEAN   NOT NULL,
-    status_code      VARCHAR   NOT NULL,
-    status_message   VARCHAR   NOT NULL,
-    http_status_code INTEGER,
-    http_method      VARCHAR   NOT NULL,
-    http_route       VARCHAR   NOT NULL,
-    rpc_system       VARCHAR   NOT NULL,
-    rpc_service      VARCHAR   NOT NULL,
-    rpc_method       VARCHAR   NOT NULL,
-    grpc_status_code INTEGER,
-    db_system        VARCHAR   NOT NULL,
-    db_operation     VARCHAR   NOT NULL,
-    db_collection    VARCHAR   NOT NULL,
-    keep_reason      VARCHAR   NOT NULL,
-    attributes       VARCHAR   NOT NULL,
-    resource         VARCHAR   NOT NULL
-);
-
-CREATE TABLE IF NOT EXISTS host_metrics (
-    agent_id             VARCHAR   NOT NULL,
-    bucket_time          TIMESTAMP NOT NULL,
-    hostname             VARCHAR   NOT NULL,
-    cpu_percent          DOUBLE    NOT NULL,
-    memory_used_bytes    UBIGINT   NOT NULL,
-    memory_total_bytes   UBIGINT   NOT NULL,
-    net_rx_bytes_per_sec DOUBLE    NOT NULL,
-    net_tx_bytes_per_sec DOUBLE    NOT NULL,
-    load1                DOUBLE    NOT NULL,
-    load5                DOUBLE    NOT NULL,
-    load15               DOUBLE    NOT NULL,
-    interval_seconds     DOUBLE    NOT NULL
-);
-"#;
+/// Idempotent DDL run at open: the metadata table and every table of the
+/// catalogue.
+pub fn ddl() -> String {
+    format!("{METADATA}{}", crate::catalogue::duckdb::ddl())
+}

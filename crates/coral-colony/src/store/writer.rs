@@ -15,6 +15,7 @@ use duckdb::{Connection, params};
 use tokio::sync::oneshot;
 
 use super::beyla::TraceSampling;
+use super::clickhouse::ClickHouse;
 use super::ingest::{Page, PageOutcome, store_page};
 use super::{Database, StoreError, micros, now_micros, ts_micros};
 use crate::metrics::ColonyMetrics;
@@ -94,52 +95,110 @@ pub struct WriterSettings {
     pub metrics: Arc<ColonyMetrics>,
 }
 
-/// Sends work to the writer.
+/// Sends work to the store: the DuckDB writer thread, or ClickHouse.
 #[derive(Clone)]
-pub struct WriterSender(Sender<WriteOp>, Arc<ColonyMetrics>);
+pub struct WriterSender {
+    sink: Sink,
+    metrics: Arc<ColonyMetrics>,
+}
+
+#[derive(Clone)]
+enum Sink {
+    DuckDb(Sender<WriteOp>),
+    ClickHouse(ClickHouse),
+}
 
 impl WriterSender {
-    /// The metrics the writer counts in (the poller counts its polls there).
-    pub fn metrics(&self) -> &Arc<ColonyMetrics> {
-        &self.1
+    /// Stores into ClickHouse: each call runs on the caller's task (there are
+    /// no transactions to serialise; see [`super::clickhouse`]).
+    pub fn clickhouse(ch: ClickHouse, metrics: Arc<ColonyMetrics>) -> WriterSender {
+        WriterSender {
+            sink: Sink::ClickHouse(ch),
+            metrics,
+        }
     }
 
-    /// Queues a page; resolves when it is committed (or failed).
+    /// The metrics the writer counts in (the poller counts its polls there).
+    pub fn metrics(&self) -> &Arc<ColonyMetrics> {
+        &self.metrics
+    }
+
+    /// Stores a page; resolves when it is committed (or failed).
     pub async fn store(&self, page: Page) -> Result<PageOutcome, StoreError> {
-        let (tx, rx) = oneshot::channel();
-        self.0
-            .send(WriteOp::Page(page, tx))
-            .map_err(|_| StoreError::WriterGone)?;
-        rx.await
-            .map_err(|_| StoreError::WriterGone)?
-            .map_err(|detail| StoreError::Write {
-                what: "a page of agent rows (its cursor did not move; it will be read again)",
-                detail,
-            })
+        let failed = |detail: String| StoreError::Write {
+            what: "a page of agent rows (its cursor did not move; it will be read again)",
+            detail,
+        };
+        match &self.sink {
+            Sink::DuckDb(tx) => {
+                let (reply, rx) = oneshot::channel();
+                tx.send(WriteOp::Page(page, reply))
+                    .map_err(|_| StoreError::WriterGone)?;
+                rx.await
+                    .map_err(|_| StoreError::WriterGone)?
+                    .map_err(failed)
+            }
+            Sink::ClickHouse(ch) => match super::clickhouse::store_page(ch, &page).await {
+                Ok(outcome) => {
+                    self.metrics.page_stored(&page, &outcome);
+                    Ok(outcome)
+                }
+                Err(error) => {
+                    self.metrics.write_failed();
+                    Err(failed(error.to_string()))
+                }
+            },
+        }
     }
 
     /// Queues an agent record (fire and forget).
     pub fn upsert_agent(&self, record: AgentRecord) {
-        let _ = self.0.send(WriteOp::Agent(record));
+        match &self.sink {
+            Sink::DuckDb(tx) => {
+                let _ = tx.send(WriteOp::Agent(record));
+            }
+            Sink::ClickHouse(ch) => {
+                let ch = ch.clone();
+                tokio::spawn(async move {
+                    if let Err(error) = super::clickhouse::upsert_agent(&ch, &record).await {
+                        tracing::warn!(%error, agent_id = %record.agent_id, "cannot persist agent record");
+                    }
+                });
+            }
+        }
     }
 
     /// Runs retention; resolves with rows deleted.
     pub async fn retention(&self, cutoffs: Cutoffs) -> Result<u64, StoreError> {
-        let (tx, rx) = oneshot::channel();
-        self.0
-            .send(WriteOp::Retention(cutoffs, tx))
-            .map_err(|_| StoreError::WriterGone)?;
-        rx.await
-            .map_err(|_| StoreError::WriterGone)?
-            .map_err(|detail| StoreError::Write {
-                what: "retention deletes",
-                detail,
-            })
+        let failed = |detail: String| StoreError::Write {
+            what: "retention deletes",
+            detail,
+        };
+        match &self.sink {
+            Sink::DuckDb(tx) => {
+                let (reply, rx) = oneshot::channel();
+                tx.send(WriteOp::Retention(cutoffs, reply))
+                    .map_err(|_| StoreError::WriterGone)?;
+                rx.await
+                    .map_err(|_| StoreError::WriterGone)?
+                    .map_err(failed)
+            }
+            Sink::ClickHouse(ch) => {
+                let rows = super::clickhouse::retention(ch, &cutoffs)
+                    .await
+                    .map_err(|e| failed(e.to_string()))?;
+                self.metrics.retention_deleted(rows);
+                Ok(rows)
+            }
+        }
     }
 
-    /// Asks the writer to stop after the queued work.
+    /// Asks the writer to stop after the queued work (ClickHouse has no
+    /// writer: nothing is queued).
     pub fn close(&self) {
-        let _ = self.0.send(WriteOp::Close);
+        if let Sink::DuckDb(tx) = &self.sink {
+            let _ = tx.send(WriteOp::Close);
+        }
     }
 }
 
@@ -155,7 +214,13 @@ impl Writer {
         let handle = std::thread::Builder::new()
             .name("coral-colony-writer".into())
             .spawn(move || run(conn, &db, rx, &settings))?;
-        Ok((Writer { handle }, WriterSender(tx, metrics)))
+        Ok((
+            Writer { handle },
+            WriterSender {
+                sink: Sink::DuckDb(tx),
+                metrics,
+            },
+        ))
     }
 
     /// Waits for the thread to finish (after [`WriterSender::close`]).

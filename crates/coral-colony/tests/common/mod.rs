@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod clickhouse;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -278,4 +280,58 @@ pub fn host_sample(h: &coral_diagnose::data::HostMinute) -> coral_proto::common:
         interval_seconds: 60.0,
         hostname: h.hostname.clone(),
     }
+}
+
+/// The interop Python (`CORAL_PYTHON`, else `$HOME/.cache/coral/venv-interop`)
+/// when it imports `modules` (comma-separated); otherwise a skip with a
+/// message, or a failure with `CORAL_REQUIRE_PYTHON_INTEROP=1` (set by CI).
+pub fn interop_python_with(modules: &str) -> Option<std::path::PathBuf> {
+    let candidate = std::env::var_os("CORAL_PYTHON")
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .map(|h| std::path::PathBuf::from(h).join(".cache/coral/venv-interop/bin/python"))
+        });
+    let found = candidate.filter(|python| {
+        std::process::Command::new(python)
+            .args(["-c", &format!("import {modules}")])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    if found.is_none() {
+        assert!(
+            std::env::var("CORAL_REQUIRE_PYTHON_INTEROP").as_deref() != Ok("1"),
+            "this test needs Python with {modules} (CORAL_REQUIRE_PYTHON_INTEROP=1): set CORAL_PYTHON or run .ci/run"
+        );
+        eprintln!("skipped: no Python with {modules} (set CORAL_PYTHON or run .ci/run)");
+    }
+    found
+}
+
+/// Runs `script` with `args` under `python`, `stdin` on its input; its
+/// standard output (a failure shows its standard error).
+pub fn run_python(python: &Path, script: &str, args: &[&str], stdin: &str) -> String {
+    use std::io::Write as _;
+    let mut child = std::process::Command::new(python)
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python starts");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "python failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
 }

@@ -1,0 +1,200 @@
+//! The colony's ClickHouse store: the catalogue's tables in a ClickHouse
+//! database (or a cluster of shards), written and read over HTTP with the
+//! official client in RowBinary.
+//!
+//! There are no transactions: a page's rows are inserted (one insert per
+//! table per page), then its cursor. A colony killed in between reads the
+//! page again and inserts the same rows again; they carry the same key
+//! (agent, store session, seq_id), so `ReplacingMergeTree` collapses them and
+//! every read uses `FINAL`, which counts each key once even before the
+//! collapse (see [`crate::catalogue::clickhouse`]).
+
+mod read;
+pub(crate) mod rows;
+mod write;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use clickhouse::Client;
+use thiserror::Error;
+
+use crate::catalogue::clickhouse::Target;
+
+pub use read::{agents, cursors, gap_counts, gaps, summaries, summaries_sql};
+pub(crate) use write::read_cursor;
+pub use write::{retention, store_page, upsert_agent};
+
+/// Where the colony's ClickHouse is and how to log in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// The HTTP interface, e.g. `http://127.0.0.1:8123`.
+    pub url: String,
+    /// The database the tables live in (created if missing when the user may).
+    pub database: String,
+    /// The user.
+    pub user: String,
+    /// The password (read from `storage.password_file`).
+    pub password: String,
+    /// The `remote_servers` cluster to shard over, if any.
+    pub cluster: Option<String>,
+}
+
+/// Errors from the ClickHouse store.
+#[derive(Debug, Error)]
+pub enum ClickHouseError {
+    /// No server answered.
+    #[error(
+        "cannot reach ClickHouse at {url}: {detail} — check that the server runs and that storage.url names its HTTP port (8123 by default)"
+    )]
+    Unreachable {
+        /// The URL tried.
+        url: String,
+        /// The client's error.
+        detail: String,
+    },
+    /// The server refused the user or password.
+    #[error(
+        "ClickHouse at {url} refused user {user:?}: {detail} — check storage.user and the password in storage.password_file"
+    )]
+    Login {
+        /// The server.
+        url: String,
+        /// The user.
+        user: String,
+        /// The server's message.
+        detail: String,
+    },
+    /// The database does not exist and could not be created.
+    #[error(
+        "ClickHouse at {url} has no database {database:?} and cannot create it: {detail} — create it, or set storage.database to one the user may write"
+    )]
+    Database {
+        /// The server.
+        url: String,
+        /// The database.
+        database: String,
+        /// The server's message.
+        detail: String,
+    },
+    /// A statement failed.
+    #[error("ClickHouse {what} failed: {detail}")]
+    Query {
+        /// What was being done.
+        what: &'static str,
+        /// The client's or server's error.
+        detail: String,
+    },
+    /// Stored data could not be decoded.
+    #[error("ClickHouse holds an undecodable {what}: {detail}")]
+    Corrupt {
+        /// What was being read.
+        what: &'static str,
+        /// The decoder's complaint.
+        detail: String,
+    },
+}
+
+impl ClickHouseError {
+    pub(crate) fn query(what: &'static str) -> impl Fn(clickhouse::error::Error) -> Self {
+        move |e| ClickHouseError::Query {
+            what,
+            detail: e.to_string(),
+        }
+    }
+}
+
+/// An open ClickHouse store (cheap to clone).
+#[derive(Clone)]
+pub struct ClickHouse(Arc<Opened>);
+
+struct Opened {
+    client: Client,
+    target: Target,
+}
+
+/// How long one statement may take before the colony gives up on it.
+const STATEMENT_TIMEOUT: Duration = Duration::from_secs(60);
+
+impl ClickHouse {
+    /// Logs in, creates the database and the tables if missing, and returns
+    /// the store. Fails with the setting to fix when the server cannot be
+    /// reached, refuses the login, or has no usable database.
+    pub async fn open(settings: &Settings) -> Result<ClickHouse, ClickHouseError> {
+        let base = Client::default()
+            .with_url(&settings.url)
+            .with_user(&settings.user)
+            .with_password(&settings.password)
+            // RowBinary without the server-side schema check, which needs
+            // a newer server than 18.16; the rows' columns are checked
+            // against the catalogue by the tests instead.
+            .with_validation(false);
+        let version = tokio::time::timeout(
+            STATEMENT_TIMEOUT,
+            base.query("SELECT version()").fetch_one::<String>(),
+        )
+        .await
+        .map_err(|_| ClickHouseError::Unreachable {
+            url: settings.url.clone(),
+            detail: format!("no answer in {}s", STATEMENT_TIMEOUT.as_secs()),
+        })?
+        .map_err(|e| classify(settings, e))?;
+        let target = Target {
+            database: settings.database.clone(),
+            cluster: settings.cluster.clone(),
+        };
+        base.query(&target.create_database())
+            .execute()
+            .await
+            .map_err(|e| ClickHouseError::Database {
+                url: settings.url.clone(),
+                database: settings.database.clone(),
+                detail: e.to_string(),
+            })?;
+        let client = base.with_database(&settings.database);
+        for statement in target.ddl().into_iter().skip(1) {
+            client
+                .query(&statement)
+                .execute()
+                .await
+                .map_err(ClickHouseError::query("schema creation"))?;
+        }
+        tracing::info!(url = %settings.url, %version, database = %settings.database, "colony store: ClickHouse");
+        Ok(ClickHouse(Arc::new(Opened { client, target })))
+    }
+
+    /// The client, on the colony's database (for tools and tests that run
+    /// their own SQL).
+    pub fn client(&self) -> &Client {
+        &self.0.client
+    }
+
+    /// Where the tables are.
+    pub fn target(&self) -> &Target {
+        &self.0.target
+    }
+}
+
+/// The error a failed first statement means.
+fn classify(settings: &Settings, error: clickhouse::error::Error) -> ClickHouseError {
+    let detail = error.to_string();
+    let url = settings.url.clone();
+    match &error {
+        clickhouse::error::Error::Network(_) => ClickHouseError::Unreachable { url, detail },
+        // 192 unknown user, 193 wrong password, 516 authentication failed.
+        _ if ["Code: 192", "Code: 193", "Code: 516"]
+            .iter()
+            .any(|code| detail.contains(code)) =>
+        {
+            ClickHouseError::Login {
+                url,
+                user: settings.user.clone(),
+                detail,
+            }
+        }
+        _ => ClickHouseError::Query {
+            what: "first statement",
+            detail,
+        },
+    }
+}

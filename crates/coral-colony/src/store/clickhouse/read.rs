@@ -1,0 +1,229 @@
+//! Reads from ClickHouse: each key counted once (`FINAL`), bucket parts and
+//! their sketches merged in the query (`sumMap` over the bins), then the
+//! same merge across agents as the embedded store's reads.
+
+use std::collections::HashMap;
+
+use clickhouse::Row;
+use coral_model::{Samples, samples_from_json};
+use coral_proto::colony::{Gap, QueryOtelSummariesResponse};
+use coral_proto::common::TelemetryBucket;
+use serde::Deserialize;
+
+use super::rows::{self, Bins};
+use super::{ClickHouse, ClickHouseError};
+use crate::catalogue;
+use crate::store::query::{CursorRow, Summaries};
+use crate::store::writer::AgentRecord;
+
+/// One agent's minute of one span kind, its parts merged by ClickHouse.
+#[derive(Debug, Row, Deserialize)]
+struct MergedBucket {
+    agent_id: String,
+    minute: i64,
+    span_kind: String,
+    total_spans: i64,
+    error_count: i64,
+    min_ms: f64,
+    max_ms: f64,
+    sum_ms: f64,
+    samples: Vec<String>,
+    accuracy: f64,
+    zero: u64,
+    bin_index: Vec<i32>,
+    bin_count: Vec<u64>,
+}
+
+/// The query behind [`summaries`]: parameters service, from and to (Unix
+/// microseconds), then the optional span kind and agent.
+pub fn summaries_sql(ch_table: &str, span_kind: bool, agent: bool) -> String {
+    let mut sql = format!(
+        "SELECT agent_id, intDiv(bucket_time, 1000000) AS minute, span_kind, \
+         sum(total_spans) AS total_spans, sum(error_count) AS error_count, \
+         min(min_ms) AS min_ms, max(max_ms) AS max_ms, sum(sum_ms) AS sum_ms, \
+         groupArray(samples) AS samples, any(sketch_accuracy) AS accuracy, \
+         sum(sketch_zero) AS zero, \
+         (sumMap(sketch_index, sketch_count) AS bins).1 AS bin_index, bins.2 AS bin_count \
+         FROM {ch_table} FINAL \
+         WHERE service_name = ? AND bucket_time >= ? AND bucket_time < ?"
+    );
+    if span_kind {
+        sql.push_str(" AND span_kind = ?");
+    }
+    if agent {
+        sql.push_str(" AND agent_id = ?");
+    }
+    sql.push_str(" GROUP BY agent_id, minute, span_kind");
+    sql
+}
+
+/// `QueryOtelSummaries` over ClickHouse: the same answer as the embedded
+/// store's [`crate::store::query::otel_summaries`] for the same pages.
+pub async fn summaries(
+    ch: &ClickHouse,
+    service: &str,
+    from: i64,
+    to: i64,
+    span_kind: &str,
+    agent_id: &str,
+) -> Result<QueryOtelSummariesResponse, ClickHouseError> {
+    let sql = summaries_sql(
+        &ch.target().table(&catalogue::OTEL_SPANS),
+        !span_kind.is_empty(),
+        !agent_id.is_empty(),
+    );
+    let mut query = ch
+        .client()
+        .query(&sql)
+        .bind(service)
+        .bind(from * 1_000_000)
+        .bind(to * 1_000_000);
+    if !span_kind.is_empty() {
+        query = query.bind(span_kind);
+    }
+    if !agent_id.is_empty() {
+        query = query.bind(agent_id);
+    }
+    let rows: Vec<MergedBucket> = query
+        .fetch_all()
+        .await
+        .map_err(ClickHouseError::query("summaries read"))?;
+    let mut out = Summaries::default();
+    for r in rows {
+        let corrupt = |detail: String| ClickHouseError::Corrupt {
+            what: "bucket",
+            detail,
+        };
+        let sketch = Bins {
+            accuracy: r.accuracy,
+            zero: r.zero,
+            index: r.bin_index,
+            count: r.bin_count,
+        }
+        .sketch()
+        .map_err(|e| corrupt(e.to_string()))?;
+        let mut samples = Samples::default();
+        for json in &r.samples {
+            samples.merge(&Samples::from_proto(&samples_from_json(json)));
+        }
+        let proto = TelemetryBucket {
+            bucket_time: r.minute,
+            service_name: service.to_owned(),
+            span_kind: r.span_kind,
+            total_spans: r.total_spans,
+            error_count: r.error_count,
+            min_ms: r.min_ms,
+            max_ms: r.max_ms,
+            sum_ms: r.sum_ms,
+            samples: samples.to_proto(),
+            sketch: Some(sketch.to_proto()),
+            ..Default::default()
+        };
+        out.add(&r.agent_id, &proto)
+            .map_err(|e| corrupt(e.to_string()))?;
+    }
+    Ok(out.finish(from, to))
+}
+
+/// Every cursor (newest version), by (agent_id, stream).
+pub async fn cursors(
+    ch: &ClickHouse,
+) -> Result<HashMap<(String, String), CursorRow>, ClickHouseError> {
+    let sql = format!(
+        "SELECT ?fields FROM {} FINAL",
+        ch.target().table(&catalogue::CURSORS)
+    );
+    let rows: Vec<rows::CursorRow> = ch
+        .client()
+        .query(&sql)
+        .fetch_all()
+        .await
+        .map_err(ClickHouseError::query("cursors read"))?;
+    let mut out: HashMap<(String, String), (i64, CursorRow)> = HashMap::new();
+    for r in rows {
+        let key = (r.agent_id, r.stream);
+        let row = CursorRow {
+            session_id: r.session_id,
+            seq_id: r.seq_id,
+            rows_received: r.rows_received,
+        };
+        // FINAL keeps one version per key; on a cluster an agent's versions
+        // are on one shard, so this only guards a race of two inserts.
+        match out.get(&key) {
+            Some((at, _)) if *at >= r.updated_at => {}
+            _ => {
+                out.insert(key, (r.updated_at, row));
+            }
+        }
+    }
+    Ok(out.into_iter().map(|(k, (_, v))| (k, v)).collect())
+}
+
+/// Gap counts by agent.
+pub async fn gap_counts(ch: &ClickHouse) -> Result<HashMap<String, u64>, ClickHouseError> {
+    #[derive(Row, Deserialize)]
+    struct Count {
+        agent_id: String,
+        gaps: u64,
+    }
+    let sql = format!(
+        "SELECT agent_id, count() AS gaps FROM {} FINAL GROUP BY agent_id",
+        ch.target().table(&catalogue::GAPS)
+    );
+    let rows: Vec<Count> = ch
+        .client()
+        .query(&sql)
+        .fetch_all()
+        .await
+        .map_err(ClickHouseError::query("gaps read"))?;
+    Ok(rows.into_iter().map(|c| (c.agent_id, c.gaps)).collect())
+}
+
+/// Gaps, newest first (of one agent when `agent_id` is not empty).
+pub async fn gaps(ch: &ClickHouse, agent_id: &str) -> Result<Vec<Gap>, ClickHouseError> {
+    let sql = format!(
+        "SELECT ?fields FROM {} FINAL WHERE ? = '' OR agent_id = ? \
+         ORDER BY detected_at DESC, agent_id, from_seq_id",
+        ch.target().table(&catalogue::GAPS)
+    );
+    let rows: Vec<rows::GapRow> = ch
+        .client()
+        .query(&sql)
+        .bind(agent_id)
+        .bind(agent_id)
+        .fetch_all()
+        .await
+        .map_err(ClickHouseError::query("gaps read"))?;
+    Ok(rows
+        .into_iter()
+        .map(|g| Gap {
+            agent_id: g.agent_id,
+            stream: g.stream,
+            session_id: g.session_id,
+            from_seq_id: g.from_seq_id,
+            to_seq_id: g.to_seq_id,
+            detected_at: rfc3339_micros(g.detected_at),
+            reason: g.reason,
+        })
+        .collect())
+}
+
+/// Persisted agent records (newest version of each).
+pub async fn agents(ch: &ClickHouse) -> Result<Vec<AgentRecord>, ClickHouseError> {
+    let sql = format!(
+        "SELECT ?fields FROM {} FINAL ORDER BY agent_id, last_seen DESC LIMIT 1 BY agent_id",
+        ch.target().table(&catalogue::AGENTS)
+    );
+    let rows: Vec<rows::AgentRow> = ch
+        .client()
+        .query(&sql)
+        .fetch_all()
+        .await
+        .map_err(ClickHouseError::query("agents read"))?;
+    Ok(rows.into_iter().map(rows::AgentRow::into_record).collect())
+}
+
+fn rfc3339_micros(micros: i64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_micros(micros.max(0) as u64);
+    humantime::format_rfc3339_seconds(t).to_string()
+}

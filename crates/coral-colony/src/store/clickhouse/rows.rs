@@ -1,0 +1,400 @@
+//! Rows as ClickHouse stores them (RowBinary), one struct per catalogue
+//! table, built from an agent's page; field order is the catalogue's column
+//! order for ClickHouse (checked by a test).
+
+use clickhouse::Row;
+use coral_model::{DurationSketch, samples_to_json};
+use coral_proto::common::{HostMetrics, OperationSummary, TelemetryBucket, TelemetrySpan};
+use serde::{Deserialize, Serialize};
+
+use crate::store::writer::AgentRecord;
+
+/// The bins of a sketch as ClickHouse stores them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Bins {
+    pub accuracy: f64,
+    pub zero: u64,
+    pub index: Vec<i32>,
+    pub count: Vec<u64>,
+}
+
+impl Bins {
+    /// The sparse bins of `sketch` (zero counts left out).
+    pub(crate) fn of(sketch: Option<&coral_proto::common::DurationSketch>) -> Bins {
+        let Some(s) = sketch else {
+            return Bins {
+                accuracy: DurationSketch::new().relative_accuracy(),
+                ..Bins::default()
+            };
+        };
+        let (index, count) = s
+            .bin_counts
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| **c != 0)
+            .map(|(k, &c)| (s.offset + k as i32, c))
+            .unzip();
+        Bins {
+            accuracy: s.relative_accuracy,
+            zero: s.zero_count,
+            index,
+            count,
+        }
+    }
+
+    /// The sketch these bins (sorted by index, as `sumMap` returns them)
+    /// describe. Bins spanning more than a sketch holds are merged in
+    /// pieces, so the lowest collapse as they would in [`DurationSketch::merge`].
+    pub(crate) fn sketch(&self) -> Result<DurationSketch, coral_model::ModelError> {
+        let piece = |index: &[i32], count: &[u64], zero: u64| {
+            let offset = index.first().copied().unwrap_or_default();
+            let mut dense = Vec::new();
+            for (&i, &c) in index.iter().zip(count) {
+                dense.resize((i - offset) as usize, 0);
+                dense.push(c);
+            }
+            DurationSketch::from_proto(&coral_proto::common::DurationSketch {
+                relative_accuracy: self.accuracy,
+                zero_count: zero,
+                offset,
+                bin_counts: dense,
+                min_indexable_ms: 0.0,
+            })
+        };
+        let max_bins = DurationSketch::with_relative_accuracy(self.accuracy)?.max_bins() as i64;
+        let mut merged: Option<DurationSketch> = None;
+        let mut start = 0;
+        while start < self.index.len() || merged.is_none() {
+            let first = self.index.get(start).copied().unwrap_or_default() as i64;
+            let end = start
+                + self.index[start..]
+                    .iter()
+                    .take_while(|&&i| (i as i64) - first < max_bins)
+                    .count();
+            let zero = if merged.is_none() { self.zero } else { 0 };
+            let part = piece(&self.index[start..end], &self.count[start..end], zero)?;
+            match &mut merged {
+                Some(m) => m.merge(&part)?,
+                None => merged = Some(part),
+            }
+            start = end;
+        }
+        Ok(merged.unwrap_or_default())
+    }
+}
+
+/// `otel_spans`: one part of a 1-minute bucket.
+#[derive(Debug, Clone, Row, Serialize, Deserialize)]
+pub(crate) struct BucketRow {
+    pub agent_id: String,
+    pub session_id: String,
+    pub seq_id: u64,
+    pub bucket_time: i64,
+    pub service_name: String,
+    pub span_kind: String,
+    pub error_count: i64,
+    pub total_spans: i64,
+    pub min_ms: f64,
+    pub max_ms: f64,
+    pub sum_ms: f64,
+    pub samples: String,
+    pub sketch_accuracy: f64,
+    pub sketch_zero: u64,
+    pub sketch_index: Vec<i32>,
+    pub sketch_count: Vec<u64>,
+}
+
+impl BucketRow {
+    pub(crate) fn new(agent_id: &str, session_id: &str, b: &TelemetryBucket) -> BucketRow {
+        let bins = Bins::of(b.sketch.as_ref());
+        BucketRow {
+            agent_id: agent_id.to_owned(),
+            session_id: session_id.to_owned(),
+            seq_id: b.seq_id,
+            bucket_time: b.bucket_time * 1_000_000,
+            service_name: b.service_name.clone(),
+            span_kind: b.span_kind.clone(),
+            error_count: b.error_count,
+            total_spans: b.total_spans,
+            min_ms: b.min_ms,
+            max_ms: b.max_ms,
+            sum_ms: b.sum_ms,
+            samples: samples_to_json(&b.samples),
+            sketch_accuracy: bins.accuracy,
+            sketch_zero: bins.zero,
+            sketch_index: bins.index,
+            sketch_count: bins.count,
+        }
+    }
+}
+
+/// `otel_operations`: one operation of one bucket part.
+#[derive(Debug, Clone, Row, Serialize, Deserialize)]
+pub(crate) struct OperationRow {
+    pub agent_id: String,
+    pub session_id: String,
+    pub seq_id: u64,
+    pub bucket_time: i64,
+    pub service_name: String,
+    pub span_kind: String,
+    pub operation: String,
+    pub total_spans: i64,
+    pub error_count: i64,
+    pub min_ms: f64,
+    pub max_ms: f64,
+    pub sum_ms: f64,
+    pub samples: String,
+    pub sketch_accuracy: f64,
+    pub sketch_zero: u64,
+    pub sketch_index: Vec<i32>,
+    pub sketch_count: Vec<u64>,
+}
+
+impl OperationRow {
+    pub(crate) fn new(
+        agent_id: &str,
+        session_id: &str,
+        b: &TelemetryBucket,
+        op: &OperationSummary,
+    ) -> OperationRow {
+        let bins = Bins::of(op.sketch.as_ref());
+        OperationRow {
+            agent_id: agent_id.to_owned(),
+            session_id: session_id.to_owned(),
+            seq_id: b.seq_id,
+            bucket_time: b.bucket_time * 1_000_000,
+            service_name: b.service_name.clone(),
+            span_kind: b.span_kind.clone(),
+            operation: op.operation.clone(),
+            total_spans: op.total_spans,
+            error_count: op.error_count,
+            min_ms: op.min_ms,
+            max_ms: op.max_ms,
+            sum_ms: op.sum_ms,
+            samples: samples_to_json(&op.samples),
+            sketch_accuracy: bins.accuracy,
+            sketch_zero: bins.zero,
+            sketch_index: bins.index,
+            sketch_count: bins.count,
+        }
+    }
+}
+
+/// `trace_spans`: a kept span.
+#[derive(Debug, Clone, Row, Serialize, Deserialize)]
+pub(crate) struct SpanRow {
+    pub agent_id: String,
+    pub session_id: String,
+    pub seq_id: u64,
+    pub trace_id: String,
+    pub span_id: String,
+    pub parent_span_id: String,
+    pub service_name: String,
+    pub span_name: String,
+    pub span_kind: String,
+    pub start_time: i64,
+    pub start_time_ns: i64,
+    pub duration_us: i64,
+    pub is_error: u8,
+    pub status_code: String,
+    pub status_message: String,
+    pub http_status_code: Option<i32>,
+    pub http_method: String,
+    pub http_route: String,
+    pub rpc_system: String,
+    pub rpc_service: String,
+    pub rpc_method: String,
+    pub grpc_status_code: Option<i32>,
+    pub db_system: String,
+    pub db_operation: String,
+    pub db_collection: String,
+    pub keep_reason: String,
+    pub attributes: String,
+    pub resource: String,
+}
+
+impl SpanRow {
+    pub(crate) fn new(agent_id: &str, session_id: &str, s: &TelemetrySpan) -> SpanRow {
+        SpanRow {
+            agent_id: agent_id.to_owned(),
+            session_id: session_id.to_owned(),
+            seq_id: s.seq_id,
+            trace_id: s.trace_id.clone(),
+            span_id: s.span_id.clone(),
+            parent_span_id: s.parent_span_id.clone(),
+            service_name: s.service_name.clone(),
+            span_name: s.span_name.clone(),
+            span_kind: s.span_kind.clone(),
+            start_time: s.start_time_unix_nano / 1_000,
+            start_time_ns: s.start_time_unix_nano,
+            duration_us: s.duration_us,
+            is_error: u8::from(s.is_error),
+            status_code: s.status_code.clone(),
+            status_message: s.status_message.clone(),
+            http_status_code: (s.http_status_code != 0).then_some(s.http_status_code),
+            http_method: s.http_method.clone(),
+            http_route: s.http_route.clone(),
+            rpc_system: s.rpc_system.clone(),
+            rpc_service: s.rpc_service.clone(),
+            rpc_method: s.rpc_method.clone(),
+            grpc_status_code: s.grpc_status_code,
+            db_system: s.db_system.clone(),
+            db_operation: s.db_operation.clone(),
+            db_collection: s.db_collection.clone(),
+            keep_reason: s.keep_reason.clone(),
+            attributes: s.attributes_json.clone(),
+            resource: s.resource_json.clone(),
+        }
+    }
+}
+
+/// `host_metrics`: a host sample.
+#[derive(Debug, Clone, Row, Serialize, Deserialize)]
+pub(crate) struct HostRow {
+    pub agent_id: String,
+    pub session_id: String,
+    pub seq_id: u64,
+    pub bucket_time: i64,
+    pub hostname: String,
+    pub cpu_percent: f64,
+    pub memory_used_bytes: u64,
+    pub memory_total_bytes: u64,
+    pub net_rx_bytes_per_sec: f64,
+    pub net_tx_bytes_per_sec: f64,
+    pub load1: f64,
+    pub load5: f64,
+    pub load15: f64,
+    pub interval_seconds: f64,
+}
+
+impl HostRow {
+    pub(crate) fn new(agent_id: &str, session_id: &str, h: &HostMetrics) -> HostRow {
+        HostRow {
+            agent_id: agent_id.to_owned(),
+            session_id: session_id.to_owned(),
+            seq_id: h.seq_id,
+            bucket_time: h.bucket_time * 1_000_000,
+            hostname: h.hostname.clone(),
+            cpu_percent: h.cpu_percent,
+            memory_used_bytes: h.memory_used_bytes,
+            memory_total_bytes: h.memory_total_bytes,
+            net_rx_bytes_per_sec: h.net_rx_bytes_per_sec,
+            net_tx_bytes_per_sec: h.net_tx_bytes_per_sec,
+            load1: h.load1,
+            load5: h.load5,
+            load15: h.load15,
+            interval_seconds: h.interval_seconds,
+        }
+    }
+}
+
+/// `cursors`: one version of an (agent, stream) cursor.
+#[derive(Debug, Clone, Row, Serialize, Deserialize)]
+pub(crate) struct CursorRow {
+    pub agent_id: String,
+    pub stream: String,
+    pub session_id: String,
+    pub seq_id: u64,
+    pub rows_received: u64,
+    pub updated_at: i64,
+    pub latest_seq_id: Option<u64>,
+}
+
+/// `gaps`: seq_ids an agent's store never delivered.
+#[derive(Debug, Clone, Row, Serialize, Deserialize)]
+pub(crate) struct GapRow {
+    pub agent_id: String,
+    pub stream: String,
+    pub session_id: String,
+    pub from_seq_id: u64,
+    pub to_seq_id: u64,
+    pub detected_at: i64,
+    pub reason: String,
+}
+
+/// `agents`: one version of an agent's record.
+#[derive(Debug, Clone, Row, Serialize, Deserialize)]
+pub(crate) struct AgentRow {
+    pub agent_id: String,
+    pub endpoint: String,
+    pub version: String,
+    pub mode: String,
+    pub capabilities: String,
+    pub hostname: String,
+    pub source: String,
+    pub registered_at: i64,
+    pub last_seen: i64,
+}
+
+impl AgentRow {
+    pub(crate) fn new(r: &AgentRecord, now: i64) -> AgentRow {
+        AgentRow {
+            agent_id: r.agent_id.clone(),
+            endpoint: r.endpoint.clone(),
+            version: r.version.clone(),
+            mode: r.mode.clone(),
+            capabilities: r.capabilities.join(","),
+            hostname: r.hostname.clone(),
+            source: r.source.clone(),
+            registered_at: r.registered_at_us,
+            last_seen: now,
+        }
+    }
+
+    pub(crate) fn into_record(self) -> AgentRecord {
+        AgentRecord {
+            agent_id: self.agent_id,
+            endpoint: self.endpoint,
+            version: self.version,
+            mode: self.mode,
+            capabilities: self
+                .capabilities
+                .split(',')
+                .filter(|c| !c.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            hostname: self.hostname,
+            source: self.source,
+            registered_at_us: self.registered_at,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clickhouse::Row;
+
+    use super::*;
+    use crate::catalogue::{self, clickhouse::column_names};
+
+    fn names<T: Row>() -> Vec<String> {
+        T::COLUMN_NAMES.iter().map(|n| n.to_string()).collect()
+    }
+
+    #[test]
+    fn each_row_is_its_tables_columns_in_order() {
+        assert_eq!(names::<BucketRow>(), column_names(&catalogue::OTEL_SPANS));
+        assert_eq!(
+            names::<OperationRow>(),
+            column_names(&catalogue::OTEL_OPERATIONS)
+        );
+        assert_eq!(names::<SpanRow>(), column_names(&catalogue::TRACE_SPANS));
+        assert_eq!(names::<HostRow>(), column_names(&catalogue::HOST_METRICS));
+        assert_eq!(names::<CursorRow>(), column_names(&catalogue::CURSORS));
+        assert_eq!(names::<GapRow>(), column_names(&catalogue::GAPS));
+        assert_eq!(names::<AgentRow>(), column_names(&catalogue::AGENTS));
+    }
+
+    #[test]
+    fn bins_read_back_as_the_sketch_they_came_from() {
+        let mut sketch = DurationSketch::new();
+        for v in [0.0, 0.5, 3.0, 3.1, 250.0, 9_000.0] {
+            sketch.add(v);
+        }
+        let bins = Bins::of(Some(&sketch.to_proto()));
+        assert_eq!(bins.zero, 1);
+        assert_eq!(bins.sketch().unwrap(), sketch);
+        let empty = Bins::of(None).sketch().unwrap();
+        assert!(empty.is_empty());
+    }
+}

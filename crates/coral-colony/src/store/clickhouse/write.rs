@@ -1,0 +1,263 @@
+//! Storing one page in ClickHouse: the rows above the cursor, one insert per
+//! table, then the gaps, then the cursor (the order that makes a repeat
+//! harmless; see the [module docs](super)).
+
+use clickhouse::{RowOwned, RowWrite};
+
+use super::rows::{AgentRow, BucketRow, CursorRow, GapRow, HostRow, OperationRow, SpanRow};
+use super::{ClickHouse, ClickHouseError};
+use crate::catalogue::{self, Table};
+use crate::store::ingest::{
+    Cursor, EXPIRED, Page, PageOutcome, REPLACED, StoredRows, fresh, latest_after, reported_in,
+};
+use crate::store::writer::{AgentRecord, Cutoffs};
+use crate::store::{micros, now_micros};
+
+/// Inserts `rows` into `table` in one statement.
+async fn insert<T>(ch: &ClickHouse, table: &Table, rows: &[T]) -> Result<(), ClickHouseError>
+where
+    T: RowOwned + RowWrite,
+{
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let failed = ClickHouseError::query("insert");
+    let mut insert = ch.client().insert::<T>(table.name).await.map_err(&failed)?;
+    for row in rows {
+        insert.write(row).await.map_err(&failed)?;
+    }
+    insert.end().await.map_err(&failed)
+}
+
+/// The stored cursor of (agent, stream), newest version.
+pub(crate) async fn read_cursor(
+    ch: &ClickHouse,
+    agent_id: &str,
+    stream: &str,
+) -> Result<Option<(Cursor, u64)>, ClickHouseError> {
+    let sql = format!(
+        "SELECT ?fields FROM {} FINAL WHERE agent_id = ? AND stream = ? \
+         ORDER BY updated_at DESC LIMIT 1",
+        ch.target().table(&catalogue::CURSORS)
+    );
+    let row: Option<CursorRow> = ch
+        .client()
+        .query(&sql)
+        .bind(agent_id)
+        .bind(stream)
+        .fetch_optional()
+        .await
+        .map_err(ClickHouseError::query("cursor read"))?;
+    Ok(row.map(|r| {
+        (
+            Cursor {
+                session_id: r.session_id,
+                seq_id: r.seq_id,
+                latest_seq_id: r.latest_seq_id.unwrap_or_default(),
+            },
+            r.rows_received,
+        )
+    }))
+}
+
+/// Stores `page` and advances its cursor. Beyla pages are not stored in
+/// ClickHouse yet and fail, so their cursor does not move.
+pub async fn store_page(ch: &ClickHouse, page: &Page) -> Result<PageOutcome, ClickHouseError> {
+    if !page.beyla.is_empty() {
+        return Err(ClickHouseError::Query {
+            what: "insert",
+            detail: "Beyla rows are not stored in ClickHouse yet; keep storage.engine: duckdb for agents that run Beyla".into(),
+        });
+    }
+    let mut outcome = PageOutcome::default();
+    let now = now_micros();
+    let key = page.stream.cursor_key();
+    let stored = read_cursor(ch, &page.agent_id, key).await?;
+    let mut gaps = Vec::new();
+    let (cursor, latest, received) = match stored {
+        Some((c, received)) if c.session_id == page.session_id => {
+            (c.seq_id, c.latest_seq_id, received)
+        }
+        Some((old, _)) => {
+            outcome.session_reset = true;
+            let reached = old.latest_seq_id.max(reported_in(page, &old.session_id));
+            if reached > old.seq_id {
+                let lost = (old.seq_id + 1, reached);
+                gaps.push(gap(page, &old.session_id, lost, now, REPLACED));
+                outcome.replaced_gap = Some(lost);
+            }
+            (0, 0, 0)
+        }
+        None => (0, 0, 0),
+    };
+    let fresh = fresh(page, cursor);
+    outcome.duplicates = fresh.duplicates;
+    outcome.gaps = fresh.gaps.clone();
+    gaps.extend(
+        fresh
+            .gaps
+            .iter()
+            .map(|&range| gap(page, &page.session_id, range, now, EXPIRED)),
+    );
+    let (agent, session) = (page.agent_id.as_str(), page.session_id.as_str());
+    let mut buckets = Vec::with_capacity(fresh.buckets.len());
+    let mut operations = Vec::new();
+    for &i in &fresh.buckets {
+        let b = &page.buckets[i];
+        if let Err(error) = check_bucket(b) {
+            outcome.rejected += 1;
+            outcome
+                .reject_reason
+                .get_or_insert_with(|| format!("bucket seq_id {}: {error}", b.seq_id));
+            continue;
+        }
+        buckets.push(BucketRow::new(agent, session, b));
+        operations.extend(
+            b.operations
+                .iter()
+                .map(|op| OperationRow::new(agent, session, b, op)),
+        );
+        outcome.stored_buckets.push(i);
+    }
+    let spans: Vec<SpanRow> = fresh
+        .spans
+        .iter()
+        .map(|s| SpanRow::new(agent, session, s))
+        .collect();
+    let hosts: Vec<HostRow> = fresh
+        .hosts
+        .iter()
+        .map(|h| HostRow::new(agent, session, h))
+        .collect();
+    insert(ch, &catalogue::OTEL_SPANS, &buckets).await?;
+    insert(ch, &catalogue::OTEL_OPERATIONS, &operations).await?;
+    insert(ch, &catalogue::TRACE_SPANS, &spans).await?;
+    insert(ch, &catalogue::HOST_METRICS, &hosts).await?;
+    insert(ch, &catalogue::GAPS, &gaps).await?;
+    outcome.stored = buckets.len() + spans.len() + hosts.len();
+    outcome.stored_by_table = StoredRows {
+        otel_spans: buckets.len(),
+        trace_spans: spans.len(),
+        host_metrics: hosts.len(),
+        beyla: 0,
+    };
+    let new_cursor = cursor.max(page.max_seq);
+    let row = CursorRow {
+        agent_id: page.agent_id.clone(),
+        stream: key.to_owned(),
+        session_id: page.session_id.clone(),
+        seq_id: new_cursor,
+        rows_received: received + outcome.stored as u64,
+        updated_at: now,
+        latest_seq_id: Some(latest_after(page, latest, new_cursor)),
+    };
+    insert(ch, &catalogue::CURSORS, &[row]).await?;
+    outcome.cursor = new_cursor;
+    Ok(outcome)
+}
+
+fn gap(page: &Page, session: &str, (from, to): (u64, u64), now: i64, reason: &str) -> GapRow {
+    GapRow {
+        agent_id: page.agent_id.clone(),
+        stream: page.stream.as_str().to_owned(),
+        session_id: session.to_owned(),
+        from_seq_id: from,
+        to_seq_id: to,
+        detected_at: now,
+        reason: reason.to_owned(),
+    }
+}
+
+/// A bucket is refused as the embedded store refuses it: when its sketch or
+/// samples do not decode.
+fn check_bucket(b: &coral_proto::common::TelemetryBucket) -> Result<(), coral_model::ModelError> {
+    coral_model::Bucket::from_proto(b).map(|_| ())
+}
+
+/// Inserts a new version of an agent's record.
+pub async fn upsert_agent(ch: &ClickHouse, record: &AgentRecord) -> Result<(), ClickHouseError> {
+    insert(
+        ch,
+        &catalogue::AGENTS,
+        &[AgentRow::new(record, now_micros())],
+    )
+    .await
+}
+
+/// Drops the days of every dated table that end before its cutoff; returns
+/// the rows dropped. Rows of the cutoff's own day stay until the day has
+/// passed (reads select by time, so they are not shown as older).
+pub async fn retention(ch: &ClickHouse, cutoffs: &Cutoffs) -> Result<u64, ClickHouseError> {
+    #[derive(clickhouse::Row, serde::Deserialize)]
+    struct Part {
+        partition: String,
+        rows: u64,
+    }
+    let tables = [
+        (&catalogue::OTEL_SPANS, cutoffs.otel_spans),
+        (&catalogue::OTEL_OPERATIONS, cutoffs.otel_operations),
+        (&catalogue::TRACE_SPANS, cutoffs.trace_spans),
+        (&catalogue::HOST_METRICS, cutoffs.host_metrics),
+        (&catalogue::GAPS, cutoffs.gaps),
+        (&catalogue::BEYLA_HTTP, cutoffs.beyla_http),
+        (&catalogue::BEYLA_GRPC, cutoffs.beyla_grpc),
+        (&catalogue::BEYLA_SQL, cutoffs.beyla_sql),
+        (&catalogue::BEYLA_TRACES, cutoffs.beyla_traces),
+    ];
+    let mut dropped = 0;
+    for (table, cutoff) in tables {
+        let local = ch.target().partitioned(table);
+        let day = yyyymmdd(micros(cutoff));
+        let parts: Vec<Part> = ch
+            .client()
+            .query(
+                "SELECT partition, sum(rows) AS rows FROM system.parts \
+                 WHERE database = ? AND table = ? AND active GROUP BY partition",
+            )
+            .bind(&ch.target().database)
+            .bind(&local)
+            .fetch_all()
+            .await
+            .map_err(ClickHouseError::query("retention"))?;
+        for part in parts {
+            // Partitions are `toYYYYMMDD` numbers; anything else is not ours.
+            let Ok(p) = part.partition.trim_matches('\'').parse::<u32>() else {
+                continue;
+            };
+            if p >= day {
+                continue;
+            }
+            let on_cluster = match &ch.target().cluster {
+                Some(c) => format!(" ON CLUSTER `{c}`"),
+                None => String::new(),
+            };
+            ch.client()
+                .query(&format!(
+                    "ALTER TABLE {}{on_cluster} DROP PARTITION {p}",
+                    ch.target().qualified(&local)
+                ))
+                .execute()
+                .await
+                .map_err(ClickHouseError::query("retention"))?;
+            dropped += part.rows;
+        }
+    }
+    Ok(dropped)
+}
+
+/// The UTC day of `micros` as `YYYYMMDD`.
+fn yyyymmdd(micros: i64) -> u32 {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_micros(micros.max(0) as u64);
+    let s = humantime::format_rfc3339_seconds(t).to_string();
+    s[..10].replace('-', "").parse().unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn days_are_utc_calendar_days() {
+        assert_eq!(super::yyyymmdd(0), 19700101);
+        assert_eq!(super::yyyymmdd(1_765_065_599_000_000), 20251206);
+        assert_eq!(super::yyyymmdd(1_765_065_600_000_000), 20251207);
+    }
+}

@@ -1,0 +1,118 @@
+//! The colony's store, whichever engine holds it: the embedded DuckDB file
+//! (reads on the blocking pool with a cloned connection) or ClickHouse
+//! (async reads over HTTP). The service, the poller and the start-up read
+//! through here; writes go through [`super::writer::WriterSender`].
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use coral_proto::colony::{Gap, QueryOtelSummariesResponse};
+
+use super::clickhouse::{self, ClickHouse};
+use super::ingest::{Cursor, Stream};
+use super::query::{self, CursorRow};
+use super::writer::AgentRecord;
+use super::{Database, StoreError};
+
+/// The opened store.
+#[derive(Clone)]
+pub enum Store {
+    /// `colony.duckdb` in the data directory.
+    DuckDb(Arc<Database>),
+    /// A ClickHouse database (or cluster).
+    ClickHouse(ClickHouse),
+}
+
+impl Store {
+    /// Runs `f` on a DuckDB connection on the blocking pool.
+    async fn duck<T: Send + 'static>(
+        db: &Arc<Database>,
+        f: impl FnOnce(&duckdb::Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let db = db.clone();
+        tokio::task::spawn_blocking(move || f(&db.reader()?))
+            .await
+            .map_err(|e| StoreError::Corrupt {
+                what: "read task",
+                detail: e.to_string(),
+            })?
+    }
+
+    /// The embedded database, for the reads only it serves so far; on
+    /// ClickHouse an error naming `what`.
+    pub fn embedded(&self, what: &'static str) -> Result<Arc<Database>, StoreError> {
+        match self {
+            Store::DuckDb(db) => Ok(db.clone()),
+            Store::ClickHouse(_) => Err(StoreError::NotOnClickHouse { what }),
+        }
+    }
+
+    /// The stored cursor of (agent, stream).
+    pub async fn cursor(&self, agent: &str, stream: Stream) -> Result<Option<Cursor>, StoreError> {
+        match self {
+            Store::DuckDb(db) => {
+                let agent = agent.to_owned();
+                Self::duck(db, move |c| super::ingest::read_cursor(c, &agent, stream)).await
+            }
+            Store::ClickHouse(ch) => Ok(clickhouse::read_cursor(ch, agent, stream.cursor_key())
+                .await?
+                .map(|(cursor, _)| cursor)),
+        }
+    }
+
+    /// Persisted agent records.
+    pub async fn agents(&self) -> Result<Vec<AgentRecord>, StoreError> {
+        match self {
+            Store::DuckDb(db) => Self::duck(db, query::agents).await,
+            Store::ClickHouse(ch) => Ok(clickhouse::agents(ch).await?),
+        }
+    }
+
+    /// Every cursor and the gap count of every agent.
+    pub async fn progress(
+        &self,
+    ) -> Result<(HashMap<(String, String), CursorRow>, HashMap<String, u64>), StoreError> {
+        match self {
+            Store::DuckDb(db) => {
+                Self::duck(db, |c| Ok((query::cursors(c)?, query::gap_counts(c)?))).await
+            }
+            Store::ClickHouse(ch) => Ok((
+                clickhouse::cursors(ch).await?,
+                clickhouse::gap_counts(ch).await?,
+            )),
+        }
+    }
+
+    /// Gaps, newest first (of one agent when `agent` is not empty).
+    pub async fn gaps(&self, agent: &str) -> Result<Vec<Gap>, StoreError> {
+        match self {
+            Store::DuckDb(db) => {
+                let agent = agent.to_owned();
+                Self::duck(db, move |c| query::gaps(c, &agent)).await
+            }
+            Store::ClickHouse(ch) => Ok(clickhouse::gaps(ch, agent).await?),
+        }
+    }
+
+    /// Merged 1-minute summaries of `service` in `[from, to)` (Unix seconds).
+    pub async fn otel_summaries(
+        &self,
+        service: String,
+        from: i64,
+        to: i64,
+        span_kind: String,
+        agent: String,
+    ) -> Result<QueryOtelSummariesResponse, StoreError> {
+        match self {
+            Store::DuckDb(db) => {
+                Self::duck(db, move |c| {
+                    query::otel_summaries(c, &service, from, to, &span_kind, &agent)
+                })
+                .await
+            }
+            Store::ClickHouse(ch) => {
+                Ok(clickhouse::summaries(ch, &service, from, to, &span_kind, &agent).await?)
+            }
+        }
+    }
+}

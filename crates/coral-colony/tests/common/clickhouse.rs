@@ -1,0 +1,229 @@
+//! A real ClickHouse server for a test: Debian's `clickhouse-server` started
+//! on loopback ports with its own data directory and config, stopped when
+//! dropped. A skip with a message where the package is missing, a failure
+//! with `CORAL_REQUIRE_CLICKHOUSE=1` (set by CI).
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use coral_colony::store::clickhouse::Settings;
+
+/// The password of the `coral` user the servers have.
+pub const PASSWORD: &str = "coral-test-password";
+
+/// A running server.
+pub struct Server {
+    child: Child,
+    dir: tempfile::TempDir,
+    binary: PathBuf,
+    /// Its HTTP port.
+    pub http_port: u16,
+    /// Its native protocol port (what `remote_servers` names).
+    pub tcp_port: u16,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The server binary, or a skip (a failure when required).
+pub fn binary() -> Option<PathBuf> {
+    let found = std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/bin")])
+        .map(|dir| dir.join("clickhouse-server"))
+        .find(|p| p.is_file());
+    if found.is_none() {
+        assert!(
+            std::env::var("CORAL_REQUIRE_CLICKHOUSE").as_deref() != Ok("1"),
+            "clickhouse-server is required (CORAL_REQUIRE_CLICKHOUSE=1): apt-get install clickhouse-server, or run .ci/run"
+        );
+        eprintln!("skipped: no clickhouse-server (apt-get install clickhouse-server)");
+    }
+    found
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A `<remote_servers>` block naming one cluster of one-replica shards at
+/// the given native ports.
+pub fn cluster_xml(name: &str, tcp_ports: &[u16]) -> String {
+    let shards: String = tcp_ports
+        .iter()
+        .map(|p| {
+            format!(
+                "<shard><replica><host>127.0.0.1</host><port>{p}</port><user>coral</user><password>{PASSWORD}</password></replica></shard>"
+            )
+        })
+        .collect();
+    format!("<remote_servers><{name}>{shards}</{name}></remote_servers>")
+}
+
+fn spawn(binary: &Path, dir: &Path) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("stdout.log"))
+        .unwrap();
+    Command::new(binary)
+        .arg(format!("--config-file={}/config.xml", dir.display()))
+        .current_dir(dir)
+        .stdout(Stdio::from(log.try_clone().unwrap()))
+        .stderr(Stdio::from(log))
+        .spawn()
+        .expect("clickhouse-server starts")
+}
+
+impl Server {
+    /// Starts `binary` with `extra` XML inside its config (e.g. a
+    /// `remote_servers` block); waits until it answers `/ping`.
+    pub async fn start(binary: &Path, extra: &str) -> Server {
+        Server::start_on(binary, free_port(), free_port(), extra).await
+    }
+
+    /// Starts on the given ports.
+    pub async fn start_on(binary: &Path, http_port: u16, tcp_port: u16, extra: &str) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display();
+        std::fs::write(
+            dir.path().join("config.xml"),
+            format!(
+                r#"<?xml version="1.0"?>
+<yandex>
+  <logger><level>warning</level><log>{d}/server.log</log><errorlog>{d}/error.log</errorlog></logger>
+  <http_port>{http_port}</http_port>
+  <tcp_port>{tcp_port}</tcp_port>
+  <listen_host>127.0.0.1</listen_host>
+  <path>{d}/data/</path>
+  <tmp_path>{d}/data/tmp/</tmp_path>
+  <user_files_path>{d}/data/user_files/</user_files_path>
+  <format_schema_path>{d}/data/format_schemas/</format_schema_path>
+  <mark_cache_size>268435456</mark_cache_size>
+  <uncompressed_cache_size>268435456</uncompressed_cache_size>
+  <users_config>users.xml</users_config>
+  <default_profile>default</default_profile>
+  <default_database>default</default_database>
+  <timezone>UTC</timezone>
+  <mlock_executable>false</mlock_executable>
+  {extra}
+</yandex>
+"#
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("users.xml"),
+            format!(
+                r#"<?xml version="1.0"?>
+<yandex>
+  <profiles>
+    <default><max_memory_usage>2000000000</max_memory_usage></default>
+    <readonly><readonly>1</readonly></readonly>
+  </profiles>
+  <users>
+    <default><password></password><networks><ip>127.0.0.1</ip></networks><profile>default</profile><quota>default</quota></default>
+    <coral><password>{PASSWORD}</password><networks><ip>127.0.0.1</ip></networks><profile>default</profile><quota>default</quota></coral>
+    <reader><password>{PASSWORD}</password><networks><ip>127.0.0.1</ip></networks><profile>readonly</profile><quota>default</quota></reader>
+  </users>
+  <quotas><default></default></quotas>
+</yandex>
+"#
+            ),
+        )
+        .unwrap();
+        let child = spawn(binary, dir.path());
+        let mut server = Server {
+            child,
+            dir,
+            binary: binary.to_owned(),
+            http_port,
+            tcp_port,
+        };
+        server.wait_ready().await;
+        server
+    }
+
+    /// Kills the server (SIGKILL); its data stays.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the killed server again on the same ports and data.
+    pub async fn restart(&mut self) {
+        self.child = spawn(&self.binary, self.dir.path());
+        self.wait_ready().await;
+    }
+
+    async fn wait_ready(&mut self) {
+        let url = format!("http://127.0.0.1:{}/ping", self.http_port);
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                let log =
+                    std::fs::read_to_string(self.dir.path().join("stdout.log")).unwrap_or_default();
+                let errors =
+                    std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default();
+                panic!("clickhouse-server exited ({status}):\n{log}\n{errors}");
+            }
+            let u = url.clone();
+            let ok = tokio::task::spawn_blocking(move || {
+                ureq::get(&u)
+                    .call()
+                    .ok()
+                    .and_then(|mut r| r.body_mut().read_to_string().ok())
+            })
+            .await
+            .unwrap();
+            if ok.as_deref().map(str::trim) == Some("Ok.") {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "clickhouse-server did not answer {url} in 60 s"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Its HTTP URL.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.http_port)
+    }
+
+    /// The colony YAML `storage:` section for the `coral` user on
+    /// `database`, its password in a file under `dir`.
+    pub fn storage_yaml(&self, dir: &Path, database: &str) -> String {
+        let password = dir.join("clickhouse-password");
+        std::fs::write(&password, format!("{PASSWORD}\n")).unwrap();
+        format!(
+            "storage:\n  engine: clickhouse\n  url: {}\n  database: {database}\n  user: coral\n  password_file: {}\n",
+            self.url(),
+            password.display()
+        )
+    }
+
+    /// Settings for the `coral` user on `database`.
+    pub fn settings(&self, database: &str) -> Settings {
+        Settings {
+            url: self.url(),
+            database: database.to_owned(),
+            user: "coral".into(),
+            password: PASSWORD.into(),
+            cluster: None,
+        }
+    }
+}
