@@ -24,7 +24,7 @@ use crate::registry::{HealthPolicy, Registry};
 use crate::store::engine::Store;
 use crate::store::ingest::{Page, Stream};
 use crate::store::writer::{AgentRecord, WriterSender};
-use crate::store::{StoreError, now_micros, operations, query, traces};
+use crate::store::{StoreError, now_micros, query, traces};
 
 /// The service state.
 pub struct Colony {
@@ -340,11 +340,7 @@ impl ColonyService for ColonyApi {
         request: Request<ListServicesRequest>,
     ) -> Result<Response<ListServicesResponse>, Status> {
         let req = request.into_inner();
-        let services = self
-            .read("the service list", move |c| {
-                crate::store::services::services(c, &req)
-            })
-            .await?;
+        let services = self.store.services(req).await.map_err(internal)?;
         Ok(Response::new(ListServicesResponse { services }))
     }
 
@@ -450,10 +446,10 @@ impl ColonyService for ColonyApi {
         }
         let (from, to) = window(req.from_unix, req.to_unix)?;
         let response = self
-            .read("RED by operation", move |c| {
-                operations::query(c, &req, from, to)
-            })
-            .await?;
+            .store
+            .operations(req, from, to)
+            .await
+            .map_err(internal)?;
         Ok(Response::new(response))
     }
 

@@ -243,6 +243,58 @@ async fn pages_stored_twice_count_once_and_answer_as_the_embedded_store() {
         assert!(!from_duck.rows.is_empty());
         assert_same(&from_ch, &from_duck);
     }
+    for (kind, operation, agent) in [("", "", ""), ("SERVER", "POST /pay", "web-2")] {
+        let req = coral_proto::colony::QueryOperationsRequest {
+            service_name: "checkout".into(),
+            span_kind: kind.into(),
+            operation: operation.into(),
+            agent_id: agent.into(),
+            ..Default::default()
+        };
+        let (from, to) = (MINUTE - 60, MINUTE + 120);
+        let from_ch = ch::operations(&store, &req, from, to).await.unwrap();
+        let from_duck = coral_colony::store::operations::query(&conn, &req, from, to).unwrap();
+        assert!(!from_duck.rows.is_empty());
+        assert_eq!(from_ch.rows.len(), from_duck.rows.len());
+        for (c, d) in from_ch
+            .rows
+            .iter()
+            .zip(&from_duck.rows)
+            .chain(from_ch.totals.iter().zip(&from_duck.totals))
+        {
+            assert_eq!(
+                (
+                    c.bucket_time,
+                    &c.operation,
+                    &c.span_kind,
+                    c.total_spans,
+                    c.error_count,
+                    c.agent_count
+                ),
+                (
+                    d.bucket_time,
+                    &d.operation,
+                    &d.span_kind,
+                    d.total_spans,
+                    d.error_count,
+                    d.agent_count
+                )
+            );
+            assert_eq!(
+                (c.p50_ms, c.p95_ms, c.p99_ms, c.min_ms, c.max_ms),
+                (d.p50_ms, d.p95_ms, d.p99_ms, d.min_ms, d.max_ms)
+            );
+        }
+    }
+    let req = coral_proto::colony::ListServicesRequest::default();
+    let from_ch = ch::services(&store, &req).await.unwrap();
+    let from_duck = coral_colony::store::services::services(&conn, &req).unwrap();
+    assert_eq!(from_ch, from_duck, "the service list is the same");
+    assert_eq!(
+        from_ch[0].requests,
+        2 * (200 + 20 + 50),
+        "SERVER buckets only"
+    );
     let all = ch::summaries(&store, "checkout", MINUTE - 60, MINUTE + 120, "SERVER", "")
         .await
         .unwrap();
@@ -271,6 +323,46 @@ async fn a_new_agent_session_records_what_the_old_one_never_delivered() {
     assert_eq!(outcome.replaced_gap, Some((5, 12)));
     assert_eq!(outcome.stored, 4, "the new session's rows are new");
     assert_eq!(count(&store, "otel_spans", true).await, 6);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_drops_the_days_older_than_the_cutoff() {
+    let Some(server) = server().await else { return };
+    let store = ClickHouse::open(&server.settings("coral")).await.unwrap();
+    for page in pages("web-1", 1.0) {
+        ch::store_page(&store, &page).await.unwrap();
+    }
+    let now = std::time::SystemTime::now();
+    let this_minute = now.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64 / 60 * 60;
+    let mut today = pages("web-2", 1.0).remove(0);
+    today.buckets = vec![bucket(1, this_minute, SpanKind::Server, &[5.0, 6.0], 0)];
+    today.spans.clear();
+    today.max_seq = 1;
+    ch::store_page(&store, &today).await.unwrap();
+    let hour_ago = now - std::time::Duration::from_secs(3600);
+    let cutoffs = coral_colony::store::writer::Cutoffs {
+        otel_spans: hour_ago,
+        otel_operations: hour_ago,
+        trace_spans: hour_ago,
+        host_metrics: hour_ago,
+        gaps: hour_ago,
+        beyla_http: hour_ago,
+        beyla_grpc: hour_ago,
+        beyla_sql: hour_ago,
+        beyla_traces: hour_ago,
+    };
+    let dropped = ch::retention(&store, &cutoffs).await.unwrap();
+    // web-1's 4 bucket parts, 4 operations, 3 spans and a host sample are
+    // of a day long gone (its gap is dated today).
+    assert_eq!(dropped, 12);
+    assert_eq!(
+        count(&store, "otel_spans", true).await,
+        1,
+        "today's bucket stays"
+    );
+    assert_eq!(count(&store, "trace_spans", true).await, 0);
+    assert_eq!(count(&store, "gaps", true).await, 1);
+    assert_eq!(ch::retention(&store, &cutoffs).await.unwrap(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -375,8 +467,28 @@ async fn a_colony_on_clickhouse_pulls_agents_and_rides_out_an_outage() {
         assert!(a.last_poll_error.is_empty(), "{a:?}");
         assert!(a.rows_received > 0, "{a:?}");
     }
-    let unserved = c
+    let services = c
         .list_services(coral_proto::colony::ListServicesRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .services;
+    assert_eq!(services.len(), 1);
+    assert_eq!((services[0].requests, services[0].errors), (800, 60));
+    let operations = c
+        .query_operations(coral_proto::colony::QueryOperationsRequest {
+            service_name: "checkout".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        operations.totals.iter().map(|o| o.total_spans).sum::<i64>(),
+        800
+    );
+    let unserved = c
+        .list_traces(coral_proto::colony::ListTracesRequest::default())
         .await
         .unwrap_err();
     assert_eq!(unserved.code(), tonic::Code::Unimplemented);
@@ -455,23 +567,50 @@ fn the_schema_and_queries_run_on_current_clickhouse() {
         .replacen('?', &((MINUTE + 60) * 1_000_000).to_string(), 1)
         .replacen('?', "'SERVER'", 1)
         .replacen('?', "'a'", 1);
+    let operations = coral_colony::store::clickhouse::operations_sql(
+        &target.table(&catalogue::OTEL_OPERATIONS),
+        &["span_kind"],
+    )
+    .replacen('?', "'checkout'", 1)
+    .replacen('?', "0", 1)
+    .replacen('?', &i64::MAX.to_string(), 1)
+    .replacen('?', "'SERVER'", 1);
+    let services = coral_colony::store::clickhouse::services_sql(&table)
+        .replacen('?', "0", 1)
+        .replacen('?', &i64::MAX.to_string(), 1);
     let script = r#"
 import json, sys
 from chdb import session
 s = session.Session()
 for statement in json.load(sys.stdin)["ddl"]:
     s.query(statement)
-print(s.query(json.loads(sys.argv[1]), "JSONEachRow"))
+for query in sys.argv[1:]:
+    out = str(s.query(json.loads(query), "JSONEachRow")).strip()
+    print(out if out else "null")
 "#;
     let input = serde_json::json!({ "ddl": statements }).to_string();
     let output = common::run_python(
         &python,
         script,
-        &[&serde_json::to_string(&sql).unwrap()],
+        &[
+            &serde_json::to_string(&sql).unwrap(),
+            &serde_json::to_string(&services).unwrap(),
+            &serde_json::to_string(&operations).unwrap(),
+        ],
         &input,
     );
-    let row: serde_json::Value =
-        serde_json::from_str(output.trim()).unwrap_or_else(|e| panic!("{e}: {output}"));
+    let rows: Vec<serde_json::Value> = output
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {output}")))
+        .collect();
+    assert_eq!(rows.len(), 3, "{output}");
+    assert_eq!(
+        rows[2],
+        serde_json::Value::Null,
+        "no operations were inserted: {output}"
+    );
+    let row = &rows[0];
+    assert_eq!(rows[1]["total_spans"], 3, "{output}");
     assert_eq!(row["total_spans"], 3, "a duplicated row counts once: {row}");
     assert_eq!(row["bin_index"], serde_json::json!([10, 20]));
     assert_eq!(row["bin_count"], serde_json::json!([2, 1]));

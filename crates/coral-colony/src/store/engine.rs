@@ -6,7 +6,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use coral_proto::colony::{Gap, QueryOtelSummariesResponse};
+use coral_proto::colony::{
+    Gap, ListServicesRequest, QueryOperationsRequest, QueryOperationsResponse,
+    QueryOtelSummariesResponse, ServiceSummary,
+};
 
 use super::clickhouse::{self, ClickHouse};
 use super::ingest::{Cursor, Stream};
@@ -113,6 +116,32 @@ impl Store {
             Store::ClickHouse(ch) => {
                 Ok(clickhouse::summaries(ch, &service, from, to, &span_kind, &agent).await?)
             }
+        }
+    }
+
+    /// Every service seen in the request's window, with its RED.
+    pub async fn services(
+        &self,
+        req: ListServicesRequest,
+    ) -> Result<Vec<ServiceSummary>, StoreError> {
+        match self {
+            Store::DuckDb(db) => Self::duck(db, move |c| super::services::services(c, &req)).await,
+            Store::ClickHouse(ch) => Ok(clickhouse::services(ch, &req).await?),
+        }
+    }
+
+    /// RED per operation of one service in `[from, to)` (Unix seconds).
+    pub async fn operations(
+        &self,
+        req: QueryOperationsRequest,
+        from: i64,
+        to: i64,
+    ) -> Result<QueryOperationsResponse, StoreError> {
+        match self {
+            Store::DuckDb(db) => {
+                Self::duck(db, move |c| super::operations::query(c, &req, from, to)).await
+            }
+            Store::ClickHouse(ch) => Ok(clickhouse::operations(ch, &req, from, to).await?),
         }
     }
 }

@@ -47,59 +47,89 @@ pub fn query(
     }
     let mut stmt = conn.prepare(&sql)?;
     let mut rows = stmt.query(params_from_iter(args.iter()))?;
-    let mut minutes: BTreeMap<(i64, String, String), Merged> = BTreeMap::new();
-    let mut totals: BTreeMap<(String, String), Merged> = BTreeMap::new();
+    let mut out = Operations::default();
     while let Some(r) = rows.next()? {
         let agent: String = r.get(0)?;
         let minute: i64 = r.get(1)?;
-        let operation: String = r.get(2)?;
         let kind: String = r.get(3)?;
         let sketch: Vec<u8> = r.get(10)?;
-        let corrupt = |detail: String| StoreError::Corrupt {
-            what: "operation",
-            detail,
-        };
         let summary = OperationSummary {
-            operation: operation.clone(),
+            operation: r.get(2)?,
             total_spans: r.get(4)?,
             error_count: r.get(5)?,
             min_ms: r.get(6)?,
             max_ms: r.get(7)?,
             sum_ms: r.get(8)?,
             samples: samples_from_json(&r.get::<_, String>(9)?),
-            sketch: Some(
-                DurationSketch::decode(sketch.as_slice()).map_err(|e| corrupt(e.to_string()))?,
-            ),
+            sketch: Some(DurationSketch::decode(sketch.as_slice()).map_err(|e| {
+                StoreError::Corrupt {
+                    what: "operation",
+                    detail: e.to_string(),
+                }
+            })?),
             ..Default::default()
         };
-        let stats = operation_from_proto(&summary).map_err(|e| corrupt(e.to_string()))?;
+        out.add(&agent, minute, kind, &summary)?;
+    }
+    Ok(out.finish(from, to))
+}
+
+/// Operation rows merged per (minute, operation, kind) and over the window,
+/// counting the agents behind each: the answer of `QueryOperations`,
+/// whichever engine the rows come from.
+#[derive(Default)]
+pub(crate) struct Operations {
+    minutes: BTreeMap<(i64, String, String), Merged>,
+    totals: BTreeMap<(String, String), Merged>,
+}
+
+impl Operations {
+    /// Merges one agent's operation row of `minute`.
+    pub(crate) fn add(
+        &mut self,
+        agent: &str,
+        minute: i64,
+        kind: String,
+        summary: &OperationSummary,
+    ) -> Result<(), StoreError> {
+        let stats = operation_from_proto(summary).map_err(|e| StoreError::Corrupt {
+            what: "operation",
+            detail: e.to_string(),
+        })?;
+        let operation = summary.operation.clone();
         add(
-            &mut minutes,
+            &mut self.minutes,
             (minute, operation.clone(), kind.clone()),
             &stats,
-            &agent,
+            agent,
         )?;
-        add(&mut totals, (operation, kind), &stats, &agent)?;
+        add(&mut self.totals, (operation, kind), &stats, agent)
     }
-    let mut totals: Vec<OperationRow> = totals
-        .into_iter()
-        .map(|((operation, kind), m)| row(0, operation, kind, &m))
-        .collect();
-    totals.sort_by(|a, b| {
-        b.sum_ms
-            .total_cmp(&a.sum_ms)
-            .then_with(|| a.operation.cmp(&b.operation))
-            .then_with(|| a.span_kind.cmp(&b.span_kind))
-    });
-    Ok(QueryOperationsResponse {
-        rows: minutes
+
+    /// The response for the window `[from, to)`: totals slowest first.
+    pub(crate) fn finish(self, from: i64, to: i64) -> QueryOperationsResponse {
+        let mut totals: Vec<OperationRow> = self
+            .totals
             .into_iter()
-            .map(|((minute, operation, kind), m)| row(minute, operation, kind, &m))
-            .collect(),
-        totals,
-        from_unix: from,
-        to_unix: to,
-    })
+            .map(|((operation, kind), m)| row(0, operation, kind, &m))
+            .collect();
+        totals.sort_by(|a, b| {
+            b.sum_ms
+                .total_cmp(&a.sum_ms)
+                .then_with(|| a.operation.cmp(&b.operation))
+                .then_with(|| a.span_kind.cmp(&b.span_kind))
+        });
+        QueryOperationsResponse {
+            rows: self
+                .minutes
+                .into_iter()
+                .map(|((minute, operation, kind), m)| row(minute, operation, kind, &m))
+                .collect(),
+            totals,
+            from_unix: from,
+            to_unix: to,
+        }
+    }
 }
 
 fn add<K: Ord>(

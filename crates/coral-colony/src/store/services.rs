@@ -27,7 +27,7 @@ fn window(req: &ListServicesRequest, col: &str) -> (String, Vec<Value>) {
 }
 
 #[derive(Default)]
-struct BeylaAcc {
+pub(crate) struct BeylaAcc {
     requests: u64,
     errors: u64,
     latency: Histogram,
@@ -35,7 +35,7 @@ struct BeylaAcc {
 }
 
 #[derive(Default)]
-struct OtlpAcc {
+pub(crate) struct OtlpAcc {
     requests: u64,
     errors: u64,
     sketch: Option<DurationSketch>,
@@ -74,7 +74,7 @@ pub fn services(
         }
     }
 
-    let mut otlp: BTreeMap<String, (OtlpAcc, OtlpAcc)> = BTreeMap::new();
+    let mut otlp = Otlp::default();
     let (where_, args) = window(req, "bucket_time");
     let mut stmt = conn.prepare(&format!(
         "SELECT service_name, agent_id, span_kind, total_spans, error_count, sketch \
@@ -82,22 +82,44 @@ pub fn services(
     ))?;
     let mut rows = stmt.query(duckdb::params_from_iter(args.iter()))?;
     while let Some(r) = rows.next()? {
-        let kind: String = r.get(2)?;
-        let (entry, all) = otlp.entry(r.get(0)?).or_default();
-        let entry_kind = kind == "SERVER" || kind == "CONSUMER";
         let blob: Vec<u8> = r.get(5)?;
-        let sketch = DurationSketch::decode(&blob).ok();
-        let agent: String = r.get(1)?;
-        let (total, errors): (i64, i64) = (r.get(3)?, r.get(4)?);
+        otlp.add(
+            r.get(0)?,
+            &r.get::<_, String>(1)?,
+            &r.get::<_, String>(2)?,
+            (r.get(3)?, r.get(4)?),
+            DurationSketch::decode(&blob).ok().as_ref(),
+        );
+    }
+    Ok(summaries(&beyla, &otlp))
+}
+
+/// OTLP summaries per service: SERVER and CONSUMER buckets, and every kind
+/// for services that have neither.
+#[derive(Default)]
+pub(crate) struct Otlp(BTreeMap<String, (OtlpAcc, OtlpAcc)>);
+
+impl Otlp {
+    /// Adds one bucket (or parts merged) of `service` from `agent`.
+    pub(crate) fn add(
+        &mut self,
+        service: String,
+        agent: &str,
+        kind: &str,
+        (total, errors): (i64, i64),
+        sketch: Option<&DurationSketch>,
+    ) {
+        let (entry, all) = self.0.entry(service).or_default();
+        let entry_kind = kind == "SERVER" || kind == "CONSUMER";
         for acc in [Some(&mut *all), entry_kind.then_some(&mut *entry)]
             .into_iter()
             .flatten()
         {
             acc.entry = true;
-            acc.agents.insert(agent.clone());
+            acc.agents.insert(agent.to_owned());
             acc.requests += total.max(0) as u64;
             acc.errors += errors.max(0) as u64;
-            if let Some(s) = &sketch {
+            if let Some(s) = sketch {
                 match &mut acc.sketch {
                     Some(merged) => {
                         let _ = merged.merge(s);
@@ -107,10 +129,13 @@ pub fn services(
             }
         }
     }
+}
 
+/// The answer: per service, a Beyla row and an OTLP row where there is data.
+pub(crate) fn summaries(beyla: &BTreeMap<String, BeylaAcc>, otlp: &Otlp) -> Vec<ServiceSummary> {
     let rate = |e: u64, n: u64| if n > 0 { e as f64 / n as f64 } else { 0.0 };
     let mut out = Vec::new();
-    let names: BTreeSet<&String> = beyla.keys().chain(otlp.keys()).collect();
+    let names: BTreeSet<&String> = beyla.keys().chain(otlp.0.keys()).collect();
     for name in names {
         if let Some(b) = beyla.get(name) {
             let p95 = b.latency.quantile(0.95);
@@ -125,7 +150,7 @@ pub fn services(
                 agents: b.agents.iter().cloned().collect(),
             });
         }
-        if let Some((entry, all)) = otlp.get(name) {
+        if let Some((entry, all)) = otlp.0.get(name) {
             let o = if entry.entry { entry } else { all };
             out.push(ServiceSummary {
                 service_name: name.clone(),
@@ -139,5 +164,5 @@ pub fn services(
             });
         }
     }
-    Ok(out)
+    out
 }

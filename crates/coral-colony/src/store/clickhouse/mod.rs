@@ -21,7 +21,10 @@ use thiserror::Error;
 
 use crate::catalogue::clickhouse::Target;
 
-pub use read::{agents, cursors, gap_counts, gaps, summaries, summaries_sql};
+pub use read::{
+    agents, cursors, gap_counts, gaps, operations, operations_sql, services, services_sql,
+    summaries, summaries_sql,
+};
 pub(crate) use write::read_cursor;
 pub use write::{retention, store_page, upsert_agent};
 
@@ -114,7 +117,7 @@ struct Opened {
 }
 
 /// How long one statement may take before the colony gives up on it.
-const STATEMENT_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const STATEMENT_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl ClickHouse {
     /// Logs in, creates the database and the tables if missing, and returns

@@ -6,14 +6,19 @@ use std::collections::HashMap;
 
 use clickhouse::Row;
 use coral_model::{Samples, samples_from_json};
-use coral_proto::colony::{Gap, QueryOtelSummariesResponse};
-use coral_proto::common::TelemetryBucket;
+use coral_proto::colony::{
+    Gap, ListServicesRequest, QueryOperationsRequest, QueryOperationsResponse,
+    QueryOtelSummariesResponse, ServiceSummary,
+};
+use coral_proto::common::{OperationSummary, TelemetryBucket};
 use serde::Deserialize;
 
 use super::rows::{self, Bins};
 use super::{ClickHouse, ClickHouseError};
 use crate::catalogue;
+use crate::store::operations::Operations;
 use crate::store::query::{CursorRow, Summaries};
+use crate::store::services::Otlp;
 use crate::store::writer::AgentRecord;
 
 /// One agent's minute of one span kind, its parts merged by ClickHouse.
@@ -226,4 +231,182 @@ pub async fn agents(ch: &ClickHouse) -> Result<Vec<AgentRecord>, ClickHouseError
 fn rfc3339_micros(micros: i64) -> String {
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_micros(micros.max(0) as u64);
     humantime::format_rfc3339_seconds(t).to_string()
+}
+
+/// `ListServices` over ClickHouse: each service's OTLP buckets (each key
+/// once, parts merged per agent and kind in the query), summarised as the
+/// embedded store summarises them. Beyla rows are not in ClickHouse yet.
+pub async fn services(
+    ch: &ClickHouse,
+    req: &ListServicesRequest,
+) -> Result<Vec<ServiceSummary>, ClickHouseError> {
+    #[derive(Row, Deserialize)]
+    struct Merged {
+        service_name: String,
+        agent_id: String,
+        span_kind: String,
+        total_spans: i64,
+        error_count: i64,
+        accuracy: f64,
+        zero: u64,
+        bin_index: Vec<i32>,
+        bin_count: Vec<u64>,
+    }
+    let from = if req.start_time_unix_ms > 0 {
+        req.start_time_unix_ms * 1_000
+    } else {
+        0
+    };
+    let to = if req.end_time_unix_ms > 0 {
+        req.end_time_unix_ms * 1_000
+    } else {
+        i64::MAX
+    };
+    let rows: Vec<Merged> = ch
+        .client()
+        .query(&services_sql(&ch.target().table(&catalogue::OTEL_SPANS)))
+        .bind(from)
+        .bind(to)
+        .fetch_all()
+        .await
+        .map_err(ClickHouseError::query("services read"))?;
+    let mut otlp = Otlp::default();
+    for r in rows {
+        let sketch = Bins {
+            accuracy: r.accuracy,
+            zero: r.zero,
+            index: r.bin_index,
+            count: r.bin_count,
+        }
+        .sketch()
+        .ok();
+        otlp.add(
+            r.service_name,
+            &r.agent_id,
+            &r.span_kind,
+            (r.total_spans, r.error_count),
+            sketch.as_ref(),
+        );
+    }
+    Ok(crate::store::services::summaries(
+        &Default::default(),
+        &otlp,
+    ))
+}
+
+/// The query behind [`services`]: parameters from and to (Unix
+/// microseconds).
+pub fn services_sql(ch_table: &str) -> String {
+    format!(
+        "SELECT service_name, agent_id, span_kind, \
+         sum(total_spans) AS total_spans, sum(error_count) AS error_count, \
+         any(sketch_accuracy) AS accuracy, sum(sketch_zero) AS zero, \
+         (sumMap(sketch_index, sketch_count) AS bins).1 AS bin_index, bins.2 AS bin_count \
+         FROM {ch_table} FINAL WHERE bucket_time >= ? AND bucket_time < ? \
+         GROUP BY service_name, agent_id, span_kind"
+    )
+}
+
+/// `QueryOperations` over ClickHouse: the same answer as the embedded
+/// store's [`crate::store::operations::query`] for the same pages.
+pub async fn operations(
+    ch: &ClickHouse,
+    req: &QueryOperationsRequest,
+    from: i64,
+    to: i64,
+) -> Result<QueryOperationsResponse, ClickHouseError> {
+    #[derive(Row, Deserialize)]
+    struct Merged {
+        agent_id: String,
+        minute: i64,
+        operation: String,
+        span_kind: String,
+        total_spans: i64,
+        error_count: i64,
+        min_ms: f64,
+        max_ms: f64,
+        sum_ms: f64,
+        samples: Vec<String>,
+        accuracy: f64,
+        zero: u64,
+        bin_index: Vec<i32>,
+        bin_count: Vec<u64>,
+    }
+    let filters = [
+        ("span_kind", req.span_kind.to_ascii_uppercase()),
+        ("operation", req.operation.clone()),
+        ("agent_id", req.agent_id.clone()),
+    ];
+    let used: Vec<&str> = filters
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(c, _)| *c)
+        .collect();
+    let sql = operations_sql(&ch.target().table(&catalogue::OTEL_OPERATIONS), &used);
+    let mut query = ch
+        .client()
+        .query(&sql)
+        .bind(&req.service_name)
+        .bind(from * 1_000_000)
+        .bind(to * 1_000_000);
+    for (_, value) in filters.iter().filter(|(_, v)| !v.is_empty()) {
+        query = query.bind(value);
+    }
+    let rows: Vec<Merged> = query
+        .fetch_all()
+        .await
+        .map_err(ClickHouseError::query("operations read"))?;
+    let mut out = Operations::default();
+    for r in rows {
+        let corrupt = |detail: String| ClickHouseError::Corrupt {
+            what: "operation",
+            detail,
+        };
+        let sketch = Bins {
+            accuracy: r.accuracy,
+            zero: r.zero,
+            index: r.bin_index,
+            count: r.bin_count,
+        }
+        .sketch()
+        .map_err(|e| corrupt(e.to_string()))?;
+        let mut samples = Samples::default();
+        for json in &r.samples {
+            samples.merge(&Samples::from_proto(&samples_from_json(json)));
+        }
+        let summary = OperationSummary {
+            operation: r.operation,
+            total_spans: r.total_spans,
+            error_count: r.error_count,
+            min_ms: r.min_ms,
+            max_ms: r.max_ms,
+            sum_ms: r.sum_ms,
+            samples: samples.to_proto(),
+            sketch: Some(sketch.to_proto()),
+            ..Default::default()
+        };
+        out.add(&r.agent_id, r.minute, r.span_kind, &summary)
+            .map_err(|e| corrupt(e.to_string()))?;
+    }
+    Ok(out.finish(from, to))
+}
+
+/// The query behind [`operations`]: parameters service, from and to (Unix
+/// microseconds), then one per column of `filters`.
+pub fn operations_sql(ch_table: &str, filters: &[&str]) -> String {
+    let mut sql = format!(
+        "SELECT agent_id, intDiv(bucket_time, 1000000) AS minute, operation, span_kind, \
+         sum(total_spans) AS total_spans, sum(error_count) AS error_count, \
+         min(min_ms) AS min_ms, max(max_ms) AS max_ms, sum(sum_ms) AS sum_ms, \
+         groupArray(samples) AS samples, any(sketch_accuracy) AS accuracy, \
+         sum(sketch_zero) AS zero, \
+         (sumMap(sketch_index, sketch_count) AS bins).1 AS bin_index, bins.2 AS bin_count \
+         FROM {ch_table} FINAL \
+         WHERE service_name = ? AND bucket_time >= ? AND bucket_time < ?"
+    );
+    for column in filters {
+        sql.push_str(&format!(" AND {column} = ?"));
+    }
+    sql.push_str(" GROUP BY agent_id, minute, operation, span_kind");
+    sql
 }

@@ -5,7 +5,7 @@
 use clickhouse::{RowOwned, RowWrite};
 
 use super::rows::{AgentRow, BucketRow, CursorRow, GapRow, HostRow, OperationRow, SpanRow};
-use super::{ClickHouse, ClickHouseError};
+use super::{ClickHouse, ClickHouseError, STATEMENT_TIMEOUT};
 use crate::catalogue::{self, Table};
 use crate::store::ingest::{
     Cursor, EXPIRED, Page, PageOutcome, REPLACED, StoredRows, fresh, latest_after, reported_in,
@@ -22,7 +22,14 @@ where
         return Ok(());
     }
     let failed = ClickHouseError::query("insert");
-    let mut insert = ch.client().insert::<T>(table.name).await.map_err(&failed)?;
+    // A server that stops answering fails the insert (the page is read again
+    // later) instead of holding the poll forever.
+    let mut insert = ch
+        .client()
+        .insert::<T>(table.name)
+        .await
+        .map_err(&failed)?
+        .with_timeouts(Some(STATEMENT_TIMEOUT), Some(STATEMENT_TIMEOUT));
     for row in rows {
         insert.write(row).await.map_err(&failed)?;
     }
