@@ -323,6 +323,27 @@ async fn a_new_agent_session_records_what_the_old_one_never_delivered() {
     assert_eq!(outcome.replaced_gap, Some((5, 12)));
     assert_eq!(outcome.stored, 4, "the new session's rows are new");
     assert_eq!(count(&store, "otel_spans", true).await, 6);
+    assert_eq!(ch::gaps(&store, "web-1").await.unwrap().len(), 1);
+
+    // The old session sends again (two processes with one agent id): it was
+    // not replaced after all, and its gap goes, as in the embedded store.
+    let mut back = pages("web-1", 1.0).remove(1);
+    back.reported = vec![("web-1-s2".into(), 4)];
+    let outcome = ch::store_page(&store, &back).await.unwrap();
+    assert!(outcome.session_reset);
+    common::wait_for(
+        "the old session's gap is deleted",
+        std::time::Duration::from_secs(30),
+        || {
+            let store = store.clone();
+            async move {
+                ch::gaps(&store, "web-1").await.unwrap().iter().all(|g| {
+                    g.session_id != "web-1-s1" || g.reason != coral_colony::store::ingest::REPLACED
+                })
+            }
+        },
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -87,6 +87,10 @@ pub async fn store_page(ch: &ClickHouse, page: &Page) -> Result<PageOutcome, Cli
         }
         Some((old, _)) => {
             outcome.session_reset = true;
+            // As in the embedded store: a session that sends rows again was
+            // not replaced after all, so what was recorded as lost with it
+            // is not (a mutation: applied in the background, seconds later).
+            forget_replaced(ch, page).await?;
             let reached = old.latest_seq_id.max(reported_in(page, &old.session_id));
             if reached > old.seq_id {
                 let lost = (old.seq_id + 1, reached);
@@ -161,6 +165,27 @@ pub async fn store_page(ch: &ClickHouse, page: &Page) -> Result<PageOutcome, Cli
     insert(ch, &catalogue::CURSORS, &[row]).await?;
     outcome.cursor = new_cursor;
     Ok(outcome)
+}
+
+/// Deletes the gaps recorded as lost with `page`'s session when another
+/// session replaced it.
+async fn forget_replaced(ch: &ClickHouse, page: &Page) -> Result<(), ClickHouseError> {
+    let target = ch.target();
+    let on_cluster = match &target.cluster {
+        Some(c) => format!(" ON CLUSTER `{c}`"),
+        None => String::new(),
+    };
+    ch.client()
+        .query(&format!(
+            "ALTER TABLE {}{on_cluster} DELETE WHERE agent_id = ? AND session_id = ? AND reason = ?",
+            target.qualified(&target.partitioned(&catalogue::GAPS))
+        ))
+        .bind(&page.agent_id)
+        .bind(&page.session_id)
+        .bind(REPLACED)
+        .execute()
+        .await
+        .map_err(ClickHouseError::query("gap correction"))
 }
 
 fn gap(page: &Page, session: &str, (from, to): (u64, u64), now: i64, reason: &str) -> GapRow {
