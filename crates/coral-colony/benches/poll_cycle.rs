@@ -272,6 +272,42 @@ async fn transport_only(endpoints: &[String], page_size: usize, concurrency: usi
     rows
 }
 
+/// The colony's poller over the simulated agents at `endpoints`
+/// (`agent-0`, `agent-1`, …), storing through `store` and `writer`.
+fn poller(
+    endpoints: &[String],
+    store: coral_colony::store::engine::Store,
+    writer: coral_colony::store::writer::WriterSender,
+    page_size: usize,
+    concurrency: usize,
+) -> Arc<Poller> {
+    let registry = Arc::new(Registry::default());
+    for (i, endpoint) in endpoints.iter().enumerate() {
+        registry.upsert(
+            AgentRecord {
+                agent_id: format!("agent-{i}"),
+                endpoint: endpoint.clone(),
+                source: "static".into(),
+                ..Default::default()
+            },
+            true,
+        );
+    }
+    Poller::new(
+        PollSettings {
+            interval: Duration::from_secs(3600),
+            timeout: Duration::from_secs(60),
+            max_concurrent: concurrency,
+            page_size,
+            token: None,
+            tls: None,
+        },
+        registry,
+        store,
+        writer,
+    )
+}
+
 /// Polls every agent once (each its own task, the poller's concurrency
 /// bound applies); returns the rows stored and the time taken.
 async fn cycle(poller: &Arc<Poller>, agents: usize) -> (usize, Duration) {
@@ -349,30 +385,12 @@ async fn clickhouse_cycle(
         cluster: None,
     };
     let ch = ClickHouse::open(&settings).await.expect("ClickHouse opens");
-    let registry = Arc::new(Registry::default());
-    for (i, endpoint) in endpoints.iter().enumerate() {
-        registry.upsert(
-            AgentRecord {
-                agent_id: format!("agent-{i}"),
-                endpoint: endpoint.clone(),
-                source: "static".into(),
-                ..Default::default()
-            },
-            true,
-        );
-    }
-    let poller = Poller::new(
-        PollSettings {
-            interval: Duration::from_secs(3600),
-            timeout: Duration::from_secs(60),
-            max_concurrent: concurrency,
-            page_size,
-            token: None,
-            tls: None,
-        },
-        registry,
+    let poller = poller(
+        endpoints,
         coral_colony::store::engine::Store::ClickHouse(ch.clone()),
         coral_colony::store::writer::WriterSender::clickhouse(ch.clone(), Default::default()),
+        page_size,
+        concurrency,
     );
     let agents = endpoints.len();
     println!("polling {agents} agents x {rows_per_agent} rows into ClickHouse at {url}…");
@@ -416,7 +434,6 @@ async fn main() {
         "raw Appender, Arrow batches of 10,000: {baseline_rows} span rows at {raw_arrow:.0} rows/s"
     );
 
-    let registry = Arc::new(Registry::default());
     let mut endpoints = Vec::with_capacity(agents);
     for i in 0..agents {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -436,15 +453,6 @@ async fn main() {
                 .unwrap();
         });
         endpoints.push(format!("http://{addr}"));
-        registry.upsert(
-            AgentRecord {
-                agent_id: format!("agent-{i}"),
-                endpoint: format!("http://{addr}"),
-                source: "static".into(),
-                ..Default::default()
-            },
-            true,
-        );
     }
     println!("transport only: draining {agents} agents, storing nothing…");
     let started = Instant::now();
@@ -460,18 +468,12 @@ async fn main() {
     let dir = tempfile::tempdir().unwrap();
     let (db, conn) = Database::open(dir.path()).unwrap();
     let (writer, writer_tx) = Writer::start(conn, db.clone(), Default::default()).unwrap();
-    let poller = Poller::new(
-        PollSettings {
-            interval: Duration::from_secs(3600),
-            timeout: Duration::from_secs(60),
-            max_concurrent: concurrency,
-            page_size,
-            token: None,
-            tls: None,
-        },
-        registry,
+    let poller = poller(
+        &endpoints,
         coral_colony::store::engine::Store::DuckDb(db),
         writer_tx.clone(),
+        page_size,
+        concurrency,
     );
     println!(
         "polling {agents} agents x {rows_per_agent} rows into DuckDB (page {page_size}, {concurrency} at once)…"

@@ -12,7 +12,6 @@ mod common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use common::{agent_config, client, colony_in, wait_for, wait_registered};
@@ -23,33 +22,12 @@ use coral_proto::agent::agent_service_client::AgentServiceClient;
 use coral_proto::agent::{GetStatusRequest, GetStatusResponse, QueryBeylaMetricsRequest};
 use coral_proto::colony::{ListAgentsRequest, QueryBeylaRequest, QueryBeylaResponse};
 
-fn python() -> Option<PathBuf> {
-    let candidate = std::env::var_os("CORAL_PYTHON")
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME")
-                .map(|h| PathBuf::from(h).join(".cache/coral/venv-interop/bin/python"))
-        })?;
-    let check = Command::new(&candidate)
-        .args([
-            "-c",
-            "import yaml, opentelemetry.sdk, opentelemetry.exporter.otlp.proto.http.metric_exporter",
-        ])
-        .output()
-        .ok()?;
-    check.status.success().then_some(candidate)
-}
-
+/// The interop Python with the OpenTelemetry SDK and PyYAML (the stand-in
+/// Beyla's), or a skip (a failure when CI requires it).
 fn python_or_skip() -> Option<PathBuf> {
-    let found = python();
-    if found.is_none() {
-        assert!(
-            std::env::var("CORAL_REQUIRE_PYTHON_INTEROP").as_deref() != Ok("1"),
-            "the stand-in Beyla needs Python with the OpenTelemetry SDK and PyYAML (CORAL_REQUIRE_PYTHON_INTEROP=1): set CORAL_PYTHON or run .ci/run"
-        );
-        eprintln!("skipped: no Python with the OpenTelemetry SDK and PyYAML");
-    }
-    found
+    common::interop_python_with(
+        "yaml, opentelemetry.sdk, opentelemetry.exporter.otlp.proto.http.metric_exporter",
+    )
 }
 
 /// Writes an executable `beyla` into `dir` running `body` (a shell script).

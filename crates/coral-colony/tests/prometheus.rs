@@ -108,27 +108,10 @@ fn value(text: &str, series: &str) -> Option<f64> {
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
-/// A Python with PyYAML for `scripts/validate-deploy.py` (CI's venv), or
-/// `None` (a failure when CI requires it).
+/// A Python with PyYAML and jsonschema for `scripts/validate-deploy.py`
+/// (CI's venv), or `None` (a failure when CI requires it).
 fn python() -> Option<PathBuf> {
-    let candidate = std::env::var_os("CORAL_PYTHON")
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME")
-                .map(|h| PathBuf::from(h).join(".cache/coral/venv-interop/bin/python"))
-        })?;
-    let ok = Command::new(&candidate)
-        .args(["-c", "import yaml, jsonschema"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            std::env::var("CORAL_REQUIRE_PYTHON_INTEROP").as_deref() != Ok("1"),
-            "the deploy validator needs Python with PyYAML (CORAL_REQUIRE_PYTHON_INTEROP=1): set CORAL_PYTHON or run .ci/run"
-        );
-        eprintln!("skipped the deploy validator: no Python with PyYAML");
-    }
-    ok.then_some(candidate)
+    common::interop_python_with("yaml, jsonschema")
 }
 
 /// `scripts/validate-deploy.py --exported-metrics` with the families

@@ -188,13 +188,23 @@ impl Target {
         all
     }
 
-    /// The table whose partitions retention drops (the local table on each
-    /// shard in a cluster).
+    /// The table whose partitions retention drops and whose rows mutations
+    /// change (the local table on each shard in a cluster).
     pub fn partitioned(&self, table: &Table) -> String {
         match &self.cluster {
             Some(_) => format!("{}_local", table.name),
             None => table.name.to_owned(),
         }
+    }
+
+    /// `ALTER TABLE` of [`partitioned`](Self::partitioned), on every shard
+    /// in a cluster; the caller adds the action.
+    pub fn alter(&self, table: &Table) -> String {
+        format!(
+            "ALTER TABLE {}{}",
+            self.qualified(&self.partitioned(table)),
+            self.on_cluster()
+        )
     }
 }
 

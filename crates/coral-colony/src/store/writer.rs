@@ -18,6 +18,7 @@ use super::beyla::TraceSampling;
 use super::clickhouse::ClickHouse;
 use super::ingest::{Page, PageOutcome, store_page};
 use super::{Database, StoreError, micros, now_micros, ts_micros};
+use crate::catalogue::{self, Table};
 use crate::metrics::ColonyMetrics;
 
 /// Rows gathered into one transaction at most.
@@ -65,6 +66,23 @@ pub struct Cutoffs {
     pub beyla_sql: SystemTime,
     /// `beyla_traces`.
     pub beyla_traces: SystemTime,
+}
+
+impl Cutoffs {
+    /// Each dated table with its cutoff.
+    pub fn by_table(&self) -> [(&'static Table, SystemTime); 9] {
+        [
+            (&catalogue::OTEL_SPANS, self.otel_spans),
+            (&catalogue::OTEL_OPERATIONS, self.otel_operations),
+            (&catalogue::TRACE_SPANS, self.trace_spans),
+            (&catalogue::HOST_METRICS, self.host_metrics),
+            (&catalogue::GAPS, self.gaps),
+            (&catalogue::BEYLA_HTTP, self.beyla_http),
+            (&catalogue::BEYLA_GRPC, self.beyla_grpc),
+            (&catalogue::BEYLA_SQL, self.beyla_sql),
+            (&catalogue::BEYLA_TRACES, self.beyla_traces),
+        ]
+    }
 }
 
 type Reply<T> = oneshot::Sender<Result<T, String>>;
@@ -383,39 +401,12 @@ fn upsert_agent(conn: &Connection, r: &AgentRecord) -> Result<(), StoreError> {
 
 fn retention(conn: &Connection, c: &Cutoffs) -> Result<u64, StoreError> {
     let mut deleted = 0u64;
-    for (sql, cutoff) in [
-        ("DELETE FROM otel_spans WHERE bucket_time < ?", c.otel_spans),
-        (
-            "DELETE FROM otel_operations WHERE bucket_time < ?",
-            c.otel_operations,
-        ),
-        (
-            "DELETE FROM trace_spans WHERE start_time < ?",
-            c.trace_spans,
-        ),
-        (
-            "DELETE FROM host_metrics WHERE bucket_time < ?",
-            c.host_metrics,
-        ),
-        ("DELETE FROM gaps WHERE detected_at < ?", c.gaps),
-        (
-            "DELETE FROM beyla_http_metrics WHERE minute < ?",
-            c.beyla_http,
-        ),
-        (
-            "DELETE FROM beyla_grpc_metrics WHERE minute < ?",
-            c.beyla_grpc,
-        ),
-        (
-            "DELETE FROM beyla_sql_metrics WHERE minute < ?",
-            c.beyla_sql,
-        ),
-        (
-            "DELETE FROM beyla_traces WHERE start_time < ?",
-            c.beyla_traces,
-        ),
-    ] {
-        deleted += conn.execute(sql, params![ts_micros(micros(cutoff))])? as u64;
+    for (table, cutoff) in c.by_table() {
+        let Some(time) = table.time else { continue };
+        deleted += conn.execute(
+            &format!("DELETE FROM {} WHERE {time} < ?", table.name),
+            params![ts_micros(micros(cutoff))],
+        )? as u64;
     }
     conn.execute_batch("CHECKPOINT")?;
     Ok(deleted)

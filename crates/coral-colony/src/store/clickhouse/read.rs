@@ -21,11 +21,21 @@ use crate::store::query::{CursorRow, Summaries};
 use crate::store::services::Otlp;
 use crate::store::writer::AgentRecord;
 
-/// One agent's minute of one span kind, its parts merged by ClickHouse.
+/// The aggregates of a merged read: a minute's parts (of one agent, span
+/// kind and operation) merged, counts added and sketch bins summed.
+const MERGED_PARTS: &str = "sum(total_spans) AS total_spans, sum(error_count) AS error_count, \
+     min(min_ms) AS min_ms, max(max_ms) AS max_ms, sum(sum_ms) AS sum_ms, \
+     groupArray(samples) AS samples, any(sketch_accuracy) AS accuracy, \
+     sum(sketch_zero) AS zero, \
+     (sumMap(sketch_index, sketch_count) AS bins).1 AS bin_index, bins.2 AS bin_count";
+
+/// One agent's minute of one span kind (and operation), its parts merged by
+/// ClickHouse ([`MERGED_PARTS`]).
 #[derive(Debug, Row, Deserialize)]
-struct MergedBucket {
+struct MergedParts {
     agent_id: String,
     minute: i64,
+    operation: String,
     span_kind: String,
     total_spans: i64,
     error_count: i64,
@@ -39,27 +49,108 @@ struct MergedBucket {
     bin_count: Vec<u64>,
 }
 
+impl MergedParts {
+    /// The merged RED as an operation summary (the operation is empty for
+    /// buckets), with the agent, the minute and the span kind.
+    fn into_summary(
+        self,
+        what: &'static str,
+    ) -> Result<(String, i64, String, OperationSummary), ClickHouseError> {
+        let sketch = Bins {
+            accuracy: self.accuracy,
+            zero: self.zero,
+            index: self.bin_index,
+            count: self.bin_count,
+        }
+        .sketch()
+        .map_err(|e| ClickHouseError::Corrupt {
+            what,
+            detail: e.to_string(),
+        })?;
+        let mut samples = Samples::default();
+        for json in &self.samples {
+            samples.merge(&Samples::from_proto(&samples_from_json(json)));
+        }
+        let summary = OperationSummary {
+            operation: self.operation,
+            total_spans: self.total_spans,
+            error_count: self.error_count,
+            min_ms: self.min_ms,
+            max_ms: self.max_ms,
+            sum_ms: self.sum_ms,
+            samples: samples.to_proto(),
+            sketch: Some(sketch.to_proto()),
+            ..Default::default()
+        };
+        Ok((self.agent_id, self.minute, self.span_kind, summary))
+    }
+}
+
+/// A merged read of `ch_table` per agent, minute and span kind (and
+/// operation, when `by_operation`): parameters service, from and to (Unix
+/// microseconds), then one per column of `filters`.
+fn merged_sql(ch_table: &str, by_operation: bool, filters: &[&str]) -> String {
+    let operation = if by_operation {
+        "operation"
+    } else {
+        "'' AS operation"
+    };
+    let mut sql = format!(
+        "SELECT agent_id, intDiv(bucket_time, 1000000) AS minute, {operation}, span_kind, \
+         {MERGED_PARTS} FROM {ch_table} FINAL \
+         WHERE service_name = ? AND bucket_time >= ? AND bucket_time < ?"
+    );
+    for column in filters {
+        sql.push_str(&format!(" AND {column} = ?"));
+    }
+    sql.push_str(if by_operation {
+        " GROUP BY agent_id, minute, operation, span_kind"
+    } else {
+        " GROUP BY agent_id, minute, span_kind"
+    });
+    sql
+}
+
+/// Runs the merged read of `table` for `service` in `[from, to)` (Unix
+/// seconds), with the non-empty `filters` (column, value).
+async fn merged(
+    ch: &ClickHouse,
+    table: &catalogue::Table,
+    by_operation: bool,
+    (service, from, to): (&str, i64, i64),
+    filters: &[(&str, &str)],
+) -> Result<Vec<MergedParts>, ClickHouseError> {
+    let used: Vec<(&str, &str)> = filters
+        .iter()
+        .copied()
+        .filter(|(_, v)| !v.is_empty())
+        .collect();
+    let columns: Vec<&str> = used.iter().map(|(c, _)| *c).collect();
+    let sql = merged_sql(&ch.target().table(table), by_operation, &columns);
+    let mut query = ch
+        .client()
+        .query(&sql)
+        .bind(service)
+        .bind(from * 1_000_000)
+        .bind(to * 1_000_000);
+    for (_, value) in used {
+        query = query.bind(value);
+    }
+    query
+        .fetch_all()
+        .await
+        .map_err(ClickHouseError::query("merged read"))
+}
+
 /// The query behind [`summaries`]: parameters service, from and to (Unix
 /// microseconds), then the optional span kind and agent.
 pub fn summaries_sql(ch_table: &str, span_kind: bool, agent: bool) -> String {
-    let mut sql = format!(
-        "SELECT agent_id, intDiv(bucket_time, 1000000) AS minute, span_kind, \
-         sum(total_spans) AS total_spans, sum(error_count) AS error_count, \
-         min(min_ms) AS min_ms, max(max_ms) AS max_ms, sum(sum_ms) AS sum_ms, \
-         groupArray(samples) AS samples, any(sketch_accuracy) AS accuracy, \
-         sum(sketch_zero) AS zero, \
-         (sumMap(sketch_index, sketch_count) AS bins).1 AS bin_index, bins.2 AS bin_count \
-         FROM {ch_table} FINAL \
-         WHERE service_name = ? AND bucket_time >= ? AND bucket_time < ?"
-    );
-    if span_kind {
-        sql.push_str(" AND span_kind = ?");
-    }
-    if agent {
-        sql.push_str(" AND agent_id = ?");
-    }
-    sql.push_str(" GROUP BY agent_id, minute, span_kind");
-    sql
+    let filters: Vec<&str> = [("span_kind", span_kind), ("agent_id", agent)]
+        .into_iter()
+        .filter(|(_, used)| *used)
+        .map(|(c, _)| c)
+        .collect();
+    merged_sql(ch_table, false, &filters)
 }
 
 /// `QueryOtelSummaries` over ClickHouse: the same answer as the embedded
@@ -72,60 +163,70 @@ pub async fn summaries(
     span_kind: &str,
     agent_id: &str,
 ) -> Result<QueryOtelSummariesResponse, ClickHouseError> {
-    let sql = summaries_sql(
-        &ch.target().table(&catalogue::OTEL_SPANS),
-        !span_kind.is_empty(),
-        !agent_id.is_empty(),
-    );
-    let mut query = ch
-        .client()
-        .query(&sql)
-        .bind(service)
-        .bind(from * 1_000_000)
-        .bind(to * 1_000_000);
-    if !span_kind.is_empty() {
-        query = query.bind(span_kind);
-    }
-    if !agent_id.is_empty() {
-        query = query.bind(agent_id);
-    }
-    let rows: Vec<MergedBucket> = query
-        .fetch_all()
-        .await
-        .map_err(ClickHouseError::query("summaries read"))?;
+    let filters = [("span_kind", span_kind), ("agent_id", agent_id)];
+    let rows = merged(
+        ch,
+        &catalogue::OTEL_SPANS,
+        false,
+        (service, from, to),
+        &filters,
+    )
+    .await?;
     let mut out = Summaries::default();
     for r in rows {
-        let corrupt = |detail: String| ClickHouseError::Corrupt {
-            what: "bucket",
-            detail,
-        };
-        let sketch = Bins {
-            accuracy: r.accuracy,
-            zero: r.zero,
-            index: r.bin_index,
-            count: r.bin_count,
-        }
-        .sketch()
-        .map_err(|e| corrupt(e.to_string()))?;
-        let mut samples = Samples::default();
-        for json in &r.samples {
-            samples.merge(&Samples::from_proto(&samples_from_json(json)));
-        }
+        let (agent, minute, span_kind, s) = r.into_summary("bucket")?;
         let proto = TelemetryBucket {
-            bucket_time: r.minute,
+            bucket_time: minute,
             service_name: service.to_owned(),
-            span_kind: r.span_kind,
-            total_spans: r.total_spans,
-            error_count: r.error_count,
-            min_ms: r.min_ms,
-            max_ms: r.max_ms,
-            sum_ms: r.sum_ms,
-            samples: samples.to_proto(),
-            sketch: Some(sketch.to_proto()),
+            span_kind,
+            total_spans: s.total_spans,
+            error_count: s.error_count,
+            min_ms: s.min_ms,
+            max_ms: s.max_ms,
+            sum_ms: s.sum_ms,
+            samples: s.samples,
+            sketch: s.sketch,
             ..Default::default()
         };
-        out.add(&r.agent_id, &proto)
-            .map_err(|e| corrupt(e.to_string()))?;
+        out.add(&agent, &proto)
+            .map_err(|e| ClickHouseError::Corrupt {
+                what: "bucket",
+                detail: e.to_string(),
+            })?;
+    }
+    Ok(out.finish(from, to))
+}
+
+/// The query behind [`operations`]: parameters service, from and to (Unix
+/// microseconds), then one per column of `filters`.
+pub fn operations_sql(ch_table: &str, filters: &[&str]) -> String {
+    merged_sql(ch_table, true, filters)
+}
+
+/// `QueryOperations` over ClickHouse: the same answer as the embedded
+/// store's [`crate::store::operations::query`] for the same pages.
+pub async fn operations(
+    ch: &ClickHouse,
+    req: &QueryOperationsRequest,
+    from: i64,
+    to: i64,
+) -> Result<QueryOperationsResponse, ClickHouseError> {
+    let kind = req.span_kind.to_ascii_uppercase();
+    let filters = [
+        ("span_kind", kind.as_str()),
+        ("operation", req.operation.as_str()),
+        ("agent_id", req.agent_id.as_str()),
+    ];
+    let range = (req.service_name.as_str(), from, to);
+    let rows = merged(ch, &catalogue::OTEL_OPERATIONS, true, range, &filters).await?;
+    let mut out = Operations::default();
+    for r in rows {
+        let (agent, minute, span_kind, summary) = r.into_summary("operation")?;
+        out.add(&agent, minute, span_kind, &summary)
+            .map_err(|e| ClickHouseError::Corrupt {
+                what: "operation",
+                detail: e.to_string(),
+            })?;
     }
     Ok(out.finish(from, to))
 }
@@ -305,108 +406,4 @@ pub fn services_sql(ch_table: &str) -> String {
          FROM {ch_table} FINAL WHERE bucket_time >= ? AND bucket_time < ? \
          GROUP BY service_name, agent_id, span_kind"
     )
-}
-
-/// `QueryOperations` over ClickHouse: the same answer as the embedded
-/// store's [`crate::store::operations::query`] for the same pages.
-pub async fn operations(
-    ch: &ClickHouse,
-    req: &QueryOperationsRequest,
-    from: i64,
-    to: i64,
-) -> Result<QueryOperationsResponse, ClickHouseError> {
-    #[derive(Row, Deserialize)]
-    struct Merged {
-        agent_id: String,
-        minute: i64,
-        operation: String,
-        span_kind: String,
-        total_spans: i64,
-        error_count: i64,
-        min_ms: f64,
-        max_ms: f64,
-        sum_ms: f64,
-        samples: Vec<String>,
-        accuracy: f64,
-        zero: u64,
-        bin_index: Vec<i32>,
-        bin_count: Vec<u64>,
-    }
-    let filters = [
-        ("span_kind", req.span_kind.to_ascii_uppercase()),
-        ("operation", req.operation.clone()),
-        ("agent_id", req.agent_id.clone()),
-    ];
-    let used: Vec<&str> = filters
-        .iter()
-        .filter(|(_, v)| !v.is_empty())
-        .map(|(c, _)| *c)
-        .collect();
-    let sql = operations_sql(&ch.target().table(&catalogue::OTEL_OPERATIONS), &used);
-    let mut query = ch
-        .client()
-        .query(&sql)
-        .bind(&req.service_name)
-        .bind(from * 1_000_000)
-        .bind(to * 1_000_000);
-    for (_, value) in filters.iter().filter(|(_, v)| !v.is_empty()) {
-        query = query.bind(value);
-    }
-    let rows: Vec<Merged> = query
-        .fetch_all()
-        .await
-        .map_err(ClickHouseError::query("operations read"))?;
-    let mut out = Operations::default();
-    for r in rows {
-        let corrupt = |detail: String| ClickHouseError::Corrupt {
-            what: "operation",
-            detail,
-        };
-        let sketch = Bins {
-            accuracy: r.accuracy,
-            zero: r.zero,
-            index: r.bin_index,
-            count: r.bin_count,
-        }
-        .sketch()
-        .map_err(|e| corrupt(e.to_string()))?;
-        let mut samples = Samples::default();
-        for json in &r.samples {
-            samples.merge(&Samples::from_proto(&samples_from_json(json)));
-        }
-        let summary = OperationSummary {
-            operation: r.operation,
-            total_spans: r.total_spans,
-            error_count: r.error_count,
-            min_ms: r.min_ms,
-            max_ms: r.max_ms,
-            sum_ms: r.sum_ms,
-            samples: samples.to_proto(),
-            sketch: Some(sketch.to_proto()),
-            ..Default::default()
-        };
-        out.add(&r.agent_id, r.minute, r.span_kind, &summary)
-            .map_err(|e| corrupt(e.to_string()))?;
-    }
-    Ok(out.finish(from, to))
-}
-
-/// The query behind [`operations`]: parameters service, from and to (Unix
-/// microseconds), then one per column of `filters`.
-pub fn operations_sql(ch_table: &str, filters: &[&str]) -> String {
-    let mut sql = format!(
-        "SELECT agent_id, intDiv(bucket_time, 1000000) AS minute, operation, span_kind, \
-         sum(total_spans) AS total_spans, sum(error_count) AS error_count, \
-         min(min_ms) AS min_ms, max(max_ms) AS max_ms, sum(sum_ms) AS sum_ms, \
-         groupArray(samples) AS samples, any(sketch_accuracy) AS accuracy, \
-         sum(sketch_zero) AS zero, \
-         (sumMap(sketch_index, sketch_count) AS bins).1 AS bin_index, bins.2 AS bin_count \
-         FROM {ch_table} FINAL \
-         WHERE service_name = ? AND bucket_time >= ? AND bucket_time < ?"
-    );
-    for column in filters {
-        sql.push_str(&format!(" AND {column} = ?"));
-    }
-    sql.push_str(" GROUP BY agent_id, minute, operation, span_kind");
-    sql
 }

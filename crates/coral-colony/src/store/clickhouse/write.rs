@@ -170,15 +170,10 @@ pub async fn store_page(ch: &ClickHouse, page: &Page) -> Result<PageOutcome, Cli
 /// Deletes the gaps recorded as lost with `page`'s session when another
 /// session replaced it.
 async fn forget_replaced(ch: &ClickHouse, page: &Page) -> Result<(), ClickHouseError> {
-    let target = ch.target();
-    let on_cluster = match &target.cluster {
-        Some(c) => format!(" ON CLUSTER `{c}`"),
-        None => String::new(),
-    };
     ch.client()
         .query(&format!(
-            "ALTER TABLE {}{on_cluster} DELETE WHERE agent_id = ? AND session_id = ? AND reason = ?",
-            target.qualified(&target.partitioned(&catalogue::GAPS))
+            "{} DELETE WHERE agent_id = ? AND session_id = ? AND reason = ?",
+            ch.target().alter(&catalogue::GAPS)
         ))
         .bind(&page.agent_id)
         .bind(&page.session_id)
@@ -225,19 +220,8 @@ pub async fn retention(ch: &ClickHouse, cutoffs: &Cutoffs) -> Result<u64, ClickH
         partition: String,
         rows: u64,
     }
-    let tables = [
-        (&catalogue::OTEL_SPANS, cutoffs.otel_spans),
-        (&catalogue::OTEL_OPERATIONS, cutoffs.otel_operations),
-        (&catalogue::TRACE_SPANS, cutoffs.trace_spans),
-        (&catalogue::HOST_METRICS, cutoffs.host_metrics),
-        (&catalogue::GAPS, cutoffs.gaps),
-        (&catalogue::BEYLA_HTTP, cutoffs.beyla_http),
-        (&catalogue::BEYLA_GRPC, cutoffs.beyla_grpc),
-        (&catalogue::BEYLA_SQL, cutoffs.beyla_sql),
-        (&catalogue::BEYLA_TRACES, cutoffs.beyla_traces),
-    ];
     let mut dropped = 0;
-    for (table, cutoff) in tables {
+    for (table, cutoff) in cutoffs.by_table() {
         let local = ch.target().partitioned(table);
         let day = yyyymmdd(micros(cutoff));
         let parts: Vec<Part> = ch
@@ -259,15 +243,8 @@ pub async fn retention(ch: &ClickHouse, cutoffs: &Cutoffs) -> Result<u64, ClickH
             if p >= day {
                 continue;
             }
-            let on_cluster = match &ch.target().cluster {
-                Some(c) => format!(" ON CLUSTER `{c}`"),
-                None => String::new(),
-            };
             ch.client()
-                .query(&format!(
-                    "ALTER TABLE {}{on_cluster} DROP PARTITION {p}",
-                    ch.target().qualified(&local)
-                ))
+                .query(&format!("{} DROP PARTITION {p}", ch.target().alter(table)))
                 .execute()
                 .await
                 .map_err(ClickHouseError::query("retention"))?;
