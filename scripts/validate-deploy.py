@@ -1424,6 +1424,7 @@ EXPORTED_METRICS: dict[str, Metric] = {
     "coral_colony_agent_gaps": Metric("gauge", {"agent": None}),
     "coral_colony_agent_seconds_since_seen": Metric("gauge", {"agent": None}),
     "coral_colony_db_size_bytes": Metric("gauge"),
+    "coral_colony_store_up": Metric("gauge"),
     "coral_colony_uptime_seconds": Metric("gauge"),
     "coral_colony_red_series": Metric("gauge"),
     "coral_red_requests_total": Metric("counter", dict(RED_LABELS)),

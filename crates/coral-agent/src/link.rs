@@ -28,11 +28,25 @@ pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Builds the colony client from `agent.colony`.
 pub fn client(link: &ColonyLink) -> Result<ColonyClient, TransportError> {
+    client_to(link, &link.endpoint)
+}
+
+/// A client of every colony `agent.colony` names: its endpoint, then its
+/// fallbacks, in order.
+pub fn clients(link: &ColonyLink) -> Result<Vec<(String, ColonyClient)>, TransportError> {
+    std::iter::once(&link.endpoint)
+        .chain(&link.fallback_endpoints)
+        .map(|e| Ok((e.clone(), client_to(link, e)?)))
+        .collect()
+}
+
+/// A client of the colony at `endpoint`, with `link`'s token and TLS.
+fn client_to(link: &ColonyLink, endpoint: &str) -> Result<ColonyClient, TransportError> {
     let tls = link.tls.as_ref().map(|t| ClientTlsSettings {
         ca_file: t.ca_file.clone(),
         server_name: t.server_name.clone(),
     });
-    let channel = channel(&link.endpoint, tls.as_ref(), CALL_TIMEOUT)?;
+    let channel = channel(endpoint, tls.as_ref(), CALL_TIMEOUT)?;
     Ok(
         ColonyServiceClient::with_interceptor(channel, BearerToken::new(link.token.as_deref()))
             .send_compressed(tonic::codec::CompressionEncoding::Gzip)
@@ -142,10 +156,12 @@ pub struct Reporting {
     pub beyla: crate::beyla::BeylaStatus,
 }
 
-/// Registers, then heartbeats until `stop`.
+/// Registers, then heartbeats until `stop`. With several colonies (a fleet
+/// sharing one store), a colony that does not answer is left for the next,
+/// in order, where the agent registers again; the backoff applies once every
+/// colony has failed in a row.
 pub async fn run(
-    mut client: ColonyClient,
-    endpoint: String,
+    colonies: Vec<(String, ColonyClient)>,
     registration: RegisterAgentRequest,
     interval: Duration,
     reporting: Reporting,
@@ -154,7 +170,9 @@ pub async fn run(
     let Reporting { db, state, beyla } = reporting;
     let mut backoff = Duration::from_secs(1);
     let mut registered = false;
+    let (mut current, mut failed_in_a_row) = (0usize, 0usize);
     loop {
+        let (endpoint, client) = &mut colonies[current].clone();
         let result = if registered {
             let beat = HeartbeatRequest {
                 agent_id: registration.agent_id.clone(),
@@ -179,6 +197,7 @@ pub async fn run(
                 }
                 registered = true;
                 backoff = Duration::from_secs(1);
+                failed_in_a_row = 0;
                 state.set(format!("registered with {endpoint}"));
                 interval
             }
@@ -188,15 +207,25 @@ pub async fn run(
                 Duration::ZERO
             }
             Err(status) => {
-                let message = describe(&endpoint, &status);
+                let message = describe(endpoint, &status);
                 if registered || state.link() != format!("connecting: {message}") {
                     tracing::warn!("{message}");
                 }
                 registered = false;
                 state.set(format!("connecting: {message}"));
-                let wait = backoff;
-                backoff = (backoff * 2).min(Duration::from_secs(60));
-                wait
+                failed_in_a_row += 1;
+                if colonies.len() > 1 {
+                    current = (current + 1) % colonies.len();
+                    tracing::info!(colony = %colonies[current].0, "trying the next colony of the fleet");
+                }
+                if failed_in_a_row < colonies.len() {
+                    Duration::ZERO
+                } else {
+                    failed_in_a_row = 0;
+                    let wait = backoff;
+                    backoff = (backoff * 2).min(Duration::from_secs(60));
+                    wait
+                }
             }
         };
         tokio::select! {

@@ -399,16 +399,13 @@ pub async fn start_with(
             session_id: db.session_id().to_owned(),
             beyla: None,
         };
-        let (c, stop, state, d) = (
-            client.clone(),
-            services_stop.clone(),
-            link_state.clone(),
-            db.clone(),
-        );
-        let (endpoint, every) = (link.endpoint.clone(), link.heartbeat_interval);
+        let (stop, state, d) = (services_stop.clone(), link_state.clone(), db.clone());
+        let mut colonies = crate::link::clients(link)?;
+        // The primary's client is the one already built (push modes share it).
+        colonies[0].1 = client.clone();
+        let every = link.heartbeat_interval;
         services.spawn(crate::link::run(
-            c,
-            endpoint,
+            colonies,
             registration,
             every,
             crate::link::Reporting {

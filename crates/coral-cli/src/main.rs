@@ -36,6 +36,7 @@ mod colony;
 mod demo;
 mod logging;
 mod mcp;
+mod migrate;
 mod narrate;
 mod operation_views;
 mod output;
@@ -119,6 +120,9 @@ enum AgentCommand {
 enum ColonyCommand {
     /// Run the colony until Ctrl-C or SIGTERM.
     Serve(colony::ColonyServeArgs),
+    /// Copy a stopped colony's history from its DuckDB file into ClickHouse
+    /// (`--to clickhouse URL`); resumable: run it again after a failure.
+    Migrate(migrate::MigrateArgs),
 }
 
 #[derive(Subcommand)]
@@ -188,6 +192,9 @@ fn main() -> ExitCode {
             Command::Colony {
                 command: ColonyCommand::Serve(args),
             } => colony::serve(args).await,
+            Command::Colony {
+                command: ColonyCommand::Migrate(args),
+            } => migrate::migrate(args).await,
             Command::Beyla { command } => match command {
                 BeylaCommand::Install(args) => beyla::install(args).await,
                 BeylaCommand::Check(args) => beyla::check(args).await,

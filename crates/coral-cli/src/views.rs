@@ -301,10 +301,11 @@ pub fn render_agents(r: &ListAgentsResponse, format: Format) -> String {
                         "beyla_cursor_seq_id": a.beyla_cursor_seq_id,
                         "beyla_latest_seq_id": a.beyla_latest_seq_id,
                         "shared_id_warning": a.shared_id_warning,
+                        "polled_by": a.polled_by,
                     })
                 })
                 .collect();
-            let doc = json!({"colony_id": r.colony_id, "agents": agents});
+            let doc = json!({"colony_id": r.colony_id, "colonies": r.colonies, "agents": agents});
             output::json(&doc)
         }
         Format::Csv => {
@@ -371,20 +372,34 @@ pub fn render_agents(r: &ListAgentsResponse, format: Format) -> String {
                 })
                 .collect();
             let mut out = format!("Colony {}\n\n", r.colony_id);
-            out.push_str(&output::table(
-                &[
-                    "Agent",
-                    "Health",
-                    "Mode",
-                    "Endpoint",
-                    "Last seen",
-                    "Last poll",
-                    "Lag",
-                    "Gaps",
-                    "Rows",
-                ],
-                &rows,
-            ));
+            let fleet = r.colonies.len() > 1;
+            if fleet {
+                out = format!(
+                    "Colony {} (one of {}: {})\n\n",
+                    r.colony_id,
+                    r.colonies.len(),
+                    r.colonies.join(", ")
+                );
+            }
+            let mut header = vec![
+                "Agent",
+                "Health",
+                "Mode",
+                "Endpoint",
+                "Last seen",
+                "Last poll",
+                "Lag",
+                "Gaps",
+                "Rows",
+            ];
+            let mut rows = rows;
+            if fleet {
+                header.push("Polled by");
+                for (row, a) in rows.iter_mut().zip(&r.agents) {
+                    row.push(a.polled_by.clone());
+                }
+            }
+            out.push_str(&output::table(&header, &rows));
             for a in r.agents.iter().filter(|a| !a.last_poll_error.is_empty()) {
                 out.push_str(&format!(
                     "\n{}: last poll failed: {}\n",

@@ -117,6 +117,7 @@ Check the service name with `coral query services`, and that apps export to the 
     let none = ListAgentsResponse {
         agents: vec![],
         colony_id: "c".into(),
+        colonies: vec![],
     };
     assert!(render_agents(&none, Format::Table).contains("no agents yet"));
 }
@@ -125,6 +126,7 @@ Check the service name with `coral query services`, and that apps export to the 
 fn agents_table_shows_poll_errors_and_a_shared_agent_id() {
     let r = ListAgentsResponse {
         colony_id: "main".into(),
+        colonies: vec![],
         agents: vec![AgentInfo {
             agent_id: "web-01".into(),
             health: "degraded".into(),
@@ -148,6 +150,33 @@ web-01: two processes report this agent id\n";
 }
 
 #[test]
+fn agents_table_names_the_colony_polling_each_agent_in_a_fleet() {
+    let agent = |id: &str, by: &str| AgentInfo {
+        agent_id: id.into(),
+        health: "healthy".into(),
+        mode: "agent".into(),
+        polled_by: by.into(),
+        ..Default::default()
+    };
+    let r = ListAgentsResponse {
+        colony_id: "colony-a".into(),
+        colonies: vec!["colony-a".into(), "colony-b".into()],
+        agents: vec![agent("web-1", "colony-b"), agent("web-2", "colony-a")],
+    };
+    let text = render_agents(&r, Format::Table);
+    assert!(
+        text.starts_with("Colony colony-a (one of 2: colony-a, colony-b)\n"),
+        "{text}"
+    );
+    assert!(text.contains("Polled by"), "{text}");
+    let line = text.lines().find(|l| l.starts_with("web-1")).unwrap();
+    assert!(line.trim_end().ends_with("colony-b"), "{text}");
+    let json: serde_json::Value = serde_json::from_str(&render_agents(&r, Format::Json)).unwrap();
+    assert_eq!(json["colonies"][1], "colony-b");
+    assert_eq!(json["agents"][0]["polled_by"], "colony-b");
+}
+
+#[test]
 fn agents_table_explains_limited_or_failed_beyla() {
     use coral_proto::common::BeylaCapabilities;
     let agent = |id: &str, beyla: BeylaCapabilities| AgentInfo {
@@ -159,6 +188,7 @@ fn agents_table_explains_limited_or_failed_beyla() {
     };
     let r = ListAgentsResponse {
         colony_id: "main".into(),
+        colonies: vec![],
         agents: vec![
             agent(
                 "payments-api",
@@ -244,6 +274,7 @@ fn agents_table_says_beyla_is_off_in_one_short_line() {
     use coral_proto::common::BeylaCapabilities;
     let r = ListAgentsResponse {
         colony_id: "main".into(),
+        colonies: vec![],
         agents: vec![AgentInfo {
             agent_id: "laptop".into(),
             health: "healthy".into(),

@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use coral_colony::ask;
 use coral_colony::store::Database;
+use coral_colony::store::diagnose::ColonyData;
 use coral_model::DurationSketch;
 use coral_proto::colony::DiagnoseRequest;
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -111,6 +112,7 @@ fn bench(c: &mut Criterion) {
     fill(&conn, traces);
     drop(conn);
     let reader = db.reader().unwrap();
+    let data = ColonyData::new(&reader);
     let request = DiagnoseRequest {
         question: "why is svc-0 slow?".into(),
         from_unix: END - INCIDENT,
@@ -119,7 +121,7 @@ fn bench(c: &mut Criterion) {
         baseline_to_unix: END - INCIDENT,
         ..Default::default()
     };
-    let answer = ask::answer(&reader, &request, END).unwrap();
+    let answer = ask::answer(&data, &request, END).unwrap();
     // The bench times a whole diagnosis: a regression traced to the leaf.
     assert_eq!(answer.verdict.as_str(), "regression");
     assert_eq!(
@@ -138,7 +140,7 @@ fn bench(c: &mut Criterion) {
         .sample_size(10)
         .measurement_time(Duration::from_secs(30));
     group.bench_function("ask_why_slow_24h_50x20_1m_spans", |b| {
-        b.iter(|| ask::answer(&reader, &request, END).unwrap())
+        b.iter(|| ask::answer(&data, &request, END).unwrap())
     });
     group.finish();
 }

@@ -305,6 +305,7 @@ fn poller(
         registry,
         store,
         writer,
+        None,
     )
 }
 
@@ -388,7 +389,11 @@ async fn clickhouse_cycle(
     let poller = poller(
         endpoints,
         coral_colony::store::engine::Store::ClickHouse(ch.clone()),
-        coral_colony::store::writer::WriterSender::clickhouse(ch.clone(), Default::default()),
+        coral_colony::store::writer::WriterSender::clickhouse(
+            ch.clone(),
+            Default::default(),
+            Default::default(),
+        ),
         page_size,
         concurrency,
     );

@@ -41,17 +41,13 @@ pub async fn serve(
 }
 
 async fn metrics(State(colony): State<Arc<Colony>>) -> Response {
-    let listing = match colony.agents().await {
-        Ok(listing) => listing,
+    // A store that does not answer is a gauge, not a failed scrape: the
+    // colony's own counters stay visible next to `coral_colony_store_up 0`.
+    let (listing, store_up) = match colony.agents().await {
+        Ok(listing) => (listing, true),
         Err(status) => {
-            return (
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!(
-                    "cannot read the colony's agents and cursors: {}; the store may be failing — see the colony's log\n",
-                    status.message()
-                ),
-            )
-                .into_response();
+            tracing::warn!(error = %status.message(), "/metrics: the colony's store did not answer");
+            (Default::default(), false)
         }
     };
     let now = SystemTime::now();
@@ -86,8 +82,10 @@ async fn metrics(State(colony): State<Arc<Colony>>) -> Response {
         agents,
         db_size_bytes: match &colony.store {
             Store::DuckDb(db) => db_size(db.path()),
+            Store::ClickHouse(ch) if store_up => ch.disk_bytes().await.unwrap_or_default(),
             Store::ClickHouse(_) => 0,
         },
+        store_up,
     };
     let text = colony.writer.metrics().render(&gauges);
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], text).into_response()

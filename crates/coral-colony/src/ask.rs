@@ -1,18 +1,18 @@
 //! `Diagnose` (`coral ask`): reads the question against the services the
 //! store knows, applies the flags (they win over the question), and runs the
-//! diagnosis engine over the colony's DuckDB
-//! ([`crate::store::diagnose::ColonyData`]). Blocking: call from a blocking
-//! context.
+//! diagnosis engine over the colony's store: the embedded DuckDB
+//! ([`crate::store::diagnose::ColonyData`]) or ClickHouse
+//! ([`crate::store::clickhouse::diagnose::ClickHouseData`]). Blocking: call
+//! from a blocking context.
 
 use coral_diagnose::{
     DiagnoseError, Diagnosis, DiagnosisData, QuestionError, Request, Symptom, Window,
     parse_question,
 };
 use coral_proto::colony::DiagnoseRequest;
-use duckdb::Connection;
 use thiserror::Error;
 
-use crate::store::diagnose::{ColonyData, DataError};
+use crate::store::diagnose::DataError;
 
 /// How far back a service counts as known when reading a question.
 pub const KNOWN_SERVICES_SECONDS: i64 = 7 * 86_400;
@@ -112,9 +112,12 @@ fn parse_with_service(
     )))
 }
 
-/// Answers `req` from the store behind `conn`; `now` in Unix seconds.
-pub fn answer(conn: &Connection, req: &DiagnoseRequest, now: i64) -> Result<Diagnosis, AskError> {
-    let data = ColonyData::new(conn);
+/// Answers `req` from `data` (either engine's store); `now` in Unix
+/// seconds.
+pub fn answer<D>(data: &D, req: &DiagnoseRequest, now: i64) -> Result<Diagnosis, AskError>
+where
+    D: DiagnosisData<Error = DataError>,
+{
     let incident = window("incident", req.from_unix, req.to_unix)?;
     let baseline = window("baseline", req.baseline_from_unix, req.baseline_to_unix)?;
     let earliest = [incident, baseline]
@@ -162,7 +165,7 @@ pub fn answer(conn: &Connection, req: &DiagnoseRequest, now: i64) -> Result<Diag
     if let Some(w) = baseline {
         request.baseline = Some(w);
     }
-    coral_diagnose::diagnose(&data, &request).map_err(|e| match e {
+    coral_diagnose::diagnose(data, &request).map_err(|e| match e {
         DiagnoseError::EmptyWindow { .. } | DiagnoseError::NoService { .. } => {
             AskError::Invalid(e.to_string())
         }

@@ -6,8 +6,11 @@
 //!   engine run over the store.
 //! - [`catalogue`]: every stored table declared once, rendered for DuckDB
 //!   and ClickHouse.
-//! - [`store`]: `colony.duckdb`: schema, the single writer, page ingest with
-//!   cursors and gaps, bucket merging, queries.
+//! - [`store`]: `colony.duckdb` (schema, the single writer, page ingest
+//!   with cursors and gaps, bucket merging, queries) or ClickHouse, behind
+//!   one interface.
+//! - [`fleet`]: colonies sharing one ClickHouse: leases, and which colony
+//!   polls which agent.
 //! - [`registry`]: agents, when they were last seen, their health.
 //! - [`poller`]: the pull loop (bounded concurrency, timeouts, draining).
 //! - [`service`]: the `coral.colony.v1.ColonyService` gRPC API.
@@ -19,7 +22,9 @@
 pub mod admin;
 pub mod ask;
 pub mod catalogue;
+pub mod fleet;
 pub mod metrics;
+pub mod migrate;
 pub mod poller;
 pub mod registry;
 pub mod runtime;

@@ -10,6 +10,7 @@
 //! telemetry stream (`QueryTelemetry`), then the Beyla stream
 //! (`QueryBeylaMetrics`, its own cursor and gaps).
 
+use crate::fleet::Fleet;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -82,6 +83,7 @@ pub struct Poller {
     in_flight: Arc<Mutex<HashSet<String>>>,
     clients: Mutex<HashMap<String, (String, Client)>>,
     limit: Arc<Semaphore>,
+    fleet: Option<Arc<Fleet>>,
 }
 
 /// What one poll of one agent did.
@@ -96,12 +98,14 @@ pub struct PollReport {
 }
 
 impl Poller {
-    /// A poller over `registry`'s agents.
+    /// A poller over `registry`'s agents (over this colony's share of them
+    /// when a `fleet` of colonies shares the store).
     pub fn new(
         settings: PollSettings,
         registry: Arc<Registry>,
         store: Store,
         writer: WriterSender,
+        fleet: Option<Arc<Fleet>>,
     ) -> Arc<Self> {
         let limit = Arc::new(Semaphore::new(settings.max_concurrent.max(1)));
         Arc::new(Poller {
@@ -112,6 +116,7 @@ impl Poller {
             in_flight: Arc::default(),
             clients: Mutex::default(),
             limit,
+            fleet,
         })
     }
 
@@ -130,6 +135,9 @@ impl Poller {
                             continue;
                         }
                         let id = agent.record.agent_id.clone();
+                        if self.fleet.as_ref().is_some_and(|f| !f.owns(&id)) {
+                            continue; // another colony polls it
+                        }
                         if !self.in_flight.lock().unwrap_or_else(|p| p.into_inner()).insert(id.clone()) {
                             continue; // still draining from an earlier round
                         }

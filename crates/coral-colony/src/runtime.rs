@@ -13,6 +13,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::fleet::{Fleet, FleetSettings};
 use crate::metrics::ColonyMetrics;
 use crate::poller::{PollSettings, Poller};
 use crate::registry::{HealthPolicy, Registry};
@@ -118,7 +119,7 @@ pub async fn start(config: &ColonyConfig) -> Result<RunningColony, StartError> {
             })
             .await
             .map_err(StoreError::from)?;
-            let writer_tx = WriterSender::clickhouse(ch.clone(), metrics);
+            let writer_tx = WriterSender::clickhouse(ch.clone(), sampling, metrics);
             (Store::ClickHouse(ch), None, writer_tx)
         }
     };
@@ -140,6 +141,26 @@ pub async fn start(config: &ColonyConfig) -> Result<RunningColony, StartError> {
         writer_tx.upsert_agent(record);
     }
 
+    // On ClickHouse other colonies may share the store: this one renews its
+    // lease and polls its share of the fleet.
+    let fleet = match &store {
+        Store::ClickHouse(ch) => {
+            let fleet = Fleet::new(
+                FleetSettings {
+                    colony_id: config.colony_id.clone(),
+                    endpoint: config.api_endpoint.to_string(),
+                    lease_interval: config.poll.lease_interval,
+                },
+                ch.clone(),
+                registry.clone(),
+            );
+            if let Err(error) = fleet.renew().await {
+                tracing::warn!(%error, "cannot take this colony's lease yet; will retry");
+            }
+            Some(fleet)
+        }
+        Store::DuckDb(_) => None,
+    };
     let colony = Arc::new(Colony {
         colony_id: config.colony_id.clone(),
         registry: registry.clone(),
@@ -149,6 +170,7 @@ pub async fn start(config: &ColonyConfig) -> Result<RunningColony, StartError> {
         },
         store: store.clone(),
         writer: writer_tx.clone(),
+        fleet: fleet.clone(),
     });
     let poller = Poller::new(
         PollSettings {
@@ -162,6 +184,7 @@ pub async fn start(config: &ColonyConfig) -> Result<RunningColony, StartError> {
         registry,
         store,
         writer_tx.clone(),
+        fleet.clone(),
     );
 
     let listener = TcpListener::bind(config.api_endpoint)
@@ -232,6 +255,9 @@ pub async fn start(config: &ColonyConfig) -> Result<RunningColony, StartError> {
     });
     let (p, s) = (poller.clone(), stop.clone());
     tasks.spawn(p.run(s));
+    if let Some(fleet) = fleet {
+        tasks.spawn(fleet.run(stop.clone()));
+    }
     let (w, s) = (writer_tx.clone(), stop.clone());
     let retention = config.retention;
     let interval = config.cleanup_interval;

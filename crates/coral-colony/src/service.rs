@@ -21,10 +21,12 @@ use tonic::{Request, Response, Status};
 
 use crate::ask::{self, AskError};
 use crate::registry::{HealthPolicy, Registry};
+use crate::store::clickhouse::diagnose::ClickHouseData;
+use crate::store::diagnose::ColonyData;
 use crate::store::engine::Store;
 use crate::store::ingest::{Page, Stream};
 use crate::store::writer::{AgentRecord, WriterSender};
-use crate::store::{StoreError, now_micros, query, traces};
+use crate::store::{StoreError, now_micros, traces};
 
 /// The service state.
 pub struct Colony {
@@ -38,6 +40,9 @@ pub struct Colony {
     pub store: Store,
     /// The store writer.
     pub writer: WriterSender,
+    /// The colonies sharing the store (ClickHouse), when there may be more
+    /// than this one.
+    pub fleet: Option<Arc<crate::fleet::Fleet>>,
 }
 
 /// An RFC 3339 UTC timestamp (seconds precision).
@@ -66,27 +71,12 @@ fn window(from: i64, to: i64) -> Result<(i64, i64), Status> {
 
 fn internal(error: StoreError) -> Status {
     match error {
-        StoreError::NotOnClickHouse { .. } => Status::unimplemented(error.to_string()),
         StoreError::ClickHouse(_) => Status::unavailable(error.to_string()),
         other => Status::internal(other.to_string()),
     }
 }
 
 impl Colony {
-    /// Runs `f`, a read only the embedded store serves so far (`what`, for
-    /// the error on ClickHouse), on the blocking pool.
-    async fn read<T: Send + 'static>(
-        &self,
-        what: &'static str,
-        f: impl FnOnce(&duckdb::Connection) -> Result<T, StoreError> + Send + 'static,
-    ) -> Result<T, Status> {
-        let db = self.store.embedded(what).map_err(internal)?;
-        tokio::task::spawn_blocking(move || f(&db.reader()?))
-            .await
-            .map_err(|e| Status::internal(e.to_string()))?
-            .map_err(internal)
-    }
-
     /// The agent listing (also used by `coral up`'s status).
     pub async fn agents(&self) -> Result<ListAgentsResponse, Status> {
         let (cursors, gaps) = self.store.progress().await.map_err(internal)?;
@@ -140,12 +130,20 @@ impl Colony {
                     beyla_cursor_seq_id: beyla_cursor,
                     beyla_latest_seq_id: state.beyla_latest_seq.max(beyla_cursor),
                     shared_id_warning: state.shared_id(now).unwrap_or_default().to_owned(),
+                    polled_by: match &self.fleet {
+                        Some(fleet) => fleet.owner_of(id),
+                        None => self.colony_id.clone(),
+                    },
                 }
             })
             .collect();
         Ok(ListAgentsResponse {
             agents,
             colony_id: self.colony_id.clone(),
+            colonies: match &self.fleet {
+                Some(fleet) => fleet.members(),
+                None => vec![self.colony_id.clone()],
+            },
         })
     }
 }
@@ -319,10 +317,10 @@ impl ColonyService for ColonyApi {
         }
         let (from, to) = window(r.from_unix, r.to_unix)?;
         let response = self
-            .read("the host correlation", move |c| {
-                query::host_correlation(c, &r.service_name, from, to)
-            })
-            .await?;
+            .store
+            .host_correlation(r.service_name, from, to)
+            .await
+            .map_err(internal)?;
         Ok(Response::new(response))
     }
 
@@ -366,11 +364,7 @@ impl ColonyService for ColonyApi {
                 req.trace_id
             )));
         }
-        let response = self
-            .read("Beyla's metrics and traces", move |c| {
-                crate::store::query_beyla::query(c, &req)
-            })
-            .await?;
+        let response = self.store.beyla(req).await.map_err(internal)?;
         Ok(Response::new(response))
     }
 
@@ -387,8 +381,10 @@ impl ColonyService for ColonyApi {
             )));
         }
         let response = self
-            .read("a trace", move |c| traces::get_trace(c, &id, req.max_spans))
-            .await?;
+            .store
+            .trace(id, req.max_spans)
+            .await
+            .map_err(internal)?;
         Ok(Response::new(response))
     }
 
@@ -427,10 +423,10 @@ impl ColonyService for ColonyApi {
             to * 1000
         };
         let response = self
-            .read("the trace list", move |c| {
-                traces::list_traces(c, &req, from_ms, to_ms)
-            })
-            .await?;
+            .store
+            .traces(req, from_ms, to_ms)
+            .await
+            .map_err(internal)?;
         Ok(Response::new(response))
     }
 
@@ -458,19 +454,31 @@ impl ColonyService for ColonyApi {
         request: Request<DiagnoseRequest>,
     ) -> Result<Response<DiagnoseResponse>, Status> {
         let req = request.into_inner();
-        let db = self
-            .store
-            .embedded("`coral ask`'s diagnosis")
-            .map_err(internal)?;
         let now = now_unix();
-        let diagnosis = tokio::task::spawn_blocking(move || {
-            let conn = db.reader().map_err(|e| Status::internal(e.to_string()))?;
-            ask::answer(&conn, &req, now).map_err(|e| match e {
-                AskError::Invalid(message) => Status::invalid_argument(message),
-                other => Status::internal(other.to_string()),
-            })
-        })
-        .await
+        let status = |e: AskError, store_failed: fn(String) -> Status| match e {
+            AskError::Invalid(message) => Status::invalid_argument(message),
+            other => store_failed(other.to_string()),
+        };
+        let diagnosis = match &self.store {
+            Store::DuckDb(db) => {
+                let db = db.clone();
+                tokio::task::spawn_blocking(move || {
+                    let conn = db.reader().map_err(|e| Status::internal(e.to_string()))?;
+                    ask::answer(&ColonyData::new(&conn), &req, now)
+                        .map_err(|e| status(e, Status::internal))
+                })
+                .await
+            }
+            Store::ClickHouse(ch) => {
+                // The engine reads synchronously: on the blocking pool, each
+                // read waits on the runtime through this handle.
+                let data = ClickHouseData::new(ch.clone(), tokio::runtime::Handle::current());
+                tokio::task::spawn_blocking(move || {
+                    ask::answer(&data, &req, now).map_err(|e| status(e, Status::unavailable))
+                })
+                .await
+            }
+        }
         .map_err(|e| Status::internal(e.to_string()))??;
         Ok(Response::new(DiagnoseResponse {
             diagnosis_json: coral_diagnose::render_json(&diagnosis),

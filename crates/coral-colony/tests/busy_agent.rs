@@ -103,6 +103,7 @@ async fn a_poll_of_an_agent_that_never_catches_up_still_ends() {
         registry,
         coral_colony::store::engine::Store::DuckDb(db),
         writer_tx.clone(),
+        None,
     );
     let stop = CancellationToken::new();
     let poll = || async {

@@ -20,6 +20,7 @@ mod common;
 use std::collections::BTreeSet;
 
 use coral_colony::catalogue::{self, clickhouse::Target};
+use coral_colony::store::beyla::TraceSampling;
 use coral_colony::store::clickhouse::{self as ch, ClickHouse, ClickHouseError};
 use coral_colony::store::ingest::{Page, Stream};
 use coral_colony::store::query;
@@ -30,6 +31,10 @@ use coral_proto::common::{HostMetrics, TelemetryBucket, TelemetrySpan};
 use common::clickhouse::{PASSWORD, Server, binary};
 
 const MINUTE: i64 = 1_765_000_020 / 60 * 60;
+const SAMPLING: TraceSampling = TraceSampling {
+    rate: 1.0,
+    slow_us: 500_000,
+};
 
 fn bucket(
     seq: u64,
@@ -182,7 +187,7 @@ async fn pages_stored_twice_count_once_and_answer_as_the_embedded_store() {
     // web-2: stored, then its cursor lost (the colony was killed before it
     // was written) and the pages stored again.
     for page in pages("web-2", 3.0) {
-        ch::store_page(&store, &page).await.unwrap();
+        ch::store_page(&store, &page, SAMPLING).await.unwrap();
     }
     let cursors = store.target().qualified("cursors");
     store
@@ -192,23 +197,23 @@ async fn pages_stored_twice_count_once_and_answer_as_the_embedded_store() {
         .await
         .unwrap();
     for page in pages("web-2", 3.0) {
-        let again = ch::store_page(&store, &page).await.unwrap();
+        let again = ch::store_page(&store, &page, SAMPLING).await.unwrap();
         assert_eq!(again.duplicates, 0, "without its cursor the page is new");
         assert!(again.stored > 0);
     }
     // web-1: its first page stored by two colonies at once (a hand-over).
     let [first, second] = <[Page; 2]>::try_from(pages("web-1", 1.0)).unwrap();
     let (a, b) = tokio::join!(
-        ch::store_page(&store, &first),
-        ch::store_page(&store, &first)
+        ch::store_page(&store, &first, SAMPLING),
+        ch::store_page(&store, &first, SAMPLING)
     );
     assert_eq!(a.unwrap().cursor, 4);
     assert_eq!(b.unwrap().cursor, 4);
-    let outcome = ch::store_page(&store, &second).await.unwrap();
+    let outcome = ch::store_page(&store, &second, SAMPLING).await.unwrap();
     assert_eq!(outcome.gaps, vec![(5, 5)], "seq_id 5 never arrived");
     assert_eq!(outcome.stored, 4);
     // A re-read with the cursor in place is filtered before the insert.
-    let reread = ch::store_page(&store, &pages("web-1", 1.0)[1])
+    let reread = ch::store_page(&store, &pages("web-1", 1.0)[1], SAMPLING)
         .await
         .unwrap();
     assert_eq!((reread.stored, reread.duplicates), (0, 4));
@@ -314,11 +319,11 @@ async fn a_new_agent_session_records_what_the_old_one_never_delivered() {
     let store = ClickHouse::open(&server.settings("coral")).await.unwrap();
     let mut first = pages("web-1", 1.0).remove(0);
     first.reported = vec![("web-1-s1".into(), 12)];
-    ch::store_page(&store, &first).await.unwrap();
+    ch::store_page(&store, &first, SAMPLING).await.unwrap();
     let mut next = pages("web-1", 1.0).remove(0);
     next.session_id = "web-1-s2".into();
     next.reported = vec![("web-1-s1".into(), 12)];
-    let outcome = ch::store_page(&store, &next).await.unwrap();
+    let outcome = ch::store_page(&store, &next, SAMPLING).await.unwrap();
     assert!(outcome.session_reset);
     assert_eq!(outcome.replaced_gap, Some((5, 12)));
     assert_eq!(outcome.stored, 4, "the new session's rows are new");
@@ -329,7 +334,7 @@ async fn a_new_agent_session_records_what_the_old_one_never_delivered() {
     // not replaced after all, and its gap goes, as in the embedded store.
     let mut back = pages("web-1", 1.0).remove(1);
     back.reported = vec![("web-1-s2".into(), 4)];
-    let outcome = ch::store_page(&store, &back).await.unwrap();
+    let outcome = ch::store_page(&store, &back, SAMPLING).await.unwrap();
     assert!(outcome.session_reset);
     common::wait_for(
         "the old session's gap is deleted",
@@ -351,7 +356,7 @@ async fn retention_drops_the_days_older_than_the_cutoff() {
     let Some(server) = server().await else { return };
     let store = ClickHouse::open(&server.settings("coral")).await.unwrap();
     for page in pages("web-1", 1.0) {
-        ch::store_page(&store, &page).await.unwrap();
+        ch::store_page(&store, &page, SAMPLING).await.unwrap();
     }
     let now = std::time::SystemTime::now();
     let this_minute = now.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64 / 60 * 60;
@@ -359,7 +364,7 @@ async fn retention_drops_the_days_older_than_the_cutoff() {
     today.buckets = vec![bucket(1, this_minute, SpanKind::Server, &[5.0, 6.0], 0)];
     today.spans.clear();
     today.max_seq = 1;
-    ch::store_page(&store, &today).await.unwrap();
+    ch::store_page(&store, &today, SAMPLING).await.unwrap();
     let hour_ago = now - std::time::Duration::from_secs(3600);
     let cutoffs = coral_colony::store::writer::Cutoffs {
         otel_spans: hour_ago,
@@ -468,8 +473,23 @@ async fn a_colony_on_clickhouse_pulls_agents_and_rides_out_an_outage() {
         .unwrap_err();
     assert_eq!(error.code(), tonic::Code::Unavailable, "{error}");
     assert!(error.message().contains("ClickHouse"), "{error}");
+    let agents_error = c
+        .list_agents(coral_proto::colony::ListAgentsRequest {})
+        .await
+        .unwrap_err();
+    assert_eq!(agents_error.code(), tonic::Code::Unavailable);
+    assert!(
+        agents_error.message().contains(&server.url()),
+        "`coral agents` names the store it cannot reach: {agents_error}"
+    );
+    assert_eq!(
+        store_up(&colony).await,
+        0,
+        "/metrics says the store is down"
+    );
 
     server.restart().await;
+    assert_eq!(store_up(&colony).await, 1);
     for id in ["web-1", "web-2"] {
         colony.poller.poll_agent(id, &stop).await.unwrap();
     }
@@ -508,15 +528,24 @@ async fn a_colony_on_clickhouse_pulls_agents_and_rides_out_an_outage() {
         operations.totals.iter().map(|o| o.total_spans).sum::<i64>(),
         800
     );
-    let unserved = c
-        .list_traces(coral_proto::colony::ListTracesRequest::default())
+    let traces = c
+        .list_traces(coral_proto::colony::ListTracesRequest {
+            limit: 1_000,
+            ..Default::default()
+        })
         .await
-        .unwrap_err();
-    assert_eq!(unserved.code(), tonic::Code::Unimplemented);
-    assert!(
-        unserved.message().contains("storage.engine: duckdb"),
-        "{unserved}"
-    );
+        .unwrap()
+        .into_inner();
+    assert_eq!(traces.traces.len(), 800, "every kept span's trace, once");
+    let one = c
+        .get_trace(coral_proto::colony::GetTraceRequest {
+            trace_id: traces.traces[0].trace_id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(one.found && one.span_count == 1, "{one:?}");
     for agent in agents {
         agent.shutdown().await;
     }
@@ -542,6 +571,27 @@ async fn a_colony_on_clickhouse_pulls_agents_and_rides_out_an_outage() {
         (800, 60)
     );
     colony.shutdown().await;
+}
+
+/// `coral_colony_store_up` on the colony's `/metrics`.
+async fn store_up(colony: &coral_colony::RunningColony) -> u64 {
+    let url = format!("http://{}/metrics", colony.admin_addr);
+    let text = tokio::task::spawn_blocking(move || {
+        ureq::get(&url)
+            .call()
+            .unwrap()
+            .body_mut()
+            .read_to_string()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("coral_colony_store_up "))
+        .unwrap_or_else(|| panic!("no coral_colony_store_up in\n{text}"))
+        .trim()
+        .parse()
+        .unwrap()
 }
 
 /// A colony whose ClickHouse cannot be reached does not start, and says
@@ -635,4 +685,294 @@ for query in sys.argv[1:]:
     assert_eq!(row["total_spans"], 3, "a duplicated row counts once: {row}");
     assert_eq!(row["bin_index"], serde_json::json!([10, 20]));
     assert_eq!(row["bin_count"], serde_json::json!([2, 1]));
+}
+
+fn histogram(counts: &[u64], sum_ms: f64) -> coral_proto::common::LatencyHistogram {
+    coral_proto::common::LatencyHistogram {
+        bounds_ms: vec![5.0, 10.0, 25.0, 50.0, 100.0],
+        counts: counts.to_vec(),
+        count: counts.iter().sum(),
+        sum_ms,
+        min_ms: Some(1.0),
+        max_ms: Some(180.0),
+    }
+}
+
+/// Agent `agent`'s Beyla page: HTTP (one series in two parts), gRPC and SQL
+/// histograms and a trace of three spans, seq_ids 1..=7.
+fn beyla_page(agent: &str) -> Page {
+    use coral_proto::common::{BeylaGrpcMetric, BeylaHttpMetric, BeylaSqlMetric, BeylaTraceSpan};
+    let http = |seq: u64, status: u32, counts: &[u64]| BeylaHttpMetric {
+        minute: MINUTE,
+        service_name: "checkout".into(),
+        kind: "server".into(),
+        http_method: "POST".into(),
+        http_route: "/pay".into(),
+        http_status_code: status,
+        latency: Some(histogram(counts, 400.0 * seq as f64)),
+        seq_id: seq,
+        ..Default::default()
+    };
+    let span = |seq: u64, id: &str, parent: &str, start_ms: i64, dur_ms: i64| BeylaTraceSpan {
+        trace_id: format!("{:032x}", 0xbe11a),
+        span_id: id.into(),
+        parent_span_id: parent.into(),
+        service_name: "checkout".into(),
+        span_name: "POST /pay".into(),
+        span_kind: "SPAN_KIND_SERVER".into(),
+        start_time_unix_nano: (MINUTE * 1_000 + start_ms) * 1_000_000,
+        duration_us: dur_ms * 1_000,
+        status_code: if seq == 7 { 500 } else { 200 },
+        is_error: seq == 7,
+        attributes_json: r#"{"http.request.method":"POST"}"#.into(),
+        seq_id: seq,
+        ..Default::default()
+    };
+    let beyla = BeylaRows {
+        http: vec![
+            http(1, 200, &[3, 4, 2, 1, 0, 0]),
+            http(2, 200, &[1, 0, 0, 0, 2, 1]),
+            http(3, 503, &[0, 0, 0, 0, 1, 1]),
+        ],
+        grpc: vec![BeylaGrpcMetric {
+            minute: MINUTE,
+            service_name: "checkout".into(),
+            kind: "client".into(),
+            rpc_system: "grpc".into(),
+            grpc_method: "/bank.Pay/Charge".into(),
+            grpc_status_code: 14,
+            latency: Some(histogram(&[0, 1, 1, 0, 0, 0], 30.0)),
+            seq_id: 4,
+            ..Default::default()
+        }],
+        sql: vec![BeylaSqlMetric {
+            minute: MINUTE,
+            service_name: "checkout".into(),
+            sql_operation: "SELECT".into(),
+            table_name: "orders".into(),
+            db_system: "postgresql".into(),
+            latency: Some(histogram(&[5, 0, 0, 0, 0, 0], 10.0)),
+            error_count: 1,
+            seq_id: 5,
+            ..Default::default()
+        }],
+        spans: vec![
+            span(6, "00000000000000b1", "", 0, 120),
+            span(7, "00000000000000b2", "00000000000000b1", 10, 90),
+        ],
+    };
+    Page {
+        agent_id: agent.into(),
+        stream: Stream::Beyla,
+        session_id: format!("{agent}-beyla"),
+        start_seq: 0,
+        max_seq: 7,
+        buckets: Vec::new(),
+        spans: Vec::new(),
+        hosts: Vec::new(),
+        beyla,
+        reported: Vec::new(),
+    }
+}
+
+/// Beyla's rows, traces and host samples stored in both engines (on
+/// ClickHouse some pages twice) answer every read the same; then every
+/// statement the colony sent to this 18.16 server, taken from its query
+/// log, runs on current ClickHouse too (chdb).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn beyla_traces_and_hosts_answer_as_the_embedded_store_on_any_clickhouse() {
+    use coral_colony::store::engine::Store;
+    use coral_proto::colony::{ListServicesRequest, ListTracesRequest, QueryBeylaRequest};
+    let Some(server) = server().await else { return };
+    let ch = ClickHouse::open(&server.settings("coral")).await.unwrap();
+    let duck = common::store();
+    let mut all = Vec::new();
+    for agent in ["web-1", "web-2"] {
+        all.extend(pages(agent, 1.0));
+        all.push(beyla_page(agent));
+    }
+    for page in &all {
+        duck.tx.store(page.clone()).await.unwrap();
+        ch::store_page(&ch, page, SAMPLING).await.unwrap();
+    }
+    // web-2's Beyla page again, its cursor lost first (a colony killed
+    // between the insert and the cursor): its rows collapse.
+    ch.client()
+        .query(&format!(
+            "ALTER TABLE {} DELETE WHERE agent_id = 'web-2' AND stream = 'beyla'",
+            ch.target().qualified("cursors")
+        ))
+        .execute()
+        .await
+        .unwrap();
+    let store = Store::ClickHouse(ch.clone());
+    common::wait_for(
+        "the cursor deletion",
+        std::time::Duration::from_secs(30),
+        || async {
+            store
+                .cursor("web-2", Stream::Beyla)
+                .await
+                .unwrap()
+                .is_none()
+        },
+    )
+    .await;
+    let outcome = ch::store_page(&ch, &beyla_page("web-2"), SAMPLING)
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome.stored, 7,
+        "stored again, as a colony that lost its cursor would"
+    );
+    let (duck, ch) = (Store::DuckDb(duck.db.clone()), Store::ClickHouse(ch));
+    let both = |s: &Store| s.clone();
+    let beyla = QueryBeylaRequest {
+        include_traces: true,
+        ..Default::default()
+    };
+    let (d, c) = (
+        both(&duck).beyla(beyla.clone()).await.unwrap(),
+        both(&ch).beyla(beyla).await.unwrap(),
+    );
+    assert_eq!(d.http_metrics.len(), 4, "one row per agent and status");
+    assert_eq!(c, d, "QueryBeyla");
+    let by_trace = QueryBeylaRequest {
+        trace_id: format!("{:032x}", 0xbe11a),
+        ..Default::default()
+    };
+    let (d, c) = (
+        duck.beyla(by_trace.clone()).await.unwrap(),
+        ch.beyla(by_trace).await.unwrap(),
+    );
+    assert_eq!(d.trace_spans.len(), 4);
+    assert_eq!(c, d, "QueryBeyla by trace id");
+    let services = ListServicesRequest::default();
+    let (d, c) = (
+        duck.services(services).await.unwrap(),
+        ch.services(services).await.unwrap(),
+    );
+    assert_eq!(
+        d.iter().map(|s| s.source.as_str()).collect::<Vec<_>>(),
+        ["beyla", "otlp"]
+    );
+    assert_eq!(c, d, "ListServices with Beyla");
+    for id in [
+        format!("{:032x}", 0xbe11a),
+        format!("{:032x}", 4),
+        "f".repeat(32),
+    ] {
+        let (d, c) = (
+            duck.trace(id.clone(), 0).await.unwrap(),
+            ch.trace(id, 0).await.unwrap(),
+        );
+        assert_eq!(c, d, "GetTrace");
+    }
+    let window = ((MINUTE - 60) * 1_000, (MINUTE + 120) * 1_000);
+    for req in [
+        ListTracesRequest::default(),
+        ListTracesRequest {
+            source: "beyla".into(),
+            ..Default::default()
+        },
+        ListTracesRequest {
+            errors_only: true,
+            ..Default::default()
+        },
+        ListTracesRequest {
+            service: "checkout".into(),
+            operation: "POST /pay".into(),
+            min_duration_us: 1,
+            limit: 2,
+            ..Default::default()
+        },
+    ] {
+        let (d, c) = (
+            duck.traces(req.clone(), window.0, window.1).await.unwrap(),
+            ch.traces(req, window.0, window.1).await.unwrap(),
+        );
+        assert!(!d.traces.is_empty());
+        assert_eq!(c, d, "ListTraces");
+    }
+    let (d, c) = (
+        duck.host_correlation("checkout".into(), MINUTE - 60, MINUTE + 120)
+            .await
+            .unwrap(),
+        ch.host_correlation("checkout".into(), MINUTE - 60, MINUTE + 120)
+            .await
+            .unwrap(),
+    );
+    assert!(d.rows.iter().any(|r| r.cpu_percent == Some(42.0)));
+    assert_eq!(c, d, "QueryHostCorrelation");
+
+    let Some(python) = common::interop_python_with("chdb") else {
+        return;
+    };
+    replay_in_chdb(&python, &server).await;
+}
+
+/// Runs every SELECT and ALTER the server logged, against the colony's
+/// tables, on chdb (current ClickHouse) with the same DDL.
+async fn replay_in_chdb(python: &std::path::Path, server: &Server) {
+    let admin = ClickHouse::open(&server.settings("coral")).await.unwrap();
+    let logged = || {
+        let admin = admin.clone();
+        async move {
+            admin
+                .client()
+                .query(
+                    "SELECT DISTINCT query FROM system.query_log \
+                     WHERE exception = '' AND query LIKE '%`coral`.%' \
+                     AND (query LIKE 'SELECT%' OR query LIKE 'ALTER%')",
+                )
+                .fetch_all::<String>()
+                .await
+                .unwrap()
+        }
+    };
+    common::wait_for(
+        "the query log",
+        std::time::Duration::from_secs(30),
+        || async { logged().await.iter().any(|q| q.contains("beyla_traces")) },
+    )
+    .await;
+    let queries: Vec<String> = logged()
+        .await
+        .into_iter()
+        .filter(|q| !q.contains("system."))
+        .map(|q| {
+            q.trim_end()
+                .trim_end_matches("FORMAT RowBinary")
+                .trim_end()
+                .to_owned()
+        })
+        .collect();
+    assert!(queries.len() >= 15, "the colony's statements: {queries:#?}");
+    let target = Target {
+        database: "coral".into(),
+        cluster: None,
+    };
+    let script = r#"
+import json, sys
+from chdb import session
+s = session.Session()
+input = json.load(sys.stdin)
+for statement in input["ddl"]:
+    s.query(statement)
+failed = []
+for query in input["queries"]:
+    try:
+        s.query(query, "JSONEachRow")
+    except Exception as e:
+        failed.append({"query": query, "error": str(e)[:500]})
+print(json.dumps(failed))
+"#;
+    let input = serde_json::json!({ "ddl": target.ddl(), "queries": queries }).to_string();
+    let output = common::run_python(python, script, &[], &input);
+    let failed: serde_json::Value = serde_json::from_str(output.trim()).unwrap();
+    assert_eq!(
+        failed,
+        serde_json::json!([]),
+        "statements that current ClickHouse refuses"
+    );
 }

@@ -12,44 +12,24 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use common::pages::{self, everything, page};
 use common::store;
 use coral_colony::ask;
 use coral_colony::store::Database;
-use coral_colony::store::beyla::BeylaRows;
 use coral_colony::store::diagnose::ColonyData;
-use coral_colony::store::ingest::{Page, Stream};
-use coral_colony::store::writer::{AgentRecord, WriterSender};
+use coral_colony::store::ingest::Stream;
+use coral_colony::store::writer::WriterSender;
 use coral_diagnose::data::{
     KeepReason, Latency, RedRow, Source, TraceFilter, TraceSelect, TraceSpan,
 };
 use coral_diagnose::sim::{App, Decoys, FaultKind, Scenario, SimConfig, SimOutput, simulate};
 use coral_diagnose::{DiagnosisData, MemoryData, Request, Verdict, Window, diagnose};
-use coral_model::{Bucket, BucketKey, Histogram, SpanKind, Stats};
+use coral_model::{Histogram, SpanKind};
 use coral_proto::colony::DiagnoseRequest;
-use coral_proto::common::{BeylaHttpMetric, BeylaTraceSpan, TelemetryBucket, TelemetrySpan};
-
-fn page(agent: &str, stream: Stream) -> Page {
-    Page {
-        agent_id: agent.into(),
-        stream,
-        session_id: format!("{agent}-session"),
-        start_seq: 0,
-        max_seq: 0,
-        buckets: Vec::new(),
-        spans: Vec::new(),
-        hosts: Vec::new(),
-        beyla: BeylaRows::default(),
-        reported: Vec::new(),
-    }
-}
+use coral_proto::common::{BeylaHttpMetric, BeylaTraceSpan};
 
 fn register(tx: &WriterSender, agent: &str, hostname: &str) {
-    tx.upsert_agent(AgentRecord {
-        agent_id: agent.into(),
-        hostname: hostname.into(),
-        source: "registered".into(),
-        ..Default::default()
-    });
+    tx.upsert_agent(pages::agent(agent, hostname));
 }
 
 fn slow_leaf() -> SimOutput {
@@ -63,142 +43,15 @@ fn slow_leaf() -> SimOutput {
     simulate(&App::shop(), &scenario, &SimConfig::default())
 }
 
-fn everything(sim: &SimOutput) -> Window {
-    Window::new(sim.end - 86_400, sim.end + 60)
-}
-
-/// A RED row as the agent's operation statistics.
-fn stats(row: &RedRow) -> Stats {
-    let Latency::Sketch(sketch) = &row.latency else {
-        panic!("the simulator writes OTLP rows")
-    };
-    let mut s = Stats::with_sketch(sketch.clone());
-    s.total = row.requests;
-    s.errors = row.errors;
-    s.sum_ms = row.sum_ms;
-    s.max_ms = row.max_ms;
-    s.min_ms = sketch.quantile(0.0).unwrap_or(0.0).min(row.max_ms);
-    for id in &row.sample_trace_ids {
-        s.samples.offer(id, row.max_ms, false);
-    }
-    s
-}
-
-fn span_proto(span: &TraceSpan, trace_id: &str) -> TelemetrySpan {
-    let mut attributes = serde_json::Map::new();
-    for (k, v) in &span.attributes {
-        attributes.insert(k.clone(), v.clone().into());
-    }
-    if let Some(s) = &span.db_statement {
-        attributes.insert("db.statement".into(), s.clone().into());
-    }
-    let mut resource = serde_json::Map::new();
-    resource.insert("service.name".into(), span.service.clone().into());
-    resource.insert("host.name".into(), span.host.clone().into());
-    if !span.service_version.is_empty() {
-        resource.insert(
-            "service.version".into(),
-            span.service_version.clone().into(),
-        );
-    }
-    if !span.pod.is_empty() {
-        resource.insert("k8s.pod.name".into(), span.pod.clone().into());
-    }
-    TelemetrySpan {
-        trace_id: trace_id.into(),
-        span_id: span.span_id.clone(),
-        parent_span_id: span.parent_span_id.clone(),
-        service_name: span.service.clone(),
-        span_name: span.operation.clone(),
-        span_kind: span.kind.as_str().into(),
-        start_time_unix_nano: span.start_ns,
-        duration_us: span.duration_us,
-        is_error: span.is_error,
-        status_code: if span.is_error { "ERROR" } else { "UNSET" }.into(),
-        status_message: span.status_message.clone(),
-        http_status_code: i32::from(span.http_status_code),
-        http_route: span
-            .attributes
-            .get("http.route")
-            .cloned()
-            .unwrap_or_default(),
-        keep_reason: span.keep_reason.as_str().into(),
-        attributes_json: serde_json::Value::Object(attributes).to_string(),
-        resource_json: serde_json::Value::Object(resource).to_string(),
-        grpc_status_code: span.grpc_status_code,
-        db_system: span.db_system.clone().unwrap_or_default(),
-        ..Default::default()
-    }
-}
-
 /// Writes what the simulator holds into the colony store, one page per
 /// agent, through the writer.
 async fn load(sim: &SimOutput, tx: &WriterSender) {
-    let data = &sim.data;
-    let all = everything(sim);
-    let coverage = data.coverage(all).unwrap();
-    let mut pages: BTreeMap<String, Page> = BTreeMap::new();
-    for a in &coverage.agents {
-        register(tx, &a.agent_id, &a.hostname);
-        pages.insert(a.agent_id.clone(), page(&a.agent_id, Stream::Pull));
+    let (agents, pages) = pages::sim_pages(sim);
+    for a in agents {
+        tx.upsert_agent(a);
     }
-    let services = data.services(all).unwrap();
-    let mut buckets: BTreeMap<(String, BucketKey), Bucket> = BTreeMap::new();
-    let mut traces: BTreeMap<String, Vec<TraceSpan>> = BTreeMap::new();
-    for service in &services {
-        for row in data.red(service, all).unwrap() {
-            assert_eq!(row.source, Source::Otlp);
-            let key = BucketKey {
-                minute: row.minute,
-                service: service.clone(),
-                kind: row.span_kind,
-            };
-            let s = stats(&row);
-            let b = buckets
-                .entry((row.agent_id.clone(), key.clone()))
-                .or_insert_with(|| Bucket::new(key));
-            b.stats.merge(&s).unwrap();
-            b.operations.push((row.operation.clone(), s));
-        }
-        let batch = data
-            .traces(&TraceFilter {
-                window: all,
-                service: service.clone(),
-                operation: None,
-                select: TraceSelect::Any,
-                limit: usize::MAX,
-            })
-            .unwrap();
-        for t in batch.traces {
-            traces.insert(t.trace_id, t.spans);
-        }
-    }
-    let agents: Vec<String> = pages.keys().cloned().collect();
-    let hosts = data.hosts(&agents, all).unwrap();
-    let mut seq: BTreeMap<String, u64> = BTreeMap::new();
-    let mut next = |agent: &str| {
-        let n = seq.entry(agent.to_owned()).or_default();
-        *n += 1;
-        *n
-    };
-    for ((agent, _), bucket) in &buckets {
-        let proto: TelemetryBucket = bucket.to_proto(agent, next(agent));
-        pages.get_mut(agent).unwrap().buckets.push(proto);
-    }
-    for (trace_id, spans) in &traces {
-        for s in spans {
-            let mut proto = span_proto(s, trace_id);
-            proto.seq_id = next(&s.agent_id);
-            pages.get_mut(&s.agent_id).unwrap().spans.push(proto);
-        }
-    }
-    for h in &hosts {
-        let mut sample = common::host_sample(h);
-        sample.seq_id = next(&h.agent_id);
-        pages.get_mut(&h.agent_id).unwrap().hosts.push(sample);
-    }
-    for (agent, mut p) in pages {
-        p.max_seq = seq.get(&agent).copied().unwrap_or_default();
+    for p in pages {
+        let agent = p.agent_id.clone();
         let outcome = tx.store(p).await.unwrap();
         assert_eq!(outcome.rejected, 0, "{agent}: {:?}", outcome.reject_reason);
     }
@@ -342,16 +195,16 @@ async fn ask_over_the_colony_store_answers_as_over_the_same_data_in_memory() {
         baseline_to_unix: in_memory.windows.baseline.to,
         ..Default::default()
     };
-    let d = ask::answer(&conn, &rpc("why is Checkout slow?", ""), sim.end).unwrap();
+    let d = ask::answer(&colony, &rpc("why is Checkout slow?", ""), sim.end).unwrap();
     assert_eq!(d.verdict, Verdict::Regression);
     assert_eq!(d.causes[0].service, "card-validator");
-    let d = ask::answer(&conn, &rpc("why is the shop slow?", "checkout"), sim.end).unwrap();
+    let d = ask::answer(&colony, &rpc("why is the shop slow?", "checkout"), sim.end).unwrap();
     assert_eq!(d.target.service, "checkout");
     assert_eq!(d.causes[0].service, "card-validator");
-    let err = ask::answer(&conn, &rpc("why is warehouse slow?", ""), sim.end).unwrap_err();
+    let err = ask::answer(&colony, &rpc("why is warehouse slow?", ""), sim.end).unwrap_err();
     assert!(matches!(err, ask::AskError::Invalid(_)), "{err}");
     let err = ask::answer(
-        &conn,
+        &colony,
         &rpc("why is chckout slow?", "nothing-like-it"),
         sim.end,
     )
@@ -361,18 +214,18 @@ async fn ask_over_the_colony_store_answers_as_over_the_same_data_in_memory() {
             .contains("no service named \"nothing-like-it\""),
         "{err}"
     );
-    let err = ask::answer(&conn, &rpc("hello there", ""), sim.end).unwrap_err();
+    let err = ask::answer(&colony, &rpc("hello there", ""), sim.end).unwrap_err();
     assert!(err.to_string().contains("why is <service> slow?"), "{err}");
     let mut bad = rpc("why is checkout slow?", "");
     bad.symptom = "speed".into();
-    let err = ask::answer(&conn, &bad, sim.end).unwrap_err();
+    let err = ask::answer(&colony, &bad, sim.end).unwrap_err();
     assert!(
         err.to_string().contains("latency, errors or traffic"),
         "{err}"
     );
     bad = rpc("why is checkout slow?", "");
     bad.to_unix = bad.from_unix;
-    let err = ask::answer(&conn, &bad, sim.end).unwrap_err();
+    let err = ask::answer(&colony, &bad, sim.end).unwrap_err();
     assert!(err.to_string().contains("window is empty"), "{err}");
 }
 
@@ -512,7 +365,7 @@ fn an_empty_store_has_no_services_and_no_rows() {
         MemoryData::new().coverage(w).unwrap()
     );
     let err = ask::answer(
-        &conn,
+        &colony,
         &DiagnoseRequest {
             question: "why is checkout slow?".into(),
             ..Default::default()

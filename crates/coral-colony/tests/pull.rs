@@ -31,6 +31,20 @@ async fn several_agents_give_exact_totals_at_the_colony() {
     })
     .await;
     let mut c = client(addr, None).await;
+    // On ClickHouse a page's rows are visible a moment before its cursor
+    // (there is no transaction): wait for the cursors too.
+    wait_for("the agents' cursors", Duration::from_secs(30), || {
+        let mut c = c.clone();
+        async move {
+            let listed = c.list_agents(ListAgentsRequest {}).await.unwrap();
+            listed
+                .into_inner()
+                .agents
+                .iter()
+                .all(|a| a.rows_received > 0)
+        }
+    })
+    .await;
     let listed = c
         .list_agents(ListAgentsRequest {})
         .await

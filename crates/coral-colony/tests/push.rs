@@ -90,12 +90,18 @@ async fn bucket_parts_merge_and_retries_never_double_count() {
     }
     assert_eq!(row.sample_traces.len(), 5);
     colony.shutdown().await;
-    assert_eq!(
-        count(dir.path(), "SELECT max(parts) FROM otel_spans"),
-        2,
-        "one row, merged from two parts"
-    );
-    assert_eq!(count(dir.path(), "SELECT count(*) FROM otel_spans"), 1);
+    if common::ON_CLICKHOUSE {
+        // ClickHouse keeps each part as a row, merged when read; the retried
+        // part is one row key, counted once.
+        assert_eq!(count(dir.path(), "SELECT count(*) FROM otel_spans"), 2);
+    } else {
+        assert_eq!(
+            count(dir.path(), "SELECT max(parts) FROM otel_spans"),
+            2,
+            "one row, merged from two parts"
+        );
+        assert_eq!(count(dir.path(), "SELECT count(*) FROM otel_spans"), 1);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -172,7 +178,8 @@ async fn retention_removes_summaries_older_than_configured() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64;
-    bucket.bucket_time = (now / 60 - 5) * 60;
+    // Two days back: ClickHouse drops whole days, the embedded store rows.
+    bucket.bucket_time = (now / 60 - 2 * 24 * 60) * 60;
     let minute = bucket.bucket_time;
     let r = c
         .ingest_telemetry(IngestTelemetryRequest {

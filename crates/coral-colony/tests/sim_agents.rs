@@ -183,33 +183,29 @@ async fn run_case(case: &Case) -> CaseResult {
         kept += counters.to_proto(0).spans_stored;
     }
     let stop = CancellationToken::new();
-    let db = colony.colony.store.embedded("the test's reads").unwrap();
-    let counted = move || {
-        let conn = db.reader().unwrap();
-        let one = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap() as u64;
+    let store = &colony.colony.store;
+    let counted = async || {
+        let one = async |sql: &str| common::store_count(store, sql).await as u64;
         (
-            one("SELECT coalesce(sum(total_spans), 0)::BIGINT FROM otel_spans"),
-            one("SELECT count(*) FROM trace_spans"),
-            one("SELECT count(*) FROM host_metrics"),
+            one("SELECT coalesce(sum(total_spans), 0)::BIGINT FROM otel_spans").await,
+            one("SELECT count(*) FROM trace_spans").await,
+            one("SELECT count(*) FROM host_metrics").await,
         )
     };
     let (poller, stop) = (&colony.poller, &stop);
     wait_for(
         "the colony pulled everything",
         Duration::from_secs(120),
-        || {
-            let counted = counted.clone();
-            async move {
-                for a in AGENTS {
-                    poller.poll_agent(a, stop).await.ok();
-                }
-                let (spans, traces, host) = tokio::task::spawn_blocking(counted).await.unwrap();
-                spans >= sent && traces >= kept && host >= expected_hosts
+        || async {
+            for a in AGENTS {
+                poller.poll_agent(a, stop).await.ok();
             }
+            let (spans, traces, host) = counted().await;
+            spans >= sent && traces >= kept && host >= expected_hosts
         },
     )
     .await;
-    let (spans, traces, host) = tokio::task::spawn_blocking(counted).await.unwrap();
+    let (spans, traces, host) = counted().await;
     assert_eq!(
         (spans, traces, host),
         (sent, kept, expected_hosts),
@@ -218,18 +214,27 @@ async fn run_case(case: &Case) -> CaseResult {
 
     // `coral ask` over the colony's store, asked at the end of the data as
     // in fast mode.
-    let db = colony.colony.store.embedded("the test's reads").unwrap();
-    let question = case.question.clone();
+    let store = colony.colony.store.clone();
+    let question = DiagnoseRequest {
+        question: case.question.clone(),
+        ..Default::default()
+    };
+    let handle = tokio::runtime::Handle::current();
     let diagnosis: Diagnosis = tokio::task::spawn_blocking(move || {
-        let conn = db.reader().unwrap();
-        coral_colony::ask::answer(
-            &conn,
-            &DiagnoseRequest {
-                question,
-                ..Default::default()
-            },
-            end,
-        )
+        use coral_colony::ask::answer;
+        use coral_colony::store::engine::Store;
+        match store {
+            Store::DuckDb(db) => {
+                let conn = db.reader().unwrap();
+                let data = coral_colony::store::diagnose::ColonyData::new(&conn);
+                answer(&data, &question, end)
+            }
+            Store::ClickHouse(ch) => {
+                let data =
+                    coral_colony::store::clickhouse::diagnose::ClickHouseData::new(ch, handle);
+                answer(&data, &question, end)
+            }
+        }
         .expect("the suite's questions are answered")
     })
     .await

@@ -7,12 +7,12 @@
 
 mod common;
 
-use common::{Store, store};
+use common::{EngineStore, engine_store};
 
 use coral_colony::store::beyla::BeylaRows;
 use coral_colony::store::ingest::{Page, Stream};
+use coral_colony::store::traces;
 use coral_colony::store::writer::WriterSender;
-use coral_colony::store::{operations, traces};
 use coral_model::{Bucket, BucketKey, SpanKind, Stats};
 use coral_proto::colony::{GetTraceRequest, ListTracesRequest, QueryOperationsRequest, TraceSpan};
 use coral_proto::common::{BeylaTraceSpan, TelemetrySpan};
@@ -183,10 +183,12 @@ fn by_id<'a>(spans: &'a [TraceSpan], id: &str) -> &'a TraceSpan {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trace_across_sources_and_agents_opens_as_one_with_its_critical_path() {
-    let Store { db, tx, .. } = &store();
+    let EngineStore { reads, tx, .. } = &engine_store().await;
     cross_source_trace(tx).await;
-    let conn = db.reader().unwrap();
-    let t = traces::get_trace(&conn, &TRACE.to_uppercase(), 0).unwrap();
+    let t = reads
+        .trace(TRACE.to_uppercase().to_owned(), 0)
+        .await
+        .unwrap();
     assert!(t.found);
     assert_eq!(t.trace_id, TRACE);
     assert_eq!(t.span_count, 7);
@@ -274,13 +276,13 @@ async fn a_trace_across_sources_and_agents_opens_as_one_with_its_critical_path()
     );
     assert!(!root.missing_parent);
 
-    let missing = traces::get_trace(&conn, &"0".repeat(32), 0).unwrap();
+    let missing = reads.trace("0".repeat(32).to_owned(), 0).await.unwrap();
     assert!(!missing.found && missing.spans.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_huge_trace_is_cut_keeping_the_critical_path() {
-    let Store { db, tx, .. } = &store();
+    let EngineStore { reads, tx, .. } = &engine_store().await;
     // A root (0–10,000 ms) with 10,050 sequential 1 ms children except the
     // last, which is long: all on the path.
     let n: u64 = 10_051;
@@ -308,15 +310,14 @@ async fn a_huge_trace_is_cut_keeping_the_critical_path() {
         ));
     }
     tx.store(p).await.unwrap();
-    let conn = db.reader().unwrap();
-    let t = traces::get_trace(&conn, TRACE, 0).unwrap();
+    let t = reads.trace(TRACE.to_owned(), 0).await.unwrap();
     assert_eq!(t.span_count as u64, n);
     assert!(t.truncated);
     assert_eq!(t.spans.len(), traces::MAX_TRACE_SPANS as usize);
     let on_path = t.spans.iter().filter(|s| s.on_critical_path).count();
     // Every step ends before the next starts: all are on the path.
     assert_eq!(on_path, traces::MAX_TRACE_SPANS as usize);
-    let small = traces::get_trace(&conn, TRACE, 3).unwrap();
+    let small = reads.trace(TRACE.to_owned(), 3).await.unwrap();
     assert_eq!(small.spans.len(), 3);
     assert!(small.truncated && small.spans.iter().all(|s| s.on_critical_path));
     assert_eq!(
@@ -328,7 +329,7 @@ async fn a_huge_trace_is_cut_keeping_the_critical_path() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn traces_are_listed_slowest_first_across_sources_with_filters() {
-    let Store { db, tx, .. } = &store();
+    let EngineStore { reads, tx, .. } = &engine_store().await;
     cross_source_trace(tx).await;
     // Two more OTLP traces of frontend: a fast one and a failing one.
     let fast = "00000000000000000000000000000001";
@@ -367,15 +368,15 @@ async fn traces_are_listed_slowest_first_across_sources_with_filters() {
         ),
     ];
     tx.store(p).await.unwrap();
-    let conn = db.reader().unwrap();
-    let list = |req: ListTracesRequest| {
+    let list = async |req: ListTracesRequest| {
         let (from, to) = (T0 / MS - 60_000, T0 / MS + 60_000);
-        traces::list_traces(&conn, &req, from, to).unwrap()
+        reads.traces(req, from, to).await.unwrap()
     };
     let all = list(ListTracesRequest {
         service: "frontend".into(),
         ..Default::default()
-    });
+    })
+    .await;
     let ids: Vec<&str> = all.traces.iter().map(|t| t.trace_id.as_str()).collect();
     assert_eq!(ids, [TRACE, failing, fast]);
     assert!(!all.truncated);
@@ -403,45 +404,52 @@ async fn traces_are_listed_slowest_first_across_sources_with_filters() {
         service: "checkout".into(),
         source: "beyla".into(),
         ..Default::default()
-    });
+    })
+    .await;
     assert_eq!(checkout.traces.len(), 1);
     assert_eq!(checkout.traces[0].trace_id, TRACE);
     let errors = list(ListTracesRequest {
         service: "frontend".into(),
         errors_only: true,
         ..Default::default()
-    });
+    })
+    .await;
     let ids: Vec<&str> = errors.traces.iter().map(|t| t.trace_id.as_str()).collect();
     assert_eq!(ids, [TRACE, failing]);
     let slow = list(ListTracesRequest {
         min_duration_us: 500_000,
         ..Default::default()
-    });
+    })
+    .await;
     assert_eq!(slow.traces.len(), 1);
     let op = list(ListTracesRequest {
         service: "frontend".into(),
         operation: "GET /health".into(),
         ..Default::default()
-    });
+    })
+    .await;
     assert_eq!(op.traces[0].trace_id, fast);
     let kept = list(ListTracesRequest {
         keep_reason: "error".into(),
         ..Default::default()
-    });
+    })
+    .await;
     assert_eq!(kept.traces.len(), 2);
     let cut = list(ListTracesRequest {
         limit: 2,
         ..Default::default()
-    });
+    })
+    .await;
     assert_eq!(cut.traces.len(), 2);
     assert!(cut.truncated, "three traces matched");
-    let outside = traces::list_traces(
-        &conn,
-        &ListTracesRequest::default(),
-        T0 / MS + 3_600_000,
-        T0 / MS + 7_200_000,
-    )
-    .unwrap();
+    let outside = reads
+        .traces(
+            ListTracesRequest::default(),
+            T0 / MS + 3_600_000,
+            T0 / MS + 7_200_000,
+        )
+        .await
+        .unwrap();
     assert!(outside.traces.is_empty() && !outside.truncated);
 }
 
@@ -465,7 +473,7 @@ fn bucket(minute: i64, ops: &[(&str, &[f64], u64)]) -> coral_proto::common::Tele
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operations_merge_across_agents_and_minutes() {
-    let Store { db, tx, .. } = &store();
+    let EngineStore { reads, tx, .. } = &engine_store().await;
     let minute = T0 / 1_000_000_000 / 60 * 60;
     let checkout: Vec<f64> = (1..=100).map(|i| i as f64 * 10.0).collect();
     let health: Vec<f64> = vec![1.0; 50];
@@ -492,12 +500,11 @@ async fn operations_merge_across_agents_and_minutes() {
     p.buckets = vec![b3];
     tx.store(p).await.unwrap();
 
-    let conn = db.reader().unwrap();
     let req = QueryOperationsRequest {
         service_name: "frontend".into(),
         ..Default::default()
     };
-    let r = operations::query(&conn, &req, minute, minute + 120).unwrap();
+    let r = reads.operations(req, minute, minute + 120).await.unwrap();
     // Totals by total time: checkout = 100 + 50 + 50 spans.
     let names: Vec<&str> = r.totals.iter().map(|o| o.operation.as_str()).collect();
     assert_eq!(names, ["GET /checkout", "GET /health", "__overflow__"]);
@@ -529,31 +536,33 @@ async fn operations_merge_across_agents_and_minutes() {
         .collect();
     assert_eq!(first, [(minute, 150, 2), (minute + 60, 50, 1)]);
     // One operation only, one kind only.
-    let one = operations::query(
-        &conn,
-        &QueryOperationsRequest {
-            service_name: "frontend".into(),
-            operation: "GET /health".into(),
-            span_kind: "server".into(),
-            ..Default::default()
-        },
-        minute,
-        minute + 120,
-    )
-    .unwrap();
+    let one = reads
+        .operations(
+            QueryOperationsRequest {
+                service_name: "frontend".into(),
+                operation: "GET /health".into(),
+                span_kind: "server".into(),
+                ..Default::default()
+            },
+            minute,
+            minute + 120,
+        )
+        .await
+        .unwrap();
     assert_eq!(one.rows.len(), 1);
     assert_eq!(one.totals[0].total_spans, 50);
-    let none = operations::query(
-        &conn,
-        &QueryOperationsRequest {
-            service_name: "frontend".into(),
-            span_kind: "CLIENT".into(),
-            ..Default::default()
-        },
-        minute,
-        minute + 120,
-    )
-    .unwrap();
+    let none = reads
+        .operations(
+            QueryOperationsRequest {
+                service_name: "frontend".into(),
+                span_kind: "CLIENT".into(),
+                ..Default::default()
+            },
+            minute,
+            minute + 120,
+        )
+        .await
+        .unwrap();
     assert!(none.rows.is_empty() && none.totals.is_empty());
 }
 

@@ -153,17 +153,22 @@ pub struct PollConfig {
     /// When set, static agents written as a bare `host:port` are dialed
     /// with `https://`.
     pub tls: Option<ClientTls>,
+    /// With colonies sharing one ClickHouse: how often each renews its
+    /// lease (`lease_interval`, 1s–5m; default 10s). A colony that misses
+    /// 3 renewals is taken for dead and its agents move to the others.
+    pub lease_interval: Duration,
 }
 
 impl PollConfig {
     /// The defaults: every 30s, 10s timeout, 32 at once, 10000 rows per
-    /// page, 2m gap grace, no TLS settings.
+    /// page, no TLS settings, leases renewed every 10s.
     pub const DEFAULT: PollConfig = PollConfig {
         interval: Duration::from_secs(30),
         timeout: Duration::from_secs(10),
         max_concurrent: 32,
         page_size: 10_000,
         tls: None,
+        lease_interval: Duration::from_secs(10),
     };
 }
 

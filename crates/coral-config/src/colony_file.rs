@@ -21,7 +21,14 @@ const COLONY_KEYS: &[&str] = &[
 const API_KEYS: &[&str] = &["endpoint", "tls"];
 const ADMIN_KEYS: &[&str] = &["endpoint", "red_metrics"];
 const AUTH_KEYS: &[&str] = &["token", "token_file"];
-const POLL_KEYS: &[&str] = &["interval", "timeout", "max_concurrent", "page_size", "tls"];
+const POLL_KEYS: &[&str] = &[
+    "interval",
+    "timeout",
+    "max_concurrent",
+    "page_size",
+    "tls",
+    "lease_interval",
+];
 const HEALTH_KEYS: &[&str] = &["degraded_after", "unreachable_after"];
 const AGENT_KEYS: &[&str] = &["id", "endpoint"];
 const LOG_KEYS: &[&str] = &["format", "level"];
@@ -146,6 +153,14 @@ fn poll(f: &FileCtx, b: &mut ColonyBuilder, node: &Node) -> Result<(), ConfigErr
             "max_concurrent" => p.max_concurrent = f.count_in(v, &k, 1, MAX_CONCURRENT)?,
             "page_size" => p.page_size = f.count_in(v, &k, 1, MAX_PUSH_RECORDS)?,
             "tls" => p.tls = Some(tls::client_tls(f, v, &k)?),
+            "lease_interval" => {
+                p.lease_interval = f.duration_in(
+                    v,
+                    &k,
+                    Duration::from_secs(1),
+                    Some(Duration::from_secs(300)),
+                )?;
+            }
             _ => return Err(f.unknown(key, P, POLL_KEYS, None)),
         }
     }

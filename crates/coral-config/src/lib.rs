@@ -84,6 +84,7 @@
 //!       server_name: colony.internal
 //!     heartbeat_interval: 15s         # ≥ 1s
 //!     advertise_endpoint: "10.0.0.5:9001"  # where the colony dials this agent; default: bound API address
+//!     fallback_endpoints: ["colony-b:9000"]  # other colonies of the fleet, tried in order when one does not answer
 //!     push:                           # otel-collector / forwarder modes
 //!       interval: 5s                  # ≥ 100ms
 //!       max_records: 5000             # rows per IngestTelemetry call, 1–50000
@@ -164,6 +165,7 @@
 //!     tls:                            # how agents' API TLS is verified; bare host:port agents use https
 //!       ca_file: /etc/coral/ca.pem
 //!       server_name: agents.internal
+//!     lease_interval: 10s             # colonies sharing a ClickHouse: lease renewal, 1s–5m
 //!   health:
 //!     degraded_after: 45s             # ≥ 1s
 //!     unreachable_after: 2m           # longer than degraded_after

@@ -24,6 +24,7 @@ const LINK_KEYS: &[&str] = &[
     "heartbeat_interval",
     "advertise_endpoint",
     "push",
+    "fallback_endpoints",
 ];
 const PUSH_KEYS: &[&str] = &["interval", "max_records", "max_backoff"];
 
@@ -55,6 +56,11 @@ pub struct ColonyLink {
     /// Pushing telemetry to the colony in `otel-collector` / `forwarder`
     /// modes (`agent.colony.push`).
     pub push: PushConfig,
+    /// Other colonies of the fleet (sharing one store), normalized like
+    /// [`endpoint`](Self::endpoint) (`agent.colony.fallback_endpoints`):
+    /// registration and heartbeats move to the next when one does not
+    /// answer. Empty by default.
+    pub fallback_endpoints: Vec<String>,
 }
 
 impl fmt::Debug for ColonyLink {
@@ -66,6 +72,7 @@ impl fmt::Debug for ColonyLink {
             .field("heartbeat_interval", &self.heartbeat_interval)
             .field("advertise_endpoint", &self.advertise_endpoint)
             .field("push", &self.push)
+            .field("fallback_endpoints", &self.fallback_endpoints)
             .finish()
     }
 }
@@ -116,6 +123,8 @@ pub(crate) struct LinkDraft {
     pub(crate) advertise: Option<DialTarget>,
     /// Push settings.
     pub(crate) push: PushConfig,
+    /// Other colonies to try, in order.
+    pub(crate) fallbacks: Vec<DialTarget>,
 }
 
 impl LinkDraft {
@@ -128,6 +137,7 @@ impl LinkDraft {
             heartbeat_interval: Duration::from_secs(15),
             advertise: None,
             push: PushConfig::DEFAULT,
+            fallbacks: Vec::new(),
         }
     }
 
@@ -159,6 +169,7 @@ impl LinkDraft {
             heartbeat_interval: self.heartbeat_interval,
             advertise_endpoint: self.advertise.map(|a| a.url_or(api_tls)),
             push: self.push,
+            fallback_endpoints: self.fallbacks.iter().map(|e| e.url(https)).collect(),
         })
     }
 }
@@ -185,6 +196,11 @@ pub(crate) fn parse(
             }
             "advertise_endpoint" => draft.advertise = Some(f.parse(v, &k, parse_dial_target)?),
             "push" => draft.push = push(f, v)?,
+            "fallback_endpoints" => {
+                for item in f.list(v, &k, "[colony-b:9000, colony-c:9000]")? {
+                    draft.fallbacks.push(f.parse(item, &k, parse_dial_target)?);
+                }
+            }
             _ => return Err(f.unknown(key, P, LINK_KEYS, None)),
         }
     }

@@ -59,6 +59,7 @@ fn defaults_are_standalone() {
                 max_records: 5000,
                 max_backoff: secs(60),
             },
+            fallback_endpoints: vec![],
         }
     );
     assert_eq!(link.push, PushConfig::default());
@@ -101,6 +102,11 @@ fn colony_fixture_sets_every_field() {
                 max_records: 1000,
                 max_backoff: secs(30),
             },
+            // The tls section makes every colony https.
+            fallback_endpoints: vec![
+                "https://colony-b.internal:9000".to_owned(),
+                "https://colony-c.internal:9443".to_owned(),
+            ],
         })
     );
     assert_eq!(

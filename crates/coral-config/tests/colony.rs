@@ -47,6 +47,7 @@ fn every_default() {
             max_concurrent: 32,
             page_size: 10_000,
             tls: None,
+            lease_interval: secs(10),
         }
     );
     assert_eq!(cfg.poll, PollConfig::default());
@@ -132,6 +133,7 @@ fn full_fixture_sets_every_field() {
                 ca_file: Some(PathBuf::from("tests/fixtures/tls-dummy-cert.pem")),
                 server_name: Some("agents.internal".to_owned()),
             }),
+            lease_interval: secs(15),
         }
     );
     assert_eq!(

@@ -20,7 +20,7 @@
 //!   CLUSTER`) behind a `Distributed` table named as the table, sharded by
 //!   agent id, so one agent's rows and records live on one shard.
 
-use super::{Column, Kind, Role, TABLES, Table, Ty};
+use super::{CLICKHOUSE_ONLY, Column, Kind, Role, TABLES, Table, Ty};
 
 /// Where the tables live.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -182,7 +182,7 @@ impl Target {
     /// Every statement of the schema, in order.
     pub fn ddl(&self) -> Vec<String> {
         let mut all = vec![self.create_database()];
-        for table in TABLES {
+        for table in TABLES.iter().chain(CLICKHOUSE_ONLY) {
             all.extend(self.create(table));
         }
         all

@@ -277,6 +277,27 @@ pub const GAPS: Table = Table {
     version: Some("detected_at"),
 };
 
+/// A colony's lease: colonies that share one ClickHouse renew it to say
+/// they are alive (see [`crate::fleet`]).
+pub const COLONIES: Table = Table {
+    name: "colonies",
+    columns: &[
+        col("colony_id", Ty::Text),
+        col("instance", Ty::Text),
+        col("endpoint", Ty::Text),
+        col("started_at", Ty::Timestamp),
+        col("renewed_at", Ty::Timestamp),
+    ],
+    time: None,
+    lookup: &[],
+    kind: Kind::Records,
+    part_key: &["colony_id", "instance"],
+    version: Some("renewed_at"),
+};
+
+/// Tables only the ClickHouse store has (an embedded colony is alone).
+pub const CLICKHOUSE_ONLY: &[Table] = &[COLONIES];
+
 /// Every table, in the order they are created.
 pub const TABLES: &[Table] = &[
     AGENTS,

@@ -101,8 +101,11 @@ pub struct HealthGauges {
     pub agents_by_health: Vec<(&'static str, u64)>,
     /// Per agent: id, rows not stored yet, gaps recorded, seconds since seen.
     pub agents: Vec<AgentGauges>,
-    /// Bytes of the colony database on disk.
+    /// Bytes of the colony database on disk (on ClickHouse, the server's
+    /// active parts of the colony's database).
     pub db_size_bytes: u64,
+    /// Whether the store answered this scrape's reads.
+    pub store_up: bool,
 }
 
 /// One agent's gauges.
@@ -273,6 +276,12 @@ impl ColonyMetrics {
             gauges.db_size_bytes,
         );
         e.single(
+            "coral_colony_store_up",
+            Kind::Gauge,
+            "1 when the colony's store (its DuckDB file or ClickHouse) answered this scrape's reads, 0 when not: polls pause until it answers, and agents keep their rows meanwhile.",
+            u64::from(gauges.store_up),
+        );
+        e.single(
             "coral_colony_uptime_seconds",
             Kind::Gauge,
             "Seconds since the colony started.",
@@ -336,6 +345,7 @@ mod tests {
                 seconds_since_seen: None,
             }],
             db_size_bytes: 4096,
+            store_up: true,
         });
         for line in [
             "coral_colony_pages_stored_total 1\n",
@@ -350,6 +360,7 @@ mod tests {
             "coral_colony_agents{health=\"healthy\"} 1\n",
             "coral_colony_agent_lag_rows{agent=\"a1\"} 12\n",
             "coral_colony_db_size_bytes 4096\n",
+            "coral_colony_store_up 1\n",
             "coral_colony_red_series 0\n",
         ] {
             assert!(text.contains(line), "{line}in\n{text}");

@@ -276,17 +276,31 @@ fn sample_spans<'a>(
     if sampling.rate >= 1.0 {
         return Ok((spans.iter().collect(), 0));
     }
+    let mut known = tx.prepare_cached("SELECT 1 FROM beyla_traces WHERE trace_id = ? LIMIT 1")?;
+    sample(spans, sampling, |trace| Ok(known.exists(params![trace])?))
+}
+
+/// Splits spans into kept and the number dropped by trace sampling: a trace
+/// is kept when forced (an error or a slow span), chosen by its id, or
+/// `known` (spans of it are stored already; asked only of traces neither
+/// forced nor chosen). Both engines sample with it.
+pub(crate) fn sample<E>(
+    spans: &[BeylaTraceSpan],
+    sampling: TraceSampling,
+    mut known: impl FnMut(&str) -> Result<bool, E>,
+) -> Result<(Vec<&BeylaTraceSpan>, usize), E> {
+    if sampling.rate >= 1.0 {
+        return Ok((spans.iter().collect(), 0));
+    }
     let mut forced: HashMap<&str, bool> = HashMap::new();
     for s in spans {
         let f = forced.entry(s.trace_id.as_str()).or_default();
         *f |= s.is_error || s.duration_us >= sampling.slow_us;
     }
-    let mut known = tx.prepare_cached("SELECT 1 FROM beyla_traces WHERE trace_id = ? LIMIT 1")?;
     let mut keep: HashMap<&str, bool> = HashMap::new();
     for (trace, is_forced) in forced {
-        let k = is_forced
-            || coral_model::sampling::keep_trace(trace, sampling.rate)
-            || known.exists(params![trace])?;
+        let k =
+            is_forced || coral_model::sampling::keep_trace(trace, sampling.rate) || known(trace)?;
         keep.insert(trace, k);
     }
     let kept: Vec<_> = spans

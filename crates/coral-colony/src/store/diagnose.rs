@@ -15,6 +15,10 @@
 //! Trace queries are cut at [`MAX_TRACES`] traces of at most
 //! [`MAX_SPANS_PER_TRACE`] spans each; sampled traces come in trace id
 //! order, so a cut keeps the sample unbiased.
+//!
+//! The ClickHouse source ([`super::clickhouse::diagnose`]) answers the same:
+//! it shares the limits, the merge of RED rows ([`merge_red`]) and the
+//! conversion of a stored span ([`StoredSpan`]).
 
 use std::collections::BTreeMap;
 
@@ -48,6 +52,15 @@ pub enum DataError {
         /// DuckDB's error.
         #[source]
         source: duckdb::Error,
+    },
+    /// A ClickHouse statement failed.
+    #[error("the {query} query failed: {source}")]
+    ClickHouse {
+        /// Which query (`services`, `red`, `traces`, `hosts`, `coverage`).
+        query: &'static str,
+        /// The ClickHouse store's error.
+        #[source]
+        source: super::clickhouse::ClickHouseError,
     },
     /// A stored sketch or histogram could not be decoded.
     #[error("the colony database holds an undecodable {what}: {detail}")]
@@ -155,6 +168,29 @@ impl RedAcc {
     }
 }
 
+/// RED rows merged per (minute, agent, span kind, operation, source), in
+/// that order: Beyla's series of one operation (e.g. its status codes) add
+/// up to one row. Rows of a key merge in the order given.
+pub(crate) fn merge_red(rows: impl IntoIterator<Item = RedRow>) -> Vec<RedRow> {
+    let mut merged: BTreeMap<(i64, String, SpanKind, String, Source), RedAcc> = BTreeMap::new();
+    for row in rows {
+        let key = (
+            row.minute,
+            row.agent_id.clone(),
+            row.span_kind,
+            row.operation.clone(),
+            row.source,
+        );
+        match merged.get_mut(&key) {
+            Some(acc) => acc.add(row),
+            None => {
+                merged.insert(key, RedAcc { row });
+            }
+        }
+    }
+    merged.into_values().map(|a| a.row).collect()
+}
+
 /// The text of a scalar JSON value (`None` for objects, arrays and null).
 fn scalar_text(v: &serde_json::Value) -> Option<String> {
     match v {
@@ -193,75 +229,126 @@ fn keep_reason(text: &str) -> KeepReason {
     }
 }
 
-/// One row of the trace query (`matched`, then the columns of [`SPANS`],
-/// then the agent's hostname) as the engine's span.
-fn span_from_row(r: &duckdb::Row<'_>) -> Result<TraceSpan, duckdb::Error> {
-    let agent_id: String = r.get(1)?;
-    let agent_host: String = r.get(20)?;
-    let kind: String = r.get(7)?;
-    let reason: String = r.get(17)?;
-    let reason = keep_reason(&reason);
-    let mut attributes = attribute_texts(&r.get::<_, String>(18)?);
-    let resource = attribute_texts(&r.get::<_, String>(19)?);
-    let beyla = reason == KeepReason::Beyla;
-    // Beyla spans carry their resource's attributes among their own.
-    let facts = if beyla { &attributes } else { &resource };
-    let service_version = facts.get("service.version").cloned().unwrap_or_default();
-    let pod = facts.get("k8s.pod.name").cloned().unwrap_or_default();
-    let host = match facts.get("host.name") {
-        Some(h) if !h.is_empty() && !beyla => h.clone(),
-        _ => agent_host,
-    };
-    for (k, v) in &resource {
-        if !RESOURCE_FIELDS.contains(&k.as_str()) {
-            attributes.entry(k.clone()).or_insert_with(|| v.clone());
+/// A kept span as both engines read it: the columns of [`SPANS`] and the
+/// agent's hostname, before [`StoredSpan::into_span`] makes it the engine's.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct StoredSpan {
+    pub agent_id: String,
+    pub span_id: String,
+    pub parent_span_id: String,
+    pub service_name: String,
+    pub span_name: String,
+    /// As stored (upper case for Beyla's).
+    pub span_kind: String,
+    pub start_time_ns: i64,
+    pub duration_us: i64,
+    pub is_error: bool,
+    pub status_message: String,
+    /// The HTTP status (0 when none); Beyla's one status column.
+    pub http_status: i32,
+    pub grpc_status: Option<i32>,
+    pub db_system: String,
+    pub http_route: String,
+    pub keep_reason: String,
+    /// JSON object.
+    pub attributes: String,
+    /// JSON object (empty for Beyla's).
+    pub resource: String,
+    /// The agent's hostname, empty when unknown.
+    pub agent_host: String,
+}
+
+impl StoredSpan {
+    /// One row of the trace query: `matched`, then the columns of
+    /// [`SPANS`], then the agent's hostname.
+    fn from_row(r: &duckdb::Row<'_>) -> Result<StoredSpan, duckdb::Error> {
+        Ok(StoredSpan {
+            agent_id: r.get(1)?,
+            span_id: r.get(3)?,
+            parent_span_id: r.get(4)?,
+            service_name: r.get(5)?,
+            span_name: r.get(6)?,
+            span_kind: r.get(7)?,
+            start_time_ns: r.get(9)?,
+            duration_us: r.get(10)?,
+            is_error: r.get(11)?,
+            status_message: r.get(12)?,
+            http_status: r.get(13)?,
+            grpc_status: r.get(14)?,
+            db_system: r.get(15)?,
+            http_route: r.get(16)?,
+            keep_reason: r.get(17)?,
+            attributes: r.get(18)?,
+            resource: r.get(19)?,
+            agent_host: r.get(20)?,
+        })
+    }
+
+    /// The engine's span: resource facts become fields, other resource
+    /// attributes join the span's, Beyla's one status column is read as
+    /// HTTP or gRPC.
+    pub(crate) fn into_span(self) -> TraceSpan {
+        let reason = keep_reason(&self.keep_reason);
+        let mut attributes = attribute_texts(&self.attributes);
+        let resource = attribute_texts(&self.resource);
+        let beyla = reason == KeepReason::Beyla;
+        // Beyla spans carry their resource's attributes among their own.
+        let facts = if beyla { &attributes } else { &resource };
+        let service_version = facts.get("service.version").cloned().unwrap_or_default();
+        let pod = facts.get("k8s.pod.name").cloned().unwrap_or_default();
+        let host = match facts.get("host.name") {
+            Some(h) if !h.is_empty() && !beyla => h.clone(),
+            _ => self.agent_host,
+        };
+        for (k, v) in &resource {
+            if !RESOURCE_FIELDS.contains(&k.as_str()) {
+                attributes.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+        }
+        if !self.http_route.is_empty() {
+            attributes.insert("http.route".to_owned(), self.http_route);
+        }
+        let status = self.http_status;
+        let mut grpc_status = self.grpc_status;
+        let mut http_status = u16::try_from(status).unwrap_or(0);
+        if beyla {
+            // Beyla's one status column holds the HTTP status, or the gRPC
+            // code on RPC spans.
+            let rpc = attributes.keys().any(|k| k.starts_with("rpc."));
+            if rpc {
+                grpc_status = Some(status);
+                http_status = 0;
+            }
+        }
+        let db_system = match self.db_system {
+            s if !s.is_empty() => Some(s),
+            _ => attributes.get("db.system").cloned(),
+        };
+        let db_statement = ["db.statement", "db.query.text"]
+            .iter()
+            .find_map(|k| attributes.get(*k).cloned());
+        TraceSpan {
+            span_id: self.span_id,
+            parent_span_id: self.parent_span_id,
+            service: self.service_name,
+            operation: self.span_name,
+            kind: self.span_kind.parse().unwrap_or(SpanKind::Unspecified),
+            start_ns: self.start_time_ns,
+            duration_us: self.duration_us,
+            is_error: self.is_error,
+            status_message: self.status_message,
+            http_status_code: http_status,
+            grpc_status_code: grpc_status,
+            db_system,
+            db_statement,
+            keep_reason: reason,
+            agent_id: self.agent_id,
+            host,
+            service_version,
+            pod,
+            attributes,
         }
     }
-    let route: String = r.get(16)?;
-    if !route.is_empty() {
-        attributes.insert("http.route".to_owned(), route);
-    }
-    let status: i32 = r.get(13)?;
-    let mut grpc_status: Option<i32> = r.get(14)?;
-    let mut http_status = u16::try_from(status).unwrap_or(0);
-    if beyla {
-        // Beyla's one status column holds the HTTP status, or the gRPC code
-        // on RPC spans.
-        let rpc = attributes.keys().any(|k| k.starts_with("rpc."));
-        if rpc {
-            grpc_status = Some(status);
-            http_status = 0;
-        }
-    }
-    let db_system: String = r.get(15)?;
-    let db_system = match db_system {
-        s if !s.is_empty() => Some(s),
-        _ => attributes.get("db.system").cloned(),
-    };
-    let db_statement = ["db.statement", "db.query.text"]
-        .iter()
-        .find_map(|k| attributes.get(*k).cloned());
-    Ok(TraceSpan {
-        span_id: r.get(3)?,
-        parent_span_id: r.get(4)?,
-        service: r.get(5)?,
-        operation: r.get(6)?,
-        kind: kind.parse().unwrap_or(SpanKind::Unspecified),
-        start_ns: r.get(9)?,
-        duration_us: r.get(10)?,
-        is_error: r.get(11)?,
-        status_message: r.get(12)?,
-        http_status_code: http_status,
-        grpc_status_code: grpc_status,
-        db_system,
-        db_statement,
-        keep_reason: reason,
-        agent_id,
-        host,
-        service_version,
-        pod,
-        attributes,
-    })
 }
 
 impl DiagnosisData for ColonyData<'_> {
@@ -293,7 +380,7 @@ impl DiagnosisData for ColonyData<'_> {
         let mut rows = stmt
             .query(params_from_iter(args.iter()))
             .map_err(failed("red"))?;
-        let mut merged: BTreeMap<(i64, String, SpanKind, String, Source), RedAcc> = BTreeMap::new();
+        let mut read = Vec::new();
         while let Some(r) = rows.next().map_err(failed("red"))? {
             let source: String = r.get(0).map_err(failed("red"))?;
             let source = if source == "beyla" {
@@ -339,21 +426,9 @@ impl DiagnosisData for ColonyData<'_> {
                     .filter(|id| !id.is_empty())
                     .collect(),
             };
-            let key = (
-                row.minute,
-                row.agent_id.clone(),
-                row.span_kind,
-                row.operation.clone(),
-                row.source,
-            );
-            match merged.get_mut(&key) {
-                Some(acc) => acc.add(row),
-                None => {
-                    merged.insert(key, RedAcc { row });
-                }
-            }
+            read.push(row);
         }
-        Ok(merged.into_values().map(|a| a.row).collect())
+        Ok(merge_red(read))
     }
 
     fn traces(&self, f: &TraceFilter) -> Result<TraceBatch, DataError> {
@@ -417,7 +492,9 @@ impl DiagnosisData for ColonyData<'_> {
         while let Some(r) = rows.next().map_err(failed("traces"))? {
             batch.matched = r.get::<_, i64>(0).map_err(failed("traces"))?.max(0) as usize;
             let trace_id: String = r.get(2).map_err(failed("traces"))?;
-            let span = span_from_row(r).map_err(failed("traces"))?;
+            let span = StoredSpan::from_row(r)
+                .map_err(failed("traces"))?
+                .into_span();
             match batch.traces.last_mut() {
                 Some(t) if t.trace_id == trace_id => t.spans.push(span),
                 _ => batch.traces.push(Trace {

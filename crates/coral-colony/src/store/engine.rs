@@ -7,8 +7,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use coral_proto::colony::{
-    Gap, ListServicesRequest, QueryOperationsRequest, QueryOperationsResponse,
-    QueryOtelSummariesResponse, ServiceSummary,
+    Gap, GetTraceResponse, ListServicesRequest, ListTracesRequest, ListTracesResponse,
+    QueryBeylaRequest, QueryBeylaResponse, QueryHostCorrelationResponse, QueryOperationsRequest,
+    QueryOperationsResponse, QueryOtelSummariesResponse, ServiceSummary,
 };
 
 use super::clickhouse::{self, ClickHouse};
@@ -39,15 +40,6 @@ impl Store {
                 what: "read task",
                 detail: e.to_string(),
             })?
-    }
-
-    /// The embedded database, for the reads only it serves so far; on
-    /// ClickHouse an error naming `what`.
-    pub fn embedded(&self, what: &'static str) -> Result<Arc<Database>, StoreError> {
-        match self {
-            Store::DuckDb(db) => Ok(db.clone()),
-            Store::ClickHouse(_) => Err(StoreError::NotOnClickHouse { what }),
-        }
     }
 
     /// The stored cursor of (agent, stream).
@@ -142,6 +134,67 @@ impl Store {
                 Self::duck(db, move |c| super::operations::query(c, &req, from, to)).await
             }
             Store::ClickHouse(ch) => Ok(clickhouse::operations(ch, &req, from, to).await?),
+        }
+    }
+
+    /// Beyla's histograms and spans (`QueryBeyla`).
+    pub async fn beyla(&self, req: QueryBeylaRequest) -> Result<QueryBeylaResponse, StoreError> {
+        match self {
+            Store::DuckDb(db) => Self::duck(db, move |c| super::query_beyla::query(c, &req)).await,
+            Store::ClickHouse(ch) => Ok(clickhouse::beyla::query(ch, &req).await?),
+        }
+    }
+
+    /// One trace from both span sources (`GetTrace`).
+    pub async fn trace(
+        &self,
+        trace_id: String,
+        max_spans: u32,
+    ) -> Result<GetTraceResponse, StoreError> {
+        match self {
+            Store::DuckDb(db) => {
+                Self::duck(db, move |c| {
+                    super::traces::get_trace(c, &trace_id, max_spans)
+                })
+                .await
+            }
+            Store::ClickHouse(ch) => Ok(clickhouse::get_trace(ch, &trace_id, max_spans).await?),
+        }
+    }
+
+    /// Trace summaries, slowest first (`ListTraces`), in `[from_ms, to_ms)`.
+    pub async fn traces(
+        &self,
+        req: ListTracesRequest,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<ListTracesResponse, StoreError> {
+        match self {
+            Store::DuckDb(db) => {
+                Self::duck(db, move |c| {
+                    super::traces::list_traces(c, &req, from_ms, to_ms)
+                })
+                .await
+            }
+            Store::ClickHouse(ch) => Ok(clickhouse::list_traces(ch, &req, from_ms, to_ms).await?),
+        }
+    }
+
+    /// The service's requests next to its hosts' samples, per minute and
+    /// agent (`QueryHostCorrelation`), in `[from, to)` (Unix seconds).
+    pub async fn host_correlation(
+        &self,
+        service: String,
+        from: i64,
+        to: i64,
+    ) -> Result<QueryHostCorrelationResponse, StoreError> {
+        match self {
+            Store::DuckDb(db) => {
+                Self::duck(db, move |c| query::host_correlation(c, &service, from, to)).await
+            }
+            Store::ClickHouse(ch) => {
+                Ok(clickhouse::host_correlation(ch, &service, from, to).await?)
+            }
         }
     }
 }

@@ -94,14 +94,6 @@ pub enum StoreError {
     /// The ClickHouse store failed.
     #[error(transparent)]
     ClickHouse(#[from] clickhouse::ClickHouseError),
-    /// A read that only the embedded store serves so far.
-    #[error(
-        "{what} is not served from the ClickHouse store yet — run this colony with storage.engine: duckdb for it"
-    )]
-    NotOnClickHouse {
-        /// The read.
-        what: &'static str,
-    },
     /// The database is being reopened after a failed write.
     #[error("the colony database is being reopened after a failed write; retry in a few seconds")]
     Reopening,

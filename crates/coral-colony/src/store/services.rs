@@ -64,13 +64,7 @@ pub fn services(
             let Ok(h) = Histogram::decode(&blob) else {
                 continue;
             };
-            let acc = beyla.entry(r.get(0)?).or_default();
-            acc.agents.insert(r.get(1)?);
-            acc.requests += h.count;
-            if r.get::<_, bool>(3)? {
-                acc.errors += h.count;
-            }
-            acc.latency.merge(&h);
+            add_beyla(&mut beyla, r.get(0)?, r.get(1)?, &h, r.get(3)?);
         }
     }
 
@@ -92,6 +86,24 @@ pub fn services(
         );
     }
     Ok(summaries(&beyla, &otlp))
+}
+
+/// Adds a server-side Beyla histogram of `service` from `agent` (failed
+/// requests when `failed`).
+pub(crate) fn add_beyla(
+    beyla: &mut BTreeMap<String, BeylaAcc>,
+    service: String,
+    agent: String,
+    h: &Histogram,
+    failed: bool,
+) {
+    let acc = beyla.entry(service).or_default();
+    acc.agents.insert(agent);
+    acc.requests += h.count;
+    if failed {
+        acc.errors += h.count;
+    }
+    acc.latency.merge(h);
 }
 
 /// OTLP summaries per service: SERVER and CONSUMER buckets, and every kind

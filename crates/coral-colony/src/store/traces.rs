@@ -58,14 +58,36 @@ pub fn is_trace_id(id: &str) -> bool {
 }
 
 /// A span's identity and timing (the first pass).
-struct Timing {
-    source: &'static str,
-    agent_id: String,
-    seq_id: u64,
-    span_id: String,
-    parent_span_id: String,
-    start_ns: i64,
-    duration_us: i64,
+pub(crate) struct Timing {
+    pub source: &'static str,
+    pub agent_id: String,
+    pub seq_id: u64,
+    pub span_id: String,
+    pub parent_span_id: String,
+    pub start_ns: i64,
+    pub duration_us: i64,
+}
+
+/// `source` as one of the two names.
+pub(crate) fn source_name(source: &str) -> &'static str {
+    if source == "beyla" { "beyla" } else { "otlp" }
+}
+
+/// A span's details (the second pass).
+pub(crate) struct Detail {
+    pub source: &'static str,
+    pub agent_id: String,
+    pub seq_id: u64,
+    pub service: String,
+    pub operation: String,
+    pub kind: String,
+    pub error: bool,
+    pub status: String,
+    pub status_message: String,
+    pub status_code: i32,
+    pub keep_reason: String,
+    pub attributes: String,
+    pub resource: String,
 }
 
 /// What the trace view shows of a resource.
@@ -87,6 +109,167 @@ fn text(v: &Option<serde_json::Value>) -> String {
     }
 }
 
+/// The bound on returned spans `max_spans` asks for.
+pub(crate) fn span_bound(max_spans: u32) -> usize {
+    (match max_spans {
+        0 => MAX_TRACE_SPANS,
+        n => n.min(MAX_TRACE_SPANS),
+    }) as usize
+}
+
+/// One trace being assembled, whichever store it is read from: the timing
+/// of its spans (the first pass) gives the critical path and the spans to
+/// return; their details (the second pass) are added as they are read.
+pub(crate) struct Assembly {
+    response: GetTraceResponse,
+    spans: Vec<Timing>,
+    shape: TraceShape,
+    orphans: HashSet<usize>,
+    order: Vec<usize>,
+    wanted: HashMap<(&'static str, String, u64), usize>,
+    max_spans: usize,
+    hosts: HashMap<String, String>,
+    details: HashMap<usize, TraceSpan>,
+    resources: HashMap<String, ResourceFacts>,
+}
+
+impl Assembly {
+    /// The response for a trace without spans.
+    pub(crate) fn not_found(trace_id: &str) -> GetTraceResponse {
+        GetTraceResponse {
+            trace_id: trace_id.to_owned(),
+            ..Default::default()
+        }
+    }
+
+    /// Plans the answer from the timings (sorted by start, at most
+    /// [`MAX_SPANS_READ`]) of a trace of `span_count` stored spans; `hosts`
+    /// names each agent's host.
+    pub(crate) fn new(
+        trace_id: &str,
+        span_count: u64,
+        spans: Vec<Timing>,
+        max_spans: usize,
+        hosts: HashMap<String, String>,
+    ) -> Assembly {
+        let timings: Vec<SpanTiming<'_>> = spans
+            .iter()
+            .map(|s| SpanTiming {
+                span_id: &s.span_id,
+                parent_span_id: &s.parent_span_id,
+                start_ns: s.start_ns,
+                end_ns: s
+                    .start_ns
+                    .saturating_add(s.duration_us.saturating_mul(1_000)),
+            })
+            .collect();
+        let shape = TraceShape::new(&timings);
+        let start = timings.iter().map(|t| t.start_ns).min().unwrap_or(0);
+        let end = timings.iter().map(|t| t.end_ns).max().unwrap_or(0);
+        let response = GetTraceResponse {
+            trace_id: trace_id.to_owned(),
+            span_count: u32::try_from(span_count).unwrap_or(u32::MAX),
+            found: span_count > 0,
+            duration_us: (end - start) / 1_000,
+            critical_path_us: shape.critical_path_ns / 1_000,
+            ..Default::default()
+        };
+        // Which spans to return: the critical path first, then by start time.
+        let mut order: Vec<usize> = (0..spans.len()).filter(|&i| shape.on_path[i]).collect();
+        order.extend((0..spans.len()).filter(|&i| !shape.on_path[i]));
+        let wanted = order
+            .iter()
+            .take(max_spans)
+            .map(|&i| {
+                let s = &spans[i];
+                ((s.source, s.agent_id.clone(), s.seq_id), i)
+            })
+            .collect();
+        Assembly {
+            response,
+            spans,
+            orphans: shape.orphans.iter().copied().collect(),
+            shape,
+            order,
+            wanted,
+            max_spans,
+            hosts,
+            details: HashMap::new(),
+            resources: HashMap::new(),
+        }
+    }
+
+    /// Adds a span's details (ignored unless the span is to be returned).
+    pub(crate) fn add(&mut self, d: Detail) {
+        let Some(&i) = self.wanted.get(&(d.source, d.agent_id.clone(), d.seq_id)) else {
+            return;
+        };
+        let facts = self
+            .resources
+            .entry(d.resource.clone())
+            .or_insert_with(|| serde_json::from_str(&d.resource).unwrap_or_default());
+        let host = match text(&facts.host) {
+            h if h.is_empty() => self.hosts.get(&d.agent_id).cloned().unwrap_or_default(),
+            h => h,
+        };
+        let t = &self.spans[i];
+        let orphan = self.orphans.contains(&i);
+        self.details.insert(
+            i,
+            TraceSpan {
+                span_id: t.span_id.clone(),
+                parent_span_id: t.parent_span_id.clone(),
+                service: d.service,
+                operation: d.operation,
+                kind: d.kind,
+                start_unix_nano: t.start_ns,
+                duration_us: t.duration_us,
+                self_time_us: self.shape.self_time_ns[i] / 1_000,
+                on_critical_path: self.shape.on_path[i],
+                error: d.error,
+                status: d.status,
+                status_message: d.status_message,
+                status_code: d.status_code,
+                source: d.source.to_owned(),
+                keep_reason: d.keep_reason,
+                attributes_json: d.attributes,
+                service_version: text(&facts.version),
+                pod: text(&facts.pod),
+                resource_json: d.resource,
+                agent_id: d.agent_id,
+                host,
+                missing_parent: orphan && !t.parent_span_id.is_empty(),
+            },
+        );
+    }
+
+    /// The answer: the spans picked, within the byte budget (critical-path
+    /// spans take it first), in start order.
+    pub(crate) fn finish(mut self) -> GetTraceResponse {
+        let mut bytes = 0usize;
+        let mut picked: Vec<usize> = Vec::with_capacity(self.details.len());
+        for &i in self.order.iter().take(self.max_spans) {
+            let Some(d) = self.details.get(&i) else {
+                continue;
+            };
+            let size = d.attributes_json.len() + d.resource_json.len() + 256;
+            if bytes + size > MAX_RESPONSE_BYTES && !picked.is_empty() {
+                break;
+            }
+            bytes += size;
+            picked.push(i);
+        }
+        picked.sort_unstable();
+        let mut response = self.response;
+        response.spans = picked
+            .into_iter()
+            .filter_map(|i| self.details.remove(&i))
+            .collect();
+        response.truncated = (response.spans.len() as u64) < u64::from(response.span_count);
+        response
+    }
+}
+
 /// Answers `GetTrace`: every stored span of `trace_id` from both sources, at
 /// most `max_spans` (0 = [`MAX_TRACE_SPANS`]).
 pub fn get_trace(
@@ -95,23 +278,13 @@ pub fn get_trace(
     max_spans: u32,
 ) -> Result<GetTraceResponse, StoreError> {
     let trace_id = trace_id.to_ascii_lowercase();
-    let max_spans = match max_spans {
-        0 => MAX_TRACE_SPANS,
-        n => n.min(MAX_TRACE_SPANS),
-    } as usize;
     let span_count: u64 = conn.query_row(
         &format!("SELECT count(*)::UBIGINT FROM {ALL_SPANS} WHERE trace_id = ?"),
         [&trace_id],
         |r| r.get(0),
     )?;
-    let mut response = GetTraceResponse {
-        trace_id: trace_id.clone(),
-        span_count: u32::try_from(span_count).unwrap_or(u32::MAX),
-        found: span_count > 0,
-        ..Default::default()
-    };
     if span_count == 0 {
-        return Ok(response);
+        return Ok(Assembly::not_found(&trace_id));
     }
     let mut stmt = conn.prepare(&format!(
         "SELECT source, agent_id, seq_id, span_id, parent_span_id, start_time_ns, duration_us \
@@ -121,9 +294,8 @@ pub fn get_trace(
     let mut rows = stmt.query([&trace_id])?;
     let mut spans: Vec<Timing> = Vec::new();
     while let Some(r) = rows.next()? {
-        let source: String = r.get(0)?;
         spans.push(Timing {
-            source: if source == "beyla" { "beyla" } else { "otlp" },
+            source: source_name(&r.get::<_, String>(0)?),
             agent_id: r.get(1)?,
             seq_id: r.get(2)?,
             span_id: r.get(3)?,
@@ -132,38 +304,8 @@ pub fn get_trace(
             duration_us: r.get::<_, i64>(6)?.max(0),
         });
     }
-    let timings: Vec<SpanTiming<'_>> = spans
-        .iter()
-        .map(|s| SpanTiming {
-            span_id: &s.span_id,
-            parent_span_id: &s.parent_span_id,
-            start_ns: s.start_ns,
-            end_ns: s
-                .start_ns
-                .saturating_add(s.duration_us.saturating_mul(1_000)),
-        })
-        .collect();
-    let shape = TraceShape::new(&timings);
-    let start = timings.iter().map(|t| t.start_ns).min().unwrap_or(0);
-    let end = timings.iter().map(|t| t.end_ns).max().unwrap_or(0);
-    response.duration_us = (end - start) / 1_000;
-    response.critical_path_us = shape.critical_path_ns / 1_000;
-    let orphans: HashSet<usize> = shape.orphans.iter().copied().collect();
-
-    // Which spans to return: the critical path first, then by start time.
-    let mut order: Vec<usize> = (0..spans.len()).filter(|&i| shape.on_path[i]).collect();
-    order.extend((0..spans.len()).filter(|&i| !shape.on_path[i]));
-    let mut wanted: HashMap<(&str, &str, u64), usize> = HashMap::new();
-    for &i in order.iter().take(max_spans) {
-        let s = &spans[i];
-        wanted.insert((s.source, s.agent_id.as_str(), s.seq_id), i);
-    }
-
-    // Second pass: the details of the spans picked, within the byte budget
-    // (critical-path spans take it first).
     let hosts = agent_hosts(conn)?;
-    let mut details: HashMap<usize, TraceSpan> = HashMap::with_capacity(wanted.len());
-    let mut resources: HashMap<String, ResourceFacts> = HashMap::new();
+    let mut trace = Assembly::new(&trace_id, span_count, spans, span_bound(max_spans), hosts);
     let mut stmt = conn.prepare(&format!(
         "SELECT source, agent_id, seq_id, service_name, span_name, span_kind, is_error, status, \
          status_message, status_code, keep_reason, attributes, resource \
@@ -171,68 +313,23 @@ pub fn get_trace(
     ))?;
     let mut rows = stmt.query([&trace_id])?;
     while let Some(r) = rows.next()? {
-        let source: String = r.get(0)?;
-        let agent_id: String = r.get(1)?;
-        let seq_id: u64 = r.get(2)?;
-        let source = if source == "beyla" { "beyla" } else { "otlp" };
-        let Some(&i) = wanted.get(&(source, agent_id.as_str(), seq_id)) else {
-            continue;
-        };
-        let resource: String = r.get(12)?;
-        let facts = resources
-            .entry(resource.clone())
-            .or_insert_with(|| serde_json::from_str(&resource).unwrap_or_default());
-        let host = match text(&facts.host) {
-            h if h.is_empty() => hosts.get(&agent_id).cloned().unwrap_or_default(),
-            h => h,
-        };
-        let t = &spans[i];
-        details.insert(
-            i,
-            TraceSpan {
-                span_id: t.span_id.clone(),
-                parent_span_id: t.parent_span_id.clone(),
-                service: r.get(3)?,
-                operation: r.get(4)?,
-                kind: r.get(5)?,
-                start_unix_nano: t.start_ns,
-                duration_us: t.duration_us,
-                self_time_us: shape.self_time_ns[i] / 1_000,
-                on_critical_path: shape.on_path[i],
-                error: r.get(6)?,
-                status: r.get(7)?,
-                status_message: r.get(8)?,
-                status_code: r.get(9)?,
-                source: source.to_owned(),
-                keep_reason: r.get(10)?,
-                attributes_json: r.get(11)?,
-                service_version: text(&facts.version),
-                pod: text(&facts.pod),
-                resource_json: resource,
-                agent_id,
-                host,
-                missing_parent: orphans.contains(&i) && !t.parent_span_id.is_empty(),
-            },
-        );
+        trace.add(Detail {
+            source: source_name(&r.get::<_, String>(0)?),
+            agent_id: r.get(1)?,
+            seq_id: r.get(2)?,
+            service: r.get(3)?,
+            operation: r.get(4)?,
+            kind: r.get(5)?,
+            error: r.get(6)?,
+            status: r.get(7)?,
+            status_message: r.get(8)?,
+            status_code: r.get(9)?,
+            keep_reason: r.get(10)?,
+            attributes: r.get(11)?,
+            resource: r.get(12)?,
+        });
     }
-    let mut bytes = 0usize;
-    let mut picked: Vec<usize> = Vec::with_capacity(details.len());
-    for &i in order.iter().take(max_spans) {
-        let Some(d) = details.get(&i) else { continue };
-        let size = d.attributes_json.len() + d.resource_json.len() + 256;
-        if bytes + size > MAX_RESPONSE_BYTES && !picked.is_empty() {
-            break;
-        }
-        bytes += size;
-        picked.push(i);
-    }
-    picked.sort_unstable();
-    response.spans = picked
-        .into_iter()
-        .filter_map(|i| details.remove(&i))
-        .collect();
-    response.truncated = (response.spans.len() as u64) < span_count;
-    Ok(response)
+    Ok(trace.finish())
 }
 
 /// Each known agent's hostname.

@@ -123,15 +123,19 @@ pub struct WriterSender {
 #[derive(Clone)]
 enum Sink {
     DuckDb(Sender<WriteOp>),
-    ClickHouse(ClickHouse),
+    ClickHouse(ClickHouse, TraceSampling),
 }
 
 impl WriterSender {
     /// Stores into ClickHouse: each call runs on the caller's task (there are
     /// no transactions to serialise; see [`super::clickhouse`]).
-    pub fn clickhouse(ch: ClickHouse, metrics: Arc<ColonyMetrics>) -> WriterSender {
+    pub fn clickhouse(
+        ch: ClickHouse,
+        sampling: TraceSampling,
+        metrics: Arc<ColonyMetrics>,
+    ) -> WriterSender {
         WriterSender {
-            sink: Sink::ClickHouse(ch),
+            sink: Sink::ClickHouse(ch, sampling),
             metrics,
         }
     }
@@ -156,16 +160,18 @@ impl WriterSender {
                     .map_err(|_| StoreError::WriterGone)?
                     .map_err(failed)
             }
-            Sink::ClickHouse(ch) => match super::clickhouse::store_page(ch, &page).await {
-                Ok(outcome) => {
-                    self.metrics.page_stored(&page, &outcome);
-                    Ok(outcome)
+            Sink::ClickHouse(ch, sampling) => {
+                match super::clickhouse::store_page(ch, &page, *sampling).await {
+                    Ok(outcome) => {
+                        self.metrics.page_stored(&page, &outcome);
+                        Ok(outcome)
+                    }
+                    Err(error) => {
+                        self.metrics.write_failed();
+                        Err(failed(error.to_string()))
+                    }
                 }
-                Err(error) => {
-                    self.metrics.write_failed();
-                    Err(failed(error.to_string()))
-                }
-            },
+            }
         }
     }
 
@@ -175,7 +181,7 @@ impl WriterSender {
             Sink::DuckDb(tx) => {
                 let _ = tx.send(WriteOp::Agent(record));
             }
-            Sink::ClickHouse(ch) => {
+            Sink::ClickHouse(ch, _) => {
                 let ch = ch.clone();
                 tokio::spawn(async move {
                     if let Err(error) = super::clickhouse::upsert_agent(&ch, &record).await {
@@ -201,7 +207,7 @@ impl WriterSender {
                     .map_err(|_| StoreError::WriterGone)?
                     .map_err(failed)
             }
-            Sink::ClickHouse(ch) => {
+            Sink::ClickHouse(ch, _) => {
                 let rows = super::clickhouse::retention(ch, &cutoffs)
                     .await
                     .map_err(|e| failed(e.to_string()))?;

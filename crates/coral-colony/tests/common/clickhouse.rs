@@ -17,6 +17,7 @@ pub const PASSWORD: &str = "coral-test-password";
 pub struct Server {
     child: Child,
     dir: tempfile::TempDir,
+    die_with_parent: bool,
     binary: PathBuf,
     /// Its HTTP port.
     pub http_port: u16,
@@ -72,19 +73,142 @@ pub fn cluster_xml(name: &str, tcp_ports: &[u16]) -> String {
     format!("<remote_servers><{name}>{shards}</{name}></remote_servers>")
 }
 
-fn spawn(binary: &Path, dir: &Path) -> Child {
+fn spawn(binary: &Path, dir: &Path, die_with_parent: bool) -> Child {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(dir.join("stdout.log"))
         .unwrap();
-    Command::new(binary)
-        .arg(format!("--config-file={}/config.xml", dir.display()))
+    let config = format!("--config-file={}/config.xml", dir.display());
+    let mut command = if die_with_parent {
+        // A watchdog shell: the server goes (and its data directory) once
+        // the test process has ended, or the shell ends when the server does.
+        let mut c = Command::new("sh");
+        c.arg("-c")
+            .arg(
+                r#"srv="$1"; shift; "$srv" "$1" & pid=$!
+while kill -0 "$3" 2>/dev/null && kill -0 "$pid" 2>/dev/null; do sleep 1; done
+kill -9 "$pid" 2>/dev/null; wait "$pid"; status=$?
+kill -0 "$3" 2>/dev/null || rm -rf "$2"
+exit "$status""#,
+            )
+            .arg("watchdog")
+            .arg(binary)
+            .arg(&config)
+            .arg(dir)
+            .arg(std::process::id().to_string());
+        c
+    } else {
+        let mut c = Command::new(binary);
+        c.arg(&config);
+        c
+    };
+    command
         .current_dir(dir)
         .stdout(Stdio::from(log.try_clone().unwrap()))
-        .stderr(Stdio::from(log))
-        .spawn()
-        .expect("clickhouse-server starts")
+        .stderr(Stdio::from(log));
+    command.spawn().expect("clickhouse-server starts")
+}
+
+/// Prefix of the data directories of shared servers (with the test
+/// process id after it).
+const SHARED_PREFIX: &str = "coral-test-clickhouse-";
+
+/// A server this test binary shares (see [`shared`]).
+pub struct Shared {
+    /// Its HTTP URL.
+    pub url: String,
+    /// A file holding the `coral` user's password.
+    pub password_file: PathBuf,
+}
+
+impl Shared {
+    /// The colony YAML `storage:` section for the `coral` user on `database`.
+    pub fn storage_yaml(&self, database: &str) -> String {
+        format!(
+            "storage:\n  engine: clickhouse\n  url: {}\n  database: {database}\n  user: coral\n  password_file: {}\n",
+            self.url,
+            self.password_file.display()
+        )
+    }
+
+    /// Settings for the `coral` user on `database`.
+    pub fn settings(&self, database: &str) -> Settings {
+        Settings {
+            url: self.url.clone(),
+            database: database.to_owned(),
+            user: "coral".into(),
+            password: PASSWORD.into(),
+            cluster: None,
+        }
+    }
+}
+
+/// One server for every test of this process that asks, started on first
+/// use; `None` (a skip) when no server is installed. It runs until the
+/// process exits: a watchdog shell then stops it and removes its data
+/// (directories left by a killed watchdog are removed here).
+pub fn shared() -> Option<&'static Shared> {
+    static SHARED: std::sync::OnceLock<Option<Shared>> = std::sync::OnceLock::new();
+    SHARED
+        .get_or_init(|| {
+            let binary = binary()?;
+            remove_stale_shared_dirs();
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::Builder::new()
+                .name("clickhouse-server".into())
+                .spawn(move || {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .unwrap();
+                    let prefix = format!("{SHARED_PREFIX}{}-", std::process::id());
+                    let dir = tempfile::Builder::new().prefix(&prefix).tempdir().unwrap();
+                    let server = runtime.block_on(Server::start_in(
+                        &binary,
+                        dir,
+                        (free_port(), free_port()),
+                        "",
+                        true,
+                    ));
+                    let password_file = server.dir.path().join("password");
+                    std::fs::write(&password_file, format!("{PASSWORD}\n")).unwrap();
+                    tx.send(Shared {
+                        url: server.url(),
+                        password_file,
+                    })
+                    .unwrap();
+                    // Parked for good: the server lives until the process ends.
+                    let _server = server;
+                    loop {
+                        std::thread::park();
+                    }
+                })
+                .unwrap();
+            Some(rx.recv().expect("the shared clickhouse-server started"))
+        })
+        .as_ref()
+}
+
+/// [`shared`] when `wanted`.
+pub fn shared_if(wanted: bool) -> Option<&'static Shared> {
+    if wanted { shared() } else { None }
+}
+
+fn remove_stale_shared_dirs() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix(SHARED_PREFIX) else {
+            continue;
+        };
+        let pid = rest.split('-').next().unwrap_or_default();
+        if !pid.is_empty() && !Path::new("/proc").join(pid).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 impl Server {
@@ -97,6 +221,18 @@ impl Server {
     /// Starts on the given ports.
     pub async fn start_on(binary: &Path, http_port: u16, tcp_port: u16, extra: &str) -> Server {
         let dir = tempfile::tempdir().unwrap();
+        Server::start_in(binary, dir, (http_port, tcp_port), extra, false).await
+    }
+
+    /// Starts with its data in `dir`, on the given ports; with
+    /// `die_with_parent`, the server is stopped when the test process ends.
+    async fn start_in(
+        binary: &Path,
+        dir: tempfile::TempDir,
+        (http_port, tcp_port): (u16, u16),
+        extra: &str,
+        die_with_parent: bool,
+    ) -> Server {
         let d = dir.path().display();
         std::fs::write(
             dir.path().join("config.xml"),
@@ -118,6 +254,7 @@ impl Server {
   <default_database>default</default_database>
   <timezone>UTC</timezone>
   <mlock_executable>false</mlock_executable>
+  <query_log><database>system</database><table>query_log</table><flush_interval_milliseconds>100</flush_interval_milliseconds></query_log>
   {extra}
 </yandex>
 "#
@@ -130,7 +267,7 @@ impl Server {
                 r#"<?xml version="1.0"?>
 <yandex>
   <profiles>
-    <default><max_memory_usage>2000000000</max_memory_usage></default>
+    <default><max_memory_usage>2000000000</max_memory_usage><log_queries>1</log_queries></default>
     <readonly><readonly>1</readonly></readonly>
   </profiles>
   <users>
@@ -144,10 +281,11 @@ impl Server {
             ),
         )
         .unwrap();
-        let child = spawn(binary, dir.path());
+        let child = spawn(binary, dir.path(), die_with_parent);
         let mut server = Server {
             child,
             dir,
+            die_with_parent,
             binary: binary.to_owned(),
             http_port,
             tcp_port,
@@ -164,7 +302,7 @@ impl Server {
 
     /// Starts the killed server again on the same ports and data.
     pub async fn restart(&mut self) {
-        self.child = spawn(&self.binary, self.dir.path());
+        self.child = spawn(&self.binary, self.dir.path(), self.die_with_parent);
         self.wait_ready().await;
     }
 

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod clickhouse;
+pub mod pages;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -25,11 +26,44 @@ use opentelemetry_sdk::trace::SdkTracerProvider;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
+/// Whether this test binary runs the colony on ClickHouse:
+/// `tests/on_clickhouse.rs` compiles the engine-neutral test files again,
+/// and there [`colony_config`] and [`engine_store`] put the colony's store
+/// in a ClickHouse server the binary shares (one database per colony).
+pub const ON_CLICKHOUSE: bool = matches!(env!("CARGO_CRATE_NAME").as_bytes(), b"on_clickhouse");
+
+/// A database name of its own for the colony whose data directory is `dir`
+/// (the same again when the colony restarts on it).
+fn database_for(dir: &Path) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    dir.hash(&mut hasher);
+    format!("t{:016x}", hasher.finish())
+}
+
 /// Colony YAML on port 0 (its admin endpoint too) with `extra` lines under
-/// `colony:`, right after `api:` (so they may continue it).
+/// `colony:`, right after `api:` (so they may continue it). In the
+/// ClickHouse run ([`ON_CLICKHOUSE`]) the store is the shared server's,
+/// unless `extra` names a storage itself.
 pub fn colony_config(data_dir: &Path, address: &str, extra: &str) -> ColonyConfig {
+    let mut extra = extra.to_owned();
+    let mut storage = String::new();
+    let own_engine = extra.contains("\n  engine:") || extra.starts_with("  engine:");
+    if let Some(server) = clickhouse::shared_if(ON_CLICKHOUSE && !own_engine) {
+        let section = server.storage_yaml(&database_for(data_dir));
+        // Into the test's own `storage:` section (retention), or a new one.
+        let body = section.strip_prefix("storage:\n").unwrap_or(&section);
+        let own = extra
+            .find("\nstorage:\n")
+            .map(|at| at + 1)
+            .or_else(|| extra.starts_with("storage:\n").then_some(0));
+        match own {
+            Some(at) => extra.insert_str(at + "storage:\n".len(), body),
+            None => storage = section,
+        }
+    }
     let yaml = format!(
-        "colony:\n  id: test-colony\n  data_dir: {dir}\n  admin:\n    endpoint: 127.0.0.1:0\n  api:\n    endpoint: \"{address}\"\n{extra}\n",
+        "colony:\n  id: test-colony\n  data_dir: {dir}\n  admin:\n    endpoint: 127.0.0.1:0\n  api:\n    endpoint: \"{address}\"\n{extra}\n{storage}",
         dir = data_dir.display()
     );
     ColonyConfig::from_yaml_str(
@@ -207,11 +241,72 @@ pub async fn wait_registered(colony: SocketAddr, token: Option<&str>, n: usize) 
     .await;
 }
 
-/// Rows of `sql` (a COUNT query) in the colony database at `data_dir`, read
-/// after the colony has stopped.
+/// One number (a count or a sum over colony tables) from the colony whose
+/// data directory is `data_dir`, read after the colony has stopped: from
+/// its DuckDB file, or in the ClickHouse run from its database, where each
+/// row key counts once (`FINAL`) as in every colony read.
 pub fn count(data_dir: &Path, sql: &str) -> i64 {
+    if let Some(server) = clickhouse::shared_if(ON_CLICKHOUSE) {
+        let query = clickhouse_sql(&database_for(data_dir), sql);
+        let text = ureq::post(&server.url)
+            .header("X-ClickHouse-User", "coral")
+            .header("X-ClickHouse-Key", clickhouse::PASSWORD)
+            .send(query.as_str())
+            .unwrap_or_else(|e| panic!("{query}: {e}"))
+            .body_mut()
+            .read_to_string()
+            .unwrap();
+        return text
+            .trim()
+            .parse()
+            .unwrap_or_else(|e| panic!("{query}: {e}: {text}"));
+    }
     let conn = duckdb::Connection::open(data_dir.join("colony.duckdb")).expect("open colony db");
     conn.query_row(sql, [], |r| r.get(0)).expect("count query")
+}
+
+/// [`count`] on a running colony's store.
+pub async fn store_count(store: &coral_colony::store::engine::Store, sql: &str) -> i64 {
+    use coral_colony::store::engine::Store;
+    match store {
+        Store::DuckDb(db) => {
+            let (db, sql) = (db.clone(), sql.to_owned());
+            tokio::task::spawn_blocking(move || {
+                let conn = db.reader().unwrap();
+                conn.query_row(&sql, [], |r| r.get(0)).expect("count query")
+            })
+            .await
+            .unwrap()
+        }
+        Store::ClickHouse(ch) => {
+            let query = clickhouse_sql(&ch.target().database, sql);
+            ch.client()
+                .query(&query)
+                .fetch_one::<i64>()
+                .await
+                .unwrap_or_else(|e| panic!("{query}: {e}"))
+        }
+    }
+}
+
+/// A test's one-number DuckDB query for ClickHouse: each table after
+/// `FROM` in `database` and read `FINAL`, DuckDB casts left out, the result
+/// an Int64.
+fn clickhouse_sql(database: &str, sql: &str) -> String {
+    let sql = sql.replace("::BIGINT", "");
+    let mut out = String::new();
+    let mut rest = sql.as_str();
+    while let Some(at) = rest.find("FROM ") {
+        out.push_str(&rest[..at + 5]);
+        rest = &rest[at + 5..];
+        let end = rest
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(rest.len());
+        out.push_str(&format!("`{database}`.`{}` FINAL", &rest[..end]));
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    format!("SELECT toInt64(({out}))")
 }
 
 /// A kept span as an agent pages it: only its seq_id, ids and service set.
@@ -259,6 +354,42 @@ pub fn store() -> Store {
         db,
         _writer: writer,
         tx,
+    }
+}
+
+/// A colony store and its writer on this run's engine ([`ON_CLICKHOUSE`]):
+/// a fresh DuckDB file, or a fresh database on the shared ClickHouse.
+pub struct EngineStore {
+    /// What the colony reads through.
+    pub reads: coral_colony::store::engine::Store,
+    /// What the colony writes through.
+    pub tx: coral_colony::store::writer::WriterSender,
+    _duckdb: Option<Store>,
+}
+
+/// An [`EngineStore`] with the default trace sampling.
+pub async fn engine_store() -> EngineStore {
+    use coral_colony::store::clickhouse::ClickHouse;
+    use coral_colony::store::engine;
+    use coral_colony::store::writer::WriterSender;
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    if let Some(server) = clickhouse::shared_if(ON_CLICKHOUSE) {
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let database = format!("s{}_{n}", std::process::id());
+        let ch = ClickHouse::open(&server.settings(&database))
+            .await
+            .expect("the shared ClickHouse opens");
+        return EngineStore {
+            reads: engine::Store::ClickHouse(ch.clone()),
+            tx: WriterSender::clickhouse(ch, Default::default(), Default::default()),
+            _duckdb: None,
+        };
+    }
+    let duckdb = store();
+    EngineStore {
+        reads: engine::Store::DuckDb(duckdb.db.clone()),
+        tx: duckdb.tx.clone(),
+        _duckdb: Some(duckdb),
     }
 }
 

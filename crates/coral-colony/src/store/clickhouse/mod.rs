@@ -9,8 +9,13 @@
 //! every read uses `FINAL`, which counts each key once even before the
 //! collapse (see [`crate::catalogue::clickhouse`]).
 
+pub(crate) mod beyla;
+pub mod diagnose;
+mod hosts;
+pub mod leases;
 mod read;
 pub(crate) mod rows;
+mod traces;
 mod write;
 
 use std::sync::Arc;
@@ -21,11 +26,13 @@ use thiserror::Error;
 
 use crate::catalogue::clickhouse::Target;
 
+pub use hosts::{host_correlation, host_samples_sql};
 pub use read::{
     agents, cursors, gap_counts, gaps, operations, operations_sql, services, services_sql,
     summaries, summaries_sql,
 };
-pub(crate) use write::read_cursor;
+pub use traces::{get_trace, list_traces, list_traces_sql};
+pub(crate) use write::{insert, read_cursor};
 pub use write::{retention, store_page, upsert_agent};
 
 /// Where the colony's ClickHouse is and how to log in.
@@ -114,6 +121,7 @@ pub struct ClickHouse(Arc<Opened>);
 struct Opened {
     client: Client,
     target: Target,
+    url: String,
 }
 
 /// How long one statement may take before the colony gives up on it.
@@ -163,7 +171,11 @@ impl ClickHouse {
                 .map_err(ClickHouseError::query("schema creation"))?;
         }
         tracing::info!(url = %settings.url, %version, database = %settings.database, "colony store: ClickHouse");
-        Ok(ClickHouse(Arc::new(Opened { client, target })))
+        Ok(ClickHouse(Arc::new(Opened {
+            client,
+            target,
+            url: settings.url.clone(),
+        })))
     }
 
     /// The client, on the colony's database (for tools and tests that run
@@ -175,6 +187,40 @@ impl ClickHouse {
     /// Where the tables are.
     pub fn target(&self) -> &Target {
         &self.0.target
+    }
+
+    /// How a failed statement of `what` is reported: a server that cannot
+    /// be reached is named with its URL (polls pause until it answers).
+    pub(crate) fn failed(
+        &self,
+        what: &'static str,
+    ) -> impl Fn(clickhouse::error::Error) -> ClickHouseError + '_ {
+        move |e| match e {
+            clickhouse::error::Error::Network(_) | clickhouse::error::Error::TimedOut => {
+                ClickHouseError::Unreachable {
+                    url: self.0.url.clone(),
+                    detail: format!("{what}: {e}"),
+                }
+            }
+            e => ClickHouseError::Query {
+                what,
+                detail: e.to_string(),
+            },
+        }
+    }
+
+    /// Bytes the colony's tables take on this server's disk (active parts;
+    /// in a cluster, this shard's share).
+    pub async fn disk_bytes(&self) -> Result<u64, ClickHouseError> {
+        self.client()
+            .query(
+                "SELECT toUInt64(sum(bytes_on_disk)) FROM system.parts \
+                 WHERE database = ? AND active",
+            )
+            .bind(&self.target().database)
+            .fetch_one::<u64>()
+            .await
+            .map_err(self.failed("disk usage read"))
     }
 }
 

@@ -18,7 +18,7 @@ use super::{ClickHouse, ClickHouseError};
 use crate::catalogue;
 use crate::store::operations::Operations;
 use crate::store::query::{CursorRow, Summaries};
-use crate::store::services::Otlp;
+use crate::store::services::{self, Otlp};
 use crate::store::writer::AgentRecord;
 
 /// The aggregates of a merged read: a minute's parts (of one agent, span
@@ -32,11 +32,11 @@ const MERGED_PARTS: &str = "sum(total_spans) AS total_spans, sum(error_count) AS
 /// One agent's minute of one span kind (and operation), its parts merged by
 /// ClickHouse ([`MERGED_PARTS`]).
 #[derive(Debug, Row, Deserialize)]
-struct MergedParts {
+pub(super) struct MergedParts {
     agent_id: String,
     minute: i64,
     operation: String,
-    span_kind: String,
+    pub(super) span_kind: String,
     total_spans: i64,
     error_count: i64,
     min_ms: f64,
@@ -52,7 +52,7 @@ struct MergedParts {
 impl MergedParts {
     /// The merged RED as an operation summary (the operation is empty for
     /// buckets), with the agent, the minute and the span kind.
-    fn into_summary(
+    pub(super) fn into_summary(
         self,
         what: &'static str,
     ) -> Result<(String, i64, String, OperationSummary), ClickHouseError> {
@@ -113,7 +113,7 @@ fn merged_sql(ch_table: &str, by_operation: bool, filters: &[&str]) -> String {
 
 /// Runs the merged read of `table` for `service` in `[from, to)` (Unix
 /// seconds), with the non-empty `filters` (column, value).
-async fn merged(
+pub(super) async fn merged(
     ch: &ClickHouse,
     table: &catalogue::Table,
     by_operation: bool,
@@ -136,10 +136,7 @@ async fn merged(
     for (_, value) in used {
         query = query.bind(value);
     }
-    query
-        .fetch_all()
-        .await
-        .map_err(ClickHouseError::query("merged read"))
+    query.fetch_all().await.map_err(ch.failed("merged read"))
 }
 
 /// The query behind [`summaries`]: parameters service, from and to (Unix
@@ -244,7 +241,7 @@ pub async fn cursors(
         .query(&sql)
         .fetch_all()
         .await
-        .map_err(ClickHouseError::query("cursors read"))?;
+        .map_err(ch.failed("cursors read"))?;
     let mut out: HashMap<(String, String), (i64, CursorRow)> = HashMap::new();
     for r in rows {
         let key = (r.agent_id, r.stream);
@@ -281,7 +278,7 @@ pub async fn gap_counts(ch: &ClickHouse) -> Result<HashMap<String, u64>, ClickHo
         .query(&sql)
         .fetch_all()
         .await
-        .map_err(ClickHouseError::query("gaps read"))?;
+        .map_err(ch.failed("gaps read"))?;
     Ok(rows.into_iter().map(|c| (c.agent_id, c.gaps)).collect())
 }
 
@@ -299,7 +296,7 @@ pub async fn gaps(ch: &ClickHouse, agent_id: &str) -> Result<Vec<Gap>, ClickHous
         .bind(agent_id)
         .fetch_all()
         .await
-        .map_err(ClickHouseError::query("gaps read"))?;
+        .map_err(ch.failed("gaps read"))?;
     Ok(rows
         .into_iter()
         .map(|g| Gap {
@@ -325,7 +322,7 @@ pub async fn agents(ch: &ClickHouse) -> Result<Vec<AgentRecord>, ClickHouseError
         .query(&sql)
         .fetch_all()
         .await
-        .map_err(ClickHouseError::query("agents read"))?;
+        .map_err(ch.failed("agents read"))?;
     Ok(rows.into_iter().map(rows::AgentRow::into_record).collect())
 }
 
@@ -336,7 +333,7 @@ fn rfc3339_micros(micros: i64) -> String {
 
 /// `ListServices` over ClickHouse: each service's OTLP buckets (each key
 /// once, parts merged per agent and kind in the query), summarised as the
-/// embedded store summarises them. Beyla rows are not in ClickHouse yet.
+/// embedded store summarises them, and its Beyla server histograms.
 pub async fn services(
     ch: &ClickHouse,
     req: &ListServicesRequest,
@@ -370,7 +367,7 @@ pub async fn services(
         .bind(to)
         .fetch_all()
         .await
-        .map_err(ClickHouseError::query("services read"))?;
+        .map_err(ch.failed("services read"))?;
     let mut otlp = Otlp::default();
     for r in rows {
         let sketch = Bins {
@@ -389,10 +386,31 @@ pub async fn services(
             sketch.as_ref(),
         );
     }
-    Ok(crate::store::services::summaries(
-        &Default::default(),
-        &otlp,
-    ))
+    // Beyla: server-side HTTP (failed at 5xx) and gRPC (failed when not OK)
+    // histograms, as the embedded store counts them.
+    let window = super::beyla::Filter {
+        services: Vec::new(),
+        from_ms: req.start_time_unix_ms,
+        to_ms: req.end_time_unix_ms,
+    };
+    let mut beyla = std::collections::BTreeMap::new();
+    let histogram = |h: &Option<coral_proto::common::LatencyHistogram>| {
+        h.as_ref()
+            .and_then(|h| coral_model::Histogram::from_proto(h).ok())
+    };
+    for m in super::beyla::http(ch, &window).await? {
+        if let (true, Some(h)) = (m.kind == "server", histogram(&m.latency)) {
+            let failed = m.http_status_code >= 500;
+            services::add_beyla(&mut beyla, m.service_name, m.agent_id, &h, failed);
+        }
+    }
+    for m in super::beyla::grpc(ch, &window).await? {
+        if let (true, Some(h)) = (m.kind == "server", histogram(&m.latency)) {
+            let failed = m.grpc_status_code != 0;
+            services::add_beyla(&mut beyla, m.service_name, m.agent_id, &h, failed);
+        }
+    }
+    Ok(services::summaries(&beyla, &otlp))
 }
 
 /// The query behind [`services`]: parameters from and to (Unix

@@ -7,6 +7,7 @@ use clickhouse::{RowOwned, RowWrite};
 use super::rows::{AgentRow, BucketRow, CursorRow, GapRow, HostRow, OperationRow, SpanRow};
 use super::{ClickHouse, ClickHouseError, STATEMENT_TIMEOUT};
 use crate::catalogue::{self, Table};
+use crate::store::beyla::{BeylaOutcome, TraceSampling};
 use crate::store::ingest::{
     Cursor, EXPIRED, Page, PageOutcome, REPLACED, StoredRows, fresh, latest_after, reported_in,
 };
@@ -14,14 +15,18 @@ use crate::store::writer::{AgentRecord, Cutoffs};
 use crate::store::{micros, now_micros};
 
 /// Inserts `rows` into `table` in one statement.
-async fn insert<T>(ch: &ClickHouse, table: &Table, rows: &[T]) -> Result<(), ClickHouseError>
+pub(crate) async fn insert<T>(
+    ch: &ClickHouse,
+    table: &Table,
+    rows: &[T],
+) -> Result<(), ClickHouseError>
 where
     T: RowOwned + RowWrite,
 {
     if rows.is_empty() {
         return Ok(());
     }
-    let failed = ClickHouseError::query("insert");
+    let failed = ch.failed("insert");
     // A server that stops answering fails the insert (the page is read again
     // later) instead of holding the poll forever.
     let mut insert = ch
@@ -54,7 +59,7 @@ pub(crate) async fn read_cursor(
         .bind(stream)
         .fetch_optional()
         .await
-        .map_err(ClickHouseError::query("cursor read"))?;
+        .map_err(ch.failed("cursor read"))?;
     Ok(row.map(|r| {
         (
             Cursor {
@@ -67,15 +72,13 @@ pub(crate) async fn read_cursor(
     }))
 }
 
-/// Stores `page` and advances its cursor. Beyla pages are not stored in
-/// ClickHouse yet and fail, so their cursor does not move.
-pub async fn store_page(ch: &ClickHouse, page: &Page) -> Result<PageOutcome, ClickHouseError> {
-    if !page.beyla.is_empty() {
-        return Err(ClickHouseError::Query {
-            what: "insert",
-            detail: "Beyla rows are not stored in ClickHouse yet; keep storage.engine: duckdb for agents that run Beyla".into(),
-        });
-    }
+/// Stores `page` and advances its cursor; Beyla spans are trace-sampled by
+/// `sampling`.
+pub async fn store_page(
+    ch: &ClickHouse,
+    page: &Page,
+    sampling: TraceSampling,
+) -> Result<PageOutcome, ClickHouseError> {
     let mut outcome = PageOutcome::default();
     let now = now_micros();
     let key = page.stream.cursor_key();
@@ -145,12 +148,21 @@ pub async fn store_page(ch: &ClickHouse, page: &Page) -> Result<PageOutcome, Cli
     insert(ch, &catalogue::TRACE_SPANS, &spans).await?;
     insert(ch, &catalogue::HOST_METRICS, &hosts).await?;
     insert(ch, &catalogue::GAPS, &gaps).await?;
-    outcome.stored = buckets.len() + spans.len() + hosts.len();
+    let beyla = if fresh.beyla.is_empty() {
+        BeylaOutcome::default()
+    } else {
+        super::beyla::store(ch, (agent, session), &fresh.beyla, sampling).await?
+    };
+    outcome.rejected += beyla.rejected;
+    if outcome.reject_reason.is_none() {
+        outcome.reject_reason = beyla.reject_reason;
+    }
+    outcome.stored = buckets.len() + spans.len() + hosts.len() + beyla.stored;
     outcome.stored_by_table = StoredRows {
         otel_spans: buckets.len(),
         trace_spans: spans.len(),
         host_metrics: hosts.len(),
-        beyla: 0,
+        beyla: beyla.stored,
     };
     let new_cursor = cursor.max(page.max_seq);
     let row = CursorRow {
@@ -180,7 +192,7 @@ async fn forget_replaced(ch: &ClickHouse, page: &Page) -> Result<(), ClickHouseE
         .bind(REPLACED)
         .execute()
         .await
-        .map_err(ClickHouseError::query("gap correction"))
+        .map_err(ch.failed("gap correction"))
 }
 
 fn gap(page: &Page, session: &str, (from, to): (u64, u64), now: i64, reason: &str) -> GapRow {
@@ -234,7 +246,7 @@ pub async fn retention(ch: &ClickHouse, cutoffs: &Cutoffs) -> Result<u64, ClickH
             .bind(&local)
             .fetch_all()
             .await
-            .map_err(ClickHouseError::query("retention"))?;
+            .map_err(ch.failed("retention"))?;
         for part in parts {
             // Partitions are `toYYYYMMDD` numbers; anything else is not ours.
             let Ok(p) = part.partition.trim_matches('\'').parse::<u32>() else {
@@ -247,7 +259,7 @@ pub async fn retention(ch: &ClickHouse, cutoffs: &Cutoffs) -> Result<u64, ClickH
                 .query(&format!("{} DROP PARTITION {p}", ch.target().alter(table)))
                 .execute()
                 .await
-                .map_err(ClickHouseError::query("retention"))?;
+                .map_err(ch.failed("retention"))?;
             dropped += part.rows;
         }
     }
