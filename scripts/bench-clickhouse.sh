@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # The colony's poll cycle into DuckDB and into ClickHouse in one run
-# (crates/coral-colony/benches/poll_cycle.rs): starts Debian's
+# (crates/coral-colony/benches/poll_cycle.rs), or with BENCH=query_latency
+# the query latency over a day of a fleet on both: starts Debian's
 # clickhouse-server on loopback ports with its data in a temporary
 # directory, runs the benchmark with CLICKHOUSE_URL and CLICKHOUSE_PID set,
 # stops the server. AGENTS, SPANS, PAGE_SIZE and MAX_CONCURRENT pass through.
 #
 #   scripts/bench-clickhouse.sh                   # 100 agents x 60,000 spans
 #   AGENTS=10 SPANS=6000 scripts/bench-clickhouse.sh
+#   BENCH=query_latency scripts/bench-clickhouse.sh  # 200 agents x 24 h
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SERVER="$(command -v clickhouse-server || echo /usr/sbin/clickhouse-server)"
@@ -51,4 +53,4 @@ done
 echo "clickhouse-server $(curl -s "http://127.0.0.1:$HTTP_PORT/?query=SELECT%20version()") on port $HTTP_PORT (pid $PID)"
 export CLICKHOUSE_URL="http://127.0.0.1:$HTTP_PORT" CLICKHOUSE_PID=$PID
 export CARGO_TARGET_DIR="${RELEASE_TARGET_DIR:-$HOME/.cache/coral/release-target}"
-cargo bench --workspace --locked --bench poll_cycle
+cargo bench --workspace --locked --bench "${BENCH:-poll_cycle}"

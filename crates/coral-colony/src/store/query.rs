@@ -167,6 +167,16 @@ pub(crate) struct Summaries {
 impl Summaries {
     /// Merges `proto`, one agent's bucket (or its parts merged).
     pub(crate) fn add(&mut self, agent: &str, proto: &TelemetryBucket) -> Result<(), StoreError> {
+        self.add_from(&[agent], proto)
+    }
+
+    /// Merges `proto`, the buckets of one minute and kind from `agents`
+    /// merged.
+    pub(crate) fn add_from<A: AsRef<str>>(
+        &mut self,
+        agents: &[A],
+        proto: &TelemetryBucket,
+    ) -> Result<(), StoreError> {
         let bucket = Bucket::from_proto(proto).map_err(|e| StoreError::Corrupt {
             what: "bucket",
             detail: e.to_string(),
@@ -176,12 +186,12 @@ impl Summaries {
             &mut self.minutes,
             (proto.bucket_time, kind.clone()),
             &bucket,
-            agent,
+            agents,
         )?;
         // Totals use minute 0 so that every minute's bucket merges.
         let mut flat = bucket;
         flat.key.minute = 0;
-        add(&mut self.totals, kind, &flat, agent)
+        add(&mut self.totals, kind, &flat, agents)
     }
 
     /// The response for the window `[from, to)`.
@@ -203,22 +213,23 @@ impl Summaries {
     }
 }
 
-fn add<K: Ord>(
+fn add<K: Ord, A: AsRef<str>>(
     map: &mut BTreeMap<K, (Bucket, BTreeSet<String>)>,
     key: K,
     bucket: &Bucket,
-    agent: &str,
+    agents: &[A],
 ) -> Result<(), StoreError> {
+    let names = agents.iter().map(|a| a.as_ref().to_owned());
     match map.get_mut(&key) {
-        Some((merged, agents)) => {
+        Some((merged, known)) => {
             merged.merge(bucket).map_err(|e| StoreError::Corrupt {
                 what: "bucket",
                 detail: e.to_string(),
             })?;
-            agents.insert(agent.to_owned());
+            known.extend(names);
         }
         None => {
-            map.insert(key, (bucket.clone(), BTreeSet::from([agent.to_owned()])));
+            map.insert(key, (bucket.clone(), names.collect()));
         }
     }
     Ok(())

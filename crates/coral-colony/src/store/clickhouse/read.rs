@@ -139,19 +139,47 @@ pub(super) async fn merged(
     query.fetch_all().await.map_err(ch.failed("merged read"))
 }
 
-/// The query behind [`summaries`]: parameters service, from and to (Unix
-/// microseconds), then the optional span kind and agent.
+/// The query behind [`summaries`]: each minute and span kind of the
+/// service, every agent's parts merged in the query (counts added, sketch
+/// bins summed), with the agents that sent them. Parameters: service, from
+/// and to (Unix microseconds), then the optional span kind and agent.
 pub fn summaries_sql(ch_table: &str, span_kind: bool, agent: bool) -> String {
-    let filters: Vec<&str> = [("span_kind", span_kind), ("agent_id", agent)]
-        .into_iter()
-        .filter(|(_, used)| *used)
-        .map(|(c, _)| c)
-        .collect();
-    merged_sql(ch_table, false, &filters)
+    let mut sql = format!(
+        "SELECT intDiv(bucket_time, 1000000) AS minute, span_kind, \
+         groupUniqArray(agent_id) AS agents, {MERGED_PARTS} FROM {ch_table} FINAL \
+         WHERE service_name = ? AND bucket_time >= ? AND bucket_time < ?"
+    );
+    for (column, used) in [("span_kind", span_kind), ("agent_id", agent)] {
+        if used {
+            sql.push_str(&format!(" AND {column} = ?"));
+        }
+    }
+    sql.push_str(" GROUP BY minute, span_kind");
+    sql
+}
+
+/// One minute and span kind of a service, all agents merged.
+#[derive(Debug, Row, Deserialize)]
+struct MinuteParts {
+    minute: i64,
+    span_kind: String,
+    agents: Vec<String>,
+    total_spans: i64,
+    error_count: i64,
+    min_ms: f64,
+    max_ms: f64,
+    sum_ms: f64,
+    samples: Vec<String>,
+    accuracy: f64,
+    zero: u64,
+    bin_index: Vec<i32>,
+    bin_count: Vec<u64>,
 }
 
 /// `QueryOtelSummaries` over ClickHouse: the same answer as the embedded
-/// store's [`crate::store::query::otel_summaries`] for the same pages.
+/// store's [`crate::store::query::otel_summaries`] for the same pages. The
+/// agents' buckets of a minute are merged by ClickHouse, so a day of a fleet
+/// comes back as one row per minute.
 pub async fn summaries(
     ch: &ClickHouse,
     service: &str,
@@ -160,32 +188,58 @@ pub async fn summaries(
     span_kind: &str,
     agent_id: &str,
 ) -> Result<QueryOtelSummariesResponse, ClickHouseError> {
-    let filters = [("span_kind", span_kind), ("agent_id", agent_id)];
-    let rows = merged(
-        ch,
-        &catalogue::OTEL_SPANS,
-        false,
-        (service, from, to),
-        &filters,
-    )
-    .await?;
+    let sql = summaries_sql(
+        &ch.target().table(&catalogue::OTEL_SPANS),
+        !span_kind.is_empty(),
+        !agent_id.is_empty(),
+    );
+    let mut query = ch
+        .client()
+        .query(&sql)
+        .bind(service)
+        .bind(from * 1_000_000)
+        .bind(to * 1_000_000);
+    for value in [span_kind, agent_id] {
+        if !value.is_empty() {
+            query = query.bind(value);
+        }
+    }
+    let rows: Vec<MinuteParts> = query
+        .fetch_all()
+        .await
+        .map_err(ch.failed("summaries read"))?;
+    let corrupt = |e: coral_model::ModelError| ClickHouseError::Corrupt {
+        what: "bucket",
+        detail: e.to_string(),
+    };
     let mut out = Summaries::default();
     for r in rows {
-        let (agent, minute, span_kind, s) = r.into_summary("bucket")?;
+        let sketch = Bins {
+            accuracy: r.accuracy,
+            zero: r.zero,
+            index: r.bin_index,
+            count: r.bin_count,
+        }
+        .sketch()
+        .map_err(corrupt)?;
+        let mut samples = Samples::default();
+        for json in &r.samples {
+            samples.merge(&Samples::from_proto(&samples_from_json(json)));
+        }
         let proto = TelemetryBucket {
-            bucket_time: minute,
+            bucket_time: r.minute,
             service_name: service.to_owned(),
-            span_kind,
-            total_spans: s.total_spans,
-            error_count: s.error_count,
-            min_ms: s.min_ms,
-            max_ms: s.max_ms,
-            sum_ms: s.sum_ms,
-            samples: s.samples,
-            sketch: s.sketch,
+            span_kind: r.span_kind,
+            total_spans: r.total_spans,
+            error_count: r.error_count,
+            min_ms: r.min_ms,
+            max_ms: r.max_ms,
+            sum_ms: r.sum_ms,
+            samples: samples.to_proto(),
+            sketch: Some(sketch.to_proto()),
             ..Default::default()
         };
-        out.add(&agent, &proto)
+        out.add_from(&r.agents, &proto)
             .map_err(|e| ClickHouseError::Corrupt {
                 what: "bucket",
                 detail: e.to_string(),
