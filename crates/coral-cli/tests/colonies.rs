@@ -231,6 +231,17 @@ fn a_colony_killed_mid_poll_hands_its_agents_over_and_every_count_is_exact() {
     }
     let listed = json(&["agents", "--colony", &b, "-o", "json"]);
     assert_eq!(listed["colonies"], serde_json::json!(both));
+    // b neither polls a's agents nor hears their heartbeats: it shows them
+    // healthy from what a records of them in the shared store.
+    wait_for(
+        "every agent healthy at colony b",
+        Duration::from_secs(30),
+        || {
+            listing(&b)
+                .values()
+                .all(|(_, _, _, health)| health == "healthy")
+        },
+    );
 
     // Colony a dies while draining one of its agents.
     let draining = std::cell::Cell::new(false);

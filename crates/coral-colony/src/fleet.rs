@@ -7,7 +7,8 @@
 //! that polls an agent twice is harmless, since a page stored twice
 //! collapses in the store. Each renewal also loads the agents registered at
 //! the other colonies, so every colony lists the whole fleet and polls its
-//! share of it.
+//! share of it, and records when this colony last saw the agents it polls,
+//! so the others show their health too.
 //!
 //! An embedded (DuckDB) colony is alone and owns every agent.
 
@@ -17,10 +18,10 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::registry::Registry;
-use crate::store::clickhouse::ClickHouse;
 use crate::store::clickhouse::leases::{self, LeaseRow};
-use crate::store::engine::Store;
-use crate::store::now_micros;
+use crate::store::clickhouse::{self, ClickHouse};
+use crate::store::writer::AgentRecord;
+use crate::store::{micros, now_micros};
 
 /// Renewals a colony may miss before the others take its agents.
 pub const MISSED_RENEWALS: u32 = 3;
@@ -116,11 +117,23 @@ impl Fleet {
         if changed {
             tracing::info!(colonies = ?members, "colonies sharing the store");
         }
-        for record in Store::ClickHouse(self.store.clone()).agents().await? {
+        // When this colony last saw the agents it polls, for the others.
+        let owned: Vec<(AgentRecord, i64)> = self
+            .registry
+            .snapshot()
+            .into_iter()
+            .filter(|a| self.owns(&a.record.agent_id))
+            .filter_map(|a| Some((a.record, micros(a.last_seen?))))
+            .collect();
+        clickhouse::record_seen(&self.store, &owned).await?;
+        for (record, seen) in clickhouse::agents_seen(&self.store).await? {
             let known = self.registry.get(&record.agent_id);
+            let id = record.agent_id.clone();
             if known.is_none_or(|k| k.record.endpoint != record.endpoint) {
                 self.registry.upsert(record, false);
             }
+            let at = std::time::UNIX_EPOCH + Duration::from_micros(seen.max(0) as u64);
+            self.registry.seen_elsewhere(&id, at);
         }
         Ok(())
     }

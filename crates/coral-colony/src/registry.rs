@@ -256,6 +256,17 @@ impl Registry {
         true
     }
 
+    /// Marks an agent seen at `at` by another colony of the fleet (the one
+    /// that polls it); kept when newer than what this colony saw itself.
+    pub fn seen_elsewhere(&self, agent_id: &str, at: SystemTime) {
+        let mut agents = self.lock();
+        if let Some(state) = agents.get_mut(agent_id)
+            && state.last_seen.is_none_or(|s| s < at)
+        {
+            state.last_seen = Some(at);
+        }
+    }
+
     /// Records what a page said about the agent (during a drain).
     pub fn progress(&self, agent_id: &str, session_id: &str, latest_seq: u64) {
         let mut agents = self.lock();

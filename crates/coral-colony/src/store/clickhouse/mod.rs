@@ -28,12 +28,12 @@ use crate::catalogue::clickhouse::Target;
 
 pub use hosts::{host_correlation, host_samples_sql};
 pub use read::{
-    agents, cursors, gap_counts, gaps, operations, operations_sql, services, services_sql,
-    summaries, summaries_sql,
+    agents, agents_seen, cursors, gap_counts, gaps, operations, operations_sql, services,
+    services_sql, summaries, summaries_sql,
 };
 pub use traces::{get_trace, list_traces, list_traces_sql};
 pub(crate) use write::{insert, read_cursor};
-pub use write::{retention, store_page, upsert_agent};
+pub use write::{record_seen, retention, store_page, upsert_agent};
 
 /// Where the colony's ClickHouse is and how to log in.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -367,6 +367,12 @@ pub async fn gaps(ch: &ClickHouse, agent_id: &str) -> Result<Vec<Gap>, ClickHous
 
 /// Persisted agent records (newest version of each).
 pub async fn agents(ch: &ClickHouse) -> Result<Vec<AgentRecord>, ClickHouseError> {
+    Ok(agents_seen(ch).await?.into_iter().map(|(r, _)| r).collect())
+}
+
+/// Persisted agent records (newest version of each), with when the agent
+/// was last seen (Unix µs) by the colony that wrote the version.
+pub async fn agents_seen(ch: &ClickHouse) -> Result<Vec<(AgentRecord, i64)>, ClickHouseError> {
     let sql = format!(
         "SELECT ?fields FROM {} FINAL ORDER BY agent_id, last_seen DESC LIMIT 1 BY agent_id",
         ch.target().table(&catalogue::AGENTS)
@@ -377,7 +383,13 @@ pub async fn agents(ch: &ClickHouse) -> Result<Vec<AgentRecord>, ClickHouseError
         .fetch_all()
         .await
         .map_err(ch.failed("agents read"))?;
-    Ok(rows.into_iter().map(rows::AgentRow::into_record).collect())
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let seen = r.last_seen;
+            (r.into_record(), seen)
+        })
+        .collect())
 }
 
 fn rfc3339_micros(micros: i64) -> String {

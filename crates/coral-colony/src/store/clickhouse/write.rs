@@ -223,6 +223,16 @@ pub async fn upsert_agent(ch: &ClickHouse, record: &AgentRecord) -> Result<(), C
     .await
 }
 
+/// Inserts a version of each agent's record seen at the given time (Unix
+/// µs): what the colony that polls them tells the others.
+pub async fn record_seen(
+    ch: &ClickHouse,
+    seen: &[(AgentRecord, i64)],
+) -> Result<(), ClickHouseError> {
+    let rows: Vec<AgentRow> = seen.iter().map(|(r, at)| AgentRow::new(r, *at)).collect();
+    insert(ch, &catalogue::AGENTS, &rows).await
+}
+
 /// Drops the days of every dated table that end before its cutoff; returns
 /// the rows dropped. Rows of the cutoff's own day stay until the day has
 /// passed (reads select by time, so they are not shown as older).
