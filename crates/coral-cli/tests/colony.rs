@@ -6,28 +6,12 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
 
-use common::{coral, json, post_traces, run, up_command, wait_for};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn signal(child: &Child, sig: &str) {
-    let ok = Command::new("kill")
-        .args([sig, &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(ok.success());
-}
+use common::process::signal;
+use common::{coral, free_port, json, post_traces, run, spans_json, up_command, wait_for};
 
 fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -38,31 +22,6 @@ fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
         assert!(Instant::now() < deadline, "process did not stop");
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-/// OTLP/JSON with `n` SERVER spans of `service` two minutes ago (a closed
-/// minute); every `error_every`-th has status ERROR. Ids start at `first`.
-fn spans_json(service: &str, first: u64, n: u64, error_every: u64) -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let t0 = (now / 60 - 2) * 60 * 1_000_000_000;
-    let spans: Vec<String> = (first..first + n)
-        .map(|i| {
-            let start = t0 + (i % 50_000) * 1_000_000;
-            let status = if error_every > 0 && i % error_every == 0 { 2 } else { 1 };
-            format!(
-                r#"{{"traceId":"{i:032x}","spanId":"{:016x}","name":"GET /items","kind":2,"startTimeUnixNano":"{start}","endTimeUnixNano":"{}","status":{{"code":{status}}}}}"#,
-                i + 1,
-                start + (i % 1000 + 1) * 1_000_000
-            )
-        })
-        .collect();
-    format!(
-        r#"{{"resourceSpans":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"{service}"}}}}]}},"scopeSpans":[{{"spans":[{}]}}]}}]}}"#,
-        spans.join(",")
-    )
 }
 
 #[test]

@@ -14,7 +14,6 @@
 mod clickhouse;
 mod common;
 
-use std::net::TcpListener;
 use std::path::Path;
 
 use coral_colony::store::Database;
@@ -23,7 +22,7 @@ use coral_colony::store::writer::{AgentRecord, Writer};
 use coral_model::{BeylaRows, Bucket, BucketKey, SpanKind, Stats};
 use coral_proto::common::{HostMetrics, TelemetryBucket, TelemetrySpan};
 
-use common::run;
+use common::{free_port, run};
 
 const MINUTE: i64 = 1_765_000_020 / 60 * 60;
 
@@ -110,14 +109,6 @@ fn counts(stdout: &str, table: &str) -> (u64, u64, u64) {
         .map(|n| n.parse().unwrap())
         .collect();
     (n[0], n[1], n[2])
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -18,188 +18,22 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::path::Path;
 
 use coral_colony::catalogue::TABLES;
 use coral_colony::migrate::{self, MigrateError, MigrationReport, Options};
 use coral_colony::store::clickhouse::ClickHouse;
 use coral_colony::store::engine::Store;
-use coral_colony::store::ingest::{Page, Stream};
-use coral_model::{BeylaRows, Bucket, BucketKey, SpanKind, Stats};
+use coral_colony::store::ingest::Stream;
+use coral_model::SpanKind;
 use coral_proto::colony::{
     ListServicesRequest, ListTracesRequest, QueryBeylaRequest, QueryOperationsRequest,
     QueryOtelSummariesResponse,
 };
-use coral_proto::common::{HostMetrics, TelemetryBucket, TelemetrySpan};
 
 use common::clickhouse::{Server, binary};
+use common::pages::{MINUTE, beyla_page, bucket, host, pages, session_page, span};
 
-const MINUTE: i64 = 1_765_000_020 / 60 * 60;
 const AGENTS: [&str; 2] = ["web-1", "web-2"];
-
-fn bucket(
-    seq: u64,
-    minute: i64,
-    kind: SpanKind,
-    durations: &[f64],
-    errors: usize,
-) -> TelemetryBucket {
-    let mut b = Bucket::new(BucketKey {
-        minute,
-        service: "checkout".into(),
-        kind,
-    });
-    let mut op = Stats::new();
-    for (i, d) in durations.iter().enumerate() {
-        let trace = format!("{:032x}", seq * 1000 + i as u64);
-        b.stats.record(*d, i < errors, &trace);
-        op.record(*d, i < errors, &trace);
-    }
-    b.operations.push(("POST /pay".into(), op));
-    b.to_proto("", seq)
-}
-
-fn span(seq: u64) -> TelemetrySpan {
-    TelemetrySpan {
-        seq_id: seq,
-        trace_id: format!("{seq:032x}"),
-        span_id: format!("{seq:016x}"),
-        service_name: "checkout".into(),
-        span_name: "POST /pay".into(),
-        span_kind: "SERVER".into(),
-        start_time_unix_nano: MINUTE * 1_000_000_000 + seq as i64,
-        duration_us: 1_500,
-        http_status_code: if seq.is_multiple_of(2) { 200 } else { 0 },
-        grpc_status_code: seq.is_multiple_of(3).then_some(14),
-        attributes_json: "{}".into(),
-        resource_json: "{}".into(),
-        ..Default::default()
-    }
-}
-
-fn page(agent: &str, stream: Stream, session: &str, (start, max): (u64, u64)) -> Page {
-    Page {
-        agent_id: agent.into(),
-        stream,
-        session_id: session.into(),
-        start_seq: start,
-        max_seq: max,
-        buckets: Vec::new(),
-        spans: Vec::new(),
-        hosts: Vec::new(),
-        beyla: BeylaRows::default(),
-        reported: Vec::new(),
-    }
-}
-
-/// Agent `agent`'s pages: two minutes of SERVER buckets, a late part of the
-/// first minute (merged in DuckDB), a CLIENT bucket, kept spans and a host
-/// sample; seq_ids 1..=9 with 5 absent (a gap).
-fn pages(agent: &str, scale: f64) -> Vec<Page> {
-    let slow: Vec<f64> = (1..=200).map(|i| i as f64 * scale).collect();
-    let fast: Vec<f64> = (1..=50).map(|i| i as f64 * 0.1).collect();
-    let session = format!("{agent}-s1");
-    let mut first = page(agent, Stream::Pull, &session, (0, 4));
-    first.buckets = vec![
-        bucket(1, MINUTE, SpanKind::Server, &slow, 7),
-        bucket(2, MINUTE + 60, SpanKind::Server, &fast, 0),
-        bucket(3, MINUTE, SpanKind::Client, &fast[..10], 2),
-    ];
-    first.spans = vec![span(4)];
-    let mut second = page(agent, Stream::Pull, &session, (4, 9));
-    second.buckets = vec![bucket(6, MINUTE, SpanKind::Server, &slow[..20], 1)];
-    second.spans = vec![span(7), span(8)];
-    second.hosts = vec![host(9, agent, 42.0)];
-    vec![first, second]
-}
-
-fn host(seq: u64, agent: &str, cpu: f64) -> HostMetrics {
-    HostMetrics {
-        seq_id: seq,
-        bucket_time: MINUTE,
-        hostname: format!("{agent}.example"),
-        cpu_percent: cpu,
-        ..Default::default()
-    }
-}
-
-fn histogram(counts: &[u64], sum_ms: f64) -> coral_proto::common::LatencyHistogram {
-    coral_proto::common::LatencyHistogram {
-        bounds_ms: vec![5.0, 10.0, 25.0, 50.0, 100.0],
-        counts: counts.to_vec(),
-        count: counts.iter().sum(),
-        sum_ms,
-        min_ms: Some(1.0),
-        max_ms: Some(180.0),
-    }
-}
-
-/// Agent `agent`'s Beyla page: HTTP (one series in two parts), gRPC and SQL
-/// histograms and a trace of two spans, seq_ids 1..=7.
-fn beyla_page(agent: &str) -> Page {
-    use coral_proto::common::{BeylaGrpcMetric, BeylaHttpMetric, BeylaSqlMetric, BeylaTraceSpan};
-    let http = |seq: u64, status: u32, counts: &[u64]| BeylaHttpMetric {
-        minute: MINUTE,
-        service_name: "checkout".into(),
-        kind: "server".into(),
-        http_method: "POST".into(),
-        http_route: "/pay".into(),
-        http_status_code: status,
-        latency: Some(histogram(counts, 400.0 * seq as f64)),
-        seq_id: seq,
-        ..Default::default()
-    };
-    let span = |seq: u64, id: &str, parent: &str, start_ms: i64, dur_ms: i64| BeylaTraceSpan {
-        trace_id: format!("{:032x}", 0xbe11a),
-        span_id: id.into(),
-        parent_span_id: parent.into(),
-        service_name: "checkout".into(),
-        span_name: "POST /pay".into(),
-        span_kind: "SPAN_KIND_SERVER".into(),
-        start_time_unix_nano: (MINUTE * 1_000 + start_ms) * 1_000_000,
-        duration_us: dur_ms * 1_000,
-        status_code: if seq == 7 { 500 } else { 200 },
-        is_error: seq == 7,
-        attributes_json: r#"{"http.request.method":"POST"}"#.into(),
-        seq_id: seq,
-        ..Default::default()
-    };
-    let mut p = page(agent, Stream::Beyla, &format!("{agent}-beyla"), (0, 7));
-    p.beyla = BeylaRows {
-        http: vec![
-            http(1, 200, &[3, 4, 2, 1, 0, 0]),
-            http(2, 200, &[1, 0, 0, 0, 2, 1]),
-            http(3, 503, &[0, 0, 0, 0, 1, 1]),
-        ],
-        grpc: vec![BeylaGrpcMetric {
-            minute: MINUTE,
-            service_name: "checkout".into(),
-            kind: "client".into(),
-            rpc_system: "grpc".into(),
-            grpc_method: "/bank.Pay/Charge".into(),
-            grpc_status_code: 14,
-            latency: Some(histogram(&[0, 1, 1, 0, 0, 0], 30.0)),
-            seq_id: 4,
-            ..Default::default()
-        }],
-        sql: vec![BeylaSqlMetric {
-            minute: MINUTE,
-            service_name: "checkout".into(),
-            sql_operation: "SELECT".into(),
-            table_name: "orders".into(),
-            db_system: "postgresql".into(),
-            latency: Some(histogram(&[5, 0, 0, 0, 0, 0], 10.0)),
-            error_count: 1,
-            seq_id: 5,
-            ..Default::default()
-        }],
-        spans: vec![
-            span(6, "00000000000000b1", "", 0, 120),
-            span(7, "00000000000000b2", "00000000000000b1", 10, 90),
-        ],
-    };
-    p
-}
 
 async fn server() -> Option<Server> {
     let bin = binary()?;
@@ -220,25 +54,6 @@ async fn embedded() -> common::Store {
         duck.tx.store(beyla_page(agent)).await.unwrap();
     }
     duck
-}
-
-/// The store's file as a stopped colony leaves it, copied into `dir`
-/// (replacing an earlier copy): the test keeps its own store open to read.
-fn stopped_copy(duck: &common::Store, dir: &Path) {
-    duck.db
-        .reader()
-        .unwrap()
-        .execute_batch("CHECKPOINT")
-        .unwrap();
-    let file = duck.db.path();
-    std::fs::copy(file, dir.join("colony.duckdb")).unwrap();
-    let wal = file.with_extension("duckdb.wal");
-    let copied_wal = dir.join("colony.duckdb.wal");
-    if wal.exists() {
-        std::fs::copy(&wal, &copied_wal).unwrap();
-    } else {
-        let _ = std::fs::remove_file(&copied_wal);
-    }
 }
 
 /// Rows per table in the embedded store.
@@ -484,7 +299,7 @@ async fn a_migrated_colony_answers_as_the_embedded_one_and_a_second_run_moves_no
 
     let duck = embedded().await;
     let dir = tempfile::tempdir().unwrap();
-    stopped_copy(&duck, dir.path());
+    common::stopped_copy(&duck, dir.path());
     let rows = duck_counts(&duck);
     assert!(
         rows.iter().all(|(_, n)| *n > 0),
@@ -539,7 +354,7 @@ async fn an_interrupted_migration_continues_where_it_stopped() {
     let ch = ClickHouse::open(&server.settings("coral")).await.unwrap();
     let duck = embedded().await;
     let dir = tempfile::tempdir().unwrap();
-    stopped_copy(&duck, dir.path());
+    common::stopped_copy(&duck, dir.path());
     let rows = duck_counts(&duck);
     let buckets = rows.iter().find(|(t, _)| *t == "otel_spans").unwrap().1;
     assert_eq!(buckets, 6, "3 rows per agent, the late part merged");
@@ -597,19 +412,19 @@ async fn a_colony_that_ran_on_is_migrated_again_without_counting_twice() {
     let ch = ClickHouse::open(&server.settings("coral")).await.unwrap();
     let duck = embedded().await;
     let dir = tempfile::tempdir().unwrap();
-    stopped_copy(&duck, dir.path());
+    common::stopped_copy(&duck, dir.path());
     migrate::migrate(dir.path(), &ch, |_| {}).await.unwrap();
 
     // The embedded colony ran on: web-1 sent a late part of its first
     // minute (merged into the stored bucket), a span, and a newer host
     // sample of the minute (replacing the stored one).
-    let mut more = page("web-1", Stream::Pull, "web-1-s1", (9, 12));
+    let mut more = session_page("web-1", Stream::Pull, "web-1-s1", (9, 12));
     let late: Vec<f64> = (1..=30).map(|i| i as f64 * 7.0).collect();
     more.buckets = vec![bucket(10, MINUTE, SpanKind::Server, &late, 3)];
     more.spans = vec![span(11)];
     more.hosts = vec![host(12, "web-1", 77.0)];
     duck.tx.store(more).await.unwrap();
-    stopped_copy(&duck, dir.path());
+    common::stopped_copy(&duck, dir.path());
 
     let report = migrate::migrate(dir.path(), &ch, |_| {}).await.unwrap();
     let rows = duck_counts(&duck);

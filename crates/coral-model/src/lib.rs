@@ -8,6 +8,8 @@
 //!   `(minute, service, kind)`, with a per-operation breakdown, and their
 //!   conversion to and from `coral.common.v1.TelemetryBucket`.
 //! - [`beyla`]: [`BeylaRows`], a batch of Beyla histograms and spans.
+//! - [`catalogue`]: every stored table declared once (columns, types, which
+//!   side holds them), rendered by the agent's and the colony's stores.
 //! - [`histogram`]: [`Histogram`], the explicit-bucket latency histogram of
 //!   Beyla metrics, with exact merges and Coral's percentile rule.
 //! - [`json`]: the JSON form of sample traces in DuckDB columns.
@@ -20,6 +22,7 @@
 
 pub mod beyla;
 pub mod bucket;
+pub mod catalogue;
 pub mod error;
 pub mod histogram;
 pub mod json;

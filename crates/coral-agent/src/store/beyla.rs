@@ -1,7 +1,8 @@
 //! Beyla rows in the agent database: one-minute HTTP, RPC and SQL histograms
-//! and trace spans, with their own `seq_id` sequence
-//! (`coral_metadata.next_beyla_seq_id`), so that the colony's Beyla cursor can
-//! prove gaps exactly as it does for the telemetry stream.
+//! and trace spans (tables rendered by [`super::schema`]), with their own
+//! `seq_id` sequence (`coral_metadata.next_beyla_seq_id`), so that the
+//! colony's Beyla cursor can prove gaps exactly as it does for the telemetry
+//! stream.
 //!
 //! Histograms are stored as `coral.common.v1.LatencyHistogram` protobuf
 //! blobs next to their scalar count, sum, min and max. Reads are in
@@ -14,81 +15,6 @@ use prost::Message;
 
 use super::append::transactions;
 pub use super::beyla_read::query;
-
-/// Idempotent DDL for the Beyla tables.
-pub const DDL: &str = r#"
-CREATE TABLE IF NOT EXISTS beyla_http_metrics_local (
-    seq_id           UBIGINT   NOT NULL,
-    minute           TIMESTAMP NOT NULL,
-    service_name     VARCHAR   NOT NULL,
-    kind             VARCHAR   NOT NULL,
-    http_method      VARCHAR   NOT NULL,
-    http_route       VARCHAR   NOT NULL,
-    http_status_code INTEGER   NOT NULL,
-    count            UBIGINT   NOT NULL,
-    sum_ms           DOUBLE    NOT NULL,
-    min_ms           DOUBLE,
-    max_ms           DOUBLE,
-    latency          BLOB      NOT NULL,
-    attributes       VARCHAR   NOT NULL
-);
-
-CREATE TABLE IF NOT EXISTS beyla_grpc_metrics_local (
-    seq_id           UBIGINT   NOT NULL,
-    minute           TIMESTAMP NOT NULL,
-    service_name     VARCHAR   NOT NULL,
-    kind             VARCHAR   NOT NULL,
-    rpc_system       VARCHAR   NOT NULL,
-    grpc_method      VARCHAR   NOT NULL,
-    grpc_status_code INTEGER   NOT NULL,
-    count            UBIGINT   NOT NULL,
-    sum_ms           DOUBLE    NOT NULL,
-    min_ms           DOUBLE,
-    max_ms           DOUBLE,
-    latency          BLOB      NOT NULL,
-    attributes       VARCHAR   NOT NULL
-);
-
-CREATE TABLE IF NOT EXISTS beyla_sql_metrics_local (
-    seq_id           UBIGINT   NOT NULL,
-    minute           TIMESTAMP NOT NULL,
-    service_name     VARCHAR   NOT NULL,
-    db_system        VARCHAR   NOT NULL,
-    sql_operation    VARCHAR   NOT NULL,
-    table_name       VARCHAR   NOT NULL,
-    count            UBIGINT   NOT NULL,
-    error_count      UBIGINT   NOT NULL,
-    sum_ms           DOUBLE    NOT NULL,
-    min_ms           DOUBLE,
-    max_ms           DOUBLE,
-    latency          BLOB      NOT NULL,
-    attributes       VARCHAR   NOT NULL
-);
-
-CREATE TABLE IF NOT EXISTS beyla_traces_local (
-    seq_id           UBIGINT   NOT NULL,
-    trace_id         VARCHAR   NOT NULL,
-    span_id          VARCHAR   NOT NULL,
-    parent_span_id   VARCHAR   NOT NULL,
-    service_name     VARCHAR   NOT NULL,
-    span_name        VARCHAR   NOT NULL,
-    span_kind        VARCHAR   NOT NULL,
-    start_time       TIMESTAMP NOT NULL,
-    start_time_ns    BIGINT    NOT NULL,
-    duration_us      BIGINT    NOT NULL,
-    status_code      INTEGER   NOT NULL,
-    is_error         BOOLEAN   NOT NULL,
-    attributes       VARCHAR   NOT NULL
-);
-"#;
-
-/// The four Beyla tables with their time column, for retention.
-pub const TABLES: [(&str, &str); 4] = [
-    ("beyla_http_metrics_local", "minute"),
-    ("beyla_grpc_metrics_local", "minute"),
-    ("beyla_sql_metrics_local", "minute"),
-    ("beyla_traces_local", "start_time"),
-];
 
 pub use coral_model::BeylaRows;
 
@@ -305,7 +231,7 @@ fn append_numbered<T>(
 /// Deletes Beyla rows older than `cutoff_micros` (Unix µs); returns the count.
 pub fn retention(conn: &Connection, cutoff_micros: i64) -> Result<u64, duckdb::Error> {
     let mut deleted = 0u64;
-    for (table, time) in TABLES {
+    for (table, time) in super::schema::dated(&super::schema::BEYLA) {
         deleted += conn.execute(
             &format!("DELETE FROM {table} WHERE {time} < ?"),
             params![ts(cutoff_micros)],

@@ -5,20 +5,20 @@
 //! again. Data, `seq_id`s and the session id are kept: the colony's cursors
 //! stay valid across an agent upgrade.
 
+use coral_model::catalogue::TRACE_SPANS;
 use duckdb::Connection;
 
-use super::schema::spans_columns;
+use super::schema::{column_list, local};
 
 /// Version 1 → 2: kept spans refer to their resource by `resource_id`
 /// instead of holding its JSON (`otel_resources_local`, created by the DDL
-/// before this runs). A resource's id is the `seq_id` of its first span, as
-/// the writer assigns it ([`super::resources`]).
+/// before this runs); the new table has the kept spans' columns as
+/// [`super::schema`] renders them. A resource's id is the `seq_id` of its
+/// first span, as the writer assigns it ([`super::resources`]).
 pub fn v1_to_v2(conn: &mut Connection) -> Result<(), duckdb::Error> {
     let tx = conn.transaction()?;
-    tx.execute_batch(concat!(
-        "CREATE TABLE otel_spans_v2 (",
-        spans_columns!(),
-        ");
+    tx.execute_batch(&format!(
+        "CREATE TABLE otel_spans_v2 (\n{}\n);
         INSERT INTO otel_resources_local
             SELECT MIN(seq_id), resource FROM otel_spans_local GROUP BY resource;
         INSERT INTO otel_spans_v2
@@ -26,7 +26,8 @@ pub fn v1_to_v2(conn: &mut Connection) -> Result<(), duckdb::Error> {
             FROM otel_spans_local s JOIN otel_resources_local r ON r.resource = s.resource;
         DROP TABLE otel_spans_local;
         ALTER TABLE otel_spans_v2 RENAME TO otel_spans_local;
-        UPDATE coral_metadata SET value = '2' WHERE key = 'schema_version';"
+        UPDATE coral_metadata SET value = '2' WHERE key = 'schema_version';",
+        column_list(local(&TRACE_SPANS).columns)
     ))?;
     tx.commit()
 }

@@ -133,8 +133,7 @@ impl Database {
         conn.execute_batch(&format!(
             "SET threads = 1; SET memory_limit = '{DUCKDB_MEMORY_LIMIT}';"
         ))?;
-        conn.execute_batch(schema::DDL)?;
-        conn.execute_batch(beyla::DDL)?;
+        conn.execute_batch(&schema::ddl())?;
         let version = metadata(&conn, "schema_version")?;
         match version {
             Some(found) if found == "1" => {

@@ -108,7 +108,7 @@ mod tests {
 
     fn conn() -> Connection {
         let conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch(crate::store::schema::DDL).unwrap();
+        conn.execute_batch(&crate::store::schema::ddl()).unwrap();
         conn
     }
 

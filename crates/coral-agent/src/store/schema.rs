@@ -1,9 +1,18 @@
-//! The agent database schema (documented in ARCHITECTURE.md, "Agent storage").
+//! The agent database schema (documented in ARCHITECTURE.md, "Agent storage"):
+//! the row families of [`coral_model::catalogue`] rendered as the agent's
+//! `*_local` tables, and the tables only the agent has.
 //!
 //! Every bucket and kept span carries a `seq_id` from one sequence that the
 //! single writer assigns and persists (`coral_metadata.next_seq_id`) in the same
 //! transaction as the rows, so the sequence continues across restarts and a
 //! reader never sees a later id committed before an earlier one.
+
+use std::fmt::Write;
+
+use coral_model::catalogue::{
+    AgentTable, BEYLA_GRPC, BEYLA_HTTP, BEYLA_SQL, BEYLA_TRACES, Column, HOST_METRICS,
+    OTEL_OPERATIONS, OTEL_SPANS, TRACE_SPANS, Table, Ty,
+};
 
 /// Bumped when the schema changes; [`super::migrate`] upgrades older files.
 ///
@@ -12,87 +21,22 @@
 ///   refer to them by `resource_id`.
 pub const SCHEMA_VERSION: &str = "2";
 
-/// The columns of `otel_spans_local`, shared by [`DDL`] and the migration
-/// from version 1 ([`super::migrate`]).
-macro_rules! spans_columns {
-    () => {
-        "
-    seq_id           UBIGINT   NOT NULL,
-    trace_id         VARCHAR   NOT NULL,
-    span_id          VARCHAR   NOT NULL,
-    parent_span_id   VARCHAR   NOT NULL,
-    service_name     VARCHAR   NOT NULL,
-    span_name        VARCHAR   NOT NULL,
-    span_kind        VARCHAR   NOT NULL,
-    start_time       TIMESTAMP NOT NULL,
-    start_time_ns    BIGINT    NOT NULL,
-    duration_us      BIGINT    NOT NULL,
-    is_error         BOOLEAN   NOT NULL,
-    status_code      VARCHAR   NOT NULL,
-    status_message   VARCHAR   NOT NULL,
-    http_status_code INTEGER,
-    http_method      VARCHAR   NOT NULL,
-    http_route       VARCHAR   NOT NULL,
-    rpc_system       VARCHAR   NOT NULL,
-    rpc_service      VARCHAR   NOT NULL,
-    rpc_method       VARCHAR   NOT NULL,
-    grpc_status_code INTEGER,
-    db_system        VARCHAR   NOT NULL,
-    db_operation     VARCHAR   NOT NULL,
-    db_collection    VARCHAR   NOT NULL,
-    keep_reason      VARCHAR   NOT NULL,
-    attributes       VARCHAR   NOT NULL,
-    resource_id      UBIGINT   NOT NULL
-"
-    };
-}
-pub(super) use spans_columns;
+/// The row families numbered by the telemetry sequence (`next_seq_id`):
+/// buckets (their operations go with them), kept spans and host samples.
+pub(crate) const TELEMETRY: [&Table; 4] =
+    [&OTEL_SPANS, &OTEL_OPERATIONS, &TRACE_SPANS, &HOST_METRICS];
 
-/// Idempotent DDL run at open.
-pub const DDL: &str = concat!(
-    r#"
+/// The row families numbered by the Beyla sequence (`next_beyla_seq_id`).
+pub(crate) const BEYLA: [&Table; 4] = [&BEYLA_HTTP, &BEYLA_GRPC, &BEYLA_SQL, &BEYLA_TRACES];
+
+/// The tables only the agent has: its metadata (schema version, session,
+/// sequences), kept spans' resources, stored once, and the RED of requests
+/// acknowledged as stored whose minute is not flushed yet.
+const AGENT_ONLY: &str = r#"
 CREATE TABLE IF NOT EXISTS coral_metadata (
     key   VARCHAR PRIMARY KEY,
     value VARCHAR NOT NULL
 );
-
-CREATE TABLE IF NOT EXISTS otel_buckets_local (
-    seq_id        UBIGINT   NOT NULL,
-    bucket_time   TIMESTAMP NOT NULL,
-    service_name  VARCHAR   NOT NULL,
-    span_kind     VARCHAR   NOT NULL,
-    total_spans   BIGINT    NOT NULL,
-    error_count   BIGINT    NOT NULL,
-    p50_ms        DOUBLE    NOT NULL,
-    p95_ms        DOUBLE    NOT NULL,
-    p99_ms        DOUBLE    NOT NULL,
-    min_ms        DOUBLE    NOT NULL,
-    max_ms        DOUBLE    NOT NULL,
-    sum_ms        DOUBLE    NOT NULL,
-    samples       VARCHAR   NOT NULL,
-    sketch        BLOB      NOT NULL,
-    flushed_at    TIMESTAMP NOT NULL
-);
-
-CREATE TABLE IF NOT EXISTS otel_operations_local (
-    bucket_seq_id UBIGINT   NOT NULL,
-    operation     VARCHAR   NOT NULL,
-    total_spans   BIGINT    NOT NULL,
-    error_count   BIGINT    NOT NULL,
-    p50_ms        DOUBLE    NOT NULL,
-    p95_ms        DOUBLE    NOT NULL,
-    p99_ms        DOUBLE    NOT NULL,
-    min_ms        DOUBLE    NOT NULL,
-    max_ms        DOUBLE    NOT NULL,
-    sum_ms        DOUBLE    NOT NULL,
-    samples       VARCHAR   NOT NULL,
-    sketch        BLOB      NOT NULL
-);
-
-CREATE TABLE IF NOT EXISTS otel_spans_local (
-"#,
-    spans_columns!(),
-    r#");
 
 CREATE TABLE IF NOT EXISTS otel_resources_local (
     resource_id UBIGINT NOT NULL,
@@ -107,20 +51,150 @@ CREATE TABLE IF NOT EXISTS pending_red_local (
     minute BIGINT NOT NULL,
     bucket BLOB   NOT NULL
 );
+"#;
 
-CREATE TABLE IF NOT EXISTS host_metrics_local (
-    seq_id               UBIGINT   NOT NULL,
-    bucket_time          TIMESTAMP NOT NULL,
-    hostname             VARCHAR   NOT NULL,
-    cpu_percent          DOUBLE    NOT NULL,
-    memory_used_bytes    UBIGINT   NOT NULL,
-    memory_total_bytes   UBIGINT   NOT NULL,
-    net_rx_bytes_per_sec DOUBLE    NOT NULL,
-    net_tx_bytes_per_sec DOUBLE    NOT NULL,
-    load1                DOUBLE    NOT NULL,
-    load5                DOUBLE    NOT NULL,
-    load15               DOUBLE    NOT NULL,
-    interval_seconds     DOUBLE    NOT NULL
-);
-"#
-);
+/// The agent's table of `family` (every family of [`TELEMETRY`] and
+/// [`BEYLA`] has one).
+pub(crate) const fn local(family: &'static Table) -> &'static AgentTable {
+    match &family.agent {
+        Some(table) => table,
+        None => panic!("a row family the agent stores has an agent table"),
+    }
+}
+
+/// Each of `families`' agent tables that dates its rows, with the column
+/// that does (retention).
+pub(crate) fn dated(families: &[&'static Table]) -> Vec<(&'static str, &'static str)> {
+    families
+        .iter()
+        .filter_map(|f| Some((local(f).name, f.agent_time()?)))
+        .collect()
+}
+
+fn sql_type(ty: Ty) -> &'static str {
+    match ty {
+        Ty::Text => "VARCHAR",
+        Ty::U64 => "UBIGINT",
+        Ty::I64 => "BIGINT",
+        Ty::I32 => "INTEGER",
+        Ty::F64 => "DOUBLE",
+        Ty::Bool => "BOOLEAN",
+        Ty::Timestamp => "TIMESTAMP",
+        Ty::Sketch | Ty::Histogram => "BLOB",
+        Ty::TextList => "VARCHAR[]",
+    }
+}
+
+/// The column definitions of a `CREATE TABLE` of `columns`, in order
+/// (appenders write by position).
+pub(crate) fn column_list(columns: &[Column]) -> String {
+    let mut sql = String::new();
+    for (i, c) in columns.iter().enumerate() {
+        if i > 0 {
+            sql.push_str(",\n");
+        }
+        let _ = write!(sql, "    {} {}", c.name, sql_type(c.ty));
+        if !c.nullable {
+            sql.push_str(" NOT NULL");
+        }
+        if let Some(default) = c.default {
+            let _ = write!(sql, " DEFAULT {default}");
+        }
+    }
+    sql
+}
+
+/// Idempotent DDL run at open: every table of the agent database.
+pub fn ddl() -> String {
+    let mut sql = AGENT_ONLY.to_owned();
+    for family in TELEMETRY.iter().chain(&BEYLA) {
+        let table = local(family);
+        let _ = write!(
+            sql,
+            "\nCREATE TABLE IF NOT EXISTS {} (\n{}\n);\n",
+            table.name,
+            column_list(table.columns)
+        );
+    }
+    sql
+}
+
+#[cfg(test)]
+mod tests {
+    use duckdb::Connection;
+
+    use super::*;
+
+    type Row = (String, String, String, String, Option<String>, i64);
+
+    fn columns(conn: &Connection) -> Vec<Row> {
+        let mut stmt = conn
+            .prepare(
+                "SELECT table_name, column_name, data_type, is_nullable, column_default, \
+                 ordinal_position::BIGINT \
+                 FROM information_schema.columns ORDER BY table_name, ordinal_position",
+            )
+            .unwrap();
+        stmt.query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+    }
+
+    fn constraints(conn: &Connection) -> Vec<(String, String, String)> {
+        let mut stmt = conn
+            .prepare(
+                "SELECT table_name, constraint_type, constraint_column_names::VARCHAR AS names \
+                 FROM duckdb_constraints() ORDER BY table_name, constraint_type, names",
+            )
+            .unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    #[test]
+    fn the_rendered_tables_are_the_ones_agents_have_written() {
+        let before = Connection::open_in_memory().unwrap();
+        before
+            .execute_batch(include_str!("../../tests/fixtures/agent-schema-v2.sql"))
+            .unwrap();
+        let now = Connection::open_in_memory().unwrap();
+        now.execute_batch(&ddl()).unwrap();
+        let written = columns(&before);
+        assert!(written.len() > 100, "the fixture declares every table");
+        assert_eq!(columns(&now), written);
+        assert_eq!(constraints(&now), constraints(&before));
+    }
+
+    #[test]
+    fn retention_dates_every_table_but_operations_which_go_with_their_bucket() {
+        assert_eq!(
+            dated(&TELEMETRY),
+            [
+                ("otel_buckets_local", "bucket_time"),
+                ("otel_spans_local", "start_time"),
+                ("host_metrics_local", "bucket_time"),
+            ]
+        );
+        assert_eq!(
+            dated(&BEYLA),
+            [
+                ("beyla_http_metrics_local", "minute"),
+                ("beyla_grpc_metrics_local", "minute"),
+                ("beyla_sql_metrics_local", "minute"),
+                ("beyla_traces_local", "start_time"),
+            ]
+        );
+    }
+}

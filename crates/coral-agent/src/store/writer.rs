@@ -15,6 +15,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use coral_model::Bucket;
+use coral_model::catalogue::{OTEL_OPERATIONS, OTEL_SPANS, TRACE_SPANS};
 use coral_proto::common::{HostMetrics, TelemetrySpan};
 use duckdb::types::{TimeUnit, Value};
 use duckdb::{Connection, params};
@@ -28,6 +29,7 @@ use super::beyla::BeylaRows;
 use super::health::{PROBE_INTERVAL, StoreHealth};
 use super::pending::{self, OpenMinutes};
 use super::resources::Resources;
+use super::schema;
 use super::{Database, StoreError};
 use crate::aggregate::Aggregator;
 use crate::durable::Durability;
@@ -532,18 +534,29 @@ fn delete_expired(
         let sql = format!("DELETE FROM {table} WHERE {}", expired(time));
         Ok(conn.execute(&sql, params)? as u64)
     };
-    let spans_deleted = delete_older("otel_spans_local", "start_time")?;
-    let mut deleted = spans_deleted + delete_older("host_metrics_local", "bucket_time")?;
+    let (buckets, operations, spans) = (
+        schema::local(&OTEL_SPANS),
+        schema::local(&OTEL_OPERATIONS),
+        schema::local(&TRACE_SPANS),
+    );
     // Operations first: they find their buckets through `bucket_seq_id`.
     conn.execute(
         &format!(
-            "DELETE FROM otel_operations_local WHERE bucket_seq_id IN \
-             (SELECT seq_id FROM otel_buckets_local WHERE {})",
+            "DELETE FROM {} WHERE bucket_seq_id IN (SELECT seq_id FROM {} WHERE {})",
+            operations.name,
+            buckets.name,
             expired("bucket_time")
         ),
         params,
     )?;
-    deleted += delete_older("otel_buckets_local", "bucket_time")?;
+    let (mut deleted, mut spans_deleted) = (0, 0);
+    for (table, time) in schema::dated(&schema::TELEMETRY) {
+        let rows = delete_older(table, time)?;
+        if table == spans.name {
+            spans_deleted = rows;
+        }
+        deleted += rows;
+    }
     if spans_deleted > 0 {
         resources.delete_unused(conn)?;
     }

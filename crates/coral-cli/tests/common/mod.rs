@@ -7,10 +7,11 @@ pub mod llm;
 pub mod process;
 pub mod shop;
 
+use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// The built `coral` (or `CORAL_TEST_BINARY`, a copy that a long run keeps
 /// while the build moves on), with the environment a user's shell might
@@ -61,6 +62,42 @@ pub fn post_traces(http: &str, body: String) {
         .send()
         .unwrap();
     assert_eq!(response.status(), 200, "{:?}", response.text());
+}
+
+/// A loopback port free a moment ago, for a listener that must be started
+/// on a known port.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// OTLP/JSON with `n` SERVER spans `GET /items` of `service` two minutes ago
+/// (a closed minute); every `error_every`-th has status ERROR. Ids start at
+/// `first`.
+pub fn spans_json(service: &str, first: u64, n: u64, error_every: u64) -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let t0 = (now / 60 - 2) * 60 * 1_000_000_000;
+    let spans: Vec<String> = (first..first + n)
+        .map(|i| {
+            let start = t0 + (i % 50_000) * 1_000_000;
+            let status = if error_every > 0 && i % error_every == 0 { 2 } else { 1 };
+            format!(
+                r#"{{"traceId":"{i:032x}","spanId":"{:016x}","name":"GET /items","kind":2,"startTimeUnixNano":"{start}","endTimeUnixNano":"{}","status":{{"code":{status}}}}}"#,
+                i + 1,
+                start + (i % 1000 + 1) * 1_000_000
+            )
+        })
+        .collect();
+    format!(
+        r#"{{"resourceSpans":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"{service}"}}}}]}},"scopeSpans":[{{"spans":[{}]}}]}}]}}"#,
+        spans.join(",")
+    )
 }
 
 /// Kept traces of `service` in the last hour that the colony at `colony`

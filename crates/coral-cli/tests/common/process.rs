@@ -80,6 +80,21 @@ impl Drop for Process {
     }
 }
 
+/// Sends `sig` (`-TERM`, `-KILL`, ...) to `child`.
+pub fn signal(child: &Child, sig: &str) {
+    let ok = Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+/// Sends `sig` to `child` and waits until it has exited.
+pub fn kill(child: &mut Child, sig: &str) {
+    signal(child, sig);
+    child.wait().unwrap();
+}
+
 /// The rest of the first line that starts with `prefix`, trimmed.
 pub fn value_after<'a>(lines: &'a [String], prefix: &str) -> &'a str {
     lines

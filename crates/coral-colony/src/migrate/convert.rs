@@ -7,7 +7,9 @@ use coral_model::{DurationSketch, Histogram};
 use super::MigrateError;
 use super::SESSION;
 use super::columns::{Columns, opt};
-use crate::store::clickhouse::beyla::{GrpcRow, HttpRow, SpanRow as BeylaSpanRow, SqlRow};
+use crate::store::clickhouse::beyla::{
+    Family, GrpcRow, HttpRow, Part, SpanRow as BeylaSpanRow, SqlRow,
+};
 use crate::store::clickhouse::rows::{
     AgentRow, Bins, BucketRow, CursorRow, GapRow, HostRow, OperationRow, SpanRow,
 };
@@ -260,20 +262,38 @@ impl Histograms {
         })
     }
 
-    /// Row `i`'s histogram, and its seq_id from the minute, the service and
-    /// the series columns `series`.
-    fn row(
-        &self,
-        c: &Columns<'_>,
-        i: usize,
-        series: &[&[u8]],
-    ) -> Result<(Histogram, u64), MigrateError> {
-        let h = Histogram::decode(self.latency.value(i))
-            .map_err(|e| c.corrupt(i, &self.agent, "latency histogram", e))?;
+    /// The seq_id of row `i`: its minute, its service and its `series`.
+    fn key(&self, i: usize, series: &[&[u8]]) -> u64 {
         let minute = self.minute.value(i).to_le_bytes();
         let mut parts: Vec<&[u8]> = vec![&minute, self.service.value(i).as_bytes()];
         parts.extend_from_slice(series);
-        Ok((h, key(&parts)))
+        key(&parts)
+    }
+
+    /// The rows of family `F`: `own(i)` gives row `i`'s own columns and its
+    /// seq_id ([`Histograms::key`]).
+    fn rows<F: Family>(
+        &self,
+        c: &Columns<'_>,
+        own: impl Fn(usize) -> (F::Own, u64),
+    ) -> Result<Vec<F>, MigrateError> {
+        (0..c.len())
+            .map(|i| {
+                let latency = Histogram::decode(self.latency.value(i))
+                    .map_err(|e| c.corrupt(i, &self.agent, "latency histogram", e))?;
+                let (own, seq_id) = own(i);
+                let part = Part {
+                    agent_id: self.agent.value(i).to_owned(),
+                    session_id: SESSION.to_owned(),
+                    seq_id,
+                    minute: self.minute.value(i),
+                    service_name: self.service.value(i).to_owned(),
+                    latency,
+                    attributes: self.attributes.value(i).to_owned(),
+                };
+                Ok(F::row(part, own))
+            })
+            .collect()
     }
 }
 
@@ -282,36 +302,19 @@ impl FromDuckDb for HttpRow {
         let h = Histograms::of(c)?;
         let (kind, method) = (c.text("kind")?, c.text("http_method")?);
         let (route, status) = (c.text("http_route")?, c.i32("http_status_code")?);
-        (0..c.len())
-            .map(|i| {
-                let code = status.value(i).to_le_bytes();
-                let series = [
-                    kind.value(i).as_bytes(),
-                    method.value(i).as_bytes(),
-                    route.value(i).as_bytes(),
-                    &code,
-                ];
-                let (latency, seq_id) = h.row(c, i, &series)?;
-                Ok(HttpRow {
-                    agent_id: h.agent.value(i).to_owned(),
-                    session_id: SESSION.to_owned(),
-                    seq_id,
-                    minute: h.minute.value(i),
-                    service_name: h.service.value(i).to_owned(),
-                    kind: kind.value(i).to_owned(),
-                    http_method: method.value(i).to_owned(),
-                    http_route: route.value(i).to_owned(),
-                    http_status_code: status.value(i),
-                    count: latency.count,
-                    sum_ms: latency.sum_ms,
-                    min_ms: latency.min_ms,
-                    max_ms: latency.max_ms,
-                    latency_bounds: latency.bounds_ms,
-                    latency_counts: latency.counts,
-                    attributes: h.attributes.value(i).to_owned(),
-                })
-            })
-            .collect()
+        h.rows(c, |i| {
+            let (k, m, r, s) = (
+                kind.value(i),
+                method.value(i),
+                route.value(i),
+                status.value(i),
+            );
+            let seq_id = h.key(
+                i,
+                &[k.as_bytes(), m.as_bytes(), r.as_bytes(), &s.to_le_bytes()],
+            );
+            ((k.to_owned(), m.to_owned(), r.to_owned(), s), seq_id)
+        })
     }
 }
 
@@ -320,36 +323,19 @@ impl FromDuckDb for GrpcRow {
         let h = Histograms::of(c)?;
         let (kind, system) = (c.text("kind")?, c.text("rpc_system")?);
         let (method, status) = (c.text("grpc_method")?, c.i32("grpc_status_code")?);
-        (0..c.len())
-            .map(|i| {
-                let code = status.value(i).to_le_bytes();
-                let series = [
-                    kind.value(i).as_bytes(),
-                    system.value(i).as_bytes(),
-                    method.value(i).as_bytes(),
-                    &code,
-                ];
-                let (latency, seq_id) = h.row(c, i, &series)?;
-                Ok(GrpcRow {
-                    agent_id: h.agent.value(i).to_owned(),
-                    session_id: SESSION.to_owned(),
-                    seq_id,
-                    minute: h.minute.value(i),
-                    service_name: h.service.value(i).to_owned(),
-                    kind: kind.value(i).to_owned(),
-                    rpc_system: system.value(i).to_owned(),
-                    grpc_method: method.value(i).to_owned(),
-                    grpc_status_code: status.value(i),
-                    count: latency.count,
-                    sum_ms: latency.sum_ms,
-                    min_ms: latency.min_ms,
-                    max_ms: latency.max_ms,
-                    latency_bounds: latency.bounds_ms,
-                    latency_counts: latency.counts,
-                    attributes: h.attributes.value(i).to_owned(),
-                })
-            })
-            .collect()
+        h.rows(c, |i| {
+            let (k, y, m, s) = (
+                kind.value(i),
+                system.value(i),
+                method.value(i),
+                status.value(i),
+            );
+            let seq_id = h.key(
+                i,
+                &[k.as_bytes(), y.as_bytes(), m.as_bytes(), &s.to_le_bytes()],
+            );
+            ((k.to_owned(), y.to_owned(), m.to_owned(), s), seq_id)
+        })
     }
 }
 
@@ -358,34 +344,14 @@ impl FromDuckDb for SqlRow {
         let h = Histograms::of(c)?;
         let (system, operation) = (c.text("db_system")?, c.text("sql_operation")?);
         let (name, errors) = (c.text("table_name")?, c.u64("error_count")?);
-        (0..c.len())
-            .map(|i| {
-                let series = [
-                    system.value(i).as_bytes(),
-                    operation.value(i).as_bytes(),
-                    name.value(i).as_bytes(),
-                ];
-                let (latency, seq_id) = h.row(c, i, &series)?;
-                Ok(SqlRow {
-                    agent_id: h.agent.value(i).to_owned(),
-                    session_id: SESSION.to_owned(),
-                    seq_id,
-                    minute: h.minute.value(i),
-                    service_name: h.service.value(i).to_owned(),
-                    db_system: system.value(i).to_owned(),
-                    sql_operation: operation.value(i).to_owned(),
-                    table_name: name.value(i).to_owned(),
-                    count: latency.count,
-                    error_count: errors.value(i),
-                    sum_ms: latency.sum_ms,
-                    min_ms: latency.min_ms,
-                    max_ms: latency.max_ms,
-                    latency_bounds: latency.bounds_ms,
-                    latency_counts: latency.counts,
-                    attributes: h.attributes.value(i).to_owned(),
-                })
-            })
-            .collect()
+        h.rows(c, |i| {
+            let (y, o, n) = (system.value(i), operation.value(i), name.value(i));
+            let seq_id = h.key(i, &[y.as_bytes(), o.as_bytes(), n.as_bytes()]);
+            (
+                (y.to_owned(), o.to_owned(), n.to_owned(), errors.value(i)),
+                seq_id,
+            )
+        })
     }
 }
 

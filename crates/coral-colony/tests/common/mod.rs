@@ -29,8 +29,13 @@ use tonic::transport::Channel;
 /// Whether this test binary runs the colony on ClickHouse:
 /// `tests/on_clickhouse.rs` compiles the engine-neutral test files again,
 /// and there [`colony_config`] and [`engine_store`] put the colony's store
-/// in a ClickHouse server the binary shares (one database per colony).
-pub const ON_CLICKHOUSE: bool = matches!(env!("CARGO_CRATE_NAME").as_bytes(), b"on_clickhouse");
+/// in a ClickHouse server the binary shares (one database per colony);
+/// `tests/on_clickhouse_cluster.rs` does the same on a cluster of two
+/// shards.
+pub const ON_CLICKHOUSE: bool = matches!(
+    env!("CARGO_CRATE_NAME").as_bytes(),
+    b"on_clickhouse" | b"on_clickhouse_cluster"
+);
 
 /// A database name of its own for the colony whose data directory is `dir`
 /// (the same again when the colony restarts on it).
@@ -465,4 +470,24 @@ pub fn run_python(python: &Path, script: &str, args: &[&str], stdin: &str) -> St
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
+}
+
+/// `duck`'s file as a stopped colony leaves it, copied into `dir` as
+/// `colony.duckdb` (replacing an earlier copy): the test keeps its own store
+/// open to read.
+pub fn stopped_copy(duck: &Store, dir: &Path) {
+    duck.db
+        .reader()
+        .unwrap()
+        .execute_batch("CHECKPOINT")
+        .unwrap();
+    let file = duck.db.path();
+    std::fs::copy(file, dir.join("colony.duckdb")).unwrap();
+    let wal = file.with_extension("duckdb.wal");
+    let copied_wal = dir.join("colony.duckdb.wal");
+    if wal.exists() {
+        std::fs::copy(&wal, &copied_wal).unwrap();
+    } else {
+        let _ = std::fs::remove_file(&copied_wal);
+    }
 }

@@ -3,7 +3,10 @@
 //! seq_id, so a page stored twice collapses like any other), and read back
 //! in the embedded store's shape: one histogram per (minute, agent, series),
 //! the parts of a series merged with [`Histogram::merge`] in seq_id order, as
-//! the embedded store merges them on arrival.
+//! the embedded store merges them on arrival. The three histogram families
+//! are stored and read by the same code, over their [`Family`].
+
+mod families;
 
 use std::collections::HashSet;
 
@@ -22,68 +25,7 @@ use crate::store::beyla::{BeylaOutcome, TraceSampling};
 use crate::store::query_beyla::{DEFAULT_MAX_TRACES, MAX_TRACES};
 use crate::store::traces::is_trace_id;
 
-/// `beyla_http_metrics`: one HTTP histogram part.
-#[derive(Debug, Clone, Row, Serialize, Deserialize)]
-pub(crate) struct HttpRow {
-    pub agent_id: String,
-    pub session_id: String,
-    pub seq_id: u64,
-    pub minute: i64,
-    pub service_name: String,
-    pub kind: String,
-    pub http_method: String,
-    pub http_route: String,
-    pub http_status_code: i32,
-    pub count: u64,
-    pub sum_ms: f64,
-    pub min_ms: Option<f64>,
-    pub max_ms: Option<f64>,
-    pub latency_bounds: Vec<f64>,
-    pub latency_counts: Vec<u64>,
-    pub attributes: String,
-}
-
-/// `beyla_grpc_metrics`: one RPC histogram part.
-#[derive(Debug, Clone, Row, Serialize, Deserialize)]
-pub(crate) struct GrpcRow {
-    pub agent_id: String,
-    pub session_id: String,
-    pub seq_id: u64,
-    pub minute: i64,
-    pub service_name: String,
-    pub kind: String,
-    pub rpc_system: String,
-    pub grpc_method: String,
-    pub grpc_status_code: i32,
-    pub count: u64,
-    pub sum_ms: f64,
-    pub min_ms: Option<f64>,
-    pub max_ms: Option<f64>,
-    pub latency_bounds: Vec<f64>,
-    pub latency_counts: Vec<u64>,
-    pub attributes: String,
-}
-
-/// `beyla_sql_metrics`: one database-client histogram part.
-#[derive(Debug, Clone, Row, Serialize, Deserialize)]
-pub(crate) struct SqlRow {
-    pub agent_id: String,
-    pub session_id: String,
-    pub seq_id: u64,
-    pub minute: i64,
-    pub service_name: String,
-    pub db_system: String,
-    pub sql_operation: String,
-    pub table_name: String,
-    pub count: u64,
-    pub error_count: u64,
-    pub sum_ms: f64,
-    pub min_ms: Option<f64>,
-    pub max_ms: Option<f64>,
-    pub latency_bounds: Vec<f64>,
-    pub latency_counts: Vec<u64>,
-    pub attributes: String,
-}
+pub(crate) use families::{Family, GrpcRow, HttpRow, Part, SqlRow};
 
 /// `beyla_traces`: a Beyla span.
 #[derive(Debug, Clone, Row, Serialize, Deserialize)]
@@ -146,44 +88,39 @@ impl SpanRow {
     }
 }
 
-/// A histogram as the rows store it: validated, with the fields they keep.
-struct Latency {
-    count: u64,
-    sum_ms: f64,
-    min_ms: Option<f64>,
-    max_ms: Option<f64>,
-    bounds: Vec<f64>,
-    counts: Vec<u64>,
+/// A histogram as the rows store it: validated.
+fn latency(h: Option<&LatencyHistogram>) -> Result<Histogram, String> {
+    let h = h.ok_or("no latency histogram")?;
+    Histogram::from_proto(h).map_err(|e| e.to_string())
 }
 
-fn latency(h: Option<&LatencyHistogram>) -> Result<Latency, String> {
-    let h = match h {
-        Some(h) => Histogram::from_proto(h).map_err(|e| e.to_string())?,
-        None => return Err("no latency histogram".into()),
-    };
-    Ok(Latency {
-        count: h.count,
-        sum_ms: h.sum_ms,
-        min_ms: h.min_ms,
-        max_ms: h.max_ms,
-        bounds: h.bounds_ms,
-        counts: h.counts,
-    })
-}
-
-fn histogram(
-    (count, sum_ms, min_ms, max_ms): (u64, f64, Option<f64>, Option<f64>),
-    bounds_ms: Vec<f64>,
-    counts: Vec<u64>,
-) -> LatencyHistogram {
-    LatencyHistogram {
-        bounds_ms,
-        counts,
-        count,
-        sum_ms,
-        min_ms,
-        max_ms,
+/// The rows of a page's metrics of family `F`; a metric without a valid
+/// histogram is rejected (`reject(what, seq_id, why)`).
+fn rows<F: Family>(
+    (agent, session): (&str, &str),
+    metrics: &[F::Metric],
+    reject: &mut impl FnMut(&str, u64, String),
+) -> Vec<F> {
+    let mut rows = Vec::with_capacity(metrics.len());
+    for m in metrics {
+        let (sent, own) = F::sent(m);
+        match latency(sent.latency) {
+            Ok(latency) => rows.push(F::row(
+                Part {
+                    agent_id: agent.to_owned(),
+                    session_id: session.to_owned(),
+                    seq_id: sent.seq_id,
+                    minute: sent.minute * 1_000_000,
+                    service_name: sent.service_name.to_owned(),
+                    latency,
+                    attributes: coral_model::string_map_to_json(sent.attributes),
+                },
+                own,
+            )),
+            Err(e) => reject(F::WHAT, sent.seq_id, e),
+        }
     }
+    rows
 }
 
 /// Stores a page's fresh Beyla rows: one insert per table; spans are
@@ -201,79 +138,9 @@ pub(crate) async fn store(
             .reject_reason
             .get_or_insert_with(|| format!("{what} row seq_id {seq}: {why}"));
     };
-    let text = |m: &std::collections::HashMap<String, String>| coral_model::string_map_to_json(m);
-    let mut http = Vec::with_capacity(page.http.len());
-    for m in &page.http {
-        match latency(m.latency.as_ref()) {
-            Ok(l) => http.push(HttpRow {
-                agent_id: agent.to_owned(),
-                session_id: session.to_owned(),
-                seq_id: m.seq_id,
-                minute: m.minute * 1_000_000,
-                service_name: m.service_name.clone(),
-                kind: m.kind.clone(),
-                http_method: m.http_method.clone(),
-                http_route: m.http_route.clone(),
-                http_status_code: m.http_status_code as i32,
-                count: l.count,
-                sum_ms: l.sum_ms,
-                min_ms: l.min_ms,
-                max_ms: l.max_ms,
-                latency_bounds: l.bounds,
-                latency_counts: l.counts,
-                attributes: text(&m.attributes),
-            }),
-            Err(e) => reject("HTTP", m.seq_id, e),
-        }
-    }
-    let mut grpc = Vec::with_capacity(page.grpc.len());
-    for m in &page.grpc {
-        match latency(m.latency.as_ref()) {
-            Ok(l) => grpc.push(GrpcRow {
-                agent_id: agent.to_owned(),
-                session_id: session.to_owned(),
-                seq_id: m.seq_id,
-                minute: m.minute * 1_000_000,
-                service_name: m.service_name.clone(),
-                kind: m.kind.clone(),
-                rpc_system: m.rpc_system.clone(),
-                grpc_method: m.grpc_method.clone(),
-                grpc_status_code: m.grpc_status_code as i32,
-                count: l.count,
-                sum_ms: l.sum_ms,
-                min_ms: l.min_ms,
-                max_ms: l.max_ms,
-                latency_bounds: l.bounds,
-                latency_counts: l.counts,
-                attributes: text(&m.attributes),
-            }),
-            Err(e) => reject("RPC", m.seq_id, e),
-        }
-    }
-    let mut sql = Vec::with_capacity(page.sql.len());
-    for m in &page.sql {
-        match latency(m.latency.as_ref()) {
-            Ok(l) => sql.push(SqlRow {
-                agent_id: agent.to_owned(),
-                session_id: session.to_owned(),
-                seq_id: m.seq_id,
-                minute: m.minute * 1_000_000,
-                service_name: m.service_name.clone(),
-                db_system: m.db_system.clone(),
-                sql_operation: m.sql_operation.clone(),
-                table_name: m.table_name.clone(),
-                count: l.count,
-                error_count: m.error_count,
-                sum_ms: l.sum_ms,
-                min_ms: l.min_ms,
-                max_ms: l.max_ms,
-                latency_bounds: l.bounds,
-                latency_counts: l.counts,
-                attributes: text(&m.attributes),
-            }),
-            Err(e) => reject("SQL", m.seq_id, e),
-        }
-    }
+    let http: Vec<HttpRow> = rows((agent, session), &page.http, &mut reject);
+    let grpc: Vec<GrpcRow> = rows((agent, session), &page.grpc, &mut reject);
+    let sql: Vec<SqlRow> = rows((agent, session), &page.sql, &mut reject);
     let known = known_traces(ch, &page.spans, sampling).await?;
     let (kept, sampled_out) = crate::store::beyla::sample(&page.spans, sampling, |t| {
         Ok::<_, std::convert::Infallible>(known.contains(t))
@@ -381,82 +248,39 @@ fn bind(mut query: clickhouse::query::Query, f: &Filter) -> clickhouse::query::Q
     query.bind(from).bind(to)
 }
 
-/// Merges consecutive rows with equal keys (`key`), adding histograms.
-fn merge_runs<T>(
-    rows: Vec<T>,
-    key: impl Fn(&T) -> String,
-    mut add: impl FnMut(&mut T, T),
-) -> Vec<T> {
-    let mut out: Vec<(String, T)> = Vec::new();
-    for row in rows {
-        let k = key(&row);
-        match out.last_mut() {
-            Some((last, merged)) if *last == k => add(merged, row),
-            _ => out.push((k, row)),
+/// Family `F`'s histograms, one per (minute, agent, series), as the
+/// embedded store holds them.
+pub(crate) async fn histograms<F: Family>(
+    ch: &ClickHouse,
+    f: &Filter,
+) -> Result<Vec<F::Metric>, ClickHouseError> {
+    let order = format!(
+        "minute, agent_id, service_name, {}session_id, seq_id",
+        F::SERIES
+    );
+    let sql = select_sql(ch, F::TABLE, f, "minute", &order);
+    let rows: Vec<F> = bind(ch.client().query(&sql), f)
+        .fetch_all()
+        .await
+        .map_err(ch.failed(F::READ))?;
+    // Consecutive parts of one series (the order puts them together, in
+    // seq_id order) merge into one histogram.
+    let mut merged: Vec<F::Metric> = Vec::new();
+    for m in rows.into_iter().map(F::into_metric) {
+        match merged.last_mut() {
+            Some(last) if F::series(last) == F::series(&m) => F::add(last, m),
+            _ => merged.push(m),
         }
     }
-    out.into_iter().map(|(_, r)| r).collect()
+    Ok(merged)
 }
 
-/// Adds `b`'s histogram to `a`'s (extremes, counts and sum).
-fn add_latency(a: &mut Option<LatencyHistogram>, b: Option<LatencyHistogram>) {
-    let (Some(ha), Some(hb)) = (a.as_ref(), b.as_ref()) else {
-        return;
-    };
-    if let (Ok(mut merged), Ok(other)) = (Histogram::from_proto(ha), Histogram::from_proto(hb)) {
-        merged.merge(&other);
-        *a = Some(merged.to_proto());
-    }
-}
-
-/// HTTP histograms, one per (minute, agent, series), as the embedded store
-/// holds them.
+/// HTTP histograms, one per (minute, agent, series).
 pub(crate) async fn http(
     ch: &ClickHouse,
     f: &Filter,
 ) -> Result<Vec<BeylaHttpMetric>, ClickHouseError> {
-    let order = "minute, agent_id, service_name, kind, http_method, http_route, \
-                 http_status_code, session_id, seq_id";
-    let sql = select_sql(ch, &catalogue::BEYLA_HTTP, f, "minute", order);
-    let rows: Vec<HttpRow> = bind(ch.client().query(&sql), f)
-        .fetch_all()
-        .await
-        .map_err(ch.failed("Beyla HTTP read"))?;
-    let metrics = rows
-        .into_iter()
-        .map(|r| BeylaHttpMetric {
-            minute: r.minute / 1_000_000,
-            agent_id: r.agent_id,
-            service_name: r.service_name,
-            kind: r.kind,
-            http_method: r.http_method,
-            http_route: r.http_route,
-            http_status_code: r.http_status_code as u32,
-            latency: Some(histogram(
-                (r.count, r.sum_ms, r.min_ms, r.max_ms),
-                r.latency_bounds,
-                r.latency_counts,
-            )),
-            attributes: coral_model::string_map_from_json(&r.attributes),
-            seq_id: 0,
-        })
-        .collect();
-    Ok(merge_runs(
-        metrics,
-        |m| {
-            format!(
-                "{}\0{}\0{}\0{}\0{}\0{}\0{}",
-                m.minute,
-                m.agent_id,
-                m.service_name,
-                m.kind,
-                m.http_method,
-                m.http_route,
-                m.http_status_code
-            )
-        },
-        |a, b| add_latency(&mut a.latency, b.latency),
-    ))
+    histograms::<HttpRow>(ch, f).await
 }
 
 /// RPC histograms, one per (minute, agent, series).
@@ -464,48 +288,7 @@ pub(crate) async fn grpc(
     ch: &ClickHouse,
     f: &Filter,
 ) -> Result<Vec<BeylaGrpcMetric>, ClickHouseError> {
-    let order = "minute, agent_id, service_name, kind, rpc_system, grpc_method, \
-                 grpc_status_code, session_id, seq_id";
-    let sql = select_sql(ch, &catalogue::BEYLA_GRPC, f, "minute", order);
-    let rows: Vec<GrpcRow> = bind(ch.client().query(&sql), f)
-        .fetch_all()
-        .await
-        .map_err(ch.failed("Beyla RPC read"))?;
-    let metrics = rows
-        .into_iter()
-        .map(|r| BeylaGrpcMetric {
-            minute: r.minute / 1_000_000,
-            agent_id: r.agent_id,
-            service_name: r.service_name,
-            kind: r.kind,
-            rpc_system: r.rpc_system,
-            grpc_method: r.grpc_method,
-            grpc_status_code: r.grpc_status_code as u32,
-            latency: Some(histogram(
-                (r.count, r.sum_ms, r.min_ms, r.max_ms),
-                r.latency_bounds,
-                r.latency_counts,
-            )),
-            attributes: coral_model::string_map_from_json(&r.attributes),
-            seq_id: 0,
-        })
-        .collect();
-    Ok(merge_runs(
-        metrics,
-        |m| {
-            format!(
-                "{}\0{}\0{}\0{}\0{}\0{}\0{}",
-                m.minute,
-                m.agent_id,
-                m.service_name,
-                m.kind,
-                m.rpc_system,
-                m.grpc_method,
-                m.grpc_status_code
-            )
-        },
-        |a, b| add_latency(&mut a.latency, b.latency),
-    ))
+    histograms::<GrpcRow>(ch, f).await
 }
 
 /// Database-client histograms, one per (minute, agent, series).
@@ -513,45 +296,7 @@ pub(crate) async fn sql(
     ch: &ClickHouse,
     f: &Filter,
 ) -> Result<Vec<BeylaSqlMetric>, ClickHouseError> {
-    let order = "minute, agent_id, service_name, db_system, sql_operation, table_name, \
-                 session_id, seq_id";
-    let sql = select_sql(ch, &catalogue::BEYLA_SQL, f, "minute", order);
-    let rows: Vec<SqlRow> = bind(ch.client().query(&sql), f)
-        .fetch_all()
-        .await
-        .map_err(ch.failed("Beyla SQL read"))?;
-    let metrics = rows
-        .into_iter()
-        .map(|r| BeylaSqlMetric {
-            minute: r.minute / 1_000_000,
-            agent_id: r.agent_id,
-            service_name: r.service_name,
-            db_system: r.db_system,
-            sql_operation: r.sql_operation,
-            table_name: r.table_name,
-            error_count: r.error_count,
-            latency: Some(histogram(
-                (r.count, r.sum_ms, r.min_ms, r.max_ms),
-                r.latency_bounds,
-                r.latency_counts,
-            )),
-            attributes: coral_model::string_map_from_json(&r.attributes),
-            seq_id: 0,
-        })
-        .collect();
-    Ok(merge_runs(
-        metrics,
-        |m| {
-            format!(
-                "{}\0{}\0{}\0{}\0{}\0{}",
-                m.minute, m.agent_id, m.service_name, m.db_system, m.sql_operation, m.table_name
-            )
-        },
-        |a, b| {
-            a.error_count += b.error_count;
-            add_latency(&mut a.latency, b.latency)
-        },
-    ))
+    histograms::<SqlRow>(ch, f).await
 }
 
 /// `QueryBeyla` over ClickHouse: the same answer as the embedded store's

@@ -12,6 +12,7 @@ use coral_proto::colony::{
 };
 use coral_proto::common::{OperationSummary, TelemetryBucket};
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 
 use super::rows::{self, Bins};
 use super::{ClickHouse, ClickHouseError};
@@ -29,11 +30,32 @@ const MERGED_PARTS: &str = "sum(total_spans) AS total_spans, sum(error_count) AS
      sum(sketch_zero) AS zero, \
      (sumMap(sketch_index, sketch_count) AS bins).1 AS bin_index, bins.2 AS bin_count";
 
-/// One agent's minute of one span kind (and operation), its parts merged by
-/// ClickHouse ([`MERGED_PARTS`]).
+/// The agent column of a merged read: the agent, for a read per agent
+/// (`String`), or the agents whose parts were merged, for a read over all
+/// agents (`Vec<String>`).
+trait Agents: DeserializeOwned + 'static {
+    /// The column.
+    const COLUMN: &'static str;
+    /// The read's grouping by agent (empty over all agents).
+    const GROUP: &'static str;
+}
+
+impl Agents for String {
+    const COLUMN: &'static str = "agent_id";
+    const GROUP: &'static str = "agent_id, ";
+}
+
+impl Agents for Vec<String> {
+    const COLUMN: &'static str = "groupUniqArray(agent_id) AS agents";
+    const GROUP: &'static str = "";
+}
+
+/// One minute of one span kind (and operation) of one agent, or of all
+/// agents ([`Agents`]), its parts merged by ClickHouse ([`MERGED_PARTS`]).
 #[derive(Debug, Row, Deserialize)]
-pub(super) struct MergedParts {
-    agent_id: String,
+pub(super) struct MergedParts<A = String> {
+    /// The agent, or the agents.
+    agent_id: A,
     minute: i64,
     operation: String,
     pub(super) span_kind: String,
@@ -49,13 +71,13 @@ pub(super) struct MergedParts {
     bin_count: Vec<u64>,
 }
 
-impl MergedParts {
+impl<A> MergedParts<A> {
     /// The merged RED as an operation summary (the operation is empty for
-    /// buckets), with the agent, the minute and the span kind.
+    /// buckets), with the agent (or agents), the minute and the span kind.
     pub(super) fn into_summary(
         self,
         what: &'static str,
-    ) -> Result<(String, i64, String, OperationSummary), ClickHouseError> {
+    ) -> Result<(A, i64, String, OperationSummary), ClickHouseError> {
         let sketch = Bins {
             accuracy: self.accuracy,
             zero: self.zero,
@@ -86,28 +108,29 @@ impl MergedParts {
     }
 }
 
-/// A merged read of `ch_table` per agent, minute and span kind (and
-/// operation, when `by_operation`): parameters service, from and to (Unix
-/// microseconds), then one per column of `filters`.
-fn merged_sql(ch_table: &str, by_operation: bool, filters: &[&str]) -> String {
+/// A merged read of `ch_table` per agent ([`Agents`]), minute and span kind
+/// (and operation, when `by_operation`): parameters service, from and to
+/// (Unix microseconds), then one per column of `filters`.
+fn merged_sql<A: Agents>(ch_table: &str, by_operation: bool, filters: &[&str]) -> String {
     let operation = if by_operation {
         "operation"
     } else {
         "'' AS operation"
     };
     let mut sql = format!(
-        "SELECT agent_id, intDiv(bucket_time, 1000000) AS minute, {operation}, span_kind, \
+        "SELECT {}, intDiv(bucket_time, 1000000) AS minute, {operation}, span_kind, \
          {MERGED_PARTS} FROM {ch_table} FINAL \
-         WHERE service_name = ? AND bucket_time >= ? AND bucket_time < ?"
+         WHERE service_name = ? AND bucket_time >= ? AND bucket_time < ?",
+        A::COLUMN
     );
     for column in filters {
         sql.push_str(&format!(" AND {column} = ?"));
     }
-    sql.push_str(if by_operation {
-        " GROUP BY agent_id, minute, operation, span_kind"
-    } else {
-        " GROUP BY agent_id, minute, span_kind"
-    });
+    let operation = if by_operation { "operation, " } else { "" };
+    sql.push_str(&format!(
+        " GROUP BY {}minute, {operation}span_kind",
+        A::GROUP
+    ));
     sql
 }
 
@@ -117,16 +140,29 @@ pub(super) async fn merged(
     ch: &ClickHouse,
     table: &catalogue::Table,
     by_operation: bool,
-    (service, from, to): (&str, i64, i64),
+    range: (&str, i64, i64),
     filters: &[(&str, &str)],
 ) -> Result<Vec<MergedParts>, ClickHouseError> {
+    merged_read(ch, table, by_operation, range, filters, "merged read").await
+}
+
+/// [`merged`], per agent or over all agents ([`Agents`]); `what` names the
+/// read in errors.
+async fn merged_read<A: Agents>(
+    ch: &ClickHouse,
+    table: &catalogue::Table,
+    by_operation: bool,
+    (service, from, to): (&str, i64, i64),
+    filters: &[(&str, &str)],
+    what: &'static str,
+) -> Result<Vec<MergedParts<A>>, ClickHouseError> {
     let used: Vec<(&str, &str)> = filters
         .iter()
         .copied()
         .filter(|(_, v)| !v.is_empty())
         .collect();
     let columns: Vec<&str> = used.iter().map(|(c, _)| *c).collect();
-    let sql = merged_sql(&ch.target().table(table), by_operation, &columns);
+    let sql = merged_sql::<A>(&ch.target().table(table), by_operation, &columns);
     let mut query = ch
         .client()
         .query(&sql)
@@ -136,7 +172,7 @@ pub(super) async fn merged(
     for (_, value) in used {
         query = query.bind(value);
     }
-    query.fetch_all().await.map_err(ch.failed("merged read"))
+    query.fetch_all().await.map_err(ch.failed(what))
 }
 
 /// The query behind [`summaries`]: each minute and span kind of the
@@ -144,36 +180,11 @@ pub(super) async fn merged(
 /// bins summed), with the agents that sent them. Parameters: service, from
 /// and to (Unix microseconds), then the optional span kind and agent.
 pub fn summaries_sql(ch_table: &str, span_kind: bool, agent: bool) -> String {
-    let mut sql = format!(
-        "SELECT intDiv(bucket_time, 1000000) AS minute, span_kind, \
-         groupUniqArray(agent_id) AS agents, {MERGED_PARTS} FROM {ch_table} FINAL \
-         WHERE service_name = ? AND bucket_time >= ? AND bucket_time < ?"
-    );
-    for (column, used) in [("span_kind", span_kind), ("agent_id", agent)] {
-        if used {
-            sql.push_str(&format!(" AND {column} = ?"));
-        }
-    }
-    sql.push_str(" GROUP BY minute, span_kind");
-    sql
-}
-
-/// One minute and span kind of a service, all agents merged.
-#[derive(Debug, Row, Deserialize)]
-struct MinuteParts {
-    minute: i64,
-    span_kind: String,
-    agents: Vec<String>,
-    total_spans: i64,
-    error_count: i64,
-    min_ms: f64,
-    max_ms: f64,
-    sum_ms: f64,
-    samples: Vec<String>,
-    accuracy: f64,
-    zero: u64,
-    bin_index: Vec<i32>,
-    bin_count: Vec<u64>,
+    let filters: Vec<&str> = [("span_kind", span_kind), ("agent_id", agent)]
+        .into_iter()
+        .filter_map(|(column, used)| used.then_some(column))
+        .collect();
+    merged_sql::<Vec<String>>(ch_table, false, &filters)
 }
 
 /// `QueryOtelSummaries` over ClickHouse: the same answer as the embedded
@@ -188,58 +199,34 @@ pub async fn summaries(
     span_kind: &str,
     agent_id: &str,
 ) -> Result<QueryOtelSummariesResponse, ClickHouseError> {
-    let sql = summaries_sql(
-        &ch.target().table(&catalogue::OTEL_SPANS),
-        !span_kind.is_empty(),
-        !agent_id.is_empty(),
-    );
-    let mut query = ch
-        .client()
-        .query(&sql)
-        .bind(service)
-        .bind(from * 1_000_000)
-        .bind(to * 1_000_000);
-    for value in [span_kind, agent_id] {
-        if !value.is_empty() {
-            query = query.bind(value);
-        }
-    }
-    let rows: Vec<MinuteParts> = query
-        .fetch_all()
-        .await
-        .map_err(ch.failed("summaries read"))?;
-    let corrupt = |e: coral_model::ModelError| ClickHouseError::Corrupt {
-        what: "bucket",
-        detail: e.to_string(),
-    };
+    let filters = [("span_kind", span_kind), ("agent_id", agent_id)];
+    let range = (service, from, to);
+    let rows: Vec<MergedParts<Vec<String>>> = merged_read(
+        ch,
+        &catalogue::OTEL_SPANS,
+        false,
+        range,
+        &filters,
+        "summaries read",
+    )
+    .await?;
     let mut out = Summaries::default();
     for r in rows {
-        let sketch = Bins {
-            accuracy: r.accuracy,
-            zero: r.zero,
-            index: r.bin_index,
-            count: r.bin_count,
-        }
-        .sketch()
-        .map_err(corrupt)?;
-        let mut samples = Samples::default();
-        for json in &r.samples {
-            samples.merge(&Samples::from_proto(&samples_from_json(json)));
-        }
+        let (agents, minute, span_kind, summary) = r.into_summary("bucket")?;
         let proto = TelemetryBucket {
-            bucket_time: r.minute,
+            bucket_time: minute,
             service_name: service.to_owned(),
-            span_kind: r.span_kind,
-            total_spans: r.total_spans,
-            error_count: r.error_count,
-            min_ms: r.min_ms,
-            max_ms: r.max_ms,
-            sum_ms: r.sum_ms,
-            samples: samples.to_proto(),
-            sketch: Some(sketch.to_proto()),
+            span_kind,
+            total_spans: summary.total_spans,
+            error_count: summary.error_count,
+            min_ms: summary.min_ms,
+            max_ms: summary.max_ms,
+            sum_ms: summary.sum_ms,
+            samples: summary.samples,
+            sketch: summary.sketch,
             ..Default::default()
         };
-        out.add_from(&r.agents, &proto)
+        out.add_from(&agents, &proto)
             .map_err(|e| ClickHouseError::Corrupt {
                 what: "bucket",
                 detail: e.to_string(),
@@ -251,7 +238,7 @@ pub async fn summaries(
 /// The query behind [`operations`]: parameters service, from and to (Unix
 /// microseconds), then one per column of `filters`.
 pub fn operations_sql(ch_table: &str, filters: &[&str]) -> String {
-    merged_sql(ch_table, true, filters)
+    merged_sql::<String>(ch_table, true, filters)
 }
 
 /// `QueryOperations` over ClickHouse: the same answer as the embedded
