@@ -9,6 +9,11 @@
 //! `agent.storage.outbox_max_age`), so a colony outage or an agent restart
 //! loses nothing; the colony deduplicates by (agent, session, seq_id), so a
 //! retry after a lost answer never double counts.
+//!
+//! Pushes go to `agent.colony.endpoint`; when it fails they go on to the
+//! next of `fallback_endpoints` (colonies sharing one ClickHouse store, so
+//! any of them acknowledges against the same cursor), back off only once
+//! every colony has failed in a row, and stay with the one that answers.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,11 +31,11 @@ use crate::store::writer::{WriteOp, WriterSender};
 /// How long one `IngestTelemetry` call may take: a page can be large.
 pub const PUSH_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Pushes the outbox until `stop`; a final push is attempted on stop.
+/// Pushes the outbox to `colonies` (the endpoint, then its fallbacks) until
+/// `stop`.
 #[allow(clippy::too_many_arguments)]
 pub async fn run(
-    mut client: ColonyClient,
-    endpoint: String,
+    colonies: Vec<(String, ColonyClient)>,
     agent_id: String,
     settings: PushConfig,
     db: Arc<Database>,
@@ -40,6 +45,7 @@ pub async fn run(
 ) {
     let mut acked = db.push_acked();
     let mut backoff = Duration::from_secs(1);
+    let (mut current, mut failed_in_a_row) = (0usize, 0usize);
     loop {
         let (db2, agent, start, max) = (db.clone(), agent_id.clone(), acked, settings.max_records);
         let page = tokio::task::spawn_blocking(move || {
@@ -87,6 +93,7 @@ pub async fn run(
             start_seq_id: acked,
             max_seq_id: page.max_seq_id,
         };
+        let (endpoint, client) = &mut colonies[current].clone();
         match answer_within(PUSH_TIMEOUT, client.ingest_telemetry(request)).await {
             Ok(response) => {
                 let r = response.into_inner();
@@ -98,16 +105,26 @@ pub async fn run(
                 state.set_push_problem(None);
                 let _ = writer.send(WriteOp::Ack(acked));
                 backoff = Duration::from_secs(1);
+                failed_in_a_row = 0;
                 if !page.has_more && sleep_or_stop(&stop, settings.interval).await {
                     return;
                 }
             }
             Err(status) => {
-                let message = describe(&endpoint, &status);
+                let message = describe(endpoint, &status);
                 tracing::warn!(rows, "push failed, rows stay in the outbox: {message}");
                 state.set_push_problem(Some(format!(
                     "push failing: {message}; {rows} rows stay in the outbox"
                 )));
+                failed_in_a_row += 1;
+                if colonies.len() > 1 {
+                    current = (current + 1) % colonies.len();
+                    tracing::info!(colony = %colonies[current].0, "pushing to the next colony of the fleet");
+                }
+                if failed_in_a_row < colonies.len() {
+                    continue;
+                }
+                failed_in_a_row = 0;
                 if sleep_or_stop(&stop, backoff).await {
                     return;
                 }

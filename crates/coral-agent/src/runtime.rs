@@ -401,11 +401,11 @@ pub async fn start_with(
         };
         let (stop, state, d) = (services_stop.clone(), link_state.clone(), db.clone());
         let mut colonies = crate::link::clients(link)?;
-        // The primary's client is the one already built (push modes share it).
-        colonies[0].1 = client.clone();
+        // The primary's client is the one already built.
+        colonies[0].1 = client;
         let every = link.heartbeat_interval;
         services.spawn(crate::link::run(
-            colonies,
+            colonies.clone(),
             registration,
             every,
             crate::link::Reporting {
@@ -423,8 +423,7 @@ pub async fn start_with(
                 writer_tx.clone(),
             );
             services.spawn(crate::push::run(
-                client,
-                link.endpoint.clone(),
+                colonies,
                 config.agent_id.clone(),
                 link.push,
                 d,

@@ -3,8 +3,11 @@
 //! hashing over the live colonies), one colony is killed (SIGKILL) while it
 //! drains an agent and the agents keep receiving spans, and the survivor
 //! takes its agents over: afterwards every count is exact, nothing lost,
-//! nothing doubled. Skipped, with a message, without `clickhouse-server`
-//! (a failure with `CORAL_REQUIRE_CLICKHOUSE=1`, as in CI).
+//! nothing doubled; an agent that pushes (`forwarder`) moves to its
+//! fallback colony when its colony dies; and every colony shows why an
+//! agent's polls fail, not only the one that polls it. Skipped, with a message, without
+//! `clickhouse-server` (a failure with `CORAL_REQUIRE_CLICKHOUSE=1`, as in
+//! CI).
 
 #[path = "../../coral-colony/tests/common/clickhouse.rs"]
 #[allow(dead_code)]
@@ -12,48 +15,15 @@ mod clickhouse;
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::process::{Child, Stdio};
+use std::time::Duration;
 
-use common::{coral, json, post_traces, wait_for};
+use common::process::kill;
+use common::{coral, free_port, json, post_traces, spans_json, wait_for};
 
 /// Spans each agent receives before the kill, and again after it.
 const SPANS: u64 = 1_200;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// OTLP/JSON with `n` SERVER spans of `service` two minutes ago, ids from
-/// `first`, every tenth an error.
-fn spans_json(service: &str, first: u64, n: u64) -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let t0 = (now / 60 - 2) * 60 * 1_000_000_000;
-    let spans: Vec<String> = (first..first + n)
-        .map(|i| {
-            let start = t0 + (i % 50_000) * 1_000_000;
-            let status = if i % 10 == 0 { 2 } else { 1 };
-            format!(
-                r#"{{"traceId":"{i:032x}","spanId":"{:016x}","name":"GET /items","kind":2,"startTimeUnixNano":"{start}","endTimeUnixNano":"{}","status":{{"code":{status}}}}}"#,
-                i + 1,
-                start + (i % 1000 + 1) * 1_000_000
-            )
-        })
-        .collect();
-    format!(
-        r#"{{"resourceSpans":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"{service}"}}}}]}},"scopeSpans":[{{"spans":[{}]}}]}}]}}"#,
-        spans.join(",")
-    )
-}
 
 /// A running agent process and its OTLP/HTTP address.
 struct Agent {
@@ -62,13 +32,30 @@ struct Agent {
 }
 
 fn start_agent(dir: &Path, id: &str, colony: &str, fallback: &str) -> Agent {
+    start_agent_in(dir, id, "agent", colony, fallback)
+}
+
+/// An agent in `mode` (`agent` is polled; `forwarder` pushes).
+fn start_agent_in(dir: &Path, id: &str, mode: &str, colony: &str, fallback: &str) -> Agent {
+    start_agent_with(dir, id, mode, colony, fallback, "")
+}
+
+/// [`start_agent_in`] with `extra` lines under `agent.colony`.
+fn start_agent_with(
+    dir: &Path,
+    id: &str,
+    mode: &str,
+    colony: &str,
+    fallback: &str,
+    extra: &str,
+) -> Agent {
     let home = dir.join(id);
     std::fs::create_dir_all(&home).unwrap();
     let yaml = home.join("agent.yaml");
     std::fs::write(
         &yaml,
         format!(
-            "agent:\n  id: {id}\n  telemetry:\n    endpoint: 127.0.0.1:0\n    http_endpoint: 127.0.0.1:0\n    filters:\n      - sample_rate: 1.0\n  api:\n    endpoint: 127.0.0.1:0\n  admin:\n    endpoint: 127.0.0.1:0\n  host_metrics:\n    enabled: false\n  colony:\n    endpoint: {colony}\n    fallback_endpoints: [\"{fallback}\"]\n    heartbeat_interval: 1s\n"
+            "agent:\n  id: {id}\n  mode: {mode}\n  telemetry:\n    endpoint: 127.0.0.1:0\n    http_endpoint: 127.0.0.1:0\n    filters:\n      - sample_rate: 1.0\n  api:\n    endpoint: 127.0.0.1:0\n  admin:\n    endpoint: 127.0.0.1:0\n  host_metrics:\n    enabled: false\n  colony:\n    endpoint: {colony}\n    fallback_endpoints: [\"{fallback}\"]\n    heartbeat_interval: 1s\n{extra}"
         ),
     )
     .unwrap();
@@ -120,15 +107,6 @@ fn start_colony(dir: &Path, id: &str, api: &str, storage: &str) -> Child {
     child
 }
 
-fn kill(child: &mut Child, signal: &str) {
-    let ok = Command::new("kill")
-        .args([signal, &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(ok.success());
-    child.wait().unwrap();
-}
-
 /// `coral agents -o json` at `colony`, by agent id: (cursor, latest,
 /// polled by).
 fn agents(colony: &str) -> std::collections::BTreeMap<String, (u64, u64, String)> {
@@ -162,7 +140,12 @@ fn listing(colony: &str) -> std::collections::BTreeMap<String, (u64, u64, String
 
 /// One number from the fleet's ClickHouse (each row key once: `FINAL`).
 fn count(url: &str, sql: &str) -> u64 {
-    let text = ureq::post(format!("{url}/?database=fleet"))
+    count_in(url, "fleet", sql)
+}
+
+/// One number from `database` of the ClickHouse at `url`.
+fn count_in(url: &str, database: &str, sql: &str) -> u64 {
+    let text = ureq::post(format!("{url}/?database={database}"))
         .header("X-ClickHouse-User", "coral")
         .header("X-ClickHouse-Key", clickhouse::PASSWORD)
         .send(sql)
@@ -210,7 +193,7 @@ fn a_colony_killed_mid_poll_hands_its_agents_over_and_every_count_is_exact() {
         for part in 0..4 {
             post_traces(
                 &agent.http,
-                spans_json("shop", first + part * SPANS / 4, SPANS / 4),
+                spans_json("shop", first + part * SPANS / 4, SPANS / 4, 10),
             );
         }
     }
@@ -264,7 +247,7 @@ fn a_colony_killed_mid_poll_hands_its_agents_over_and_every_count_is_exact() {
     // The agents keep receiving spans.
     for (n, agent) in fleet.iter().enumerate() {
         let first = n as u64 * 10 * SPANS + 1 + SPANS;
-        post_traces(&agent.http, spans_json("shop", first, SPANS));
+        post_traces(&agent.http, spans_json("shop", first, SPANS, 10));
     }
     let total = 2 * SPANS * ids.len() as u64;
     wait_for(
@@ -319,4 +302,115 @@ fn a_colony_killed_mid_poll_hands_its_agents_over_and_every_count_is_exact() {
     for agent in &mut fleet {
         kill(&mut agent.child, "-TERM");
     }
+}
+
+/// A pushing agent (`forwarder`) whose colony dies pushes to its fallback:
+/// the rows it received before and after the kill are all stored, once.
+#[test]
+fn a_pushing_agent_moves_to_its_fallback_colony() {
+    let Some(binary) = clickhouse::binary() else {
+        return;
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let server = runtime.block_on(clickhouse::Server::start(&binary, ""));
+    let dir = tempfile::tempdir().unwrap();
+    let storage = server.storage_yaml(dir.path(), "pushed");
+    let (a, b) = (
+        format!("127.0.0.1:{}", free_port()),
+        format!("127.0.0.1:{}", free_port()),
+    );
+    let mut colony_a = start_colony(dir.path(), "colony-a", &a, &storage);
+    let mut colony_b = start_colony(dir.path(), "colony-b", &b, &storage);
+    let mut agent = start_agent_in(dir.path(), "edge-1", "forwarder", &a, &b);
+    let url = server.url();
+    let spans = |sql: &str| count_in(&url, "pushed", sql);
+
+    post_traces(&agent.http, spans_json("edge", 1, SPANS, 10));
+    wait_for("the first spans stored", Duration::from_secs(60), || {
+        spans("SELECT sum(total_spans) FROM otel_spans FINAL") == SPANS
+    });
+    kill(&mut colony_a, "-KILL");
+    post_traces(&agent.http, spans_json("edge", SPANS + 1, SPANS, 10));
+    wait_for(
+        "the spans after the kill stored through colony b",
+        Duration::from_secs(120),
+        || spans("SELECT sum(total_spans) FROM otel_spans FINAL") == 2 * SPANS,
+    );
+    assert_eq!(
+        spans("SELECT count() FROM (SELECT DISTINCT agent_id, seq_id FROM trace_spans)"),
+        spans("SELECT count() FROM trace_spans FINAL"),
+        "each kept span once"
+    );
+    let log = std::fs::read_to_string(dir.path().join("edge-1/agent.log")).unwrap();
+    assert!(
+        log.contains("pushing to the next colony of the fleet"),
+        "the agent says where it pushes now:\n{log}"
+    );
+
+    kill(&mut colony_b, "-TERM");
+    kill(&mut agent.child, "-TERM");
+}
+
+/// An agent its colony cannot poll (it advertises an address nothing
+/// listens on) while its heartbeats arrive: the other colony, which neither
+/// polls it nor hears it, shows why the owner's polls fail.
+#[test]
+fn every_colony_shows_why_an_agents_polls_fail() {
+    let Some(binary) = clickhouse::binary() else {
+        return;
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let server = runtime.block_on(clickhouse::Server::start(&binary, ""));
+    let dir = tempfile::tempdir().unwrap();
+    let storage = server.storage_yaml(dir.path(), "polls");
+    let (a, b) = (
+        format!("127.0.0.1:{}", free_port()),
+        format!("127.0.0.1:{}", free_port()),
+    );
+    let both = ["colony-a".to_owned(), "colony-b".to_owned()];
+    let id = (0..)
+        .map(|n| format!("lost-{n}"))
+        .find(|id| coral_colony::fleet::owner(id, &both) == Some("colony-a"))
+        .unwrap();
+    let mut colony_a = start_colony(dir.path(), "colony-a", &a, &storage);
+    let mut colony_b = start_colony(dir.path(), "colony-b", &b, &storage);
+    let nowhere = format!("127.0.0.1:{}", free_port());
+    let mut agent = start_agent_with(
+        dir.path(),
+        &id,
+        "agent",
+        &a,
+        &b,
+        &format!("    advertise_endpoint: {nowhere}\n"),
+    );
+
+    let shown = |colony: &str| {
+        let v = json(&["agents", "--colony", colony, "-o", "json"]);
+        v["agents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["agent_id"] == id.as_str())
+            .map(|x| {
+                (
+                    x["health"].as_str().unwrap_or_default().to_owned(),
+                    x["last_poll_error"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+    };
+    wait_for(
+        "colony b shows the owner's failing polls",
+        Duration::from_secs(60),
+        || shown(&b).is_some_and(|(_, error)| !error.is_empty()),
+    );
+    let (health_a, error_a) = shown(&a).unwrap();
+    let (health_b, error_b) = shown(&b).unwrap();
+    assert!(error_a.contains(&nowhere), "{error_a}");
+    assert!(error_b.contains(&nowhere), "{error_b}");
+    assert_eq!(health_a, "degraded");
+    assert_eq!(health_b, "degraded", "b hears no heartbeats yet knows");
+
+    kill(&mut colony_a, "-TERM");
+    kill(&mut colony_b, "-TERM");
+    kill(&mut agent.child, "-TERM");
 }

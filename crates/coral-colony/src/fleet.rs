@@ -7,8 +7,9 @@
 //! that polls an agent twice is harmless, since a page stored twice
 //! collapses in the store. Each renewal also loads the agents registered at
 //! the other colonies, so every colony lists the whole fleet and polls its
-//! share of it, and records when this colony last saw the agents it polls,
-//! so the others show their health too.
+//! share of it, and records when this colony last saw the agents it polls
+//! and how its last poll of each went, so the others show their health and
+//! last poll error too.
 //!
 //! An embedded (DuckDB) colony is alone and owns every agent.
 
@@ -18,7 +19,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::registry::Registry;
-use crate::store::clickhouse::leases::{self, LeaseRow};
+use crate::store::clickhouse::leases::{self, LeaseRow, PollRow};
 use crate::store::clickhouse::{self, ClickHouse};
 use crate::store::writer::AgentRecord;
 use crate::store::{micros, now_micros};
@@ -126,6 +127,31 @@ impl Fleet {
             .filter_map(|a| Some((a.record, micros(a.last_seen?))))
             .collect();
         clickhouse::record_seen(&self.store, &owned).await?;
+        // How this colony's last poll of each of its agents went, for the
+        // others; theirs, for the agents this colony does not poll.
+        let polls: Vec<PollRow> = self
+            .registry
+            .snapshot()
+            .into_iter()
+            .filter(|a| self.owns(&a.record.agent_id))
+            .filter_map(|a| {
+                Some(PollRow {
+                    last_poll: micros(a.last_poll?),
+                    agent_id: a.record.agent_id,
+                    polled_by: self.settings.colony_id.clone(),
+                    last_poll_error: a.last_poll_error.unwrap_or_default(),
+                })
+            })
+            .collect();
+        leases::record_polls(&self.store, &polls).await?;
+        for poll in leases::polls(&self.store).await? {
+            if poll.polled_by != self.settings.colony_id && !self.owns(&poll.agent_id) {
+                let at =
+                    std::time::UNIX_EPOCH + Duration::from_micros(poll.last_poll.max(0) as u64);
+                let error = (!poll.last_poll_error.is_empty()).then_some(poll.last_poll_error);
+                self.registry.polled_elsewhere(&poll.agent_id, at, error);
+            }
+        }
         for (record, seen) in clickhouse::agents_seen(&self.store).await? {
             let known = self.registry.get(&record.agent_id);
             let id = record.agent_id.clone();

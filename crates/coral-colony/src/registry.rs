@@ -267,6 +267,18 @@ impl Registry {
         }
     }
 
+    /// Records how another colony's last poll of the agent went (the one
+    /// that polls it); kept when newer than this colony's own last poll.
+    pub fn polled_elsewhere(&self, agent_id: &str, at: SystemTime, error: Option<String>) {
+        let mut agents = self.lock();
+        if let Some(state) = agents.get_mut(agent_id)
+            && state.last_poll.is_none_or(|p| p < at)
+        {
+            state.last_poll = Some(at);
+            state.last_poll_error = error;
+        }
+    }
+
     /// Records what a page said about the agent (during a drain).
     pub fn progress(&self, agent_id: &str, session_id: &str, latest_seq: u64) {
         let mut agents = self.lock();

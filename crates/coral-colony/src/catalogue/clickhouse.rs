@@ -17,8 +17,11 @@
 //! - Sketches are stored as their bins (`<col>_index`, `<col>_count`), the
 //!   zero count and the relative accuracy; histograms as bounds and counts.
 //! - With a cluster, each table is `<name>_local` on every shard (`ON
-//!   CLUSTER`) behind a `Distributed` table named as the table, sharded by
-//!   agent id, so one agent's rows and records live on one shard.
+//!   CLUSTER`, which needs the servers' ZooKeeper) behind a `Distributed`
+//!   table named as the table, sharded by agent id ([`shard_key`]), so one
+//!   agent's rows and records live on one shard: a page stored twice
+//!   collapses there, and `FINAL`, which each shard applies to its own
+//!   rows, counts it once. Inserts wait until every shard has its rows.
 
 use super::{CLICKHOUSE_ONLY, Column, Kind, Role, TABLES, Table, Ty};
 
@@ -106,6 +109,24 @@ pub fn order_by(table: &Table) -> Vec<&'static str> {
     key
 }
 
+/// How a cluster spreads `table`'s rows over its shards: by agent, so an
+/// agent's rows, cursor and gaps live on one shard (its duplicates collapse
+/// there, and `FINAL` on each shard excludes them); tables without an agent
+/// by their identity, so every version of a record meets on one shard.
+pub fn shard_key(table: &Table) -> String {
+    let key: Vec<&str> = if table.column("agent_id").is_some() {
+        vec!["agent_id"]
+    } else {
+        table.part_key.to_vec()
+    };
+    let key = key
+        .iter()
+        .map(|c| format!("`{c}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!("cityHash64({key})")
+}
+
 impl Target {
     /// `db.name`, quoted.
     pub fn qualified(&self, name: &str) -> String {
@@ -137,10 +158,6 @@ impl Target {
     /// The statements that create `table` (one, or the local table and its
     /// `Distributed` table in a cluster).
     pub fn create(&self, table: &Table) -> Vec<String> {
-        let local = match &self.cluster {
-            Some(_) => format!("{}_local", table.name),
-            None => table.name.to_owned(),
-        };
         let cols = columns(table)
             .into_iter()
             .map(|(name, ty, default)| match default {
@@ -162,15 +179,28 @@ impl Target {
             .map(|c| format!("`{c}`"))
             .collect::<Vec<_>>()
             .join(", ");
+        self.create_table(
+            table.name,
+            &format!("(\n{cols}\n) ENGINE = {engine}{partition} ORDER BY ({order})"),
+            &shard_key(table),
+        )
+    }
+
+    /// The statements that create the table `name` with `body` (columns,
+    /// engine, order), on every shard behind a `Distributed` table sharded
+    /// by `shard_key` in a cluster. For tables outside the catalogue (the
+    /// migration's progress).
+    pub fn create_table(&self, name: &str, body: &str, shard_key: &str) -> Vec<String> {
+        let local = self.partitioned_name(name);
         let mut statements = vec![format!(
-            "CREATE TABLE IF NOT EXISTS {}{} (\n{cols}\n) ENGINE = {engine}{partition} ORDER BY ({order})",
+            "CREATE TABLE IF NOT EXISTS {}{} {body}",
             self.qualified(&local),
             self.on_cluster()
         )];
         if let Some(cluster) = &self.cluster {
             statements.push(format!(
-                "CREATE TABLE IF NOT EXISTS {}{} AS {} ENGINE = Distributed(`{cluster}`, `{}`, `{local}`, cityHash64(`agent_id`))",
-                self.qualified(table.name),
+                "CREATE TABLE IF NOT EXISTS {}{} AS {} ENGINE = Distributed(`{cluster}`, `{}`, `{local}`, {shard_key})",
+                self.qualified(name),
                 self.on_cluster(),
                 self.qualified(&local),
                 self.database,
@@ -191,9 +221,22 @@ impl Target {
     /// The table whose partitions retention drops and whose rows mutations
     /// change (the local table on each shard in a cluster).
     pub fn partitioned(&self, table: &Table) -> String {
+        self.partitioned_name(table.name)
+    }
+
+    fn partitioned_name(&self, name: &str) -> String {
         match &self.cluster {
-            Some(_) => format!("{}_local", table.name),
-            None => table.name.to_owned(),
+            Some(_) => format!("{name}_local"),
+            None => name.to_owned(),
+        }
+    }
+
+    /// Where the server lists the tables' parts: `system.parts`, or every
+    /// shard's in a cluster.
+    pub fn parts(&self) -> String {
+        match &self.cluster {
+            Some(c) => format!("cluster('{c}', system, parts)"),
+            None => "system.parts".to_owned(),
         }
     }
 
@@ -236,6 +279,13 @@ mod tests {
             !names.iter().any(|n| n == "p99_ms" || n == "parts"),
             "derived and merge columns stay in the embedded store: {names:?}"
         );
+    }
+
+    #[test]
+    fn records_without_an_agent_are_sharded_by_their_identity() {
+        use crate::catalogue::{COLONIES, CURSORS};
+        assert_eq!(shard_key(&CURSORS), "cityHash64(`agent_id`)");
+        assert_eq!(shard_key(&COLONIES), "cityHash64(`colony_id`, `instance`)");
     }
 
     #[test]

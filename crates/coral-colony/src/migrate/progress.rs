@@ -1,6 +1,6 @@
 //! Where each table's copy stands, kept in ClickHouse next to the tables it
-//! fills (`migration_progress`, on the server the URL names, also in a
-//! cluster): per source file and table, the table's fingerprint, the last
+//! fills (`migration_progress`; in a cluster, on the shards like the
+//! tables): per source file and table, the table's fingerprint, the last
 //! rowid copied and the rows copied, newest version wins.
 
 use std::collections::HashMap;
@@ -60,16 +60,22 @@ impl Progress {
             }
         };
         let table = ch.target().qualified(TABLE);
-        ch.client()
-            .query(&format!(
-                "CREATE TABLE IF NOT EXISTS {table} (`source` String, `table_name` String, \
-                 `fingerprint` String, `last_rowid` Int64, `rows_done` UInt64, \
-                 `finished` UInt8, `version` UInt64) \
-                 ENGINE = ReplacingMergeTree(`version`) ORDER BY (`source`, `table_name`)"
-            ))
-            .execute()
-            .await
-            .map_err(failed("create"))?;
+        // On a cluster, sharded by source file: a run from any server of
+        // it resumes where the last one stopped.
+        for statement in ch.target().create_table(
+            TABLE,
+            "(`source` String, `table_name` String, \
+             `fingerprint` String, `last_rowid` Int64, `rows_done` UInt64, \
+             `finished` UInt8, `version` UInt64) \
+             ENGINE = ReplacingMergeTree(`version`) ORDER BY (`source`, `table_name`)",
+            "cityHash64(`source`)",
+        ) {
+            ch.client()
+                .query(&statement)
+                .execute()
+                .await
+                .map_err(failed("create"))?;
+        }
         let rows: Vec<ProgressRow> = ch
             .client()
             .query(&format!(

@@ -2,6 +2,10 @@
 //! on loopback ports with its own data directory and config, stopped when
 //! dropped. A skip with a message where the package is missing, a failure
 //! with `CORAL_REQUIRE_CLICKHOUSE=1` (set by CI).
+//!
+//! A cluster is two such servers, each a shard of `remote_servers` cluster
+//! [`CLUSTER`], and Debian's ZooKeeper (package `zookeeper`), which `ON
+//! CLUSTER` statements need, on a loopback port of its own.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -12,6 +16,17 @@ use coral_colony::store::clickhouse::Settings;
 
 /// The password of the `coral` user the servers have.
 pub const PASSWORD: &str = "coral-test-password";
+
+/// The cluster's name in the servers' `remote_servers`.
+pub const CLUSTER: &str = "coral_test";
+
+/// True in the test binaries of a cluster (`tests/on_clickhouse_cluster.rs`,
+/// which runs the engine-neutral tests on one, and
+/// `tests/clickhouse_cluster.rs`): their shared server is one of two shards.
+const CLUSTERED: bool = matches!(
+    env!("CARGO_CRATE_NAME").as_bytes(),
+    b"on_clickhouse_cluster" | b"clickhouse_cluster"
+);
 
 /// A running server.
 pub struct Server {
@@ -27,9 +42,20 @@ pub struct Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        stop(&mut self.child, self.die_with_parent);
     }
+}
+
+/// Stops a process [`start_process`] started: under a watchdog shell, the
+/// process the shell runs first (killing the shell alone would leave it).
+fn stop(child: &mut Child, watched: bool) {
+    if watched {
+        let _ = Command::new("pkill")
+            .args(["-KILL", "-P", &child.id().to_string()])
+            .status();
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 /// The server binary, or a skip (a failure when required).
@@ -74,40 +100,252 @@ pub fn cluster_xml(name: &str, tcp_ports: &[u16]) -> String {
 }
 
 fn spawn(binary: &Path, dir: &Path, die_with_parent: bool) -> Child {
+    let config = format!("--config-file={}/config.xml", dir.display());
+    start_process(
+        binary.as_os_str(),
+        &[config.as_str().as_ref()],
+        dir,
+        die_with_parent,
+    )
+}
+
+/// Starts `program args` in `dir`, its output in `dir/stdout.log`. With
+/// `die_with_parent`, a watchdog shell stops it (and removes `dir`) once
+/// the test process has ended, or ends when it does.
+fn start_process(
+    program: &std::ffi::OsStr,
+    args: &[&std::ffi::OsStr],
+    dir: &Path,
+    die_with_parent: bool,
+) -> Child {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(dir.join("stdout.log"))
         .unwrap();
-    let config = format!("--config-file={}/config.xml", dir.display());
     let mut command = if die_with_parent {
-        // A watchdog shell: the server goes (and its data directory) once
-        // the test process has ended, or the shell ends when the server does.
         let mut c = Command::new("sh");
         c.arg("-c")
             .arg(
-                r#"srv="$1"; shift; "$srv" "$1" & pid=$!
-while kill -0 "$3" 2>/dev/null && kill -0 "$pid" 2>/dev/null; do sleep 1; done
+                r#"dir="$1"; parent="$2"; shift 2; "$@" & pid=$!
+while kill -0 "$parent" 2>/dev/null && kill -0 "$pid" 2>/dev/null; do sleep 1; done
 kill -9 "$pid" 2>/dev/null; wait "$pid"; status=$?
-kill -0 "$3" 2>/dev/null || rm -rf "$2"
+kill -0 "$parent" 2>/dev/null || rm -rf "$dir"
 exit "$status""#,
             )
             .arg("watchdog")
-            .arg(binary)
-            .arg(&config)
             .arg(dir)
-            .arg(std::process::id().to_string());
+            .arg(std::process::id().to_string())
+            .arg(program)
+            .args(args);
         c
     } else {
-        let mut c = Command::new(binary);
-        c.arg(&config);
+        let mut c = Command::new(program);
+        c.args(args);
         c
     };
     command
         .current_dir(dir)
         .stdout(Stdio::from(log.try_clone().unwrap()))
         .stderr(Stdio::from(log));
-    command.spawn().expect("clickhouse-server starts")
+    command
+        .spawn()
+        .unwrap_or_else(|e| panic!("{} starts: {e}", program.to_string_lossy()))
+}
+
+/// The ZooKeeper of a test cluster, stopped when dropped (or, shared, when
+/// the test process ends).
+pub struct ZooKeeper {
+    child: Child,
+    watched: bool,
+    _dir: tempfile::TempDir,
+    /// Its client port.
+    pub port: u16,
+}
+
+impl Drop for ZooKeeper {
+    fn drop(&mut self) {
+        stop(&mut self.child, self.watched);
+    }
+}
+
+/// Debian's ZooKeeper jar and a `java` to run it, or a skip (a failure when
+/// ClickHouse is required: CI installs the package).
+pub fn zookeeper_jar() -> Option<PathBuf> {
+    let jar = PathBuf::from("/usr/share/java/zookeeper.jar");
+    let java = Command::new("java")
+        .arg("-version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if jar.is_file() && java {
+        return Some(jar);
+    }
+    assert!(
+        std::env::var("CORAL_REQUIRE_CLICKHOUSE").as_deref() != Ok("1"),
+        "a ClickHouse cluster needs ZooKeeper (CORAL_REQUIRE_CLICKHOUSE=1): apt-get install zookeeper, or run .ci/run"
+    );
+    eprintln!("skipped: no ZooKeeper for a ClickHouse cluster (apt-get install zookeeper)");
+    None
+}
+
+impl ZooKeeper {
+    /// Starts a standalone ZooKeeper with its data in `dir`; returns once
+    /// it accepts connections.
+    async fn start_in(jar: &Path, dir: tempfile::TempDir, die_with_parent: bool) -> ZooKeeper {
+        let port = free_port();
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        let port_arg = port.to_string();
+        let child = start_process(
+            "java".as_ref(),
+            &[
+                "-Xmx256m".as_ref(),
+                "-cp".as_ref(),
+                jar.as_os_str(),
+                "org.apache.zookeeper.server.ZooKeeperServerMain".as_ref(),
+                port_arg.as_str().as_ref(),
+                data.as_os_str(),
+            ],
+            dir.path(),
+            die_with_parent,
+        );
+        let mut zk = ZooKeeper {
+            child,
+            watched: die_with_parent,
+            _dir: dir,
+            port,
+        };
+        // Serving, not only listening: 18.16's distributed DDL crashes the
+        // server when ZooKeeper accepts its connection but drops the
+        // handshake, as it does while starting.
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while !serving(port).await {
+            if let Some(status) = zk.child.try_wait().unwrap() {
+                panic!("ZooKeeper exited ({status})");
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "ZooKeeper did not serve on {port} in 60 s"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        zk
+    }
+
+    /// Starts one for a test.
+    pub async fn start(jar: &Path) -> ZooKeeper {
+        ZooKeeper::start_in(jar, tempfile::tempdir().unwrap(), false).await
+    }
+
+    /// The servers' `<zookeeper>` section, and the queue of their
+    /// distributed DDL in it.
+    pub fn xml(&self) -> String {
+        format!(
+            "<zookeeper><node><host>127.0.0.1</host><port>{}</port></node></zookeeper>\
+             <distributed_ddl><path>/clickhouse/task_queue/ddl</path></distributed_ddl>",
+            self.port
+        )
+    }
+}
+
+/// Waits until every server at `urls` runs `ON CLUSTER` statements: each
+/// starts its distributed DDL once it has a ZooKeeper session, a moment
+/// after it answers `/ping`.
+async fn cluster_ready(urls: &[String]) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    for url in urls {
+        loop {
+            let u = url.clone();
+            let answer = tokio::task::spawn_blocking(move || {
+                ureq::post(&u)
+                    .header("X-ClickHouse-User", "coral")
+                    .header("X-ClickHouse-Key", PASSWORD)
+                    .send(format!(
+                        "CREATE DATABASE IF NOT EXISTS cluster_ready ON CLUSTER {CLUSTER}"
+                    ))
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            })
+            .await
+            .unwrap();
+            match answer {
+                Ok(()) => break,
+                Err(e) => assert!(
+                    std::time::Instant::now() < deadline,
+                    "the cluster's distributed DDL did not start in 60 s: {e}: {}",
+                    ureq::post(url.as_str())
+                        .header("X-ClickHouse-User", "coral")
+                        .header("X-ClickHouse-Key", PASSWORD)
+                        .send(format!(
+                            "CREATE DATABASE IF NOT EXISTS cluster_ready ON CLUSTER {CLUSTER}"
+                        ))
+                        .err()
+                        .map(|e| e.to_string())
+                        .unwrap_or_default()
+                ),
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+/// True once the ZooKeeper on `port` answers `srvr` (the four-letter
+/// command it allows by default) as a server that is up.
+async fn serving(port: u16) -> bool {
+    tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+            return false;
+        };
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+        let mut answer = String::new();
+        stream.write_all(b"srvr").is_ok()
+            && stream.read_to_string(&mut answer).is_ok()
+            && answer.contains("Mode: ")
+    })
+    .await
+    .unwrap()
+}
+
+/// Two servers, each a shard of [`CLUSTER`], and their ZooKeeper.
+pub struct Cluster {
+    /// The shards.
+    pub shards: [Server; 2],
+    /// Their ZooKeeper.
+    pub zookeeper: ZooKeeper,
+}
+
+impl Cluster {
+    /// Starts a cluster for a test, or `None` (a skip) when ClickHouse or
+    /// ZooKeeper is not installed.
+    pub async fn start() -> Option<Cluster> {
+        let binary = binary()?;
+        let jar = zookeeper_jar()?;
+        let zookeeper = ZooKeeper::start(&jar).await;
+        let ports = [(free_port(), free_port()), (free_port(), free_port())];
+        let extra = format!(
+            "{}{}",
+            cluster_xml(CLUSTER, &[ports[0].1, ports[1].1]),
+            zookeeper.xml()
+        );
+        let first = Server::start_on(&binary, ports[0].0, ports[0].1, &extra).await;
+        let second = Server::start_on(&binary, ports[1].0, ports[1].1, &extra).await;
+        cluster_ready(&[first.url(), second.url()]).await;
+        Some(Cluster {
+            shards: [first, second],
+            zookeeper,
+        })
+    }
+
+    /// Settings for the `coral` user on `database`, through the first shard.
+    pub fn settings(&self, database: &str) -> Settings {
+        Settings {
+            cluster: Some(CLUSTER.into()),
+            ..self.shards[0].settings(database)
+        }
+    }
 }
 
 /// Prefix of the data directories of shared servers (with the test
@@ -120,13 +358,21 @@ pub struct Shared {
     pub url: String,
     /// A file holding the `coral` user's password.
     pub password_file: PathBuf,
+    /// In the cluster run, the cluster the server is a shard of.
+    pub cluster: Option<String>,
+    /// In the cluster run, the other shard's HTTP URL.
+    pub other_shard: Option<String>,
 }
 
 impl Shared {
     /// The colony YAML `storage:` section for the `coral` user on `database`.
     pub fn storage_yaml(&self, database: &str) -> String {
+        let cluster = match &self.cluster {
+            Some(c) => format!("  cluster: {c}\n"),
+            None => String::new(),
+        };
         format!(
-            "storage:\n  engine: clickhouse\n  url: {}\n  database: {database}\n  user: coral\n  password_file: {}\n",
+            "storage:\n  engine: clickhouse\n  url: {}\n  database: {database}\n  user: coral\n  password_file: {}\n{cluster}",
             self.url,
             self.password_file.display()
         )
@@ -139,7 +385,7 @@ impl Shared {
             database: database.to_owned(),
             user: "coral".into(),
             password: PASSWORD.into(),
-            cluster: None,
+            cluster: self.cluster.clone(),
         }
     }
 }
@@ -163,21 +409,38 @@ pub fn shared() -> Option<&'static Shared> {
                         .build()
                         .unwrap();
                     let prefix = format!("{SHARED_PREFIX}{}-", std::process::id());
-                    let dir = tempfile::Builder::new().prefix(&prefix).tempdir().unwrap();
-                    let server = runtime.block_on(Server::start_in(
-                        &binary,
-                        dir,
-                        (free_port(), free_port()),
-                        "",
-                        true,
-                    ));
+                    let dir = || tempfile::Builder::new().prefix(&prefix).tempdir().unwrap();
+                    let ports = [(free_port(), free_port()), (free_port(), free_port())];
+                    let (extra, zookeeper) = if CLUSTERED {
+                        let jar = zookeeper_jar().expect("ZooKeeper for the cluster run");
+                        let zk = runtime.block_on(ZooKeeper::start_in(&jar, dir(), true));
+                        let extra = format!(
+                            "{}{}",
+                            cluster_xml(CLUSTER, &[ports[0].1, ports[1].1]),
+                            zk.xml()
+                        );
+                        (extra, Some(zk))
+                    } else {
+                        (String::new(), None)
+                    };
+                    let server =
+                        runtime.block_on(Server::start_in(&binary, dir(), ports[0], &extra, true));
+                    let other = zookeeper.is_some().then(|| {
+                        runtime.block_on(Server::start_in(&binary, dir(), ports[1], &extra, true))
+                    });
+                    if let Some(other) = &other {
+                        runtime.block_on(cluster_ready(&[server.url(), other.url()]));
+                    }
                     let password_file = server.dir.path().join("password");
                     std::fs::write(&password_file, format!("{PASSWORD}\n")).unwrap();
                     tx.send(Shared {
                         url: server.url(),
                         password_file,
+                        cluster: zookeeper.as_ref().map(|_| CLUSTER.to_owned()),
+                        other_shard: other.as_ref().map(Server::url),
                     })
                     .unwrap();
+                    let _cluster = (other, zookeeper);
                     // Parked for good: the server lives until the process ends.
                     let _server = server;
                     loop {
@@ -296,8 +559,7 @@ impl Server {
 
     /// Kills the server (SIGKILL); its data stays.
     pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        stop(&mut self.child, self.die_with_parent);
     }
 
     /// Starts the killed server again on the same ports and data.

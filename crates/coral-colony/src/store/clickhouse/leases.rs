@@ -1,6 +1,7 @@
 //! Colonies' leases in ClickHouse (`colonies`): each colony that shares the
 //! store inserts a new version of its row at every renewal; the live
-//! colonies are those renewed recently.
+//! colonies are those renewed recently. With each renewal a colony also
+//! records how its last poll of each of its agents went (`agent_polls`).
 
 use clickhouse::Row;
 use serde::{Deserialize, Serialize};
@@ -41,4 +42,37 @@ pub async fn live(ch: &ClickHouse, since: i64) -> Result<Vec<LeaseRow>, ClickHou
         .fetch_all()
         .await
         .map_err(ch.failed("colony leases read"))
+}
+
+/// How a colony's last poll of an agent went.
+#[derive(Debug, Clone, PartialEq, Eq, Row, Serialize, Deserialize)]
+pub struct PollRow {
+    /// The agent.
+    pub agent_id: String,
+    /// The colony that polled it (`colony.id`).
+    pub polled_by: String,
+    /// When the poll finished (Unix µs).
+    pub last_poll: i64,
+    /// Why it failed; empty when it succeeded.
+    pub last_poll_error: String,
+}
+
+/// Records the last polls of a colony's agents.
+pub async fn record_polls(ch: &ClickHouse, polls: &[PollRow]) -> Result<(), ClickHouseError> {
+    if polls.is_empty() {
+        return Ok(());
+    }
+    insert(ch, &catalogue::AGENT_POLLS, polls).await
+}
+
+/// The newest poll of every agent, by whichever colony polled it.
+pub async fn polls(ch: &ClickHouse) -> Result<Vec<PollRow>, ClickHouseError> {
+    ch.client()
+        .query(&format!(
+            "SELECT ?fields FROM {} FINAL ORDER BY agent_id",
+            ch.target().table(&catalogue::AGENT_POLLS)
+        ))
+        .fetch_all()
+        .await
+        .map_err(ch.failed("agent polls read"))
 }

@@ -87,6 +87,18 @@ pub enum ClickHouseError {
         /// The server's message.
         detail: String,
     },
+    /// The cluster's DDL could not run on its shards.
+    #[error(
+        "ClickHouse at {url} cannot create the tables on cluster {cluster:?}: {detail} — check that storage.cluster names a cluster of the servers' remote_servers, and that every server of it has <zookeeper> and <distributed_ddl> sections (ON CLUSTER statements need them)"
+    )]
+    Cluster {
+        /// The server.
+        url: String,
+        /// The cluster.
+        cluster: String,
+        /// The server's message.
+        detail: String,
+    },
     /// A statement failed.
     #[error("ClickHouse {what} failed: {detail}")]
     Query {
@@ -132,7 +144,7 @@ impl ClickHouse {
     /// the store. Fails with the setting to fix when the server cannot be
     /// reached, refuses the login, or has no usable database.
     pub async fn open(settings: &Settings) -> Result<ClickHouse, ClickHouseError> {
-        let base = Client::default()
+        let mut base = Client::default()
             .with_url(&settings.url)
             .with_user(&settings.user)
             .with_password(&settings.password)
@@ -140,6 +152,17 @@ impl ClickHouse {
             // a newer server than 18.16; the rows' columns are checked
             // against the catalogue by the tests instead.
             .with_validation(false);
+        if settings.cluster.is_some() {
+            // An insert into a `Distributed` table returns once every shard
+            // has its rows: a cursor moves only past rows that are stored,
+            // and a read right after sees them.
+            base = base
+                .with_setting("insert_distributed_sync", "1")
+                // A subquery over a `Distributed` table inside a query over
+                // one (a trace's spans `IN` the slowest traces) runs once,
+                // over every shard, and its result goes to each shard.
+                .with_setting("distributed_product_mode", "global");
+        }
         let version = tokio::time::timeout(
             STATEMENT_TIMEOUT,
             base.query("SELECT version()").fetch_one::<String>(),
@@ -154,13 +177,27 @@ impl ClickHouse {
             database: settings.database.clone(),
             cluster: settings.cluster.clone(),
         };
+        let schema_failed = |e: clickhouse::error::Error| match &settings.cluster {
+            Some(cluster) => ClickHouseError::Cluster {
+                url: settings.url.clone(),
+                cluster: cluster.clone(),
+                detail: e.to_string(),
+            },
+            None => ClickHouseError::Query {
+                what: "schema creation",
+                detail: e.to_string(),
+            },
+        };
         base.query(&target.create_database())
             .execute()
             .await
-            .map_err(|e| ClickHouseError::Database {
-                url: settings.url.clone(),
-                database: settings.database.clone(),
-                detail: e.to_string(),
+            .map_err(|e| match &settings.cluster {
+                Some(_) => schema_failed(e),
+                None => ClickHouseError::Database {
+                    url: settings.url.clone(),
+                    database: settings.database.clone(),
+                    detail: e.to_string(),
+                },
             })?;
         let client = base.with_database(&settings.database);
         for statement in target.ddl().into_iter().skip(1) {
@@ -168,7 +205,7 @@ impl ClickHouse {
                 .query(&statement)
                 .execute()
                 .await
-                .map_err(ClickHouseError::query("schema creation"))?;
+                .map_err(schema_failed)?;
         }
         tracing::info!(url = %settings.url, %version, database = %settings.database, "colony store: ClickHouse");
         Ok(ClickHouse(Arc::new(Opened {
@@ -209,14 +246,15 @@ impl ClickHouse {
         }
     }
 
-    /// Bytes the colony's tables take on this server's disk (active parts;
-    /// in a cluster, this shard's share).
+    /// Bytes the colony's tables take on disk (active parts; in a cluster,
+    /// on every shard).
     pub async fn disk_bytes(&self) -> Result<u64, ClickHouseError> {
         self.client()
-            .query(
-                "SELECT toUInt64(sum(bytes_on_disk)) FROM system.parts \
+            .query(&format!(
+                "SELECT toUInt64(sum(bytes_on_disk)) FROM {} \
                  WHERE database = ? AND active",
-            )
+                self.target().parts()
+            ))
             .bind(&self.target().database)
             .fetch_one::<u64>()
             .await

@@ -248,10 +248,11 @@ pub async fn retention(ch: &ClickHouse, cutoffs: &Cutoffs) -> Result<u64, ClickH
         let day = yyyymmdd(micros(cutoff));
         let parts: Vec<Part> = ch
             .client()
-            .query(
-                "SELECT partition, sum(rows) AS rows FROM system.parts \
+            .query(&format!(
+                "SELECT partition, sum(rows) AS rows FROM {} \
                  WHERE database = ? AND table = ? AND active GROUP BY partition",
-            )
+                ch.target().parts()
+            ))
             .bind(&ch.target().database)
             .bind(&local)
             .fetch_all()
