@@ -118,32 +118,32 @@ impl Fleet {
         if changed {
             tracing::info!(colonies = ?members, "colonies sharing the store");
         }
-        // When this colony last saw the agents it polls, for the others.
-        let owned: Vec<(AgentRecord, i64)> = self
+        // When this colony last saw the agents it polls and how its last
+        // poll of each went, for the others.
+        let mine: Vec<_> = self
             .registry
             .snapshot()
             .into_iter()
             .filter(|a| self.owns(&a.record.agent_id))
-            .filter_map(|a| Some((a.record, micros(a.last_seen?))))
             .collect();
-        clickhouse::record_seen(&self.store, &owned).await?;
-        // How this colony's last poll of each of its agents went, for the
-        // others; theirs, for the agents this colony does not poll.
-        let polls: Vec<PollRow> = self
-            .registry
-            .snapshot()
-            .into_iter()
-            .filter(|a| self.owns(&a.record.agent_id))
+        let polls: Vec<PollRow> = mine
+            .iter()
             .filter_map(|a| {
                 Some(PollRow {
                     last_poll: micros(a.last_poll?),
-                    agent_id: a.record.agent_id,
+                    agent_id: a.record.agent_id.clone(),
                     polled_by: self.settings.colony_id.clone(),
-                    last_poll_error: a.last_poll_error.unwrap_or_default(),
+                    last_poll_error: a.last_poll_error.clone().unwrap_or_default(),
                 })
             })
             .collect();
+        let owned: Vec<(AgentRecord, i64)> = mine
+            .into_iter()
+            .filter_map(|a| Some((a.record, micros(a.last_seen?))))
+            .collect();
+        clickhouse::record_seen(&self.store, &owned).await?;
         leases::record_polls(&self.store, &polls).await?;
+        // The others' polls, for the agents this colony does not poll.
         for poll in leases::polls(&self.store).await? {
             if poll.polled_by != self.settings.colony_id && !self.owns(&poll.agent_id) {
                 let at =

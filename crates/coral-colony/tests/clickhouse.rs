@@ -26,13 +26,8 @@ use coral_colony::store::query;
 use coral_model::SpanKind;
 use coral_proto::colony::QueryOtelSummariesResponse;
 
-use common::clickhouse::{PASSWORD, Server, binary};
+use common::clickhouse::{PASSWORD, server};
 use common::pages::{MINUTE, SAMPLING, bucket, pages};
-
-async fn server() -> Option<Server> {
-    let bin = binary()?;
-    Some(Server::start(&bin, "").await)
-}
 
 async fn count(store: &ClickHouse, table: &str, final_: bool) -> u64 {
     let sql = format!(

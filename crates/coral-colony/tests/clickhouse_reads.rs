@@ -20,13 +20,8 @@ use coral_colony::catalogue::clickhouse::Target;
 use coral_colony::store::clickhouse::{self as ch, ClickHouse};
 use coral_colony::store::ingest::Stream;
 
-use common::clickhouse::{Server, binary};
+use common::clickhouse::{Server, server};
 use common::pages::{MINUTE, SAMPLING, beyla_page, pages};
-
-async fn server() -> Option<Server> {
-    let bin = binary()?;
-    Some(Server::start(&bin, "").await)
-}
 
 /// Beyla's rows, traces and host samples stored in both engines (on
 /// ClickHouse some pages twice) answer every read the same; then every

@@ -30,15 +30,10 @@ use coral_proto::colony::{
     QueryOtelSummariesResponse,
 };
 
-use common::clickhouse::{Server, binary};
+use common::clickhouse::server;
 use common::pages::{MINUTE, beyla_page, bucket, host, pages, session_page, span};
 
 const AGENTS: [&str; 2] = ["web-1", "web-2"];
-
-async fn server() -> Option<Server> {
-    let bin = binary()?;
-    Some(Server::start(&bin, "").await)
-}
 
 /// An embedded colony store holding both agents' records and pages.
 async fn embedded() -> common::Store {

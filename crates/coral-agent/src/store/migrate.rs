@@ -8,7 +8,7 @@
 use coral_model::catalogue::TRACE_SPANS;
 use duckdb::Connection;
 
-use super::schema::{column_list, local};
+use super::schema::local;
 
 /// Version 1 → 2: kept spans refer to their resource by `resource_id`
 /// instead of holding its JSON (`otel_resources_local`, created by the DDL
@@ -27,7 +27,7 @@ pub fn v1_to_v2(conn: &mut Connection) -> Result<(), duckdb::Error> {
         DROP TABLE otel_spans_local;
         ALTER TABLE otel_spans_v2 RENAME TO otel_spans_local;
         UPDATE coral_metadata SET value = '2' WHERE key = 'schema_version';",
-        column_list(local(&TRACE_SPANS).columns)
+        coral_model::catalogue::duckdb_columns(local(&TRACE_SPANS).columns)
     ))?;
     tx.commit()
 }

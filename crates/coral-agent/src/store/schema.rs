@@ -10,8 +10,8 @@
 use std::fmt::Write;
 
 use coral_model::catalogue::{
-    AgentTable, BEYLA_GRPC, BEYLA_HTTP, BEYLA_SQL, BEYLA_TRACES, Column, HOST_METRICS,
-    OTEL_OPERATIONS, OTEL_SPANS, TRACE_SPANS, Table, Ty,
+    AgentTable, BEYLA_GRPC, BEYLA_HTTP, BEYLA_SQL, BEYLA_TRACES, HOST_METRICS, OTEL_OPERATIONS,
+    OTEL_SPANS, TRACE_SPANS, Table, duckdb_columns,
 };
 
 /// Bumped when the schema changes; [`super::migrate`] upgrades older files.
@@ -71,39 +71,6 @@ pub(crate) fn dated(families: &[&'static Table]) -> Vec<(&'static str, &'static 
         .collect()
 }
 
-fn sql_type(ty: Ty) -> &'static str {
-    match ty {
-        Ty::Text => "VARCHAR",
-        Ty::U64 => "UBIGINT",
-        Ty::I64 => "BIGINT",
-        Ty::I32 => "INTEGER",
-        Ty::F64 => "DOUBLE",
-        Ty::Bool => "BOOLEAN",
-        Ty::Timestamp => "TIMESTAMP",
-        Ty::Sketch | Ty::Histogram => "BLOB",
-        Ty::TextList => "VARCHAR[]",
-    }
-}
-
-/// The column definitions of a `CREATE TABLE` of `columns`, in order
-/// (appenders write by position).
-pub(crate) fn column_list(columns: &[Column]) -> String {
-    let mut sql = String::new();
-    for (i, c) in columns.iter().enumerate() {
-        if i > 0 {
-            sql.push_str(",\n");
-        }
-        let _ = write!(sql, "    {} {}", c.name, sql_type(c.ty));
-        if !c.nullable {
-            sql.push_str(" NOT NULL");
-        }
-        if let Some(default) = c.default {
-            let _ = write!(sql, " DEFAULT {default}");
-        }
-    }
-    sql
-}
-
 /// Idempotent DDL run at open: every table of the agent database.
 pub fn ddl() -> String {
     let mut sql = AGENT_ONLY.to_owned();
@@ -113,7 +80,7 @@ pub fn ddl() -> String {
             sql,
             "\nCREATE TABLE IF NOT EXISTS {} (\n{}\n);\n",
             table.name,
-            column_list(table.columns)
+            duckdb_columns(table.columns)
         );
     }
     sql

@@ -1,42 +1,15 @@
 //! The catalogue rendered for the embedded DuckDB store: every column, in
 //! the declared order (appenders write by position), rows merged in place.
 
-use std::fmt::Write;
-
-use super::{TABLES, Table, Ty};
-
-fn sql_type(ty: Ty) -> &'static str {
-    match ty {
-        Ty::Text => "VARCHAR",
-        Ty::U64 => "UBIGINT",
-        Ty::I64 => "BIGINT",
-        Ty::I32 => "INTEGER",
-        Ty::F64 => "DOUBLE",
-        Ty::Bool => "BOOLEAN",
-        Ty::Timestamp => "TIMESTAMP",
-        Ty::Sketch | Ty::Histogram => "BLOB",
-        Ty::TextList => "VARCHAR[]",
-    }
-}
+use super::{TABLES, Table, duckdb_columns};
 
 /// `CREATE TABLE IF NOT EXISTS` for `table`.
 pub fn create(table: &Table) -> String {
-    let mut sql = format!("CREATE TABLE IF NOT EXISTS {} (\n", table.name);
-    for (i, c) in table.columns.iter().enumerate() {
-        let _ = write!(sql, "    {} {}", c.name, sql_type(c.ty));
-        if !c.nullable {
-            sql.push_str(" NOT NULL");
-        }
-        if let Some(default) = c.default {
-            let _ = write!(sql, " DEFAULT {default}");
-        }
-        sql.push_str(if i + 1 < table.columns.len() {
-            ",\n"
-        } else {
-            "\n);\n"
-        });
-    }
-    sql
+    format!(
+        "CREATE TABLE IF NOT EXISTS {} (\n{}\n);\n",
+        table.name,
+        duckdb_columns(table.columns)
+    )
 }
 
 /// The DDL of every table (idempotent).

@@ -77,6 +77,11 @@ pub fn binary() -> Option<PathBuf> {
     found
 }
 
+/// A server of the test's own, or a skip (see [`binary`]).
+pub async fn server() -> Option<Server> {
+    Some(Server::start(&binary()?, "").await)
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()

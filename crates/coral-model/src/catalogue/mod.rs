@@ -24,10 +24,12 @@
 #[macro_use]
 mod columns;
 mod beyla;
+mod duckdb;
 mod otel;
 mod records;
 
 pub use beyla::{BEYLA_GRPC, BEYLA_HTTP, BEYLA_SQL, BEYLA_TRACES};
+pub use duckdb::duckdb_columns;
 pub use otel::{HOST_METRICS, OTEL_OPERATIONS, OTEL_SPANS, TRACE_SPANS};
 pub use records::{AGENT_POLLS, AGENTS, COLONIES, CURSORS, GAPS};
 
