@@ -257,6 +257,92 @@ fn beyla_pages_across_read_windows_are_whole_and_exact() {
     assert_eq!(seqs(&rest), (6_001..=10_000).collect::<Vec<_>>());
 }
 
+/// Every column of Beyla's histogram families (generated in the agent's
+/// append and read from one declaration,
+/// `coral_model::beyla_histogram_families`): an HTTP, a gRPC and an SQL row
+/// whose every field differs from the others' come back as they were sent,
+/// numbered.
+#[test]
+fn every_field_of_every_beyla_histogram_family_reads_back_as_sent() {
+    use coral_model::Histogram;
+    use coral_proto::common::{BeylaGrpcMetric, BeylaSqlMetric};
+    let dir = tempfile::tempdir().unwrap();
+    let (db, conn) = Database::open(dir.path()).unwrap();
+    let (writer, tx) = Writer::start(conn, db.clone(), Arc::new(Counters::default())).unwrap();
+    let minute = (now_ns() / 60_000_000_000 * 60) as i64;
+    let latency = |counts: Vec<u64>, max: f64| {
+        Some(
+            Histogram::new(vec![10.0, 100.0], counts, 250.5, Some(1.5), Some(max))
+                .unwrap()
+                .to_proto(),
+        )
+    };
+    let attributes = |v: &str| std::collections::HashMap::from([("k".to_owned(), v.to_owned())]);
+    let http = BeylaHttpMetric {
+        minute,
+        service_name: "storefront".into(),
+        kind: "server".into(),
+        http_method: "PATCH".into(),
+        http_route: "/carts/{id}".into(),
+        http_status_code: 418,
+        latency: latency(vec![1, 2, 0], 99.0),
+        attributes: attributes("h"),
+        seq_id: 0,
+        agent_id: String::new(),
+    };
+    let grpc = BeylaGrpcMetric {
+        minute: minute - 60,
+        service_name: "payments".into(),
+        kind: "client".into(),
+        rpc_system: "grpc".into(),
+        grpc_method: "/bank.Pay/Refund".into(),
+        grpc_status_code: 7,
+        latency: latency(vec![0, 1, 0], 50.0),
+        attributes: attributes("g"),
+        seq_id: 0,
+        agent_id: String::new(),
+    };
+    let sql = BeylaSqlMetric {
+        minute: minute - 120,
+        service_name: "ledger".into(),
+        db_system: "mysql".into(),
+        sql_operation: "UPDATE".into(),
+        table_name: "balances".into(),
+        error_count: 3,
+        latency: latency(vec![0, 0, 4], 700.0),
+        attributes: attributes("s"),
+        seq_id: 0,
+        agent_id: String::new(),
+    };
+    let rows = BeylaRows {
+        http: vec![http.clone()],
+        grpc: vec![grpc.clone()],
+        sql: vec![sql.clone()],
+        spans: Vec::new(),
+    };
+    tx.send(WriteOp::Beyla(rows, None)).unwrap();
+    drop(tx);
+    writer.join();
+
+    let page = coral_agent::store::beyla::query(
+        &db,
+        &QueryBeylaMetricsRequest {
+            max_records: 10,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        page.http_metrics,
+        vec![BeylaHttpMetric { seq_id: 1, ..http }]
+    );
+    assert_eq!(
+        page.grpc_metrics,
+        vec![BeylaGrpcMetric { seq_id: 2, ..grpc }]
+    );
+    assert_eq!(page.sql_metrics, vec![BeylaSqlMetric { seq_id: 3, ..sql }]);
+}
+
 /// A Beyla transaction that fails loses only its own spans: the histograms
 /// that went with it are written again on their own, the counters say what
 /// was lost, and the Beyla sequence goes on without a hole.

@@ -17,6 +17,8 @@
 
 #[path = "beyla.rs"]
 mod beyla;
+#[path = "beyla_rows.rs"]
+mod beyla_rows;
 #[path = "host.rs"]
 mod host;
 #[path = "prometheus.rs"]

@@ -8,6 +8,7 @@
 //! blobs next to their scalar count, sum, min and max. Reads are in
 //! [`super::beyla_read`].
 
+use coral_model::catalogue::Field;
 use coral_proto::common::{BeylaTraceSpan, LatencyHistogram};
 use duckdb::types::{TimeUnit, Value};
 use duckdb::{Connection, Transaction, params};
@@ -109,79 +110,95 @@ fn append_histograms(
     seq: &mut u64,
     rows: &BeylaRows,
 ) -> Result<(), duckdb::Error> {
-    append_numbered(
-        tx,
-        "beyla_http_metrics_local",
-        &rows.http,
-        seq,
-        |app, seq, m| {
-            let (count, sum, min, max, blob) = hist_parts(m.latency.as_ref());
-            app.append_row(params![
-                seq,
-                ts(m.minute * 1_000_000),
-                m.service_name,
-                m.kind,
-                m.http_method,
-                m.http_route,
-                m.http_status_code,
-                count,
-                sum,
-                min,
-                max,
-                blob,
-                coral_model::string_map_to_json(&m.attributes),
-            ])
-        },
-    )?;
-    append_numbered(
-        tx,
-        "beyla_grpc_metrics_local",
-        &rows.grpc,
-        seq,
-        |app, seq, m| {
-            let (count, sum, min, max, blob) = hist_parts(m.latency.as_ref());
-            app.append_row(params![
-                seq,
-                ts(m.minute * 1_000_000),
-                m.service_name,
-                m.kind,
-                m.rpc_system,
-                m.grpc_method,
-                m.grpc_status_code,
-                count,
-                sum,
-                min,
-                max,
-                blob,
-                coral_model::string_map_to_json(&m.attributes),
-            ])
-        },
-    )?;
-    append_numbered(
-        tx,
-        "beyla_sql_metrics_local",
-        &rows.sql,
-        seq,
-        |app, seq, m| {
-            let (count, sum, min, max, blob) = hist_parts(m.latency.as_ref());
-            app.append_row(params![
-                seq,
-                ts(m.minute * 1_000_000),
-                m.service_name,
-                m.db_system,
-                m.sql_operation,
-                m.table_name,
-                count,
-                m.error_count,
-                sum,
-                min,
-                max,
-                blob,
-                coral_model::string_map_to_json(&m.attributes),
-            ])
-        },
-    )
+    append_family(tx, &rows.http, seq)?;
+    append_family(tx, &rows.grpc, seq)?;
+    append_family(tx, &rows.sql, seq)
 }
+
+fn append_family<F: HistogramFamily>(
+    tx: &Transaction<'_>,
+    rows: &[F],
+    seq: &mut u64,
+) -> Result<(), duckdb::Error> {
+    append_numbered(tx, F::TABLE, rows, seq, |app, seq, m| m.append(app, seq))
+}
+
+/// How the agent stores and reads one Beyla histogram family: generated
+/// for each family from its declaration
+/// ([`coral_model::beyla_histogram_families`]).
+pub(super) trait HistogramFamily: Sized {
+    /// The agent's table.
+    const TABLE: &'static str;
+    /// The columns a read selects after `seq_id` and the minute.
+    const COLUMNS: &'static str;
+    /// Appends this metric as row `seq` of [`Self::TABLE`], in its columns'
+    /// declared order.
+    fn append(&self, app: &mut duckdb::Appender<'_>, seq: u64) -> Result<(), duckdb::Error>;
+    /// The metric of a row selected as `seq_id, epoch(minute), COLUMNS`.
+    fn read(row: &duckdb::Row<'_>) -> Result<Self, duckdb::Error>;
+}
+
+macro_rules! histogram_family {
+    (
+        $(#[$doc:meta])*
+        table: $table:ident,
+        tables: ($colony:literal, $agent:literal),
+        metric: $metric:ident,
+        rows: $rows:ident,
+        row: $row:ident,
+        what: $what:literal,
+        series: [$($series:ident: $sty:ident),+ $(,)?],
+        counts: [$($count:ident: $cty:ident),* $(,)?] $(,)?
+    ) => {
+        impl HistogramFamily for coral_proto::common::$metric {
+            const TABLE: &'static str = $agent;
+            const COLUMNS: &'static str = concat!(
+                "service_name, ",
+                $(stringify!($series), ", ",)+
+                $(stringify!($count), ", ",)*
+                "latency, attributes"
+            );
+
+            fn append(
+                &self,
+                app: &mut duckdb::Appender<'_>,
+                seq: u64,
+            ) -> Result<(), duckdb::Error> {
+                let (count, sum, min, max, blob) = hist_parts(self.latency.as_ref());
+                app.append_row(params![
+                    seq,
+                    ts(self.minute * 1_000_000),
+                    self.service_name,
+                    $(Field::<$sty>::to_column(&self.$series),)+
+                    count,
+                    $(Field::<$cty>::to_column(&self.$count),)*
+                    sum,
+                    min,
+                    max,
+                    blob,
+                    coral_model::string_map_to_json(&self.attributes),
+                ])
+            }
+
+            fn read(r: &duckdb::Row<'_>) -> Result<Self, duckdb::Error> {
+                Ok(coral_proto::common::$metric {
+                    seq_id: r.get(0)?,
+                    minute: r.get(1)?,
+                    service_name: r.get("service_name")?,
+                    $($series: Field::from_column(r.get::<_, $sty>(stringify!($series))?),)+
+                    $($count: Field::from_column(r.get::<_, $cty>(stringify!($count))?),)*
+                    latency: super::read::proto_column(r, r.as_ref().column_index("latency")?)?,
+                    attributes: coral_model::string_map_from_json(
+                        &r.get::<_, String>("attributes")?,
+                    ),
+                    agent_id: String::new(),
+                })
+            }
+        }
+    };
+}
+
+coral_model::beyla_histogram_families!(histogram_family);
 
 /// Appends Beyla trace spans inside `tx`, numbering them from `*seq`.
 fn append_spans(

@@ -3,14 +3,12 @@
 //! range and trace (ad-hoc queries, traces returned whole). Blocking.
 
 use coral_proto::agent::{BeylaMetricType, QueryBeylaMetricsRequest, QueryBeylaMetricsResponse};
-use coral_proto::common::{BeylaGrpcMetric, BeylaHttpMetric, BeylaSqlMetric, BeylaTraceSpan};
+use coral_proto::common::BeylaTraceSpan;
 use duckdb::types::Value;
 use duckdb::{Connection, Row, params_from_iter};
 
-use super::beyla::ts;
-use super::read::{
-    MAX_PAGE_BYTES, Page, budget_end, framed_bytes, framed_len, page_limit, proto_column,
-};
+use super::beyla::{HistogramFamily, ts};
+use super::read::{MAX_PAGE_BYTES, Page, budget_end, framed_bytes, framed_len, page_limit};
 use super::{Database, StoreError};
 
 /// Which rows a read selects.
@@ -104,13 +102,13 @@ pub fn query(
     if time_mode(req) {
         let range = (0u64, u64::MAX);
         if sel.http {
-            response.http_metrics = read_http(&conn, range, &sel, Some(limit))?;
+            response.http_metrics = read_metrics(&conn, range, &sel, Some(limit))?;
         }
         if sel.grpc {
-            response.grpc_metrics = read_grpc(&conn, range, &sel, Some(limit))?;
+            response.grpc_metrics = read_metrics(&conn, range, &sel, Some(limit))?;
         }
         if sel.sql {
-            response.sql_metrics = read_sql(&conn, range, &sel, Some(limit))?;
+            response.sql_metrics = read_metrics(&conn, range, &sel, Some(limit))?;
         }
         if sel.traces {
             let max_traces = if req.max_traces == 0 {
@@ -185,17 +183,17 @@ pub fn query(
     let mut bytes = 0;
     for range in page.windows() {
         if sel.http {
-            let rows = read_http(&conn, range, &sel, None)?;
+            let rows = read_metrics(&conn, range, &sel, None)?;
             bytes += framed_bytes(&rows);
             response.http_metrics.extend(rows);
         }
         if sel.grpc {
-            let rows = read_grpc(&conn, range, &sel, None)?;
+            let rows = read_metrics(&conn, range, &sel, None)?;
             bytes += framed_bytes(&rows);
             response.grpc_metrics.extend(rows);
         }
         if sel.sql {
-            let rows = read_sql(&conn, range, &sel, None)?;
+            let rows = read_metrics(&conn, range, &sel, None)?;
             bytes += framed_bytes(&rows);
             response.sql_metrics.extend(rows);
         }
@@ -242,118 +240,29 @@ fn limit_clause(limit: Option<usize>) -> String {
     limit.map(|n| format!(" LIMIT {n}")).unwrap_or_default()
 }
 
-/// Rows of one Beyla metric table in the seq_id `range`, filtered by `sel`:
-/// `columns` are selected after `seq_id` and the minute, and `row` maps them.
-fn read_metrics<T>(
+/// Rows of one Beyla histogram family in the seq_id `range`, filtered by
+/// `sel`.
+fn read_metrics<F: HistogramFamily>(
     conn: &Connection,
-    table: &str,
-    columns: &str,
     range: (u64, u64),
     sel: &Selection,
     limit: Option<usize>,
-    row: impl FnMut(&Row<'_>) -> duckdb::Result<T>,
-) -> Result<Vec<T>, StoreError> {
+) -> Result<Vec<F>, StoreError> {
     let sql = format!(
-        "SELECT seq_id, epoch(minute)::BIGINT, {columns} FROM {table} \
+        "SELECT seq_id, epoch(minute)::BIGINT, {} FROM {} \
          WHERE seq_id > ? AND seq_id <= ?{} ORDER BY seq_id{}",
+        F::COLUMNS,
+        F::TABLE,
         sel.metric_where,
         limit_clause(limit)
     );
     let rows = conn
         .prepare(&sql)?
-        .query_map(params_from_iter(range_args(range, &sel.metric_args)), row)?
+        .query_map(params_from_iter(range_args(range, &sel.metric_args)), |r| {
+            F::read(r)
+        })?
         .collect::<Result<_, _>>()?;
     Ok(rows)
-}
-
-fn read_http(
-    conn: &Connection,
-    range: (u64, u64),
-    sel: &Selection,
-    limit: Option<usize>,
-) -> Result<Vec<BeylaHttpMetric>, StoreError> {
-    read_metrics(
-        conn,
-        "beyla_http_metrics_local",
-        "service_name, kind, http_method, http_route, http_status_code, latency, attributes",
-        range,
-        sel,
-        limit,
-        |r| {
-            Ok(BeylaHttpMetric {
-                seq_id: r.get(0)?,
-                minute: r.get(1)?,
-                service_name: r.get(2)?,
-                kind: r.get(3)?,
-                http_method: r.get(4)?,
-                http_route: r.get(5)?,
-                http_status_code: r.get(6)?,
-                latency: proto_column(r, 7)?,
-                attributes: coral_model::string_map_from_json(&r.get::<_, String>(8)?),
-                agent_id: String::new(),
-            })
-        },
-    )
-}
-
-fn read_grpc(
-    conn: &Connection,
-    range: (u64, u64),
-    sel: &Selection,
-    limit: Option<usize>,
-) -> Result<Vec<BeylaGrpcMetric>, StoreError> {
-    read_metrics(
-        conn,
-        "beyla_grpc_metrics_local",
-        "service_name, kind, rpc_system, grpc_method, grpc_status_code, latency, attributes",
-        range,
-        sel,
-        limit,
-        |r| {
-            Ok(BeylaGrpcMetric {
-                seq_id: r.get(0)?,
-                minute: r.get(1)?,
-                service_name: r.get(2)?,
-                kind: r.get(3)?,
-                rpc_system: r.get(4)?,
-                grpc_method: r.get(5)?,
-                grpc_status_code: r.get(6)?,
-                latency: proto_column(r, 7)?,
-                attributes: coral_model::string_map_from_json(&r.get::<_, String>(8)?),
-                agent_id: String::new(),
-            })
-        },
-    )
-}
-
-fn read_sql(
-    conn: &Connection,
-    range: (u64, u64),
-    sel: &Selection,
-    limit: Option<usize>,
-) -> Result<Vec<BeylaSqlMetric>, StoreError> {
-    read_metrics(
-        conn,
-        "beyla_sql_metrics_local",
-        "service_name, db_system, sql_operation, table_name, error_count, latency, attributes",
-        range,
-        sel,
-        limit,
-        |r| {
-            Ok(BeylaSqlMetric {
-                seq_id: r.get(0)?,
-                minute: r.get(1)?,
-                service_name: r.get(2)?,
-                db_system: r.get(3)?,
-                sql_operation: r.get(4)?,
-                table_name: r.get(5)?,
-                error_count: r.get(6)?,
-                latency: proto_column(r, 7)?,
-                attributes: coral_model::string_map_from_json(&r.get::<_, String>(8)?),
-                agent_id: String::new(),
-            })
-        },
-    )
 }
 
 fn read_spans(

@@ -6,6 +6,7 @@ use coral_model::{DurationSketch, Histogram};
 
 use super::MigrateError;
 use super::SESSION;
+use super::columns::Read;
 use super::columns::{Columns, opt};
 use crate::store::clickhouse::beyla::{
     Family, GrpcRow, HttpRow, Part, SpanRow as BeylaSpanRow, SqlRow,
@@ -297,63 +298,38 @@ impl Histograms {
     }
 }
 
-impl FromDuckDb for HttpRow {
-    fn from_duckdb(c: &Columns<'_>) -> Result<Vec<Self>, MigrateError> {
-        let h = Histograms::of(c)?;
-        let (kind, method) = (c.text("kind")?, c.text("http_method")?);
-        let (route, status) = (c.text("http_route")?, c.i32("http_status_code")?);
-        h.rows(c, |i| {
-            let (k, m, r, s) = (
-                kind.value(i),
-                method.value(i),
-                route.value(i),
-                status.value(i),
-            );
-            let seq_id = h.key(
-                i,
-                &[k.as_bytes(), m.as_bytes(), r.as_bytes(), &s.to_le_bytes()],
-            );
-            ((k.to_owned(), m.to_owned(), r.to_owned(), s), seq_id)
-        })
-    }
+/// A family's conversion, generated from its declaration
+/// ([`coral_model::beyla_histogram_families`]): its series and own counts
+/// read by name, and its seq_id keyed by its minute, service and series.
+macro_rules! from_duckdb {
+    (
+        $(#[$doc:meta])*
+        table: $table:ident,
+        tables: ($colony:literal, $agent:literal),
+        metric: $metric:ident,
+        rows: $rows:ident,
+        row: $row:ident,
+        what: $what:literal,
+        series: [$($series:ident: $sty:ident),+ $(,)?],
+        counts: [$($count:ident: $cty:ident),* $(,)?] $(,)?
+    ) => {
+        impl FromDuckDb for $row {
+            fn from_duckdb(c: &Columns<'_>) -> Result<Vec<Self>, MigrateError> {
+                let h = Histograms::of(c)?;
+                $(let $series = <$sty as Read>::array(c, stringify!($series))?;)+
+                $(let $count = <$cty as Read>::array(c, stringify!($count))?;)*
+                h.rows(c, |i| {
+                    $(let $series = <$sty as Read>::value(&$series, i);)+
+                    $(let $count = <$cty as Read>::value(&$count, i);)*
+                    let seq_id = h.key(i, &[$(Read::key(&$series).as_slice()),+]);
+                    (($($series,)+ $($count,)*), seq_id)
+                })
+            }
+        }
+    };
 }
 
-impl FromDuckDb for GrpcRow {
-    fn from_duckdb(c: &Columns<'_>) -> Result<Vec<Self>, MigrateError> {
-        let h = Histograms::of(c)?;
-        let (kind, system) = (c.text("kind")?, c.text("rpc_system")?);
-        let (method, status) = (c.text("grpc_method")?, c.i32("grpc_status_code")?);
-        h.rows(c, |i| {
-            let (k, y, m, s) = (
-                kind.value(i),
-                system.value(i),
-                method.value(i),
-                status.value(i),
-            );
-            let seq_id = h.key(
-                i,
-                &[k.as_bytes(), y.as_bytes(), m.as_bytes(), &s.to_le_bytes()],
-            );
-            ((k.to_owned(), y.to_owned(), m.to_owned(), s), seq_id)
-        })
-    }
-}
-
-impl FromDuckDb for SqlRow {
-    fn from_duckdb(c: &Columns<'_>) -> Result<Vec<Self>, MigrateError> {
-        let h = Histograms::of(c)?;
-        let (system, operation) = (c.text("db_system")?, c.text("sql_operation")?);
-        let (name, errors) = (c.text("table_name")?, c.u64("error_count")?);
-        h.rows(c, |i| {
-            let (y, o, n) = (system.value(i), operation.value(i), name.value(i));
-            let seq_id = h.key(i, &[y.as_bytes(), o.as_bytes(), n.as_bytes()]);
-            (
-                (y.to_owned(), o.to_owned(), n.to_owned(), errors.value(i)),
-                seq_id,
-            )
-        })
-    }
-}
+coral_model::beyla_histogram_families!(from_duckdb);
 
 impl FromDuckDb for BeylaSpanRow {
     fn from_duckdb(c: &Columns<'_>) -> Result<Vec<Self>, MigrateError> {

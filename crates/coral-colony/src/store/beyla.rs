@@ -15,6 +15,7 @@ use duckdb::types::Value;
 use duckdb::{Transaction, params, params_from_iter};
 use prost::Message;
 
+use super::beyla_families::HistogramFamily;
 use super::{StoreError, now_micros, ts_micros};
 
 pub use coral_model::BeylaRows;
@@ -50,12 +51,12 @@ pub struct BeylaOutcome {
     pub reject_reason: Option<String>,
 }
 
-/// A merged histogram row: key columns, latency, attributes, extra count.
+/// A merged histogram row: key columns, latency, attributes, own counts.
 struct Merged {
     key: Vec<Value>,
     latency: Histogram,
     attributes: String,
-    error_count: u64,
+    counts: Vec<u64>,
     parts: i32,
 }
 
@@ -67,102 +68,9 @@ pub fn store(
     sampling: TraceSampling,
 ) -> Result<BeylaOutcome, StoreError> {
     let mut outcome = BeylaOutcome::default();
-    let reject = |outcome: &mut BeylaOutcome, why: String| {
-        outcome.rejected += 1;
-        outcome.reject_reason.get_or_insert(why);
-    };
-    let agent = || Value::Text(agent_id.to_owned());
-    let text = |s: &str| Value::Text(s.to_owned());
-    let minute = |m: i64| ts_micros(m * 1_000_000);
-
-    let mut http = Vec::new();
-    for m in &page.http {
-        match histogram(m.latency.as_ref()) {
-            Ok(h) => http.push((
-                vec![
-                    minute(m.minute),
-                    agent(),
-                    text(&m.service_name),
-                    text(&m.kind),
-                    text(&m.http_method),
-                    text(&m.http_route),
-                    Value::Int(m.http_status_code as i32),
-                ],
-                h,
-                coral_model::string_map_to_json(&m.attributes),
-                0,
-            )),
-            Err(e) => reject(&mut outcome, format!("HTTP row seq_id {}: {e}", m.seq_id)),
-        }
-    }
-    let mut grpc = Vec::new();
-    for m in &page.grpc {
-        match histogram(m.latency.as_ref()) {
-            Ok(h) => grpc.push((
-                vec![
-                    minute(m.minute),
-                    agent(),
-                    text(&m.service_name),
-                    text(&m.kind),
-                    text(&m.rpc_system),
-                    text(&m.grpc_method),
-                    Value::Int(m.grpc_status_code as i32),
-                ],
-                h,
-                coral_model::string_map_to_json(&m.attributes),
-                0,
-            )),
-            Err(e) => reject(&mut outcome, format!("RPC row seq_id {}: {e}", m.seq_id)),
-        }
-    }
-    let mut sql = Vec::new();
-    for m in &page.sql {
-        match histogram(m.latency.as_ref()) {
-            Ok(h) => sql.push((
-                vec![
-                    minute(m.minute),
-                    agent(),
-                    text(&m.service_name),
-                    text(&m.db_system),
-                    text(&m.sql_operation),
-                    text(&m.table_name),
-                ],
-                h,
-                coral_model::string_map_to_json(&m.attributes),
-                m.error_count,
-            )),
-            Err(e) => reject(&mut outcome, format!("SQL row seq_id {}: {e}", m.seq_id)),
-        }
-    }
-    const HTTP_KEY: &[&str] = &[
-        "minute",
-        "agent_id",
-        "service_name",
-        "kind",
-        "http_method",
-        "http_route",
-        "http_status_code",
-    ];
-    const GRPC_KEY: &[&str] = &[
-        "minute",
-        "agent_id",
-        "service_name",
-        "kind",
-        "rpc_system",
-        "grpc_method",
-        "grpc_status_code",
-    ];
-    const SQL_KEY: &[&str] = &[
-        "minute",
-        "agent_id",
-        "service_name",
-        "db_system",
-        "sql_operation",
-        "table_name",
-    ];
-    outcome.stored += merge_into(tx, "beyla_http_metrics", HTTP_KEY, false, http)?;
-    outcome.stored += merge_into(tx, "beyla_grpc_metrics", GRPC_KEY, false, grpc)?;
-    outcome.stored += merge_into(tx, "beyla_sql_metrics", SQL_KEY, true, sql)?;
+    outcome.stored += merge_family(tx, agent_id, &page.http, &mut outcome)?;
+    outcome.stored += merge_family(tx, agent_id, &page.grpc, &mut outcome)?;
+    outcome.stored += merge_family(tx, agent_id, &page.sql, &mut outcome)?;
     let (kept, dropped) = sample_spans(tx, &page.spans, sampling)?;
     outcome.sampled_out = dropped;
     outcome.stored += kept.len();
@@ -177,68 +85,86 @@ fn histogram(h: Option<&LatencyHistogram>) -> Result<Histogram, String> {
     }
 }
 
-/// Merges rows with equal keys (within the page and with stored rows), then
-/// rewrites each key's row once. Returns the number of incoming rows.
-fn merge_into(
+/// Merges a family's rows with equal keys (within the page and with stored
+/// rows), then rewrites each key's row once. Rows without a valid
+/// histogram are refused in `outcome`. Returns the number of rows merged.
+fn merge_family<F: HistogramFamily>(
     tx: &Transaction<'_>,
-    table: &str,
-    key_columns: &[&str],
-    with_errors: bool,
-    rows: Vec<(Vec<Value>, Histogram, String, u64)>,
+    agent_id: &str,
+    rows: &[F],
+    outcome: &mut BeylaOutcome,
 ) -> Result<usize, StoreError> {
-    let count = rows.len();
-    if rows.is_empty() {
-        return Ok(0);
-    }
+    let mut count = 0;
     let mut merged: Vec<Merged> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();
-    for (key, latency, attributes, errors) in rows {
+    for m in rows {
+        let latency = match histogram(m.latency()) {
+            Ok(h) => h,
+            Err(e) => {
+                outcome.rejected += 1;
+                outcome.reject_reason.get_or_insert(format!(
+                    "{} row seq_id {}: {e}",
+                    F::WHAT,
+                    m.seq_id()
+                ));
+                continue;
+            }
+        };
+        count += 1;
+        let key = m.key(agent_id);
         let id = format!("{key:?}");
         match index.get(&id) {
             Some(&i) => {
-                let m = &mut merged[i];
-                m.latency.merge(&latency);
-                m.error_count += errors;
-                m.parts += 1;
+                let stored = &mut merged[i];
+                stored.latency.merge(&latency);
+                add_counts(&mut stored.counts, &m.counts());
+                stored.parts += 1;
             }
             None => {
                 index.insert(id, merged.len());
                 merged.push(Merged {
                     key,
                     latency,
-                    attributes,
-                    error_count: errors,
+                    attributes: coral_model::string_map_to_json(m.attributes()),
+                    counts: m.counts(),
                     parts: 1,
                 });
             }
         }
     }
-    let key_where = key_columns
+    if merged.is_empty() {
+        return Ok(count);
+    }
+    let table = F::TABLE;
+    let key_where = F::KEY
         .iter()
         .map(|c| format!("{c} = ?"))
         .collect::<Vec<_>>()
         .join(" AND ");
-    let errors_col = if with_errors { "error_count" } else { "0" };
     {
         let mut select = tx.prepare_cached(&format!(
-            "SELECT latency, {errors_col}, parts FROM {table} WHERE {key_where}"
+            "SELECT latency, parts{} FROM {table} WHERE {key_where}",
+            F::COUNTS
         ))?;
         let mut delete = tx.prepare_cached(&format!("DELETE FROM {table} WHERE {key_where}"))?;
         for m in &mut merged {
-            let existing: Vec<(Vec<u8>, u64, i32)> = select
+            let existing: Vec<(Vec<u8>, i32, Vec<u64>)> = select
                 .query_map(params_from_iter(m.key.iter()), |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                    let counts = (0..m.counts.len())
+                        .map(|i| r.get(2 + i))
+                        .collect::<Result<_, _>>()?;
+                    Ok((r.get(0)?, r.get(1)?, counts))
                 })?
                 .collect::<Result<_, _>>()?;
             if existing.is_empty() {
                 continue;
             }
-            for (blob, errors, parts) in existing {
+            for (blob, parts, counts) in existing {
                 if let Ok(mut stored) = Histogram::decode(&blob) {
                     stored.merge(&m.latency);
                     m.latency = stored;
                 }
-                m.error_count += errors;
+                add_counts(&mut m.counts, &counts);
                 m.parts += parts;
             }
             delete.execute(params_from_iter(m.key.iter()))?;
@@ -247,12 +173,12 @@ fn merge_into(
     let now = ts_micros(now_micros());
     let mut app = tx.appender(table)?;
     for m in merged {
-        let mut row = m.key;
+        // The table's order: key, count, own counts, sum, min, max,
+        // histogram, attributes, parts, updated_at.
         let h = &m.latency;
+        let mut row = m.key;
         row.push(Value::UBigInt(h.count));
-        if with_errors {
-            row.push(Value::UBigInt(m.error_count));
-        }
+        row.extend(m.counts.iter().map(|&c| Value::UBigInt(c)));
         row.push(Value::Double(h.sum_ms));
         row.push(h.min_ms.map_or(Value::Null, Value::Double));
         row.push(h.max_ms.map_or(Value::Null, Value::Double));
@@ -265,6 +191,12 @@ fn merge_into(
     }
     app.flush()?;
     Ok(count)
+}
+
+fn add_counts(to: &mut [u64], from: &[u64]) {
+    for (a, b) in to.iter_mut().zip(from) {
+        *a += b;
+    }
 }
 
 /// Splits spans into kept and the number dropped by trace sampling.

@@ -7,6 +7,7 @@
 //! pool.
 
 pub mod beyla;
+pub(crate) mod beyla_families;
 pub mod clickhouse;
 pub mod diagnose;
 pub mod engine;

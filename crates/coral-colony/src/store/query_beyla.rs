@@ -5,15 +5,12 @@
 //! and status codes) with `coral_model::Histogram::merge`. Traces come back
 //! whole: every span of each selected trace, from every agent.
 
+use super::beyla_families::HistogramFamily;
+use super::{StoreError, ts_micros};
 use coral_proto::colony::{QueryBeylaRequest, QueryBeylaResponse};
-use coral_proto::common::{
-    BeylaGrpcMetric, BeylaHttpMetric, BeylaSqlMetric, BeylaTraceSpan, LatencyHistogram,
-};
+use coral_proto::common::BeylaTraceSpan;
 use duckdb::types::Value;
 use duckdb::{Connection, Row, params_from_iter};
-use prost::Message;
-
-use super::{StoreError, ts_micros};
 
 /// Default number of traces when `max_traces` is 0.
 pub const DEFAULT_MAX_TRACES: u32 = 20;
@@ -42,15 +39,6 @@ fn filters(req: &QueryBeylaRequest, time_col: &str) -> (String, Vec<Value>) {
     (sql, args)
 }
 
-fn latency(row: &Row<'_>, index: usize) -> Result<Option<LatencyHistogram>, duckdb::Error> {
-    let bytes: Vec<u8> = row.get(index)?;
-    LatencyHistogram::decode(bytes.as_slice())
-        .map(Some)
-        .map_err(|e| {
-            duckdb::Error::FromSqlConversionFailure(index, duckdb::types::Type::Blob, Box::new(e))
-        })
-}
-
 /// Answers `QueryBeyla`.
 pub fn query(conn: &Connection, req: &QueryBeylaRequest) -> Result<QueryBeylaResponse, StoreError> {
     let mut response = QueryBeylaResponse::default();
@@ -58,80 +46,38 @@ pub fn query(conn: &Connection, req: &QueryBeylaRequest) -> Result<QueryBeylaRes
     if req.trace_id.is_empty() {
         let (where_, args) = filters(req, "minute");
         if wants("http") {
-            response.http_metrics = conn
-                .prepare(&format!(
-                    "SELECT epoch(minute)::BIGINT, agent_id, service_name, kind, http_method, \
-                     http_route, http_status_code, latency, attributes FROM beyla_http_metrics \
-                     WHERE {where_} ORDER BY minute, agent_id, service_name, http_route"
-                ))?
-                .query_map(params_from_iter(args.iter()), |r| {
-                    Ok(BeylaHttpMetric {
-                        minute: r.get(0)?,
-                        agent_id: r.get(1)?,
-                        service_name: r.get(2)?,
-                        kind: r.get(3)?,
-                        http_method: r.get(4)?,
-                        http_route: r.get(5)?,
-                        http_status_code: r.get(6)?,
-                        latency: latency(r, 7)?,
-                        attributes: coral_model::string_map_from_json(&r.get::<_, String>(8)?),
-                        seq_id: 0,
-                    })
-                })?
-                .collect::<Result<_, _>>()?;
+            response.http_metrics = histograms(conn, &where_, &args)?;
         }
         if wants("grpc") {
-            response.grpc_metrics = conn
-                .prepare(&format!(
-                    "SELECT epoch(minute)::BIGINT, agent_id, service_name, kind, rpc_system, \
-                     grpc_method, grpc_status_code, latency, attributes FROM beyla_grpc_metrics \
-                     WHERE {where_} ORDER BY minute, agent_id, service_name, grpc_method"
-                ))?
-                .query_map(params_from_iter(args.iter()), |r| {
-                    Ok(BeylaGrpcMetric {
-                        minute: r.get(0)?,
-                        agent_id: r.get(1)?,
-                        service_name: r.get(2)?,
-                        kind: r.get(3)?,
-                        rpc_system: r.get(4)?,
-                        grpc_method: r.get(5)?,
-                        grpc_status_code: r.get(6)?,
-                        latency: latency(r, 7)?,
-                        attributes: coral_model::string_map_from_json(&r.get::<_, String>(8)?),
-                        seq_id: 0,
-                    })
-                })?
-                .collect::<Result<_, _>>()?;
+            response.grpc_metrics = histograms(conn, &where_, &args)?;
         }
         if wants("sql") {
-            response.sql_metrics = conn
-                .prepare(&format!(
-                    "SELECT epoch(minute)::BIGINT, agent_id, service_name, db_system, \
-                     sql_operation, table_name, error_count, latency, attributes \
-                     FROM beyla_sql_metrics WHERE {where_} \
-                     ORDER BY minute, agent_id, service_name, sql_operation, table_name"
-                ))?
-                .query_map(params_from_iter(args.iter()), |r| {
-                    Ok(BeylaSqlMetric {
-                        minute: r.get(0)?,
-                        agent_id: r.get(1)?,
-                        service_name: r.get(2)?,
-                        db_system: r.get(3)?,
-                        sql_operation: r.get(4)?,
-                        table_name: r.get(5)?,
-                        error_count: r.get(6)?,
-                        latency: latency(r, 7)?,
-                        attributes: coral_model::string_map_from_json(&r.get::<_, String>(8)?),
-                        seq_id: 0,
-                    })
-                })?
-                .collect::<Result<_, _>>()?;
+            response.sql_metrics = histograms(conn, &where_, &args)?;
         }
     }
     if req.include_traces || !req.trace_id.is_empty() {
         response.trace_spans = traces(conn, req)?;
     }
     Ok(response)
+}
+
+/// Family `F`'s rows matching `where_`, one per (minute, agent, series).
+fn histograms<F: HistogramFamily>(
+    conn: &Connection,
+    where_: &str,
+    args: &[Value],
+) -> Result<Vec<F>, StoreError> {
+    let rows = conn
+        .prepare(&format!(
+            "SELECT {} FROM {} WHERE {where_} \
+             ORDER BY minute, agent_id, service_name, {}parts",
+            F::COLUMNS,
+            F::TABLE,
+            F::SERIES
+        ))?
+        .query_map(params_from_iter(args.iter()), |r| F::read(r))?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
 }
 
 const SPAN_COLUMNS: &str = "t.agent_id, t.seq_id, t.trace_id, t.span_id, t.parent_span_id, \

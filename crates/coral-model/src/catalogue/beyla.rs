@@ -2,7 +2,7 @@
 //! spans, numbered by the agent's Beyla sequence.
 
 use super::columns::{agent_only, col, colony_only, merge, null};
-use super::{AgentTable, Column, Kind, Side, Table, Ty};
+use super::{AgentTable, Column, Kind, Side, Stored, Table, Ty};
 
 /// A Beyla histogram family: the agent's table `$agent` and the colony's
 /// `$colony`, each series' columns, then the counts every family has plus
@@ -41,43 +41,93 @@ macro_rules! beyla_histogram {
     }};
 }
 
-/// Beyla's HTTP histograms, one row per minute and series.
-pub const BEYLA_HTTP: Table = beyla_histogram!(
-    "beyla_http_metrics",
-    "beyla_http_metrics_local",
-    [
-        col("kind", Ty::Text),
-        col("http_method", Ty::Text),
-        col("http_route", Ty::Text),
-        col("http_status_code", Ty::I32),
-    ],
-    []
-);
+/// Beyla's histogram families (HTTP, gRPC, SQL), declared once.
+///
+/// `beyla_histogram_families!(then)` calls the macro `then!` once per
+/// family with its declaration:
+///
+/// ```text
+/// $(#[doc])*
+/// table: BEYLA_HTTP,                     // the catalogue's Table constant
+/// tables: ("colony_table", "agent_table_local"),
+/// metric: BeylaHttpMetric,               // coral_proto::common's message
+/// rows: http,                            // the field of BeylaRows holding them
+/// row: HttpRow,                          // the name of a typed row, where an engine needs one
+/// what: "HTTP",                          // the family in messages
+/// series: [kind: String, ..],            // the series columns, named as the message's fields
+/// counts: [error_count: u64],            // counts of the family's own, summed when rows merge
+/// ```
+///
+/// Every column a family has besides these (minute, service, the latency
+/// histogram and its scalars, attributes) is common to all three. Each
+/// column's type is a Rust type ([`super::Stored`]) and the field converts
+/// to it ([`super::Field`]). The catalogue's tables below, the agent's
+/// append and page read, the colony's DuckDB merge and read, its ClickHouse
+/// rows and the migration are all generated from this list: a series
+/// column added here (and to the message) reaches every one of them.
+#[macro_export]
+macro_rules! beyla_histogram_families {
+    ($then:ident) => {
+        $then! {
+            /// Beyla's HTTP histograms, one row per minute and series.
+            table: BEYLA_HTTP,
+            tables: ("beyla_http_metrics", "beyla_http_metrics_local"),
+            metric: BeylaHttpMetric,
+            rows: http,
+            row: HttpRow,
+            what: "HTTP",
+            series: [kind: String, http_method: String, http_route: String, http_status_code: i32],
+            counts: [],
+        }
+        $then! {
+            /// Beyla's gRPC histograms.
+            table: BEYLA_GRPC,
+            tables: ("beyla_grpc_metrics", "beyla_grpc_metrics_local"),
+            metric: BeylaGrpcMetric,
+            rows: grpc,
+            row: GrpcRow,
+            what: "RPC",
+            series: [kind: String, rpc_system: String, grpc_method: String, grpc_status_code: i32],
+            counts: [],
+        }
+        $then! {
+            /// Beyla's SQL client histograms.
+            table: BEYLA_SQL,
+            tables: ("beyla_sql_metrics", "beyla_sql_metrics_local"),
+            metric: BeylaSqlMetric,
+            rows: sql,
+            row: SqlRow,
+            what: "SQL",
+            series: [db_system: String, sql_operation: String, table_name: String],
+            counts: [error_count: u64],
+        }
+    };
+}
 
-/// Beyla's gRPC histograms.
-pub const BEYLA_GRPC: Table = beyla_histogram!(
-    "beyla_grpc_metrics",
-    "beyla_grpc_metrics_local",
-    [
-        col("kind", Ty::Text),
-        col("rpc_system", Ty::Text),
-        col("grpc_method", Ty::Text),
-        col("grpc_status_code", Ty::I32),
-    ],
-    []
-);
+/// A family's catalogue table.
+macro_rules! histogram_table {
+    (
+        $(#[$doc:meta])*
+        table: $table:ident,
+        tables: ($colony:literal, $agent:literal),
+        metric: $metric:ident,
+        rows: $rows:ident,
+        row: $row:ident,
+        what: $what:literal,
+        series: [$($series:ident: $sty:ident),+ $(,)?],
+        counts: [$($count:ident: $cty:ident),* $(,)?] $(,)?
+    ) => {
+        $(#[$doc])*
+        pub const $table: Table = beyla_histogram!(
+            $colony,
+            $agent,
+            [$(col(stringify!($series), <$sty as Stored>::TY)),+],
+            [$(col(stringify!($count), <$cty as Stored>::TY)),*]
+        );
+    };
+}
 
-/// Beyla's SQL client histograms.
-pub const BEYLA_SQL: Table = beyla_histogram!(
-    "beyla_sql_metrics",
-    "beyla_sql_metrics_local",
-    [
-        col("db_system", Ty::Text),
-        col("sql_operation", Ty::Text),
-        col("table_name", Ty::Text),
-    ],
-    [col("error_count", Ty::U64)]
-);
+crate::beyla_histogram_families!(histogram_table);
 
 /// A Beyla span's columns.
 const SPAN: &[Column] = &[

@@ -25,11 +25,13 @@
 mod columns;
 mod beyla;
 mod duckdb;
+mod fields;
 mod otel;
 mod records;
 
 pub use beyla::{BEYLA_GRPC, BEYLA_HTTP, BEYLA_SQL, BEYLA_TRACES};
 pub use duckdb::duckdb_columns;
+pub use fields::{Field, Stored};
 pub use otel::{HOST_METRICS, OTEL_OPERATIONS, OTEL_SPANS, TRACE_SPANS};
 pub use records::{AGENT_POLLS, AGENTS, COLONIES, CURSORS, GAPS};
 

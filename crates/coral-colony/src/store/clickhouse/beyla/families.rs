@@ -1,13 +1,15 @@
-//! The Beyla histogram families (HTTP, gRPC, SQL), each declared once with
-//! `family!`: its row (the columns every family has around the family's
-//! own series and counts), built from a [`Part`] by the colony's store and
-//! by the migration alike, and its [`Family`]: table, series, and the row
-//! read back as the metric agents send and `QueryBeyla` returns.
+//! The Beyla histogram families (HTTP, gRPC, SQL) in ClickHouse, generated
+//! from their declarations ([`coral_model::beyla_histogram_families`]):
+//! each family's row (the columns every family has around the family's own
+//! series and counts), built from a [`Part`] by the colony's store and by
+//! the migration alike, and its [`Family`]: table, series, and the row read
+//! back as the metric agents send and `QueryBeyla` returns.
 
 use std::collections::HashMap;
 
 use clickhouse::{Row, RowOwned, RowRead, RowWrite};
 use coral_model::Histogram;
+use coral_model::catalogue::Field;
 use coral_proto::common::{BeylaGrpcMetric, BeylaHttpMetric, BeylaSqlMetric, LatencyHistogram};
 use serde::{Deserialize, Serialize};
 
@@ -83,17 +85,22 @@ pub(crate) trait Family: RowOwned + RowRead + RowWrite {
     fn add(a: &mut Self::Metric, b: Self::Metric);
 }
 
-/// Declares a family: its row, `$series` (named as in the metric) and any
-/// count of its own (`; $count`, kept after `count`) among the columns
-/// every family has, and its [`Family`] impl, of which the items given
-/// after the row are the family's own.
+/// A family's row and its [`Family`] impl, generated from the family's
+/// declaration ([`coral_model::beyla_histogram_families`]): the columns
+/// every family has around its series and own counts.
 macro_rules! family {
     (
         $(#[$doc:meta])*
-        $row:ident { $($series:ident: $sty:ty),+ $(; $count:ident: $cty:ty)? }
-        $($items:tt)*
+        table: $table:ident,
+        tables: ($colony:literal, $agent:literal),
+        metric: $metric:ident,
+        rows: $rows:ident,
+        row: $row:ident,
+        what: $what:literal,
+        series: [$($series:ident: $sty:ident),+ $(,)?],
+        counts: [$($count:ident: $cty:ident),* $(,)?] $(,)?
     ) => {
-        $(#[$doc])*
+        #[doc = concat!("`", $colony, "`: one ", $what, " histogram part.")]
         #[derive(Debug, Clone, Row, Serialize, Deserialize)]
         pub(crate) struct $row {
             pub agent_id: String,
@@ -103,7 +110,7 @@ macro_rules! family {
             pub service_name: String,
             $(pub $series: $sty,)+
             pub count: u64,
-            $(pub $count: $cty,)?
+            $(pub $count: $cty,)*
             pub sum_ms: f64,
             pub min_ms: Option<f64>,
             pub max_ms: Option<f64>,
@@ -127,10 +134,14 @@ macro_rules! family {
         }
 
         impl Family for $row {
-            type Own = ($($sty,)+ $($cty,)?);
+            type Metric = $metric;
+            type Own = ($($sty,)+ $($cty,)*);
+            const TABLE: &'static Table = &catalogue::$table;
+            const WHAT: &'static str = $what;
+            const READ: &'static str = concat!("Beyla ", $what, " read");
             const SERIES: &'static str = concat!($(stringify!($series), ", ",)+);
 
-            fn row(p: Part, ($($series,)+ $($count,)?): Self::Own) -> $row {
+            fn row(p: Part, ($($series,)+ $($count,)*): Self::Own) -> $row {
                 $row {
                     agent_id: p.agent_id,
                     session_id: p.session_id,
@@ -139,7 +150,7 @@ macro_rules! family {
                     service_name: p.service_name,
                     $($series,)+
                     count: p.latency.count,
-                    $($count,)?
+                    $($count,)*
                     sum_ms: p.latency.sum_ms,
                     min_ms: p.latency.min_ms,
                     max_ms: p.latency.max_ms,
@@ -149,138 +160,42 @@ macro_rules! family {
                 }
             }
 
+            fn sent(m: &$metric) -> (Sent<'_>, Self::Own) {
+                let own = (
+                    $(Field::<$sty>::to_column(&m.$series),)+
+                    $(Field::<$cty>::to_column(&m.$count),)*
+                );
+                let latency = m.latency.as_ref();
+                let sent = Sent::of(m.seq_id, m.minute, &m.service_name, latency, &m.attributes);
+                (sent, own)
+            }
+
+            fn into_metric(mut self) -> $metric {
+                $metric {
+                    latency: Some(self.latency()),
+                    minute: self.minute / 1_000_000,
+                    agent_id: self.agent_id,
+                    service_name: self.service_name,
+                    $($series: Field::from_column(self.$series),)+
+                    $($count: Field::from_column(self.$count),)*
+                    attributes: coral_model::string_map_from_json(&self.attributes),
+                    seq_id: 0,
+                }
+            }
+
             fn series(m: &Self::Metric) -> impl PartialEq + '_ {
                 (m.minute, &m.agent_id, &m.service_name, ($(&m.$series,)+))
             }
 
-            $($items)*
+            fn add(a: &mut $metric, b: $metric) {
+                $(a.$count += b.$count;)*
+                add_latency(&mut a.latency, b.latency);
+            }
         }
     };
 }
 
-family! {
-    /// `beyla_http_metrics`: one HTTP histogram part.
-    HttpRow { kind: String, http_method: String, http_route: String, http_status_code: i32 }
-
-    type Metric = BeylaHttpMetric;
-    const TABLE: &'static Table = &catalogue::BEYLA_HTTP;
-    const WHAT: &'static str = "HTTP";
-    const READ: &'static str = "Beyla HTTP read";
-
-    fn sent(m: &BeylaHttpMetric) -> (Sent<'_>, Self::Own) {
-        let own = (
-            m.kind.clone(),
-            m.http_method.clone(),
-            m.http_route.clone(),
-            m.http_status_code as i32,
-        );
-        let latency = m.latency.as_ref();
-        let sent = Sent::of(m.seq_id, m.minute, &m.service_name, latency, &m.attributes);
-        (sent, own)
-    }
-
-    fn into_metric(mut self) -> BeylaHttpMetric {
-        BeylaHttpMetric {
-            latency: Some(self.latency()),
-            minute: self.minute / 1_000_000,
-            agent_id: self.agent_id,
-            service_name: self.service_name,
-            kind: self.kind,
-            http_method: self.http_method,
-            http_route: self.http_route,
-            http_status_code: self.http_status_code as u32,
-            attributes: coral_model::string_map_from_json(&self.attributes),
-            seq_id: 0,
-        }
-    }
-
-    fn add(a: &mut BeylaHttpMetric, b: BeylaHttpMetric) {
-        add_latency(&mut a.latency, b.latency);
-    }
-}
-
-family! {
-    /// `beyla_grpc_metrics`: one RPC histogram part.
-    GrpcRow { kind: String, rpc_system: String, grpc_method: String, grpc_status_code: i32 }
-
-    type Metric = BeylaGrpcMetric;
-    const TABLE: &'static Table = &catalogue::BEYLA_GRPC;
-    const WHAT: &'static str = "RPC";
-    const READ: &'static str = "Beyla RPC read";
-
-    fn sent(m: &BeylaGrpcMetric) -> (Sent<'_>, Self::Own) {
-        let own = (
-            m.kind.clone(),
-            m.rpc_system.clone(),
-            m.grpc_method.clone(),
-            m.grpc_status_code as i32,
-        );
-        let latency = m.latency.as_ref();
-        let sent = Sent::of(m.seq_id, m.minute, &m.service_name, latency, &m.attributes);
-        (sent, own)
-    }
-
-    fn into_metric(mut self) -> BeylaGrpcMetric {
-        BeylaGrpcMetric {
-            latency: Some(self.latency()),
-            minute: self.minute / 1_000_000,
-            agent_id: self.agent_id,
-            service_name: self.service_name,
-            kind: self.kind,
-            rpc_system: self.rpc_system,
-            grpc_method: self.grpc_method,
-            grpc_status_code: self.grpc_status_code as u32,
-            attributes: coral_model::string_map_from_json(&self.attributes),
-            seq_id: 0,
-        }
-    }
-
-    fn add(a: &mut BeylaGrpcMetric, b: BeylaGrpcMetric) {
-        add_latency(&mut a.latency, b.latency);
-    }
-}
-
-family! {
-    /// `beyla_sql_metrics`: one database-client histogram part.
-    SqlRow { db_system: String, sql_operation: String, table_name: String; error_count: u64 }
-
-    type Metric = BeylaSqlMetric;
-    const TABLE: &'static Table = &catalogue::BEYLA_SQL;
-    const WHAT: &'static str = "SQL";
-    const READ: &'static str = "Beyla SQL read";
-
-    fn sent(m: &BeylaSqlMetric) -> (Sent<'_>, Self::Own) {
-        let own = (
-            m.db_system.clone(),
-            m.sql_operation.clone(),
-            m.table_name.clone(),
-            m.error_count,
-        );
-        let latency = m.latency.as_ref();
-        let sent = Sent::of(m.seq_id, m.minute, &m.service_name, latency, &m.attributes);
-        (sent, own)
-    }
-
-    fn into_metric(mut self) -> BeylaSqlMetric {
-        BeylaSqlMetric {
-            latency: Some(self.latency()),
-            minute: self.minute / 1_000_000,
-            agent_id: self.agent_id,
-            service_name: self.service_name,
-            db_system: self.db_system,
-            sql_operation: self.sql_operation,
-            table_name: self.table_name,
-            error_count: self.error_count,
-            attributes: coral_model::string_map_from_json(&self.attributes),
-            seq_id: 0,
-        }
-    }
-
-    fn add(a: &mut BeylaSqlMetric, b: BeylaSqlMetric) {
-        a.error_count += b.error_count;
-        add_latency(&mut a.latency, b.latency);
-    }
-}
+coral_model::beyla_histogram_families!(family);
 
 /// Adds `b`'s histogram to `a`'s (extremes, counts and sum).
 fn add_latency(a: &mut Option<LatencyHistogram>, b: Option<LatencyHistogram>) {

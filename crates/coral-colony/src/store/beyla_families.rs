@@ -1,0 +1,152 @@
+//! How the colony's embedded store writes and reads each Beyla histogram
+//! family, generated from the family's declaration
+//! ([`coral_model::beyla_histogram_families`]): the series that key a
+//! merged row, the counts that add up when parts merge, and the row read
+//! back as the metric `QueryBeyla` returns.
+
+use std::collections::HashMap;
+
+use coral_model::catalogue::Field;
+use coral_proto::common::LatencyHistogram;
+use duckdb::Row;
+use duckdb::types::Value;
+use prost::Message;
+
+use super::ts_micros;
+
+/// One Beyla histogram family in the colony's DuckDB store.
+pub(crate) trait HistogramFamily: Sized {
+    /// The colony's table.
+    const TABLE: &'static str;
+    /// The family in messages about a rejected row.
+    const WHAT: &'static str;
+    /// The columns that key a row: minute, agent, service, then the series.
+    const KEY: &'static [&'static str];
+    /// The family's own counts (summed when parts merge), comma-separated
+    /// with a leading `, ` (empty when none).
+    const COUNTS: &'static str;
+    /// The columns [`HistogramFamily::read`] reads, in the table's order.
+    const COLUMNS: &'static str;
+    /// The series columns, comma-separated, in the table's order.
+    const SERIES: &'static str;
+
+    /// The key of this metric from `agent_id`, in [`HistogramFamily::KEY`]'s
+    /// order.
+    fn key(&self, agent_id: &str) -> Vec<Value>;
+    /// Its own counts, in [`HistogramFamily::COUNTS`]' order.
+    fn counts(&self) -> Vec<u64>;
+    /// The metric of a row selected as [`HistogramFamily::COLUMNS`].
+    fn read(row: &Row<'_>) -> Result<Self, duckdb::Error>;
+    /// Its agent's seq_id.
+    fn seq_id(&self) -> u64;
+    /// Its histogram.
+    fn latency(&self) -> Option<&LatencyHistogram>;
+    /// Its attributes.
+    fn attributes(&self) -> &HashMap<String, String>;
+}
+
+/// A histogram column decoded, with the column's index in errors.
+fn latency(row: &Row<'_>, name: &str) -> Result<Option<LatencyHistogram>, duckdb::Error> {
+    let index = row.as_ref().column_index(name)?;
+    let bytes: Vec<u8> = row.get(index)?;
+    LatencyHistogram::decode(bytes.as_slice())
+        .map(Some)
+        .map_err(|e| {
+            duckdb::Error::FromSqlConversionFailure(index, duckdb::types::Type::Blob, Box::new(e))
+        })
+}
+
+/// A key column's value.
+trait KeyValue {
+    fn value(self) -> Value;
+}
+
+impl KeyValue for String {
+    fn value(self) -> Value {
+        Value::Text(self)
+    }
+}
+
+impl KeyValue for i32 {
+    fn value(self) -> Value {
+        Value::Int(self)
+    }
+}
+
+impl KeyValue for u64 {
+    fn value(self) -> Value {
+        Value::UBigInt(self)
+    }
+}
+
+macro_rules! histogram_family {
+    (
+        $(#[$doc:meta])*
+        table: $table:ident,
+        tables: ($colony:literal, $agent:literal),
+        metric: $metric:ident,
+        rows: $rows:ident,
+        row: $row:ident,
+        what: $what:literal,
+        series: [$($series:ident: $sty:ident),+ $(,)?],
+        counts: [$($count:ident: $cty:ident),* $(,)?] $(,)?
+    ) => {
+        impl HistogramFamily for coral_proto::common::$metric {
+            const TABLE: &'static str = $colony;
+            const WHAT: &'static str = $what;
+            const KEY: &'static [&'static str] =
+                &["minute", "agent_id", "service_name", $(stringify!($series)),+];
+            const COUNTS: &'static str = concat!($(", ", stringify!($count)),*);
+            const COLUMNS: &'static str = concat!(
+                "epoch(minute)::BIGINT AS minute, agent_id, service_name, ",
+                $(stringify!($series), ", ",)+
+                $(stringify!($count), ", ",)*
+                "latency, attributes"
+            );
+            const SERIES: &'static str =
+                concat!($(stringify!($series), ", "),+);
+
+            fn key(&self, agent_id: &str) -> Vec<Value> {
+                vec![
+                    ts_micros(self.minute * 1_000_000),
+                    Value::Text(agent_id.to_owned()),
+                    Value::Text(self.service_name.clone()),
+                    $(KeyValue::value(Field::<$sty>::to_column(&self.$series)),)+
+                ]
+            }
+
+            fn counts(&self) -> Vec<u64> {
+                vec![$(Field::<$cty>::to_column(&self.$count)),*]
+            }
+
+            fn read(r: &Row<'_>) -> Result<Self, duckdb::Error> {
+                Ok(coral_proto::common::$metric {
+                    minute: r.get("minute")?,
+                    agent_id: r.get("agent_id")?,
+                    service_name: r.get("service_name")?,
+                    $($series: Field::from_column(r.get::<_, $sty>(stringify!($series))?),)+
+                    $($count: Field::from_column(r.get::<_, $cty>(stringify!($count))?),)*
+                    latency: latency(r, "latency")?,
+                    attributes: coral_model::string_map_from_json(
+                        &r.get::<_, String>("attributes")?,
+                    ),
+                    seq_id: 0,
+                })
+            }
+
+            fn seq_id(&self) -> u64 {
+                self.seq_id
+            }
+
+            fn latency(&self) -> Option<&LatencyHistogram> {
+                self.latency.as_ref()
+            }
+
+            fn attributes(&self) -> &HashMap<String, String> {
+                &self.attributes
+            }
+        }
+    };
+}
+
+coral_model::beyla_histogram_families!(histogram_family);
