@@ -35,6 +35,7 @@
 //!   embedded colony stopped, and a migration stopped early never leaves a
 //!   cursor ahead of the rows it covers.
 
+#[macro_use]
 mod columns;
 mod convert;
 mod progress;

@@ -207,38 +207,9 @@ fn write_batch(
     let tx = conn.transaction()?;
     let (resource_ids, fresh) = resources.assign(&tx, spans, seq)?;
     {
-        let mut app = tx.appender("otel_spans_local")?;
+        let mut app = tx.appender(KEPT_SPANS)?;
         for (s, resource_id) in spans.iter().zip(resource_ids) {
-            let start_us = s.start_time_unix_nano / 1_000;
-            let http_status = (s.http_status_code != 0).then_some(s.http_status_code);
-            app.append_row(params![
-                seq,
-                s.trace_id,
-                s.span_id,
-                s.parent_span_id,
-                s.service_name,
-                s.span_name,
-                s.span_kind,
-                ts(start_us),
-                s.start_time_unix_nano,
-                s.duration_us,
-                s.is_error,
-                s.status_code,
-                s.status_message,
-                http_status,
-                s.http_method,
-                s.http_route,
-                s.rpc_system,
-                s.rpc_service,
-                s.rpc_method,
-                s.grpc_status_code,
-                s.db_system,
-                s.db_operation,
-                s.db_collection,
-                s.keep_reason,
-                s.attributes_json,
-                resource_id,
-            ])?;
+            append_span(&mut app, seq, s, resource_id)?;
             seq += 1;
         }
         app.flush()?;
@@ -288,22 +259,9 @@ fn write_batch(
         op_app.flush()?;
     }
     if !hosts.is_empty() {
-        let mut app = tx.appender("host_metrics_local")?;
+        let mut app = tx.appender(HOST_SAMPLES)?;
         for h in hosts {
-            app.append_row(params![
-                seq,
-                ts(h.bucket_time * 1_000_000),
-                h.hostname,
-                h.cpu_percent,
-                h.memory_used_bytes,
-                h.memory_total_bytes,
-                h.net_rx_bytes_per_sec,
-                h.net_tx_bytes_per_sec,
-                h.load1,
-                h.load5,
-                h.load15,
-                h.interval_seconds,
-            ])?;
+            append_host(&mut app, seq, h)?;
             seq += 1;
         }
         app.flush()?;
@@ -316,6 +274,64 @@ fn write_batch(
     resources.remember(fresh);
     Ok(seq)
 }
+
+/// The agent's table of kept spans.
+const KEPT_SPANS: &str = match coral_model::catalogue::TRACE_SPANS.agent {
+    Some(agent) => agent.name,
+    None => panic!("kept spans have an agent table"),
+};
+
+/// Appends kept span `s` as row `seq`, its resource stored as
+/// `resource_id`: the columns of its declaration
+/// ([`coral_model::kept_span_columns`]), in order.
+macro_rules! append_kept_span {
+    (
+        table: $table:ident,
+        message: $message:ident,
+        row: $row:ident,
+        columns: [$($c:ident: $k:ident = $f:ident),+ $(,)?],
+        colony: [$($cc:ident: $ck:ident = $cf:ident),* $(,)?] $(,)?
+    ) => {
+        fn append_span(
+            app: &mut duckdb::Appender<'_>,
+            seq: u64,
+            s: &TelemetrySpan,
+            resource_id: u64,
+        ) -> Result<(), duckdb::Error> {
+            app.append_row(params![seq, $(coral_model::duckdb_param!($k, s.$f),)+ resource_id])
+        }
+    };
+}
+
+coral_model::kept_span_columns!(append_kept_span);
+
+/// The agent's table of host samples.
+const HOST_SAMPLES: &str = match coral_model::catalogue::HOST_METRICS.agent {
+    Some(agent) => agent.name,
+    None => panic!("host samples have an agent table"),
+};
+
+/// Appends host sample `h` as row `seq`: the columns of its declaration
+/// ([`coral_model::host_sample_columns`]), in order.
+macro_rules! append_host_sample {
+    (
+        table: $table:ident,
+        message: $message:ident,
+        row: $row:ident,
+        columns: [$($c:ident: $k:ident = $f:ident),+ $(,)?],
+        colony: [$($cc:ident: $ck:ident = $cf:ident),* $(,)?] $(,)?
+    ) => {
+        fn append_host(
+            app: &mut duckdb::Appender<'_>,
+            seq: u64,
+            h: &HostMetrics,
+        ) -> Result<(), duckdb::Error> {
+            app.append_row(params![seq, $(coral_model::duckdb_param!($k, h.$f),)+])
+        }
+    };
+}
+
+coral_model::host_sample_columns!(append_host_sample);
 
 fn encode_sketch(sketch: Option<&coral_proto::common::DurationSketch>) -> Vec<u8> {
     use prost::Message;

@@ -206,24 +206,36 @@ fn append_spans(
     seq: &mut u64,
     spans: &[BeylaTraceSpan],
 ) -> Result<(), duckdb::Error> {
-    append_numbered(tx, "beyla_traces_local", spans, seq, |app, seq, s| {
-        app.append_row(params![
-            seq,
-            s.trace_id,
-            s.span_id,
-            s.parent_span_id,
-            s.service_name,
-            s.span_name,
-            s.span_kind,
-            ts(s.start_time_unix_nano / 1_000),
-            s.start_time_unix_nano,
-            s.duration_us,
-            s.status_code,
-            s.is_error,
-            s.attributes_json,
-        ])
-    })
+    append_numbered(tx, BEYLA_SPANS, spans, seq, append_span)
 }
+
+/// The agent's table of Beyla spans.
+pub(super) const BEYLA_SPANS: &str = match coral_model::catalogue::BEYLA_TRACES.agent {
+    Some(agent) => agent.name,
+    None => panic!("Beyla spans have an agent table"),
+};
+
+/// Appends Beyla span `s` as row `seq`: the columns of its declaration
+/// ([`coral_model::beyla_span_columns`]), in order.
+macro_rules! append_beyla_span {
+    (
+        table: $table:ident,
+        message: $message:ident,
+        row: $row:ident,
+        columns: [$($c:ident: $k:ident = $f:ident),+ $(,)?],
+        colony: [$($cc:ident: $ck:ident = $cf:ident),* $(,)?] $(,)?
+    ) => {
+        fn append_span(
+            app: &mut duckdb::Appender<'_>,
+            seq: u64,
+            s: &BeylaTraceSpan,
+        ) -> Result<(), duckdb::Error> {
+            app.append_row(params![seq, $(coral_model::duckdb_param!($k, s.$f),)+])
+        }
+    };
+}
+
+coral_model::beyla_span_columns!(append_beyla_span);
 
 /// Appends each of `rows` to `table` with one Appender, numbering them from
 /// `*seq` (advanced past the last one).

@@ -7,7 +7,7 @@ use coral_proto::common::BeylaTraceSpan;
 use duckdb::types::Value;
 use duckdb::{Connection, Row, params_from_iter};
 
-use super::beyla::{HistogramFamily, ts};
+use super::beyla::{BEYLA_SPANS, HistogramFamily, ts};
 use super::read::{MAX_PAGE_BYTES, Page, budget_end, framed_bytes, framed_len, page_limit};
 use super::{Database, StoreError};
 
@@ -273,8 +273,7 @@ fn read_spans(
     limit: Option<usize>,
 ) -> Result<Vec<BeylaTraceSpan>, StoreError> {
     let sql = format!(
-        "SELECT seq_id, trace_id, span_id, parent_span_id, service_name, span_name, span_kind, \
-         start_time_ns, duration_us, status_code, is_error, attributes FROM beyla_traces_local \
+        "SELECT {SPAN_COLUMNS} FROM {BEYLA_SPANS} \
          WHERE seq_id > ? AND seq_id <= ?{where_} ORDER BY seq_id{}",
         limit_clause(limit)
     );
@@ -285,23 +284,34 @@ fn read_spans(
     Ok(rows)
 }
 
-fn span_row(r: &Row<'_>) -> Result<BeylaTraceSpan, duckdb::Error> {
-    Ok(BeylaTraceSpan {
-        seq_id: r.get(0)?,
-        trace_id: r.get(1)?,
-        span_id: r.get(2)?,
-        parent_span_id: r.get(3)?,
-        service_name: r.get(4)?,
-        span_name: r.get(5)?,
-        span_kind: r.get(6)?,
-        start_time_unix_nano: r.get(7)?,
-        duration_us: r.get(8)?,
-        status_code: r.get(9)?,
-        is_error: r.get(10)?,
-        attributes_json: r.get(11)?,
-        agent_id: String::new(),
-    })
+/// A Beyla span's columns and its row read back, from its declaration
+/// ([`coral_model::beyla_span_columns`]): `seq_id`, then the declared
+/// columns in order.
+macro_rules! read_beyla_span {
+    (
+        table: $table:ident,
+        message: $message:ident,
+        row: $row:ident,
+        columns: [$($c:ident: $k:ident = $f:ident),+ $(,)?],
+        colony: [$($cc:ident: $ck:ident = $cf:ident),* $(,)?] $(,)?
+    ) => {
+        const SPAN_COLUMNS: &str = concat!(
+            "seq_id", $(", ", coral_model::duckdb_select!($k, stringify!($c))),+
+        );
+
+        fn span_row(row: &Row<'_>) -> Result<BeylaTraceSpan, duckdb::Error> {
+            let mut s = BeylaTraceSpan {
+                seq_id: row.get(0)?,
+                ..Default::default()
+            };
+            let mut column = 0;
+            $(coral_model::duckdb_set!($k, s.$f, row, { column += 1; column });)+
+            Ok(s)
+        }
+    };
 }
+
+coral_model::beyla_span_columns!(read_beyla_span);
 
 /// Time mode: the `max_traces` most recently started traces with a span in
 /// the selection, each returned whole (all its spans, whatever the filters).
@@ -312,11 +322,9 @@ fn read_traces_by_time(
     limit: usize,
 ) -> Result<Vec<BeylaTraceSpan>, StoreError> {
     let sql = format!(
-        "WITH picked AS (SELECT trace_id, max(start_time) AS last FROM beyla_traces_local \
+        "WITH picked AS (SELECT trace_id, max(start_time) AS last FROM {BEYLA_SPANS} \
          WHERE true{} GROUP BY trace_id ORDER BY last DESC LIMIT {max_traces}) \
-         SELECT t.seq_id, t.trace_id, t.span_id, t.parent_span_id, t.service_name, t.span_name, \
-         t.span_kind, t.start_time_ns, t.duration_us, t.status_code, t.is_error, t.attributes \
-         FROM beyla_traces_local t JOIN picked p USING (trace_id) \
+         SELECT {SPAN_COLUMNS} FROM {BEYLA_SPANS} t JOIN picked p USING (trace_id) \
          ORDER BY p.last DESC, t.trace_id, t.start_time_ns, t.seq_id LIMIT {limit}",
         sel.span_where
     );

@@ -322,51 +322,49 @@ fn read_spans(
     args: &[Value],
 ) -> Result<Vec<TelemetrySpan>, StoreError> {
     let sql = format!(
-        "SELECT seq_id, trace_id, span_id, parent_span_id, service_name, span_name, span_kind, \
-         start_time_ns, duration_us, is_error, status_code, status_message, http_status_code, \
-         http_method, http_route, keep_reason, attributes, COALESCE(r.resource, '{{}}'), \
-         rpc_system, rpc_service, rpc_method, grpc_status_code, db_system, db_operation, \
-         db_collection \
+        "SELECT {SPAN_COLUMNS}, COALESCE(r.resource, '{{}}') \
          FROM otel_spans_local LEFT JOIN otel_resources_local r USING (resource_id) \
          WHERE seq_id > ? AND seq_id <= ? {filter}"
     );
     let mut stmt = conn.prepare(&sql)?;
     let mut spans = stmt
-        .query_map(params_from_iter(args.iter()), |row| {
-            Ok(TelemetrySpan {
-                seq_id: row.get(0)?,
-                trace_id: row.get(1)?,
-                span_id: row.get(2)?,
-                parent_span_id: row.get(3)?,
-                service_name: row.get(4)?,
-                span_name: row.get(5)?,
-                span_kind: row.get(6)?,
-                start_time_unix_nano: row.get(7)?,
-                duration_us: row.get(8)?,
-                is_error: row.get(9)?,
-                status_code: row.get(10)?,
-                status_message: row.get(11)?,
-                http_status_code: row.get::<_, Option<i32>>(12)?.unwrap_or(0),
-                http_method: row.get(13)?,
-                http_route: row.get(14)?,
-                keep_reason: row.get(15)?,
-                attributes_json: row.get(16)?,
-                resource_json: row.get(17)?,
-                rpc_system: row.get(18)?,
-                rpc_service: row.get(19)?,
-                rpc_method: row.get(20)?,
-                grpc_status_code: row.get(21)?,
-                db_system: row.get(22)?,
-                db_operation: row.get(23)?,
-                db_collection: row.get(24)?,
-            })
-        })?
+        .query_map(params_from_iter(args.iter()), span_row)?
         .collect::<Result<Vec<_>, _>>()?;
     // Sorted here: a sort in DuckDB holds the whole window's text in its
     // memory budget a second time.
     spans.sort_unstable_by_key(|s| s.seq_id);
     Ok(spans)
 }
+
+/// A kept span's columns and its row read back, from its declaration
+/// ([`coral_model::kept_span_columns`]): `seq_id`, the declared columns in
+/// order, then its resource (the agent keeps resources apart, by id).
+macro_rules! read_kept_span {
+    (
+        table: $table:ident,
+        message: $message:ident,
+        row: $row:ident,
+        columns: [$($c:ident: $k:ident = $f:ident),+ $(,)?],
+        colony: [$($cc:ident: $ck:ident = $cf:ident),* $(,)?] $(,)?
+    ) => {
+        const SPAN_COLUMNS: &str = concat!(
+            "seq_id", $(", ", coral_model::duckdb_select!($k, stringify!($c))),+
+        );
+
+        fn span_row(row: &Row<'_>) -> Result<TelemetrySpan, duckdb::Error> {
+            let mut s = TelemetrySpan {
+                seq_id: row.get(0)?,
+                ..Default::default()
+            };
+            let mut column = 0;
+            $(coral_model::duckdb_set!($k, s.$f, row, { column += 1; column });)+
+            $(coral_model::duckdb_set!($ck, s.$cf, row, { column += 1; column });)*
+            Ok(s)
+        }
+    };
+}
+
+coral_model::kept_span_columns!(read_kept_span);
 
 /// A protobuf BLOB column (a sketch, a latency histogram) decoded.
 pub(super) fn proto_column<M: Message + Default>(
@@ -380,29 +378,48 @@ pub(super) fn proto_column<M: Message + Default>(
 }
 
 fn read_hosts(conn: &Connection, start: u64, end: u64) -> Result<Vec<HostMetrics>, StoreError> {
-    let mut stmt = conn.prepare(
-        "SELECT seq_id, epoch(bucket_time)::BIGINT, hostname, cpu_percent, memory_used_bytes, \
-         memory_total_bytes, net_rx_bytes_per_sec, net_tx_bytes_per_sec, load1, load5, load15, \
-         interval_seconds FROM host_metrics_local WHERE seq_id > ? AND seq_id <= ? ORDER BY seq_id",
-    )?;
-    let rows = stmt.query_map([start, end], |r| {
-        Ok(HostMetrics {
-            seq_id: r.get(0)?,
-            bucket_time: r.get(1)?,
-            hostname: r.get(2)?,
-            cpu_percent: r.get(3)?,
-            memory_used_bytes: r.get(4)?,
-            memory_total_bytes: r.get(5)?,
-            net_rx_bytes_per_sec: r.get(6)?,
-            net_tx_bytes_per_sec: r.get(7)?,
-            load1: r.get(8)?,
-            load5: r.get(9)?,
-            load15: r.get(10)?,
-            interval_seconds: r.get(11)?,
-        })
-    })?;
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {HOST_COLUMNS} FROM {} WHERE seq_id > ? AND seq_id <= ? ORDER BY seq_id",
+        HOST_SAMPLES
+    ))?;
+    let rows = stmt.query_map([start, end], host_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
+
+/// The agent's table of host samples.
+const HOST_SAMPLES: &str = match coral_model::catalogue::HOST_METRICS.agent {
+    Some(agent) => agent.name,
+    None => panic!("host samples have an agent table"),
+};
+
+/// A host sample's columns and its row read back, from its declaration
+/// ([`coral_model::host_sample_columns`]): `seq_id`, then the declared
+/// columns in order.
+macro_rules! read_host_sample {
+    (
+        table: $table:ident,
+        message: $message:ident,
+        row: $row:ident,
+        columns: [$($c:ident: $k:ident = $f:ident),+ $(,)?],
+        colony: [$($cc:ident: $ck:ident = $cf:ident),* $(,)?] $(,)?
+    ) => {
+        const HOST_COLUMNS: &str = concat!(
+            "seq_id", $(", ", coral_model::duckdb_select!($k, stringify!($c))),+
+        );
+
+        fn host_row(row: &Row<'_>) -> Result<HostMetrics, duckdb::Error> {
+            let mut h = HostMetrics {
+                seq_id: row.get(0)?,
+                ..Default::default()
+            };
+            let mut column = 0;
+            $(coral_model::duckdb_set!($k, h.$f, row, { column += 1; column });)+
+            Ok(h)
+        }
+    };
+}
+
+coral_model::host_sample_columns!(read_host_sample);
 
 #[cfg(test)]
 mod tests {

@@ -209,3 +209,53 @@ impl Read for u64 {
         self.to_le_bytes().to_vec()
     }
 }
+
+/// The column `$name` of `$c`, of kind `$kind` (`coral_model::catalogue`'s
+/// kinds), as its Arrow array.
+macro_rules! column {
+    (Text, $c:expr, $name:expr) => {
+        $c.text($name)
+    };
+    (U64, $c:expr, $name:expr) => {
+        $c.u64($name)
+    };
+    (F64, $c:expr, $name:expr) => {
+        $c.f64($name)
+    };
+    (Bool, $c:expr, $name:expr) => {
+        $c.bool($name)
+    };
+    (Code, $c:expr, $name:expr) => {
+        $c.i32($name)
+    };
+    (OptI32, $c:expr, $name:expr) => {
+        $c.i32($name)
+    };
+    (ZeroNull, $c:expr, $name:expr) => {
+        $c.i32($name)
+    };
+    // I64, and timestamps (read as µs, as ClickHouse stores them).
+    ($kind:ident, $c:expr, $name:expr) => {
+        $c.i64($name)
+    };
+}
+
+/// Row `$i` of `$array`, a column of kind `$kind`, as a ClickHouse row's
+/// value (`ch_ty!`).
+macro_rules! cell {
+    (Text, $array:expr, $i:expr) => {
+        $array.value($i).to_owned()
+    };
+    (Bool, $array:expr, $i:expr) => {
+        u8::from($array.value($i))
+    };
+    (OptI32, $array:expr, $i:expr) => {
+        $crate::migrate::columns::opt(&$array, $i)
+    };
+    (ZeroNull, $array:expr, $i:expr) => {
+        $crate::migrate::columns::opt(&$array, $i)
+    };
+    ($kind:ident, $array:expr, $i:expr) => {
+        $array.value($i)
+    };
+}

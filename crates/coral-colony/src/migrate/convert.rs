@@ -8,9 +8,7 @@ use super::MigrateError;
 use super::SESSION;
 use super::columns::Read;
 use super::columns::{Columns, opt};
-use crate::store::clickhouse::beyla::{
-    Family, GrpcRow, HttpRow, Part, SpanRow as BeylaSpanRow, SqlRow,
-};
+use crate::store::clickhouse::beyla::{Family, GrpcRow, HttpRow, Part, SqlRow};
 use crate::store::clickhouse::rows::{
     AgentRow, Bins, BucketRow, CursorRow, GapRow, HostRow, OperationRow, SpanRow,
 };
@@ -122,126 +120,73 @@ impl FromDuckDb for OperationRow {
     }
 }
 
-impl FromDuckDb for SpanRow {
-    fn from_duckdb(c: &Columns<'_>) -> Result<Vec<Self>, MigrateError> {
-        let (agent, seq) = (c.text("agent_id")?, c.u64("seq_id")?);
-        let (trace, span, parent) = (
-            c.text("trace_id")?,
-            c.text("span_id")?,
-            c.text("parent_span_id")?,
-        );
-        let (service, name, kind) = (
-            c.text("service_name")?,
-            c.text("span_name")?,
-            c.text("span_kind")?,
-        );
-        let (start, start_ns, duration) = (
-            c.i64("start_time")?,
-            c.i64("start_time_ns")?,
-            c.i64("duration_us")?,
-        );
-        let (error, status, message) = (
-            c.bool("is_error")?,
-            c.text("status_code")?,
-            c.text("status_message")?,
-        );
-        let (http_status, http_method, http_route) = (
-            c.i32("http_status_code")?,
-            c.text("http_method")?,
-            c.text("http_route")?,
-        );
-        let (rpc_system, rpc_service, rpc_method, grpc_status) = (
-            c.text("rpc_system")?,
-            c.text("rpc_service")?,
-            c.text("rpc_method")?,
-            c.i32("grpc_status_code")?,
-        );
-        let (db_system, db_operation, db_collection) = (
-            c.text("db_system")?,
-            c.text("db_operation")?,
-            c.text("db_collection")?,
-        );
-        let (reason, attributes, resource) = (
-            c.text("keep_reason")?,
-            c.text("attributes")?,
-            c.text("resource")?,
-        );
-        Ok((0..c.len())
-            .map(|i| SpanRow {
-                agent_id: agent.value(i).to_owned(),
-                session_id: span_session(span.value(i)),
-                seq_id: seq.value(i),
-                trace_id: trace.value(i).to_owned(),
-                span_id: span.value(i).to_owned(),
-                parent_span_id: parent.value(i).to_owned(),
-                service_name: service.value(i).to_owned(),
-                span_name: name.value(i).to_owned(),
-                span_kind: kind.value(i).to_owned(),
-                start_time: start.value(i),
-                start_time_ns: start_ns.value(i),
-                duration_us: duration.value(i),
-                is_error: u8::from(error.value(i)),
-                status_code: status.value(i).to_owned(),
-                status_message: message.value(i).to_owned(),
-                http_status_code: opt(&http_status, i),
-                http_method: http_method.value(i).to_owned(),
-                http_route: http_route.value(i).to_owned(),
-                rpc_system: rpc_system.value(i).to_owned(),
-                rpc_service: rpc_service.value(i).to_owned(),
-                rpc_method: rpc_method.value(i).to_owned(),
-                grpc_status_code: opt(&grpc_status, i),
-                db_system: db_system.value(i).to_owned(),
-                db_operation: db_operation.value(i).to_owned(),
-                db_collection: db_collection.value(i).to_owned(),
-                keep_reason: reason.value(i).to_owned(),
-                attributes: attributes.value(i).to_owned(),
-                resource: resource.value(i).to_owned(),
-            })
-            .collect())
-    }
+/// A span family's conversion, from its declaration
+/// ([`coral_model::kept_span_columns`], [`coral_model::beyla_span_columns`]);
+/// its session is the span's ([`span_session`]).
+macro_rules! span_from_duckdb {
+    (
+        table: $table:ident,
+        message: $message:ident,
+        row: $row:ident,
+        columns: [$($c:ident: $k:ident = $f:ident),+ $(,)?],
+        colony: [$($cc:ident: $ck:ident = $cf:ident),* $(,)?] $(,)?
+    ) => {
+        impl FromDuckDb for $row {
+            fn from_duckdb(c: &Columns<'_>) -> Result<Vec<Self>, MigrateError> {
+                let (agent, seq, span) =
+                    (c.text("agent_id")?, c.u64("seq_id")?, c.text("span_id")?);
+                $(let $c = column!($k, c, stringify!($c))?;)+
+                $(let $cc = column!($ck, c, stringify!($cc))?;)*
+                Ok((0..c.len())
+                    .map(|i| $row {
+                        agent_id: agent.value(i).to_owned(),
+                        session_id: span_session(span.value(i)),
+                        seq_id: seq.value(i),
+                        $($c: cell!($k, $c, i),)+
+                        $($cc: cell!($ck, $cc, i),)*
+                    })
+                    .collect())
+            }
+        }
+    };
 }
 
-impl FromDuckDb for HostRow {
-    fn from_duckdb(c: &Columns<'_>) -> Result<Vec<Self>, MigrateError> {
-        let (agent, time, host) = (
-            c.text("agent_id")?,
-            c.i64("bucket_time")?,
-            c.text("hostname")?,
-        );
-        let (cpu, used, total) = (
-            c.f64("cpu_percent")?,
-            c.u64("memory_used_bytes")?,
-            c.u64("memory_total_bytes")?,
-        );
-        let (rx, tx) = (
-            c.f64("net_rx_bytes_per_sec")?,
-            c.f64("net_tx_bytes_per_sec")?,
-        );
-        let (load1, load5, load15) = (c.f64("load1")?, c.f64("load5")?, c.f64("load15")?);
-        let interval = c.f64("interval_seconds")?;
-        Ok((0..c.len())
-            .map(|i| HostRow {
-                agent_id: agent.value(i).to_owned(),
-                session_id: SESSION.to_owned(),
-                // One sample per agent and minute: seq_id 0 keys it, and any
-                // sample a colony on ClickHouse stores later for the minute
-                // is newer (a higher seq_id), as it would replace it here.
-                seq_id: 0,
-                bucket_time: time.value(i),
-                hostname: host.value(i).to_owned(),
-                cpu_percent: cpu.value(i),
-                memory_used_bytes: used.value(i),
-                memory_total_bytes: total.value(i),
-                net_rx_bytes_per_sec: rx.value(i),
-                net_tx_bytes_per_sec: tx.value(i),
-                load1: load1.value(i),
-                load5: load5.value(i),
-                load15: load15.value(i),
-                interval_seconds: interval.value(i),
-            })
-            .collect())
-    }
+coral_model::kept_span_columns!(span_from_duckdb);
+
+/// The host sample's conversion, from its declaration
+/// ([`coral_model::host_sample_columns`]).
+macro_rules! host_from_duckdb {
+    (
+        table: $table:ident,
+        message: $message:ident,
+        row: $row:ident,
+        columns: [$($c:ident: $k:ident = $f:ident),+ $(,)?],
+        colony: [$($cc:ident: $ck:ident = $cf:ident),* $(,)?] $(,)?
+    ) => {
+        impl FromDuckDb for $row {
+            fn from_duckdb(c: &Columns<'_>) -> Result<Vec<Self>, MigrateError> {
+                let agent = c.text("agent_id")?;
+                $(let $c = column!($k, c, stringify!($c))?;)+
+                $(let $cc = column!($ck, c, stringify!($cc))?;)*
+                Ok((0..c.len())
+                    .map(|i| $row {
+                        agent_id: agent.value(i).to_owned(),
+                        session_id: SESSION.to_owned(),
+                        // One sample per agent and minute: seq_id 0 keys it,
+                        // and any sample a colony on ClickHouse stores later
+                        // for the minute is newer (a higher seq_id), as it
+                        // would replace it here.
+                        seq_id: 0,
+                        $($c: cell!($k, $c, i),)+
+                        $($cc: cell!($ck, $cc, i),)*
+                    })
+                    .collect())
+            }
+        }
+    };
 }
+
+coral_model::host_sample_columns!(host_from_duckdb);
 
 /// The columns every Beyla histogram row has.
 struct Histograms {
@@ -331,49 +276,12 @@ macro_rules! from_duckdb {
 
 coral_model::beyla_histogram_families!(from_duckdb);
 
-impl FromDuckDb for BeylaSpanRow {
-    fn from_duckdb(c: &Columns<'_>) -> Result<Vec<Self>, MigrateError> {
-        let (agent, seq) = (c.text("agent_id")?, c.u64("seq_id")?);
-        let (trace, span, parent) = (
-            c.text("trace_id")?,
-            c.text("span_id")?,
-            c.text("parent_span_id")?,
-        );
-        let (service, name, kind) = (
-            c.text("service_name")?,
-            c.text("span_name")?,
-            c.text("span_kind")?,
-        );
-        let (start, start_ns, duration) = (
-            c.i64("start_time")?,
-            c.i64("start_time_ns")?,
-            c.i64("duration_us")?,
-        );
-        let (status, error, attributes) = (
-            c.i32("status_code")?,
-            c.bool("is_error")?,
-            c.text("attributes")?,
-        );
-        Ok((0..c.len())
-            .map(|i| BeylaSpanRow {
-                agent_id: agent.value(i).to_owned(),
-                session_id: span_session(span.value(i)),
-                seq_id: seq.value(i),
-                trace_id: trace.value(i).to_owned(),
-                span_id: span.value(i).to_owned(),
-                parent_span_id: parent.value(i).to_owned(),
-                service_name: service.value(i).to_owned(),
-                span_name: name.value(i).to_owned(),
-                span_kind: kind.value(i).to_owned(),
-                start_time: start.value(i),
-                start_time_ns: start_ns.value(i),
-                duration_us: duration.value(i),
-                status_code: status.value(i),
-                is_error: u8::from(error.value(i)),
-                attributes: attributes.value(i).to_owned(),
-            })
-            .collect())
-    }
+mod beyla_spans {
+    //! The Beyla span's conversion: its row's name is the kept span's.
+    use super::*;
+    use crate::store::clickhouse::beyla::SpanRow;
+
+    coral_model::beyla_span_columns!(span_from_duckdb);
 }
 
 impl FromDuckDb for GapRow {

@@ -243,6 +243,7 @@ pub(crate) fn sample<E>(
     Ok((kept, dropped))
 }
 
+/// Appends `spans` of `agent_id` to `beyla_traces`.
 fn append_spans(
     tx: &Transaction<'_>,
     agent_id: &str,
@@ -251,25 +252,37 @@ fn append_spans(
     if spans.is_empty() {
         return Ok(());
     }
-    let mut app = tx.appender("beyla_traces")?;
+    let mut app = tx.appender(crate::catalogue::BEYLA_TRACES.name)?;
     for s in spans {
-        app.append_row(params![
-            agent_id,
-            s.seq_id,
-            s.trace_id,
-            s.span_id,
-            s.parent_span_id,
-            s.service_name,
-            s.span_name,
-            s.span_kind,
-            ts_micros(s.start_time_unix_nano / 1_000),
-            s.start_time_unix_nano,
-            s.duration_us,
-            s.status_code,
-            s.is_error,
-            s.attributes_json,
-        ])?;
+        append_span(&mut app, agent_id, s)?;
     }
     app.flush()?;
     Ok(())
 }
+
+/// Appends Beyla span `s` of `agent_id`: the columns of its declaration
+/// ([`coral_model::beyla_span_columns`]), in order.
+macro_rules! append_beyla_span {
+    (
+        table: $table:ident,
+        message: $message:ident,
+        row: $row:ident,
+        columns: [$($c:ident: $k:ident = $f:ident),+ $(,)?],
+        colony: [$($cc:ident: $ck:ident = $cf:ident),* $(,)?] $(,)?
+    ) => {
+        fn append_span(
+            app: &mut duckdb::Appender<'_>,
+            agent_id: &str,
+            s: &BeylaTraceSpan,
+        ) -> Result<(), duckdb::Error> {
+            app.append_row(params![
+                agent_id,
+                s.seq_id,
+                $(coral_model::duckdb_param!($k, s.$f),)+
+                $(coral_model::duckdb_param!($ck, s.$cf),)*
+            ])
+        }
+    };
+}
+
+coral_model::beyla_span_columns!(append_beyla_span);

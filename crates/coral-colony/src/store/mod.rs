@@ -6,6 +6,8 @@
 //! records and retention; reads ([`query`]) clone a connection on the blocking
 //! pool.
 
+#[macro_use]
+mod kinds;
 pub mod beyla;
 pub(crate) mod beyla_families;
 pub mod clickhouse;

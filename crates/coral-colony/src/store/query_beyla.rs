@@ -80,27 +80,38 @@ fn histograms<F: HistogramFamily>(
     Ok(rows)
 }
 
-const SPAN_COLUMNS: &str = "t.agent_id, t.seq_id, t.trace_id, t.span_id, t.parent_span_id, \
-     t.service_name, t.span_name, t.span_kind, t.start_time_ns, t.duration_us, t.status_code, \
-     t.is_error, t.attributes";
+/// A Beyla span's columns and its row read back, from its declaration
+/// ([`coral_model::beyla_span_columns`]): agent, `seq_id`, then the
+/// declared columns in order.
+macro_rules! read_beyla_span {
+    (
+        table: $table:ident,
+        message: $message:ident,
+        row: $row:ident,
+        columns: [$($c:ident: $k:ident = $f:ident),+ $(,)?],
+        colony: [$($cc:ident: $ck:ident = $cf:ident),* $(,)?] $(,)?
+    ) => {
+        const SPAN_COLUMNS: &str = concat!(
+            "agent_id, seq_id",
+            $(", ", coral_model::duckdb_select!($k, stringify!($c)),)+
+            $(", ", coral_model::duckdb_select!($ck, stringify!($cc)),)*
+        );
 
-fn span_row(r: &Row<'_>) -> Result<BeylaTraceSpan, duckdb::Error> {
-    Ok(BeylaTraceSpan {
-        agent_id: r.get(0)?,
-        seq_id: r.get(1)?,
-        trace_id: r.get(2)?,
-        span_id: r.get(3)?,
-        parent_span_id: r.get(4)?,
-        service_name: r.get(5)?,
-        span_name: r.get(6)?,
-        span_kind: r.get(7)?,
-        start_time_unix_nano: r.get(8)?,
-        duration_us: r.get(9)?,
-        status_code: r.get(10)?,
-        is_error: r.get(11)?,
-        attributes_json: r.get(12)?,
-    })
+        fn span_row(row: &Row<'_>) -> Result<BeylaTraceSpan, duckdb::Error> {
+            let mut s = BeylaTraceSpan {
+                agent_id: row.get(0)?,
+                seq_id: row.get(1)?,
+                ..Default::default()
+            };
+            let mut column = 1;
+            $(coral_model::duckdb_set!($k, s.$f, row, { column += 1; column });)+
+            $(coral_model::duckdb_set!($ck, s.$cf, row, { column += 1; column });)*
+            Ok(s)
+        }
+    };
 }
+
+coral_model::beyla_span_columns!(read_beyla_span);
 
 /// The spans of one trace, or of the slowest matching traces.
 fn traces(conn: &Connection, req: &QueryBeylaRequest) -> Result<Vec<BeylaTraceSpan>, StoreError> {

@@ -28,94 +28,48 @@ pub(super) fn append_spans(
     Ok(())
 }
 
-/// The `trace_spans` columns of `spans`, in table order (public for the
-/// poll-cycle benchmark's baseline).
-pub fn spans_batch(
-    agent_id: &str,
-    spans: &[&TelemetrySpan],
-) -> Result<duckdb::arrow::record_batch::RecordBatch, duckdb::arrow::error::ArrowError> {
-    use std::sync::Arc;
-
-    use duckdb::arrow::array::{
-        ArrayRef, BooleanArray, Int32Array, Int64Array, StringArray, TimestampMicrosecondArray,
-        UInt64Array,
+/// `spans_batch`, from the kept span's declaration
+/// ([`coral_model::kept_span_columns`]).
+macro_rules! spans_batch {
+    (
+        table: $table:ident,
+        message: $message:ident,
+        row: $row:ident,
+        columns: [$($c:ident: $k:ident = $f:ident),+ $(,)?],
+        colony: [$($cc:ident: $ck:ident = $cf:ident),* $(,)?] $(,)?
+    ) => {
+        /// The `trace_spans` columns of `spans`, in table order (public for
+        /// the poll-cycle benchmark's baseline).
+        pub fn spans_batch(
+            agent_id: &str,
+            spans: &[&TelemetrySpan],
+        ) -> Result<
+            duckdb::arrow::record_batch::RecordBatch,
+            duckdb::arrow::error::ArrowError,
+        > {
+            use duckdb::arrow::array::{ArrayRef, StringArray, UInt64Array};
+            let columns: Vec<(&str, ArrayRef)> = vec![
+                (
+                    "agent_id",
+                    std::sync::Arc::new(StringArray::from_iter_values(
+                        spans.iter().map(|_| agent_id),
+                    )),
+                ),
+                (
+                    "seq_id",
+                    std::sync::Arc::new(UInt64Array::from_iter_values(
+                        spans.iter().map(|s| s.seq_id),
+                    )),
+                ),
+                $((stringify!($c), arrow!($k, spans.iter().map(|s| &s.$f))),)+
+                $((stringify!($cc), arrow!($ck, spans.iter().map(|s| &s.$cf))),)*
+            ];
+            duckdb::arrow::record_batch::RecordBatch::try_from_iter(columns)
+        }
     };
-    use duckdb::arrow::record_batch::RecordBatch;
-
-    let text = |f: fn(&TelemetrySpan) -> &str| -> ArrayRef {
-        Arc::new(StringArray::from_iter_values(spans.iter().map(|s| f(s))))
-    };
-    let columns: Vec<(&str, ArrayRef)> = vec![
-        (
-            "agent_id",
-            Arc::new(StringArray::from_iter_values(
-                spans.iter().map(|_| agent_id),
-            )),
-        ),
-        (
-            "seq_id",
-            Arc::new(UInt64Array::from_iter_values(
-                spans.iter().map(|s| s.seq_id),
-            )),
-        ),
-        ("trace_id", text(|s| &s.trace_id)),
-        ("span_id", text(|s| &s.span_id)),
-        ("parent_span_id", text(|s| &s.parent_span_id)),
-        ("service_name", text(|s| &s.service_name)),
-        ("span_name", text(|s| &s.span_name)),
-        ("span_kind", text(|s| &s.span_kind)),
-        (
-            "start_time",
-            Arc::new(TimestampMicrosecondArray::from_iter_values(
-                spans.iter().map(|s| s.start_time_unix_nano / 1_000),
-            )),
-        ),
-        (
-            "start_time_ns",
-            Arc::new(Int64Array::from_iter_values(
-                spans.iter().map(|s| s.start_time_unix_nano),
-            )),
-        ),
-        (
-            "duration_us",
-            Arc::new(Int64Array::from_iter_values(
-                spans.iter().map(|s| s.duration_us),
-            )),
-        ),
-        (
-            "is_error",
-            Arc::new(BooleanArray::from_iter(
-                spans.iter().map(|s| Some(s.is_error)),
-            )),
-        ),
-        ("status_code", text(|s| &s.status_code)),
-        ("status_message", text(|s| &s.status_message)),
-        (
-            "http_status_code",
-            Arc::new(Int32Array::from_iter(spans.iter().map(|s| {
-                (s.http_status_code != 0).then_some(s.http_status_code)
-            }))),
-        ),
-        ("http_method", text(|s| &s.http_method)),
-        ("http_route", text(|s| &s.http_route)),
-        ("rpc_system", text(|s| &s.rpc_system)),
-        ("rpc_service", text(|s| &s.rpc_service)),
-        ("rpc_method", text(|s| &s.rpc_method)),
-        (
-            "grpc_status_code",
-            Arc::new(Int32Array::from_iter(
-                spans.iter().map(|s| s.grpc_status_code),
-            )),
-        ),
-        ("db_system", text(|s| &s.db_system)),
-        ("db_operation", text(|s| &s.db_operation)),
-        ("db_collection", text(|s| &s.db_collection)),
-        ("keep_reason", text(|s| &s.keep_reason)),
-        ("attributes", text(|s| &s.attributes_json)),
-        ("resource", text(|s| &s.resource_json)),
-    ];
-    RecordBatch::try_from_iter(columns)
 }
+
+coral_model::kept_span_columns!(spans_batch);
 
 /// Host samples are keyed by (agent_id, bucket_time): a newer sample of the
 /// same minute replaces the older one.
@@ -143,23 +97,36 @@ pub(super) fn append_hosts(
             None => latest.push(h),
         }
     }
-    let mut app = tx.appender("host_metrics")?;
+    let mut app = tx.appender(crate::catalogue::HOST_METRICS.name)?;
     for h in latest {
-        app.append_row(params![
-            agent_id,
-            ts_micros(h.bucket_time * 1_000_000),
-            h.hostname,
-            h.cpu_percent,
-            h.memory_used_bytes,
-            h.memory_total_bytes,
-            h.net_rx_bytes_per_sec,
-            h.net_tx_bytes_per_sec,
-            h.load1,
-            h.load5,
-            h.load15,
-            h.interval_seconds,
-        ])?;
+        append_host(&mut app, agent_id, h)?;
     }
     app.flush()?;
     Ok(())
 }
+
+/// Appends host sample `h` of `agent_id`: the columns of its declaration
+/// ([`coral_model::host_sample_columns`]), in order.
+macro_rules! append_host_sample {
+    (
+        table: $table:ident,
+        message: $message:ident,
+        row: $row:ident,
+        columns: [$($c:ident: $k:ident = $f:ident),+ $(,)?],
+        colony: [$($cc:ident: $ck:ident = $cf:ident),* $(,)?] $(,)?
+    ) => {
+        fn append_host(
+            app: &mut duckdb::Appender<'_>,
+            agent_id: &str,
+            h: &HostMetrics,
+        ) -> Result<(), duckdb::Error> {
+            app.append_row(params![
+                agent_id,
+                $(coral_model::duckdb_param!($k, h.$f),)+
+                $(coral_model::duckdb_param!($ck, h.$cf),)*
+            ])
+        }
+    };
+}
+
+coral_model::host_sample_columns!(append_host_sample);

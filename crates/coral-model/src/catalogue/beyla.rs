@@ -129,23 +129,57 @@ macro_rules! histogram_table {
 
 crate::beyla_histogram_families!(histogram_table);
 
-/// A Beyla span's columns.
-const SPAN: &[Column] = &[
-    colony_only(col("agent_id", Ty::Text)),
-    col("seq_id", Ty::U64),
-    col("trace_id", Ty::Text),
-    col("span_id", Ty::Text),
-    col("parent_span_id", Ty::Text),
-    col("service_name", Ty::Text),
-    col("span_name", Ty::Text),
-    col("span_kind", Ty::Text),
-    col("start_time", Ty::Timestamp),
-    col("start_time_ns", Ty::I64),
-    col("duration_us", Ty::I64),
-    col("status_code", Ty::I32),
-    col("is_error", Ty::Bool),
-    col("attributes", Ty::Text),
-];
+/// The Beyla span family (`BeylaTraceSpan`), declared once, as the kept
+/// span is ([`crate::kept_span_columns`] describes the form):
+/// `beyla_span_columns!(then)` calls `then!` with it. The catalogue's table,
+/// the agent's append and page read, the colony's DuckDB append and read,
+/// its ClickHouse row and the migration are generated from this list.
+#[macro_export]
+macro_rules! beyla_span_columns {
+    ($then:ident) => {
+        $then! {
+            table: BEYLA_TRACES,
+            message: BeylaTraceSpan,
+            row: SpanRow,
+            columns: [
+                trace_id: Text = trace_id,
+                span_id: Text = span_id,
+                parent_span_id: Text = parent_span_id,
+                service_name: Text = service_name,
+                span_name: Text = span_name,
+                span_kind: Text = span_kind,
+                start_time: Nanos = start_time_unix_nano,
+                start_time_ns: I64 = start_time_unix_nano,
+                duration_us: I64 = duration_us,
+                status_code: Code = status_code,
+                is_error: Bool = is_error,
+                attributes: Text = attributes_json,
+            ],
+            colony: [],
+        }
+    };
+}
+
+/// The Beyla span's columns, from its declaration.
+macro_rules! beyla_span_table {
+    (
+        table: $table:ident,
+        message: $message:ident,
+        row: $row:ident,
+        columns: [$($c:ident: $k:ident = $f:ident),+ $(,)?],
+        colony: [$($cc:ident: $ck:ident = $cf:ident),* $(,)?] $(,)?
+    ) => {
+        /// A Beyla span's columns.
+        const SPAN: &[Column] = &[
+            colony_only(col("agent_id", Ty::Text)),
+            col("seq_id", Ty::U64),
+            $(kind_column!(stringify!($c), $k),)+
+            $(colony_only(kind_column!(stringify!($cc), $ck)),)*
+        ];
+    };
+}
+
+crate::beyla_span_columns!(beyla_span_table);
 
 /// A Beyla span.
 pub const BEYLA_TRACES: Table = Table {

@@ -23,6 +23,8 @@
 
 #[macro_use]
 mod columns;
+#[macro_use]
+mod kinds;
 mod beyla;
 mod duckdb;
 mod fields;

@@ -84,38 +84,85 @@ pub const OTEL_OPERATIONS: Table = Table {
     version: None,
 };
 
-/// A kept span's columns: the agent stores each resource once and refers
-/// to it by id, the colony stores it with the span.
-const KEPT_SPAN: &[Column] = &[
-    colony_only(col("agent_id", Ty::Text)),
-    col("seq_id", Ty::U64),
-    col("trace_id", Ty::Text),
-    col("span_id", Ty::Text),
-    col("parent_span_id", Ty::Text),
-    col("service_name", Ty::Text),
-    col("span_name", Ty::Text),
-    col("span_kind", Ty::Text),
-    col("start_time", Ty::Timestamp),
-    col("start_time_ns", Ty::I64),
-    col("duration_us", Ty::I64),
-    col("is_error", Ty::Bool),
-    col("status_code", Ty::Text),
-    col("status_message", Ty::Text),
-    null("http_status_code", Ty::I32),
-    col("http_method", Ty::Text),
-    col("http_route", Ty::Text),
-    col("rpc_system", Ty::Text),
-    col("rpc_service", Ty::Text),
-    col("rpc_method", Ty::Text),
-    null("grpc_status_code", Ty::I32),
-    col("db_system", Ty::Text),
-    col("db_operation", Ty::Text),
-    col("db_collection", Ty::Text),
-    col("keep_reason", Ty::Text),
-    col("attributes", Ty::Text),
-    agent_only(col("resource_id", Ty::U64)),
-    colony_only(col("resource", Ty::Text)),
-];
+/// The kept span family (`TelemetrySpan`), declared once.
+///
+/// `kept_span_columns!(then)` calls the macro `then!` with the declaration:
+///
+/// ```text
+/// table: TRACE_SPANS,        // the catalogue's Table constant
+/// message: TelemetrySpan,    // coral_proto::common's message
+/// row: SpanRow,              // the name of a typed row, where an engine needs one
+/// columns: [column: Kind = field, ..],  // both sides, in the tables' order
+/// colony: [column: Kind = field, ..],   // the colony's only, at its table's end
+/// ```
+///
+/// Each kind ([`super::kinds`]) says how the field is stored. The agent's
+/// table numbers spans (`seq_id`) and refers to their resource by id
+/// (`resource_id`, last); the colony's says which agent sent them
+/// (`agent_id`, first) and holds the resource itself. The catalogue's
+/// table, the agent's append and page read, the colony's Arrow batch, its
+/// ClickHouse row and the migration are generated from this list: a
+/// column added here (and to the message) reaches every one of them.
+#[macro_export]
+macro_rules! kept_span_columns {
+    ($then:ident) => {
+        $then! {
+            table: TRACE_SPANS,
+            message: TelemetrySpan,
+            row: SpanRow,
+            columns: [
+                trace_id: Text = trace_id,
+                span_id: Text = span_id,
+                parent_span_id: Text = parent_span_id,
+                service_name: Text = service_name,
+                span_name: Text = span_name,
+                span_kind: Text = span_kind,
+                start_time: Nanos = start_time_unix_nano,
+                start_time_ns: I64 = start_time_unix_nano,
+                duration_us: I64 = duration_us,
+                is_error: Bool = is_error,
+                status_code: Text = status_code,
+                status_message: Text = status_message,
+                http_status_code: ZeroNull = http_status_code,
+                http_method: Text = http_method,
+                http_route: Text = http_route,
+                rpc_system: Text = rpc_system,
+                rpc_service: Text = rpc_service,
+                rpc_method: Text = rpc_method,
+                grpc_status_code: OptI32 = grpc_status_code,
+                db_system: Text = db_system,
+                db_operation: Text = db_operation,
+                db_collection: Text = db_collection,
+                keep_reason: Text = keep_reason,
+                attributes: Text = attributes_json,
+            ],
+            colony: [resource: Text = resource_json],
+        }
+    };
+}
+
+/// The kept span's columns, from its declaration.
+macro_rules! kept_span_table {
+    (
+        table: $table:ident,
+        message: $message:ident,
+        row: $row:ident,
+        columns: [$($c:ident: $k:ident = $f:ident),+ $(,)?],
+        colony: [$($cc:ident: $ck:ident = $cf:ident),* $(,)?] $(,)?
+    ) => {
+        /// A kept span's columns: the agent stores each resource once and
+        /// refers to it by id, the colony stores it with the span.
+        const KEPT_SPAN: &[Column] = &[
+            colony_only(col("agent_id", Ty::Text)),
+            col("seq_id", Ty::U64),
+            $(kind_column!(stringify!($c), $k),)+
+            agent_only(col("resource_id", Ty::U64)),
+            $(colony_only(kind_column!(stringify!($cc), $ck)),)*
+        ];
+    };
+}
+
+crate::kept_span_columns!(kept_span_table);
 
 /// A kept span from an OpenTelemetry SDK, with its resource.
 pub const TRACE_SPANS: Table = Table {
@@ -132,23 +179,57 @@ pub const TRACE_SPANS: Table = Table {
     version: None,
 };
 
-/// A host sample's columns: the agent numbers them, the colony says whose
-/// host they describe.
-const HOST_SAMPLE: &[Column] = &[
-    colony_only(col("agent_id", Ty::Text)),
-    agent_only(col("seq_id", Ty::U64)),
-    col("bucket_time", Ty::Timestamp),
-    col("hostname", Ty::Text),
-    col("cpu_percent", Ty::F64),
-    col("memory_used_bytes", Ty::U64),
-    col("memory_total_bytes", Ty::U64),
-    col("net_rx_bytes_per_sec", Ty::F64),
-    col("net_tx_bytes_per_sec", Ty::F64),
-    col("load1", Ty::F64),
-    col("load5", Ty::F64),
-    col("load15", Ty::F64),
-    col("interval_seconds", Ty::F64),
-];
+/// The host sample family (`HostMetrics`), declared once, as the kept span
+/// is ([`crate::kept_span_columns`] describes the form):
+/// `host_sample_columns!(then)` calls `then!` with it. The catalogue's
+/// table, the agent's append and page read, the colony's DuckDB append,
+/// its ClickHouse row and the migration are generated from this list.
+#[macro_export]
+macro_rules! host_sample_columns {
+    ($then:ident) => {
+        $then! {
+            table: HOST_METRICS,
+            message: HostMetrics,
+            row: HostRow,
+            columns: [
+                bucket_time: Secs = bucket_time,
+                hostname: Text = hostname,
+                cpu_percent: F64 = cpu_percent,
+                memory_used_bytes: U64 = memory_used_bytes,
+                memory_total_bytes: U64 = memory_total_bytes,
+                net_rx_bytes_per_sec: F64 = net_rx_bytes_per_sec,
+                net_tx_bytes_per_sec: F64 = net_tx_bytes_per_sec,
+                load1: F64 = load1,
+                load5: F64 = load5,
+                load15: F64 = load15,
+                interval_seconds: F64 = interval_seconds,
+            ],
+            colony: [],
+        }
+    };
+}
+
+/// The host sample's columns, from its declaration.
+macro_rules! host_sample_table {
+    (
+        table: $table:ident,
+        message: $message:ident,
+        row: $row:ident,
+        columns: [$($c:ident: $k:ident = $f:ident),+ $(,)?],
+        colony: [$($cc:ident: $ck:ident = $cf:ident),* $(,)?] $(,)?
+    ) => {
+        /// A host sample's columns: the agent numbers them, the colony says
+        /// whose host they describe.
+        const HOST_SAMPLE: &[Column] = &[
+            colony_only(col("agent_id", Ty::Text)),
+            agent_only(col("seq_id", Ty::U64)),
+            $(kind_column!(stringify!($c), $k),)+
+            $(colony_only(kind_column!(stringify!($cc), $ck)),)*
+        ];
+    };
+}
+
+crate::host_sample_columns!(host_sample_table);
 
 /// A host sample (CPU, memory, network, load) of an agent's minute.
 pub const HOST_METRICS: Table = Table {

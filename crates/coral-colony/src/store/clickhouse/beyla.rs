@@ -27,66 +27,9 @@ use crate::store::traces::is_trace_id;
 
 pub(crate) use families::{Family, GrpcRow, HttpRow, Part, SqlRow};
 
-/// `beyla_traces`: a Beyla span.
-#[derive(Debug, Clone, Row, Serialize, Deserialize)]
-pub(crate) struct SpanRow {
-    pub agent_id: String,
-    pub session_id: String,
-    pub seq_id: u64,
-    pub trace_id: String,
-    pub span_id: String,
-    pub parent_span_id: String,
-    pub service_name: String,
-    pub span_name: String,
-    pub span_kind: String,
-    pub start_time: i64,
-    pub start_time_ns: i64,
-    pub duration_us: i64,
-    pub status_code: i32,
-    pub is_error: u8,
-    pub attributes: String,
-}
-
-impl SpanRow {
-    fn new(agent_id: &str, session_id: &str, s: &BeylaTraceSpan) -> SpanRow {
-        SpanRow {
-            agent_id: agent_id.to_owned(),
-            session_id: session_id.to_owned(),
-            seq_id: s.seq_id,
-            trace_id: s.trace_id.clone(),
-            span_id: s.span_id.clone(),
-            parent_span_id: s.parent_span_id.clone(),
-            service_name: s.service_name.clone(),
-            span_name: s.span_name.clone(),
-            span_kind: s.span_kind.clone(),
-            start_time: s.start_time_unix_nano / 1_000,
-            start_time_ns: s.start_time_unix_nano,
-            duration_us: s.duration_us,
-            status_code: s.status_code as i32,
-            is_error: u8::from(s.is_error),
-            attributes: s.attributes_json.clone(),
-        }
-    }
-
-    /// The span as `QueryBeyla` returns it.
-    pub(crate) fn into_proto(self) -> BeylaTraceSpan {
-        BeylaTraceSpan {
-            agent_id: self.agent_id,
-            seq_id: self.seq_id,
-            trace_id: self.trace_id,
-            span_id: self.span_id,
-            parent_span_id: self.parent_span_id,
-            service_name: self.service_name,
-            span_name: self.span_name,
-            span_kind: self.span_kind,
-            start_time_unix_nano: self.start_time_ns,
-            duration_us: self.duration_us,
-            status_code: self.status_code as u32,
-            is_error: self.is_error != 0,
-            attributes_json: self.attributes,
-        }
-    }
-}
+// `beyla_traces`: a Beyla span, from its declaration.
+coral_model::beyla_span_columns!(agent_row);
+coral_model::beyla_span_columns!(span_into_proto);
 
 /// A histogram as the rows store it: validated.
 fn latency(h: Option<&LatencyHistogram>) -> Result<Histogram, String> {

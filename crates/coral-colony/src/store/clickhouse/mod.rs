@@ -9,6 +9,8 @@
 //! every read uses `FINAL`, which counts each key once even before the
 //! collapse (see [`crate::catalogue::clickhouse`]).
 
+#[macro_use]
+mod kinds;
 pub(crate) mod beyla;
 pub mod diagnose;
 mod hosts;

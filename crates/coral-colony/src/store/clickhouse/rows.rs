@@ -180,113 +180,11 @@ impl OperationRow {
     }
 }
 
-/// `trace_spans`: a kept span.
-#[derive(Debug, Clone, Row, Serialize, Deserialize)]
-pub(crate) struct SpanRow {
-    pub agent_id: String,
-    pub session_id: String,
-    pub seq_id: u64,
-    pub trace_id: String,
-    pub span_id: String,
-    pub parent_span_id: String,
-    pub service_name: String,
-    pub span_name: String,
-    pub span_kind: String,
-    pub start_time: i64,
-    pub start_time_ns: i64,
-    pub duration_us: i64,
-    pub is_error: u8,
-    pub status_code: String,
-    pub status_message: String,
-    pub http_status_code: Option<i32>,
-    pub http_method: String,
-    pub http_route: String,
-    pub rpc_system: String,
-    pub rpc_service: String,
-    pub rpc_method: String,
-    pub grpc_status_code: Option<i32>,
-    pub db_system: String,
-    pub db_operation: String,
-    pub db_collection: String,
-    pub keep_reason: String,
-    pub attributes: String,
-    pub resource: String,
-}
+// `trace_spans`: a kept span, from its declaration.
+coral_model::kept_span_columns!(agent_row);
 
-impl SpanRow {
-    pub(crate) fn new(agent_id: &str, session_id: &str, s: &TelemetrySpan) -> SpanRow {
-        SpanRow {
-            agent_id: agent_id.to_owned(),
-            session_id: session_id.to_owned(),
-            seq_id: s.seq_id,
-            trace_id: s.trace_id.clone(),
-            span_id: s.span_id.clone(),
-            parent_span_id: s.parent_span_id.clone(),
-            service_name: s.service_name.clone(),
-            span_name: s.span_name.clone(),
-            span_kind: s.span_kind.clone(),
-            start_time: s.start_time_unix_nano / 1_000,
-            start_time_ns: s.start_time_unix_nano,
-            duration_us: s.duration_us,
-            is_error: u8::from(s.is_error),
-            status_code: s.status_code.clone(),
-            status_message: s.status_message.clone(),
-            http_status_code: (s.http_status_code != 0).then_some(s.http_status_code),
-            http_method: s.http_method.clone(),
-            http_route: s.http_route.clone(),
-            rpc_system: s.rpc_system.clone(),
-            rpc_service: s.rpc_service.clone(),
-            rpc_method: s.rpc_method.clone(),
-            grpc_status_code: s.grpc_status_code,
-            db_system: s.db_system.clone(),
-            db_operation: s.db_operation.clone(),
-            db_collection: s.db_collection.clone(),
-            keep_reason: s.keep_reason.clone(),
-            attributes: s.attributes_json.clone(),
-            resource: s.resource_json.clone(),
-        }
-    }
-}
-
-/// `host_metrics`: a host sample.
-#[derive(Debug, Clone, Row, Serialize, Deserialize)]
-pub(crate) struct HostRow {
-    pub agent_id: String,
-    pub session_id: String,
-    pub seq_id: u64,
-    pub bucket_time: i64,
-    pub hostname: String,
-    pub cpu_percent: f64,
-    pub memory_used_bytes: u64,
-    pub memory_total_bytes: u64,
-    pub net_rx_bytes_per_sec: f64,
-    pub net_tx_bytes_per_sec: f64,
-    pub load1: f64,
-    pub load5: f64,
-    pub load15: f64,
-    pub interval_seconds: f64,
-}
-
-impl HostRow {
-    pub(crate) fn new(agent_id: &str, session_id: &str, h: &HostMetrics) -> HostRow {
-        HostRow {
-            agent_id: agent_id.to_owned(),
-            session_id: session_id.to_owned(),
-            seq_id: h.seq_id,
-            bucket_time: h.bucket_time * 1_000_000,
-            hostname: h.hostname.clone(),
-            cpu_percent: h.cpu_percent,
-            memory_used_bytes: h.memory_used_bytes,
-            memory_total_bytes: h.memory_total_bytes,
-            net_rx_bytes_per_sec: h.net_rx_bytes_per_sec,
-            net_tx_bytes_per_sec: h.net_tx_bytes_per_sec,
-            load1: h.load1,
-            load5: h.load5,
-            load15: h.load15,
-            interval_seconds: h.interval_seconds,
-        }
-    }
-}
+// `host_metrics`: a host sample, from its declaration.
+coral_model::host_sample_columns!(agent_row);
 
 /// `cursors`: one version of an (agent, stream) cursor.
 #[derive(Debug, Clone, Row, Serialize, Deserialize)]
