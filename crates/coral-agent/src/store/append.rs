@@ -216,42 +216,13 @@ fn write_batch(
     }
     if !buckets.is_empty() {
         let now = micros(SystemTime::now());
-        let mut bucket_app = tx.appender("otel_buckets_local")?;
-        let mut op_app = tx.appender("otel_operations_local")?;
+        let mut bucket_app = tx.appender_with_columns(BUCKETS, BUCKET_COLUMNS)?;
+        let mut op_app = tx.appender_with_columns(OPERATIONS, OPERATION_COLUMNS)?;
         for bucket in buckets {
             let p = bucket.to_proto("", seq);
-            bucket_app.append_row(params![
-                seq,
-                ts(p.bucket_time * 1_000_000),
-                p.service_name,
-                p.span_kind,
-                p.total_spans,
-                p.error_count,
-                p.p50_ms,
-                p.p95_ms,
-                p.p99_ms,
-                p.min_ms,
-                p.max_ms,
-                p.sum_ms,
-                coral_model::samples_to_json(&p.samples),
-                encode_sketch(p.sketch.as_ref()),
-                ts(now),
-            ])?;
+            append_bucket(&mut bucket_app, seq, &p, now)?;
             for op in &p.operations {
-                op_app.append_row(params![
-                    seq,
-                    op.operation,
-                    op.total_spans,
-                    op.error_count,
-                    op.p50_ms,
-                    op.p95_ms,
-                    op.p99_ms,
-                    op.min_ms,
-                    op.max_ms,
-                    op.sum_ms,
-                    coral_model::samples_to_json(&op.samples),
-                    encode_sketch(op.sketch.as_ref()),
-                ])?;
+                append_operation(&mut op_app, seq, op)?;
             }
             seq += 1;
         }
@@ -276,10 +247,11 @@ fn write_batch(
 }
 
 /// The agent's table of kept spans.
-const KEPT_SPANS: &str = match coral_model::catalogue::TRACE_SPANS.agent {
-    Some(agent) => agent.name,
-    None => panic!("kept spans have an agent table"),
-};
+const KEPT_SPANS: &str = coral_model::catalogue::TRACE_SPANS.agent_name();
+/// The agent's table of buckets.
+const BUCKETS: &str = coral_model::catalogue::OTEL_SPANS.agent_name();
+/// The agent's table of operations.
+const OPERATIONS: &str = coral_model::catalogue::OTEL_OPERATIONS.agent_name();
 
 /// Appends kept span `s` as row `seq`, its resource stored as
 /// `resource_id`: the columns of its declaration
@@ -305,11 +277,64 @@ macro_rules! append_kept_span {
 
 coral_model::kept_span_columns!(append_kept_span);
 
+/// Appends bucket `p` as row `seq`, flushed at `now` (µs), and its
+/// operations: the columns of their declarations
+/// ([`coral_model::bucket_columns`], [`coral_model::operation_columns`]),
+/// named.
+macro_rules! append_bucket_family {
+    (
+        table: $table:ident,
+        message: $message:ident,
+        row: $row:ident,
+        key: [$($kc:ident: $kk:ident = $kf:ident),+ $(,)?],
+        columns: [$($c:ident: $k:ident = $f:ident),+ $(,)?],
+        derived: [$($dc:ident: $dk:ident = $df:ident),+ $(,)?] $(,)?
+    ) => {
+        append_bucket_family!(@ $message, $($kc: $kk = $kf,)+ $($c: $k = $f,)+ $($dc: $dk = $df,)+);
+    };
+    (@ TelemetryBucket, $($c:ident: $k:ident = $f:ident,)+) => {
+        /// The columns [`append_bucket`] appends.
+        const BUCKET_COLUMNS: &[&str] =
+            &["seq_id", $(stringify!($c),)+ "sketch", "flushed_at"];
+
+        fn append_bucket(
+            app: &mut duckdb::Appender<'_>,
+            seq: u64,
+            p: &coral_proto::common::TelemetryBucket,
+            now: i64,
+        ) -> Result<(), duckdb::Error> {
+            app.append_row(params![
+                seq,
+                $(coral_model::duckdb_param!($k, p.$f),)+
+                encode_sketch(p.sketch.as_ref()),
+                ts(now),
+            ])
+        }
+    };
+    (@ OperationSummary, $($c:ident: $k:ident = $f:ident,)+) => {
+        /// The columns [`append_operation`] appends.
+        const OPERATION_COLUMNS: &[&str] =
+            &["bucket_seq_id", $(stringify!($c),)+ "sketch"];
+
+        fn append_operation(
+            app: &mut duckdb::Appender<'_>,
+            bucket_seq: u64,
+            op: &coral_proto::common::OperationSummary,
+        ) -> Result<(), duckdb::Error> {
+            app.append_row(params![
+                bucket_seq,
+                $(coral_model::duckdb_param!($k, op.$f),)+
+                encode_sketch(op.sketch.as_ref()),
+            ])
+        }
+    };
+}
+
+coral_model::bucket_columns!(append_bucket_family);
+coral_model::operation_columns!(append_bucket_family);
+
 /// The agent's table of host samples.
-const HOST_SAMPLES: &str = match coral_model::catalogue::HOST_METRICS.agent {
-    Some(agent) => agent.name,
-    None => panic!("host samples have an agent table"),
-};
+const HOST_SAMPLES: &str = coral_model::catalogue::HOST_METRICS.agent_name();
 
 /// Appends host sample `h` as row `seq`: the columns of its declaration
 /// ([`coral_model::host_sample_columns`]), in order.

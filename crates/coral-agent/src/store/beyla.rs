@@ -210,10 +210,7 @@ fn append_spans(
 }
 
 /// The agent's table of Beyla spans.
-pub(super) const BEYLA_SPANS: &str = match coral_model::catalogue::BEYLA_TRACES.agent {
-    Some(agent) => agent.name,
-    None => panic!("Beyla spans have an agent table"),
-};
+pub(super) const BEYLA_SPANS: &str = coral_model::catalogue::BEYLA_TRACES.agent_name();
 
 /// Appends Beyla span `s` as row `seq`: the columns of its declaration
 /// ([`coral_model::beyla_span_columns`]), in order.

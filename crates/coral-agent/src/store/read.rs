@@ -246,33 +246,16 @@ fn read_buckets(
     args: &[Value],
 ) -> Result<Vec<TelemetryBucket>, StoreError> {
     let sql = format!(
-        "SELECT seq_id, epoch(bucket_time)::BIGINT, service_name, span_kind, total_spans, error_count, \
-         p50_ms, p95_ms, p99_ms, min_ms, max_ms, sum_ms, samples, sketch \
-         FROM otel_buckets_local WHERE seq_id > ? AND seq_id <= ? {filter} ORDER BY seq_id"
+        "SELECT {BUCKET_COLUMNS} FROM {BUCKETS} WHERE seq_id > ? AND seq_id <= ? {filter} \
+         ORDER BY seq_id"
     );
     let mut stmt = conn.prepare(&sql)?;
     let mut buckets: Vec<TelemetryBucket> = stmt
         .query_map(params_from_iter(args.iter()), |row| {
-            let samples = coral_model::samples_from_json(&row.get::<_, String>(12)?);
-            Ok(TelemetryBucket {
-                agent_id: agent_id.to_owned(),
-                seq_id: row.get(0)?,
-                bucket_time: row.get(1)?,
-                service_name: row.get(2)?,
-                span_kind: row.get(3)?,
-                total_spans: row.get(4)?,
-                error_count: row.get(5)?,
-                p50_ms: row.get(6)?,
-                p95_ms: row.get(7)?,
-                p99_ms: row.get(8)?,
-                min_ms: row.get(9)?,
-                max_ms: row.get(10)?,
-                sum_ms: row.get(11)?,
-                sample_traces: samples.iter().map(|s| s.trace_id.clone()).collect(),
-                samples,
-                sketch: proto_column(row, 13)?,
-                operations: Vec::new(),
-            })
+            let mut bucket = bucket_row(row)?;
+            bucket.agent_id = agent_id.to_owned();
+            bucket.sample_traces = bucket.samples.iter().map(|s| s.trace_id.clone()).collect();
+            Ok(bucket)
         })?
         .collect::<Result<_, _>>()?;
     if buckets.is_empty() {
@@ -280,29 +263,11 @@ fn read_buckets(
     }
     let first = buckets[0].seq_id;
     let last = buckets[buckets.len() - 1].seq_id;
-    let mut stmt = conn.prepare(
-        "SELECT bucket_seq_id, operation, total_spans, error_count, p50_ms, p95_ms, p99_ms, \
-         min_ms, max_ms, sum_ms, samples, sketch FROM otel_operations_local \
-         WHERE bucket_seq_id BETWEEN ? AND ? ORDER BY bucket_seq_id, operation",
-    )?;
-    let ops = stmt.query_map([first, last], |row| {
-        Ok((
-            row.get::<_, u64>(0)?,
-            OperationSummary {
-                operation: row.get(1)?,
-                total_spans: row.get(2)?,
-                error_count: row.get(3)?,
-                p50_ms: row.get(4)?,
-                p95_ms: row.get(5)?,
-                p99_ms: row.get(6)?,
-                min_ms: row.get(7)?,
-                max_ms: row.get(8)?,
-                sum_ms: row.get(9)?,
-                samples: coral_model::samples_from_json(&row.get::<_, String>(10)?),
-                sketch: proto_column(row, 11)?,
-            },
-        ))
-    })?;
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {OPERATION_COLUMNS} FROM {OPERATIONS} \
+         WHERE bucket_seq_id BETWEEN ? AND ? ORDER BY bucket_seq_id, operation"
+    ))?;
+    let ops = stmt.query_map([first, last], operation_row)?;
     let mut index = 0;
     for op in ops {
         let (seq, summary) = op?;
@@ -386,11 +351,63 @@ fn read_hosts(conn: &Connection, start: u64, end: u64) -> Result<Vec<HostMetrics
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// The agent's table of buckets.
+const BUCKETS: &str = coral_model::catalogue::OTEL_SPANS.agent_name();
+/// The agent's table of operations.
+const OPERATIONS: &str = coral_model::catalogue::OTEL_OPERATIONS.agent_name();
+
+/// A bucket's and an operation's columns and rows read back, from their
+/// declarations ([`coral_model::bucket_columns`],
+/// [`coral_model::operation_columns`]): the seq_id (an operation's
+/// bucket's), the declared columns, then the sketch.
+macro_rules! read_bucket_family {
+    (
+        table: $table:ident,
+        message: $message:ident,
+        row: $row:ident,
+        key: [$($kc:ident: $kk:ident = $kf:ident),+ $(,)?],
+        columns: [$($c:ident: $k:ident = $f:ident),+ $(,)?],
+        derived: [$($dc:ident: $dk:ident = $df:ident),+ $(,)?] $(,)?
+    ) => {
+        read_bucket_family!(@ $message, $($kc: $kk = $kf,)+ $($c: $k = $f,)+ $($dc: $dk = $df,)+);
+    };
+    (@ TelemetryBucket, $($c:ident: $k:ident = $f:ident,)+) => {
+        const BUCKET_COLUMNS: &str = concat!(
+            "seq_id", $(", ", coral_model::duckdb_select!($k, stringify!($c)),)+ ", sketch"
+        );
+
+        fn bucket_row(row: &Row<'_>) -> Result<TelemetryBucket, duckdb::Error> {
+            let mut b = TelemetryBucket {
+                seq_id: row.get(0)?,
+                ..Default::default()
+            };
+            let mut column = 0;
+            $(coral_model::duckdb_set!($k, b.$f, row, { column += 1; column });)+
+            b.sketch = proto_column(row, column + 1)?;
+            Ok(b)
+        }
+    };
+    (@ OperationSummary, $($c:ident: $k:ident = $f:ident,)+) => {
+        const OPERATION_COLUMNS: &str = concat!(
+            "bucket_seq_id", $(", ", coral_model::duckdb_select!($k, stringify!($c)),)+ ", sketch"
+        );
+
+        /// An operation and its bucket's seq_id.
+        fn operation_row(row: &Row<'_>) -> Result<(u64, OperationSummary), duckdb::Error> {
+            let mut op = OperationSummary::default();
+            let mut column = 0;
+            $(coral_model::duckdb_set!($k, op.$f, row, { column += 1; column });)+
+            op.sketch = proto_column(row, column + 1)?;
+            Ok((row.get(0)?, op))
+        }
+    };
+}
+
+coral_model::bucket_columns!(read_bucket_family);
+coral_model::operation_columns!(read_bucket_family);
+
 /// The agent's table of host samples.
-const HOST_SAMPLES: &str = match coral_model::catalogue::HOST_METRICS.agent {
-    Some(agent) => agent.name,
-    None => panic!("host samples have an agent table"),
-};
+const HOST_SAMPLES: &str = coral_model::catalogue::HOST_METRICS.agent_name();
 
 /// A host sample's columns and its row read back, from its declaration
 /// ([`coral_model::host_sample_columns`]): `seq_id`, then the declared

@@ -234,6 +234,10 @@ macro_rules! column {
     (ZeroNull, $c:expr, $name:expr) => {
         $c.i32($name)
     };
+    // JSON, kept as it is.
+    (Samples, $c:expr, $name:expr) => {
+        $c.text($name)
+    };
     // I64, and timestamps (read as µs, as ClickHouse stores them).
     ($kind:ident, $c:expr, $name:expr) => {
         $c.i64($name)
@@ -244,6 +248,9 @@ macro_rules! column {
 /// value (`ch_ty!`).
 macro_rules! cell {
     (Text, $array:expr, $i:expr) => {
+        $array.value($i).to_owned()
+    };
+    (Samples, $array:expr, $i:expr) => {
         $array.value($i).to_owned()
     };
     (Bool, $array:expr, $i:expr) => {

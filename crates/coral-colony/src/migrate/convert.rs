@@ -49,76 +49,71 @@ fn bins(bytes: &[u8]) -> Result<Bins, coral_model::ModelError> {
     Ok(Bins::of(Some(&DurationSketch::decode(bytes)?.to_proto())))
 }
 
-impl FromDuckDb for BucketRow {
-    fn from_duckdb(c: &Columns<'_>) -> Result<Vec<Self>, MigrateError> {
-        let (agent, time) = (c.text("agent_id")?, c.i64("bucket_time")?);
-        let (service, kind) = (c.text("service_name")?, c.text("span_kind")?);
-        let (errors, total) = (c.i64("error_count")?, c.i64("total_spans")?);
-        let (min, max, sum) = (c.f64("min_ms")?, c.f64("max_ms")?, c.f64("sum_ms")?);
-        let (samples, sketch) = (c.text("samples")?, c.blob("sketch")?);
-        (0..c.len())
-            .map(|i| {
-                let bins = bins(sketch.value(i)).map_err(|e| c.corrupt(i, &agent, "sketch", e))?;
-                let (t, s, k) = (time.value(i), service.value(i), kind.value(i));
-                Ok(BucketRow {
-                    agent_id: agent.value(i).to_owned(),
-                    session_id: SESSION.to_owned(),
-                    seq_id: key(&[&t.to_le_bytes(), s.as_bytes(), k.as_bytes()]),
-                    bucket_time: t,
-                    service_name: s.to_owned(),
-                    span_kind: k.to_owned(),
-                    error_count: errors.value(i),
-                    total_spans: total.value(i),
-                    min_ms: min.value(i),
-                    max_ms: max.value(i),
-                    sum_ms: sum.value(i),
-                    samples: samples.value(i).to_owned(),
-                    sketch_accuracy: bins.accuracy,
-                    sketch_zero: bins.zero,
-                    sketch_index: bins.index,
-                    sketch_count: bins.count,
-                })
-            })
-            .collect()
-    }
+/// A bucket's and an operation's conversions, from their declarations
+/// ([`coral_model::bucket_columns`], [`coral_model::operation_columns`]):
+/// the seq_id keyed by the bucket's minute, service and kind (an
+/// operation's, its bucket's), the declared columns, the sketch's bins.
+macro_rules! bucket_from_duckdb {
+    (
+        table: $table:ident,
+        message: $message:ident,
+        row: $row:ident,
+        key: [$($kc:ident: $kk:ident = $kf:ident),+ $(,)?],
+        columns: [$($c:ident: $k:ident = $f:ident),+ $(,)?],
+        derived: [$($dc:ident: $dk:ident = $df:ident),+ $(,)?] $(,)?
+    ) => {
+        bucket_from_duckdb!(@ $message $row, [$($kc: $kk = $kf,)+ $($c: $k = $f,)+]);
+    };
+    (@ TelemetryBucket $row:ident, [$($c:ident: $k:ident = $f:ident,)+]) => {
+        bucket_from_duckdb!(@ $row, [], [$($c: $k = $f,)+]);
+    };
+    (@ OperationSummary $row:ident, [$($c:ident: $k:ident = $f:ident,)+]) => {
+        bucket_from_duckdb!(
+            @ $row,
+            [bucket_time: Secs = bucket_time, service_name: Text = service_name,
+             span_kind: Text = span_kind,],
+            [$($c: $k = $f,)+]
+        );
+    };
+    (
+        @ $row:ident,
+        [$($bc:ident: $bk:ident = $bf:ident,)*],
+        [$($c:ident: $k:ident = $f:ident,)+]
+    ) => {
+        impl FromDuckDb for $row {
+            fn from_duckdb(c: &Columns<'_>) -> Result<Vec<Self>, MigrateError> {
+                let agent = c.text("agent_id")?;
+                let (time, service, kind) =
+                    (c.i64("bucket_time")?, c.text("service_name")?, c.text("span_kind")?);
+                let sketch = c.blob("sketch")?;
+                $(let $bc = column!($bk, c, stringify!($bc))?;)*
+                $(let $c = column!($k, c, stringify!($c))?;)+
+                (0..c.len())
+                    .map(|i| {
+                        let bins =
+                            bins(sketch.value(i)).map_err(|e| c.corrupt(i, &agent, "sketch", e))?;
+                        let (t, s, k) = (time.value(i), service.value(i), kind.value(i));
+                        Ok($row {
+                            agent_id: agent.value(i).to_owned(),
+                            session_id: SESSION.to_owned(),
+                            // An operation's seq_id is its bucket's.
+                            seq_id: key(&[&t.to_le_bytes(), s.as_bytes(), k.as_bytes()]),
+                            $($bc: cell!($bk, $bc, i),)*
+                            $($c: cell!($k, $c, i),)+
+                            sketch_accuracy: bins.accuracy,
+                            sketch_zero: bins.zero,
+                            sketch_index: bins.index,
+                            sketch_count: bins.count,
+                        })
+                    })
+                    .collect()
+            }
+        }
+    };
 }
 
-impl FromDuckDb for OperationRow {
-    fn from_duckdb(c: &Columns<'_>) -> Result<Vec<Self>, MigrateError> {
-        let (agent, time) = (c.text("agent_id")?, c.i64("bucket_time")?);
-        let (service, kind) = (c.text("service_name")?, c.text("span_kind")?);
-        let operation = c.text("operation")?;
-        let (total, errors) = (c.i64("total_spans")?, c.i64("error_count")?);
-        let (min, max, sum) = (c.f64("min_ms")?, c.f64("max_ms")?, c.f64("sum_ms")?);
-        let (samples, sketch) = (c.text("samples")?, c.blob("sketch")?);
-        (0..c.len())
-            .map(|i| {
-                let bins = bins(sketch.value(i)).map_err(|e| c.corrupt(i, &agent, "sketch", e))?;
-                let (t, s, k) = (time.value(i), service.value(i), kind.value(i));
-                Ok(OperationRow {
-                    agent_id: agent.value(i).to_owned(),
-                    session_id: SESSION.to_owned(),
-                    // The bucket's seq_id, as a bucket's operations have.
-                    seq_id: key(&[&t.to_le_bytes(), s.as_bytes(), k.as_bytes()]),
-                    bucket_time: t,
-                    service_name: s.to_owned(),
-                    span_kind: k.to_owned(),
-                    operation: operation.value(i).to_owned(),
-                    total_spans: total.value(i),
-                    error_count: errors.value(i),
-                    min_ms: min.value(i),
-                    max_ms: max.value(i),
-                    sum_ms: sum.value(i),
-                    samples: samples.value(i).to_owned(),
-                    sketch_accuracy: bins.accuracy,
-                    sketch_zero: bins.zero,
-                    sketch_index: bins.index,
-                    sketch_count: bins.count,
-                })
-            })
-            .collect()
-    }
-}
+coral_model::bucket_columns!(bucket_from_duckdb);
+coral_model::operation_columns!(bucket_from_duckdb);
 
 /// A span family's conversion, from its declaration
 /// ([`coral_model::kept_span_columns`], [`coral_model::beyla_span_columns`]);

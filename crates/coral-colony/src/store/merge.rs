@@ -9,7 +9,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use coral_model::{Bucket, BucketKey, samples_from_json, samples_to_json};
+use coral_model::catalogue::{OTEL_OPERATIONS, OTEL_SPANS};
+use coral_model::{Bucket, BucketKey};
 use coral_proto::common::{DurationSketch, OperationSummary, TelemetryBucket};
 use duckdb::{Connection, Transaction, params};
 use prost::Message;
@@ -93,8 +94,8 @@ pub fn merge_buckets(
         }
     }
     let now = ts_micros(now_micros());
-    let mut bucket_app = tx.appender("otel_spans")?;
-    let mut op_app = tx.appender("otel_operations")?;
+    let mut bucket_app = tx.appender_with_columns(OTEL_SPANS.name, BUCKET_COLUMNS)?;
+    let mut op_app = tx.appender_with_columns(OTEL_OPERATIONS.name, OPERATION_COLUMNS)?;
     for (key, (bucket, parts)) in incoming {
         let (bucket, parts) = match existing.remove(&key) {
             Some((mut old, old_parts)) => match old.merge(&bucket) {
@@ -113,56 +114,148 @@ pub fn merge_buckets(
             None => (bucket, parts),
         };
         let p = bucket.to_proto(agent_id, 0);
-        let time = ts_micros(p.bucket_time * 1_000_000);
-        let traces = duckdb::types::Value::List(
-            p.sample_traces
-                .iter()
-                .map(|t| duckdb::types::Value::Text(t.clone()))
-                .collect(),
-        );
-        bucket_app.append_row(params![
-            time.clone(),
-            agent_id,
-            p.service_name,
-            p.span_kind,
-            p.p50_ms,
-            p.p95_ms,
-            p.p99_ms,
-            p.error_count,
-            p.total_spans,
-            traces,
-            p.min_ms,
-            p.max_ms,
-            p.sum_ms,
-            samples_to_json(&p.samples),
-            sketch_bytes(p.sketch.as_ref()),
-            parts,
-            now.clone(),
-        ])?;
+        append_bucket(&mut bucket_app, agent_id, &p, parts, &now)?;
         for op in &p.operations {
-            op_app.append_row(params![
-                time.clone(),
-                agent_id,
-                p.service_name,
-                p.span_kind,
-                op.operation,
-                op.total_spans,
-                op.error_count,
-                op.p50_ms,
-                op.p95_ms,
-                op.p99_ms,
-                op.min_ms,
-                op.max_ms,
-                op.sum_ms,
-                samples_to_json(&op.samples),
-                sketch_bytes(op.sketch.as_ref()),
-            ])?;
+            append_operation(&mut op_app, agent_id, &p, op)?;
         }
     }
     bucket_app.flush()?;
     op_app.flush()?;
     Ok(result)
 }
+
+/// A bucket's and an operation's appends and reads, from their
+/// declarations ([`coral_model::bucket_columns`],
+/// [`coral_model::operation_columns`]): a bucket after its agent, with its
+/// sample trace ids and merge book-keeping; an operation after its agent
+/// and its bucket's key. Reads take what merging needs (no percentiles:
+/// they are recomputed from the merged sketch).
+macro_rules! bucket_family {
+    (
+        table: $table:ident,
+        message: $message:ident,
+        row: $row:ident,
+        key: [$($kc:ident: $kk:ident = $kf:ident),+ $(,)?],
+        columns: [$($c:ident: $k:ident = $f:ident),+ $(,)?],
+        derived: [$($dc:ident: $dk:ident = $df:ident),+ $(,)?] $(,)?
+    ) => {
+        bucket_family!(
+            @ $message,
+            [$($kc: $kk = $kf,)+ $($c: $k = $f,)+],
+            [$($dc: $dk = $df,)+]
+        );
+    };
+    (
+        @ TelemetryBucket,
+        [$($c:ident: $k:ident = $f:ident,)+],
+        [$($dc:ident: $dk:ident = $df:ident,)+]
+    ) => {
+        /// The columns [`append_bucket`] appends.
+        const BUCKET_COLUMNS: &[&str] = &[
+            "agent_id",
+            $(stringify!($c),)+
+            $(stringify!($dc),)+
+            "sketch",
+            "sample_traces",
+            "parts",
+            "updated_at",
+        ];
+
+        /// What [`stored_bucket`] reads.
+        const BUCKET_READ: &str = concat!(
+            "parts", $(", ", coral_model::duckdb_select!($k, stringify!($c)),)+ ", sketch"
+        );
+
+        fn append_bucket(
+            app: &mut duckdb::Appender<'_>,
+            agent_id: &str,
+            p: &TelemetryBucket,
+            parts: i32,
+            now: &duckdb::types::Value,
+        ) -> Result<(), duckdb::Error> {
+            let traces = duckdb::types::Value::List(
+                p.sample_traces
+                    .iter()
+                    .map(|t| duckdb::types::Value::Text(t.clone()))
+                    .collect(),
+            );
+            app.append_row(params![
+                agent_id,
+                $(coral_model::duckdb_param!($k, p.$f),)+
+                $(coral_model::duckdb_param!($dk, p.$df),)+
+                sketch_bytes(p.sketch.as_ref()),
+                traces,
+                parts,
+                now,
+            ])
+        }
+
+        /// A stored bucket (its sketch decoded) and its parts.
+        fn stored_bucket(row: &duckdb::Row<'_>) -> Result<(TelemetryBucket, i32), StoreError> {
+            let mut b = TelemetryBucket::default();
+            let mut column = 0;
+            $(coral_model::duckdb_set!($k, b.$f, row, { column += 1; column });)+
+            let bytes: Vec<u8> = row.get(column + 1)?;
+            b.sketch = Some(decode_sketch(&bytes)?);
+            Ok((b, row.get(0)?))
+        }
+    };
+    (
+        @ OperationSummary,
+        [$($c:ident: $k:ident = $f:ident,)+],
+        [$($dc:ident: $dk:ident = $df:ident,)+]
+    ) => {
+        /// The columns [`append_operation`] appends.
+        const OPERATION_COLUMNS: &[&str] = &[
+            "agent_id",
+            "bucket_time",
+            "service_name",
+            "span_kind",
+            $(stringify!($c),)+
+            $(stringify!($dc),)+
+            "sketch",
+        ];
+
+        /// What [`stored_operation`] reads.
+        const OPERATION_READ: &str = concat!(
+            "epoch(bucket_time)::BIGINT, service_name, span_kind",
+            $(", ", coral_model::duckdb_select!($k, stringify!($c)),)+
+            ", sketch"
+        );
+
+        fn append_operation(
+            app: &mut duckdb::Appender<'_>,
+            agent_id: &str,
+            p: &TelemetryBucket,
+            op: &OperationSummary,
+        ) -> Result<(), duckdb::Error> {
+            app.append_row(params![
+                agent_id,
+                ts_micros(p.bucket_time * 1_000_000),
+                p.service_name,
+                p.span_kind,
+                $(coral_model::duckdb_param!($k, op.$f),)+
+                $(coral_model::duckdb_param!($dk, op.$df),)+
+                sketch_bytes(op.sketch.as_ref()),
+            ])
+        }
+
+        /// A stored operation (its sketch decoded) and its bucket's key.
+        fn stored_operation(
+            row: &duckdb::Row<'_>,
+        ) -> Result<((i64, String, String), OperationSummary), StoreError> {
+            let mut op = OperationSummary::default();
+            let mut column = 2;
+            $(coral_model::duckdb_set!($k, op.$f, row, { column += 1; column });)+
+            let bytes: Vec<u8> = row.get(column + 1)?;
+            op.sketch = Some(decode_sketch(&bytes)?);
+            Ok(((row.get(0)?, row.get(1)?, row.get(2)?), op))
+        }
+    };
+}
+
+coral_model::bucket_columns!(bucket_family);
+coral_model::operation_columns!(bucket_family);
 
 fn reject(result: &mut MergeResult, reason: String) {
     result.rejected += 1;
@@ -188,61 +281,34 @@ fn load_existing(
     last: i64,
 ) -> Result<HashMap<BucketKey, (Bucket, i32)>, StoreError> {
     let (from, to) = (ts_micros(first * 1_000_000), ts_micros(last * 1_000_000));
-    let mut stmt = conn.prepare_cached(
-        "SELECT epoch(bucket_time)::BIGINT, service_name, span_kind, total_spans, error_count, \
-         min_ms, max_ms, sum_ms, samples, sketch, parts FROM otel_spans \
-         WHERE agent_id = ? AND bucket_time BETWEEN ? AND ?",
-    )?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {BUCKET_READ} FROM {} WHERE agent_id = ? AND bucket_time BETWEEN ? AND ?",
+        OTEL_SPANS.name
+    ))?;
     let mut protos: HashMap<(i64, String, String), (TelemetryBucket, i32)> = HashMap::new();
     let mut rows = stmt.query(params![agent_id, from, to])?;
     while let Some(row) = rows.next()? {
-        let bytes: Vec<u8> = row.get(9)?;
-        let bucket = TelemetryBucket {
-            bucket_time: row.get(0)?,
-            service_name: row.get(1)?,
-            span_kind: row.get(2)?,
-            total_spans: row.get(3)?,
-            error_count: row.get(4)?,
-            min_ms: row.get(5)?,
-            max_ms: row.get(6)?,
-            sum_ms: row.get(7)?,
-            samples: samples_from_json(&row.get::<_, String>(8)?),
-            sketch: Some(decode_sketch(&bytes)?),
-            ..Default::default()
-        };
+        let (bucket, parts) = stored_bucket(row)?;
         let key = (
             bucket.bucket_time,
             bucket.service_name.clone(),
             bucket.span_kind.clone(),
         );
-        protos.insert(key, (bucket, row.get(10)?));
+        protos.insert(key, (bucket, parts));
     }
     if protos.is_empty() {
         return Ok(HashMap::new());
     }
-    let mut stmt = conn.prepare_cached(
-        "SELECT epoch(bucket_time)::BIGINT, service_name, span_kind, operation, total_spans, \
-         error_count, min_ms, max_ms, sum_ms, samples, sketch FROM otel_operations \
-         WHERE agent_id = ? AND bucket_time BETWEEN ? AND ?",
-    )?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {OPERATION_READ} FROM {} WHERE agent_id = ? AND bucket_time BETWEEN ? AND ?",
+        OTEL_OPERATIONS.name
+    ))?;
     let mut rows = stmt.query(params![agent_id, from, to])?;
     while let Some(row) = rows.next()? {
-        let key = (row.get(0)?, row.get(1)?, row.get(2)?);
-        let Some((bucket, _)) = protos.get_mut(&key) else {
-            continue;
-        };
-        let bytes: Vec<u8> = row.get(10)?;
-        bucket.operations.push(OperationSummary {
-            operation: row.get(3)?,
-            total_spans: row.get(4)?,
-            error_count: row.get(5)?,
-            min_ms: row.get(6)?,
-            max_ms: row.get(7)?,
-            sum_ms: row.get(8)?,
-            samples: samples_from_json(&row.get::<_, String>(9)?),
-            sketch: Some(decode_sketch(&bytes)?),
-            ..Default::default()
-        });
+        let (key, op) = stored_operation(row)?;
+        if let Some((bucket, _)) = protos.get_mut(&key) {
+            bucket.operations.push(op);
+        }
     }
     protos
         .into_values()

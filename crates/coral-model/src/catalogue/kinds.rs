@@ -21,6 +21,7 @@
 //! | `ZeroNull` | `i32` | nullable [`Ty::I32`] | 0 (not set) is NULL |
 //! | `Nanos` | `i64` (Unix ns) | [`Ty::Timestamp`] | to µs; not read back (a field stored this way is stored whole in another column) |
 //! | `Secs` | `i64` (Unix s) | [`Ty::Timestamp`] | to µs, read back as seconds |
+//! | `Samples` | `Vec<Sample>` | [`Ty::Text`] | as JSON ([`crate::samples_to_json`]) |
 
 #[allow(unused_imports)]
 use super::Ty;
@@ -57,6 +58,9 @@ macro_rules! kind_column {
     ($name:expr, Secs) => {
         col($name, Ty::Timestamp)
     };
+    ($name:expr, Samples) => {
+        col($name, Ty::Text)
+    };
 }
 
 /// A message field (`$e`, a place) of kind `$kind` as a DuckDB Appender or
@@ -71,6 +75,9 @@ macro_rules! duckdb_param {
     };
     (ZeroNull, $e:expr) => {
         ($e != 0).then_some($e)
+    };
+    (Samples, $e:expr) => {
+        $crate::samples_to_json(&$e)
     };
     (Nanos, $e:expr) => {
         ::duckdb::types::Value::Timestamp(::duckdb::types::TimeUnit::Microsecond, $e / 1_000)
@@ -98,8 +105,8 @@ macro_rules! duckdb_set {
     (ZeroNull, $field:expr, $row:expr, $i:expr) => {
         $field = $row.get::<_, Option<i32>>($i)?.unwrap_or(0)
     };
-    (Secs, $field:expr, $row:expr, $i:expr) => {
-        $field = $row.get($i)?
+    (Samples, $field:expr, $row:expr, $i:expr) => {
+        $field = $crate::samples_from_json(&$row.get::<_, String>($i)?)
     };
     ($kind:ident, $field:expr, $row:expr, $i:expr) => {
         $field = $row.get($i)?

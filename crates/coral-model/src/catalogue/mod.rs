@@ -175,6 +175,16 @@ impl Table {
         self.columns.iter().find(|c| c.name == name)
     }
 
+    /// The name of the agent's table of these rows: for rows that come
+    /// from agents (a table without one is a mistake, refused at compile
+    /// time where used in a `const`).
+    pub const fn agent_name(&self) -> &'static str {
+        match self.agent {
+            Some(agent) => agent.name,
+            None => panic!("a table of the colony's own records has no agent table"),
+        }
+    }
+
     /// The column that dates a row in the agent's table: [`Table::time`]
     /// when the agent's table has it.
     pub fn agent_time(&self) -> Option<&'static str> {

@@ -5,6 +5,77 @@
 use super::columns::{agent_only, col, colony_only, derived, merge, null};
 use super::{AgentTable, Column, Kind, Side, Table, Ty};
 
+/// The 1-minute bucket family (`TelemetryBucket`) and its operation
+/// breakdown (`OperationSummary`), declared once each:
+/// `bucket_columns!(then)` and `operation_columns!(then)` call `then!`
+/// with
+///
+/// ```text
+/// table: OTEL_SPANS, message: TelemetryBucket, row: BucketRow,
+/// key: [column: Kind = field, ..],      // what identifies a row of an agent
+/// columns: [column: Kind = field, ..],  // its counts and extremes
+/// derived: [column: Kind = field, ..],  // percentiles, stored where rows
+///                                       // are merged in place (DuckDB)
+/// ```
+///
+/// and each ends with its duration sketch (`sketch` = field `sketch`, a
+/// [`Ty::Sketch`]). Besides these, the agent's tables have their seq_id
+/// (the operations their bucket's) and when a bucket was flushed; the
+/// colony's have the agent, an operation its bucket's key, and a bucket its
+/// sample trace ids and merge book-keeping. Unlike the other families, each
+/// side's tables order these columns their own way on disk (below); rows
+/// are appended by column name, so the order declared here is the
+/// ClickHouse table's. A test holds these declarations and the tables
+/// below to each other. The agent's append and page read, the colony's
+/// merge, its ClickHouse rows and the migration are generated from them.
+#[macro_export]
+macro_rules! bucket_columns {
+    ($then:ident) => {
+        $then! {
+            table: OTEL_SPANS,
+            message: TelemetryBucket,
+            row: BucketRow,
+            key: [
+                bucket_time: Secs = bucket_time,
+                service_name: Text = service_name,
+                span_kind: Text = span_kind,
+            ],
+            columns: [
+                error_count: I64 = error_count,
+                total_spans: I64 = total_spans,
+                min_ms: F64 = min_ms,
+                max_ms: F64 = max_ms,
+                sum_ms: F64 = sum_ms,
+                samples: Samples = samples,
+            ],
+            derived: [p50_ms: F64 = p50_ms, p95_ms: F64 = p95_ms, p99_ms: F64 = p99_ms],
+        }
+    };
+}
+
+/// The operation breakdown's declaration ([`crate::bucket_columns`]
+/// describes the form).
+#[macro_export]
+macro_rules! operation_columns {
+    ($then:ident) => {
+        $then! {
+            table: OTEL_OPERATIONS,
+            message: OperationSummary,
+            row: OperationRow,
+            key: [operation: Text = operation],
+            columns: [
+                total_spans: I64 = total_spans,
+                error_count: I64 = error_count,
+                min_ms: F64 = min_ms,
+                max_ms: F64 = max_ms,
+                sum_ms: F64 = sum_ms,
+                samples: Samples = samples,
+            ],
+            derived: [p50_ms: F64 = p50_ms, p95_ms: F64 = p95_ms, p99_ms: F64 = p99_ms],
+        }
+    };
+}
+
 /// A bucket's columns. The agent counts spans and errors before the
 /// percentiles, the colony after them; both orders are on disk, so those
 /// two columns are declared at each side's place.

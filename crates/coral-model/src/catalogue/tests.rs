@@ -87,3 +87,70 @@ fn the_agent_dates_its_rows_where_it_has_the_time_column() {
     );
     assert_eq!(AGENTS.agent_time(), None);
 }
+
+/// The columns a bucket-like family's declaration maps, with their types:
+/// key, columns, derived, then the sketch.
+macro_rules! declared_bucket_columns {
+    (
+        table: $table:ident,
+        message: $message:ident,
+        row: $row:ident,
+        key: [$($kc:ident: $kk:ident = $kf:ident),+ $(,)?],
+        columns: [$($c:ident: $k:ident = $f:ident),+ $(,)?],
+        derived: [$($dc:ident: $dk:ident = $df:ident),+ $(,)?] $(,)?
+    ) => {{
+        use super::columns::{col, null};
+        let declared: Vec<Column> = vec![
+            $(kind_column!(stringify!($kc), $kk),)+
+            $(kind_column!(stringify!($c), $k),)+
+            $(kind_column!(stringify!($dc), $dk),)+
+            col("sketch", Ty::Sketch),
+        ];
+        let _ = null;
+        (&$table, declared)
+    }};
+}
+
+/// A bucket-like family's tables hold exactly its declared columns, of the
+/// declared types, besides the columns each side keeps of its own.
+#[test]
+fn bucket_tables_hold_their_declared_columns() {
+    let families = [
+        crate::bucket_columns!(declared_bucket_columns),
+        crate::operation_columns!(declared_bucket_columns),
+    ];
+    // Columns not mapped from the message, by side.
+    let agent_own = ["seq_id", "bucket_seq_id", "flushed_at"];
+    let colony_own = [
+        "agent_id",
+        "sample_traces",
+        "parts",
+        "updated_at",
+        // An operation's bucket key.
+        "bucket_time",
+        "service_name",
+        "span_kind",
+    ];
+    for (table, declared) in families {
+        let agent = table.agent.unwrap();
+        for (name, columns, own) in [
+            (agent.name, agent.columns, &agent_own[..]),
+            (table.name, table.columns, &colony_own[..]),
+        ] {
+            for d in &declared {
+                let c = columns
+                    .iter()
+                    .find(|c| c.name == d.name)
+                    .unwrap_or_else(|| panic!("{name} has no {}", d.name));
+                assert_eq!((c.ty, c.nullable), (d.ty, d.nullable), "{name}.{}", d.name);
+            }
+            for c in columns {
+                assert!(
+                    declared.iter().any(|d| d.name == c.name) || own.contains(&c.name),
+                    "{name}.{} is neither declared nor the table's own",
+                    c.name
+                );
+            }
+        }
+    }
+}

@@ -17,6 +17,7 @@ macro_rules! ch_ty {
     (ZeroNull) => { Option<i32> };
     (Nanos) => { i64 };
     (Secs) => { i64 };
+    (Samples) => { String };
 }
 
 /// The message field `$e` of kind `$kind` as a row's value.
@@ -38,6 +39,9 @@ macro_rules! ch {
     };
     (Secs, $e:expr) => {
         $e * 1_000_000
+    };
+    (Samples, $e:expr) => {
+        coral_model::samples_to_json(&$e)
     };
     ($kind:ident, $e:expr) => {
         $e
@@ -61,6 +65,9 @@ macro_rules! from_ch {
     };
     (Secs, $field:expr, $v:expr) => {
         $field = $v / 1_000_000
+    };
+    (Samples, $field:expr, $v:expr) => {
+        $field = coral_model::samples_from_json(&$v)
     };
     ($kind:ident, $field:expr, $v:expr) => {
         $field = $v

@@ -3,7 +3,7 @@
 //! order for ClickHouse (checked by a test).
 
 use clickhouse::Row;
-use coral_model::{DurationSketch, samples_to_json};
+use coral_model::DurationSketch;
 use coral_proto::common::{HostMetrics, OperationSummary, TelemetryBucket, TelemetrySpan};
 use serde::{Deserialize, Serialize};
 
@@ -83,102 +83,98 @@ impl Bins {
     }
 }
 
-/// `otel_spans`: one part of a 1-minute bucket.
-#[derive(Debug, Clone, Row, Serialize, Deserialize)]
-pub(crate) struct BucketRow {
-    pub agent_id: String,
-    pub session_id: String,
-    pub seq_id: u64,
-    pub bucket_time: i64,
-    pub service_name: String,
-    pub span_kind: String,
-    pub error_count: i64,
-    pub total_spans: i64,
-    pub min_ms: f64,
-    pub max_ms: f64,
-    pub sum_ms: f64,
-    pub samples: String,
-    pub sketch_accuracy: f64,
-    pub sketch_zero: u64,
-    pub sketch_index: Vec<i32>,
-    pub sketch_count: Vec<u64>,
-}
-
-impl BucketRow {
-    pub(crate) fn new(agent_id: &str, session_id: &str, b: &TelemetryBucket) -> BucketRow {
-        let bins = Bins::of(b.sketch.as_ref());
-        BucketRow {
-            agent_id: agent_id.to_owned(),
-            session_id: session_id.to_owned(),
-            seq_id: b.seq_id,
-            bucket_time: b.bucket_time * 1_000_000,
-            service_name: b.service_name.clone(),
-            span_kind: b.span_kind.clone(),
-            error_count: b.error_count,
-            total_spans: b.total_spans,
-            min_ms: b.min_ms,
-            max_ms: b.max_ms,
-            sum_ms: b.sum_ms,
-            samples: samples_to_json(&b.samples),
-            sketch_accuracy: bins.accuracy,
-            sketch_zero: bins.zero,
-            sketch_index: bins.index,
-            sketch_count: bins.count,
+/// A bucket's and an operation's rows, from their declarations
+/// ([`coral_model::bucket_columns`], [`coral_model::operation_columns`]):
+/// the agent, session and seq_id (an operation's bucket's), for an
+/// operation its bucket's key, the declared columns (not the percentiles:
+/// ClickHouse computes them from the merged sketch), then the sketch's
+/// bins.
+macro_rules! bucket_row {
+    (
+        table: $table:ident,
+        message: $message:ident,
+        row: $row:ident,
+        key: [$($kc:ident: $kk:ident = $kf:ident),+ $(,)?],
+        columns: [$($c:ident: $k:ident = $f:ident),+ $(,)?],
+        derived: [$($dc:ident: $dk:ident = $df:ident),+ $(,)?] $(,)?
+    ) => {
+        bucket_row!(@ $message $row, [$($kc: $kk = $kf,)+ $($c: $k = $f,)+]);
+    };
+    (@ TelemetryBucket $row:ident, [$($c:ident: $k:ident = $f:ident,)+]) => {
+        /// `otel_spans`: one part of a 1-minute bucket.
+        #[derive(Debug, Clone, Row, Serialize, Deserialize)]
+        pub(crate) struct $row {
+            pub agent_id: String,
+            pub session_id: String,
+            pub seq_id: u64,
+            $(pub $c: ch_ty!($k),)+
+            pub sketch_accuracy: f64,
+            pub sketch_zero: u64,
+            pub sketch_index: Vec<i32>,
+            pub sketch_count: Vec<u64>,
         }
-    }
-}
 
-/// `otel_operations`: one operation of one bucket part.
-#[derive(Debug, Clone, Row, Serialize, Deserialize)]
-pub(crate) struct OperationRow {
-    pub agent_id: String,
-    pub session_id: String,
-    pub seq_id: u64,
-    pub bucket_time: i64,
-    pub service_name: String,
-    pub span_kind: String,
-    pub operation: String,
-    pub total_spans: i64,
-    pub error_count: i64,
-    pub min_ms: f64,
-    pub max_ms: f64,
-    pub sum_ms: f64,
-    pub samples: String,
-    pub sketch_accuracy: f64,
-    pub sketch_zero: u64,
-    pub sketch_index: Vec<i32>,
-    pub sketch_count: Vec<u64>,
-}
-
-impl OperationRow {
-    pub(crate) fn new(
-        agent_id: &str,
-        session_id: &str,
-        b: &TelemetryBucket,
-        op: &OperationSummary,
-    ) -> OperationRow {
-        let bins = Bins::of(op.sketch.as_ref());
-        OperationRow {
-            agent_id: agent_id.to_owned(),
-            session_id: session_id.to_owned(),
-            seq_id: b.seq_id,
-            bucket_time: b.bucket_time * 1_000_000,
-            service_name: b.service_name.clone(),
-            span_kind: b.span_kind.clone(),
-            operation: op.operation.clone(),
-            total_spans: op.total_spans,
-            error_count: op.error_count,
-            min_ms: op.min_ms,
-            max_ms: op.max_ms,
-            sum_ms: op.sum_ms,
-            samples: samples_to_json(&op.samples),
-            sketch_accuracy: bins.accuracy,
-            sketch_zero: bins.zero,
-            sketch_index: bins.index,
-            sketch_count: bins.count,
+        impl $row {
+            pub(crate) fn new(agent_id: &str, session_id: &str, b: &TelemetryBucket) -> $row {
+                let bins = Bins::of(b.sketch.as_ref());
+                $row {
+                    agent_id: agent_id.to_owned(),
+                    session_id: session_id.to_owned(),
+                    seq_id: b.seq_id,
+                    $($c: ch!($k, b.$f),)+
+                    sketch_accuracy: bins.accuracy,
+                    sketch_zero: bins.zero,
+                    sketch_index: bins.index,
+                    sketch_count: bins.count,
+                }
+            }
         }
-    }
+    };
+    (@ OperationSummary $row:ident, [$($c:ident: $k:ident = $f:ident,)+]) => {
+        /// `otel_operations`: one operation of one bucket part.
+        #[derive(Debug, Clone, Row, Serialize, Deserialize)]
+        pub(crate) struct $row {
+            pub agent_id: String,
+            pub session_id: String,
+            pub seq_id: u64,
+            pub bucket_time: i64,
+            pub service_name: String,
+            pub span_kind: String,
+            $(pub $c: ch_ty!($k),)+
+            pub sketch_accuracy: f64,
+            pub sketch_zero: u64,
+            pub sketch_index: Vec<i32>,
+            pub sketch_count: Vec<u64>,
+        }
+
+        impl $row {
+            pub(crate) fn new(
+                agent_id: &str,
+                session_id: &str,
+                b: &TelemetryBucket,
+                op: &OperationSummary,
+            ) -> $row {
+                let bins = Bins::of(op.sketch.as_ref());
+                $row {
+                    agent_id: agent_id.to_owned(),
+                    session_id: session_id.to_owned(),
+                    seq_id: b.seq_id,
+                    bucket_time: ch!(Secs, b.bucket_time),
+                    service_name: b.service_name.clone(),
+                    span_kind: b.span_kind.clone(),
+                    $($c: ch!($k, op.$f),)+
+                    sketch_accuracy: bins.accuracy,
+                    sketch_zero: bins.zero,
+                    sketch_index: bins.index,
+                    sketch_count: bins.count,
+                }
+            }
+        }
+    };
 }
+
+coral_model::bucket_columns!(bucket_row);
+coral_model::operation_columns!(bucket_row);
 
 // `trace_spans`: a kept span, from its declaration.
 coral_model::kept_span_columns!(agent_row);
