@@ -343,6 +343,47 @@ fn every_field_of_every_beyla_histogram_family_reads_back_as_sent() {
     assert_eq!(page.sql_metrics, vec![BeylaSqlMetric { seq_id: 3, ..sql }]);
 }
 
+/// A file written before a column was declared gets the column at open:
+/// added at the table's end, rows already there read its default, and new
+/// rows are written to it (appended by column name, wherever it is).
+#[test]
+fn a_column_an_older_file_lacks_is_added_and_filled() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = |prefix: &str| {
+        let (db, conn) = Database::open(dir.path()).unwrap();
+        let (writer, tx) = Writer::start(conn, db.clone(), Arc::new(Counters::default())).unwrap();
+        let rows = BeylaRows {
+            http: beyla_histograms(1, prefix),
+            ..Default::default()
+        };
+        tx.send(WriteOp::Beyla(rows, None)).unwrap();
+        drop(tx);
+        writer.join();
+        db
+    };
+    drop(store("before"));
+    {
+        let conn = duckdb::Connection::open(dir.path().join("agent.duckdb")).unwrap();
+        conn.execute_batch("ALTER TABLE beyla_http_metrics_local DROP COLUMN http_method")
+            .unwrap();
+    }
+    let db = store("after");
+    let page = coral_agent::store::beyla::query(
+        &db,
+        &QueryBeylaMetricsRequest {
+            max_records: 10,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let stored: Vec<(&str, &str)> = page
+        .http_metrics
+        .iter()
+        .map(|m| (m.http_route.as_str(), m.http_method.as_str()))
+        .collect();
+    assert_eq!(stored, vec![("/before/0", ""), ("/after/0", "GET")]);
+}
+
 /// A Beyla transaction that fails loses only its own spans: the histograms
 /// that went with it are written again on their own, the counters say what
 /// was lost, and the Beyla sequence goes on without a hole.

@@ -10,6 +10,7 @@
 //!   colony reports covers both;
 //! - a migration's progress is kept on the cluster: a run through the other
 //!   shard finds everything already there;
+//! - a column the tables lack is added on every shard at open;
 //! - a cluster the servers do not have names `storage.cluster`.
 //!
 //! The engine-neutral tests run on such a cluster in
@@ -308,6 +309,54 @@ async fn a_migration_through_either_shard_resumes_where_the_cluster_stands() {
     assert_eq!(
         number(&second, "SELECT toFloat64(count()) FROM trace_spans FINAL").await,
         duck_number(&duck, "SELECT count(*)::DOUBLE FROM trace_spans")
+    );
+}
+
+/// A column a cluster's tables lack (created by an older version) is added
+/// on every shard and to the `Distributed` table when a colony opens it,
+/// and new rows reach it through the `Distributed` table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declared_column_the_cluster_lacks_is_added_on_every_shard() {
+    let Some(cluster) = shared() else { return };
+    let settings = cluster.settings("older");
+    let first = ClickHouse::open(&settings).await.unwrap();
+    let on_cluster = format!(" ON CLUSTER {}", common::clickhouse::CLUSTER);
+    for table in ["beyla_http_metrics_local", "beyla_http_metrics"] {
+        first
+            .client()
+            .query(&format!(
+                "ALTER TABLE older.{table}{on_cluster} DROP COLUMN http_route"
+            ))
+            .execute()
+            .await
+            .unwrap();
+    }
+    let store = ClickHouse::open(&settings).await.unwrap();
+    let has_route = "SELECT count() FROM system.columns WHERE database = 'older' \
+         AND table IN ('beyla_http_metrics_local', 'beyla_http_metrics') \
+         AND name = 'http_route'";
+    for url in shards(cluster) {
+        assert_eq!(on(&url, has_route).trim(), "2", "at {url}");
+    }
+    let tx = coral_colony::store::writer::WriterSender::clickhouse(
+        store.clone(),
+        SAMPLING,
+        Default::default(),
+    );
+    for agent in AGENTS {
+        tx.store(beyla_page(agent)).await.unwrap();
+    }
+    assert_eq!(
+        number(
+            &store,
+            "SELECT toFloat64(count()) FROM beyla_http_metrics FINAL WHERE http_route = '/pay'"
+        )
+        .await,
+        number(
+            &store,
+            "SELECT toFloat64(count()) FROM beyla_http_metrics FINAL"
+        )
+        .await,
     );
 }
 

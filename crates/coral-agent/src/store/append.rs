@@ -207,7 +207,7 @@ fn write_batch(
     let tx = conn.transaction()?;
     let (resource_ids, fresh) = resources.assign(&tx, spans, seq)?;
     {
-        let mut app = tx.appender(KEPT_SPANS)?;
+        let mut app = super::schema::appender(&tx, &coral_model::catalogue::TRACE_SPANS)?;
         for (s, resource_id) in spans.iter().zip(resource_ids) {
             append_span(&mut app, seq, s, resource_id)?;
             seq += 1;
@@ -230,7 +230,7 @@ fn write_batch(
         op_app.flush()?;
     }
     if !hosts.is_empty() {
-        let mut app = tx.appender(HOST_SAMPLES)?;
+        let mut app = super::schema::appender(&tx, &coral_model::catalogue::HOST_METRICS)?;
         for h in hosts {
             append_host(&mut app, seq, h)?;
             seq += 1;
@@ -246,8 +246,6 @@ fn write_batch(
     Ok(seq)
 }
 
-/// The agent's table of kept spans.
-const KEPT_SPANS: &str = coral_model::catalogue::TRACE_SPANS.agent_name();
 /// The agent's table of buckets.
 const BUCKETS: &str = coral_model::catalogue::OTEL_SPANS.agent_name();
 /// The agent's table of operations.
@@ -332,9 +330,6 @@ macro_rules! append_bucket_family {
 
 coral_model::bucket_columns!(append_bucket_family);
 coral_model::operation_columns!(append_bucket_family);
-
-/// The agent's table of host samples.
-const HOST_SAMPLES: &str = coral_model::catalogue::HOST_METRICS.agent_name();
 
 /// Appends host sample `h` as row `seq`: the columns of its declaration
 /// ([`coral_model::host_sample_columns`]), in order.

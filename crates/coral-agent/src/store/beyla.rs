@@ -120,13 +120,15 @@ fn append_family<F: HistogramFamily>(
     rows: &[F],
     seq: &mut u64,
 ) -> Result<(), duckdb::Error> {
-    append_numbered(tx, F::TABLE, rows, seq, |app, seq, m| m.append(app, seq))
+    append_numbered(tx, F::FAMILY, rows, seq, |app, seq, m| m.append(app, seq))
 }
 
 /// How the agent stores and reads one Beyla histogram family: generated
 /// for each family from its declaration
 /// ([`coral_model::beyla_histogram_families`]).
 pub(super) trait HistogramFamily: Sized {
+    /// The family's declaration.
+    const FAMILY: &'static coral_model::catalogue::Table;
     /// The agent's table.
     const TABLE: &'static str;
     /// The columns a read selects after `seq_id` and the minute.
@@ -151,6 +153,8 @@ macro_rules! histogram_family {
         counts: [$($count:ident: $cty:ident),* $(,)?] $(,)?
     ) => {
         impl HistogramFamily for coral_proto::common::$metric {
+            const FAMILY: &'static coral_model::catalogue::Table =
+                &coral_model::catalogue::$table;
             const TABLE: &'static str = $agent;
             const COLUMNS: &'static str = concat!(
                 "service_name, ",
@@ -206,7 +210,13 @@ fn append_spans(
     seq: &mut u64,
     spans: &[BeylaTraceSpan],
 ) -> Result<(), duckdb::Error> {
-    append_numbered(tx, BEYLA_SPANS, spans, seq, append_span)
+    append_numbered(
+        tx,
+        &coral_model::catalogue::BEYLA_TRACES,
+        spans,
+        seq,
+        append_span,
+    )
 }
 
 /// The agent's table of Beyla spans.
@@ -234,11 +244,11 @@ macro_rules! append_beyla_span {
 
 coral_model::beyla_span_columns!(append_beyla_span);
 
-/// Appends each of `rows` to `table` with one Appender, numbering them from
+/// Appends each of `rows` to `family`'s table with one Appender, numbering them from
 /// `*seq` (advanced past the last one).
 fn append_numbered<T>(
     tx: &Transaction<'_>,
-    table: &str,
+    family: &'static coral_model::catalogue::Table,
     rows: &[T],
     seq: &mut u64,
     mut append: impl FnMut(&mut duckdb::Appender<'_>, u64, &T) -> Result<(), duckdb::Error>,
@@ -246,7 +256,7 @@ fn append_numbered<T>(
     if rows.is_empty() {
         return Ok(());
     }
-    let mut app = tx.appender(table)?;
+    let mut app = super::schema::appender(tx, family)?;
     for row in rows {
         append(&mut app, *seq, row)?;
         *seq += 1;

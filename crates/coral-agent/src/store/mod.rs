@@ -80,6 +80,16 @@ pub enum StoreError {
         /// The DuckDB error.
         source: duckdb::Error,
     },
+    /// Columns this version stores could not be added to an older file.
+    #[error(
+        "cannot add the columns this version stores to agent database {path}: {source} — free disk space and restart the agent, or move the file away to start fresh (its data is then lost)"
+    )]
+    Columns {
+        /// The database file.
+        path: PathBuf,
+        /// The DuckDB error.
+        source: duckdb::Error,
+    },
     /// The writer thread has stopped.
     #[error("agent store writer has stopped")]
     WriterGone,
@@ -158,6 +168,13 @@ impl Database {
                     [schema::SCHEMA_VERSION, &uuid::Uuid::new_v4().to_string()],
                 )?;
             }
+        }
+        let added = schema::add_missing_columns(&conn).map_err(|source| StoreError::Columns {
+            path: path.clone(),
+            source,
+        })?;
+        if !added.is_empty() {
+            tracing::info!(path = %path.display(), columns = %added.join(", "), "added the columns this version stores to the agent database");
         }
         let session_id = metadata(&conn, "session_id")?.unwrap_or_default();
         let next: u64 = metadata(&conn, "next_seq_id")?

@@ -11,7 +11,7 @@ use std::fmt::Write;
 
 use coral_model::catalogue::{
     AgentTable, BEYLA_GRPC, BEYLA_HTTP, BEYLA_SQL, BEYLA_TRACES, HOST_METRICS, OTEL_OPERATIONS,
-    OTEL_SPANS, TRACE_SPANS, Table, duckdb_columns,
+    OTEL_SPANS, TRACE_SPANS, Table, duckdb_add_columns, duckdb_columns,
 };
 
 /// Bumped when the schema changes; [`super::migrate`] upgrades older files.
@@ -62,6 +62,17 @@ pub(crate) const fn local(family: &'static Table) -> &'static AgentTable {
     }
 }
 
+/// An Appender on `family`'s agent table naming its declared columns in
+/// order: rows are appended by column name, so a column added to an older
+/// file at its end ([`add_missing_columns`]) is filled all the same.
+pub(crate) fn appender<'a>(
+    conn: &'a duckdb::Connection,
+    family: &'static Table,
+) -> Result<duckdb::Appender<'a>, duckdb::Error> {
+    let table = local(family);
+    conn.appender_with_columns(table.name, &table.column_names())
+}
+
 /// Each of `families`' agent tables that dates its rows, with the column
 /// that does (retention).
 pub(crate) fn dated(families: &[&'static Table]) -> Vec<(&'static str, &'static str)> {
@@ -69,6 +80,34 @@ pub(crate) fn dated(families: &[&'static Table]) -> Vec<(&'static str, &'static 
         .iter()
         .filter_map(|f| Some((local(f).name, f.agent_time()?)))
         .collect()
+}
+
+/// Adds to each declared table the columns the catalogue declares that
+/// the file lacks (a table written before they were declared); returns
+/// them as `table.column`. Run at open, after the upgrades of
+/// [`super::migrate`].
+pub(crate) fn add_missing_columns(conn: &duckdb::Connection) -> Result<Vec<String>, duckdb::Error> {
+    let mut added = Vec::new();
+    for family in TELEMETRY.iter().chain(&BEYLA) {
+        let table = local(family);
+        let present: Vec<String> = conn
+            .prepare_cached(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = ?",
+            )?
+            .query_map([table.name], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        for statement in duckdb_add_columns(table.name, table.columns, &present) {
+            conn.execute_batch(&statement)?;
+        }
+        added.extend(
+            table
+                .columns
+                .iter()
+                .filter(|c| !present.iter().any(|p| p == c.name))
+                .map(|c| format!("{}.{}", table.name, c.name)),
+        );
+    }
+    Ok(added)
 }
 
 /// Idempotent DDL run at open: every table of the agent database.

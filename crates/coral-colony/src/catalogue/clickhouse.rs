@@ -240,6 +240,32 @@ impl Target {
         }
     }
 
+    /// The statements that add column `name` of ClickHouse type `ty` to
+    /// `table`, written before the column was declared: to the table on
+    /// every shard, and to its `Distributed` table in a cluster. Existing
+    /// rows read `default`, or the type's default value.
+    pub fn add_column(
+        &self,
+        table: &Table,
+        name: &str,
+        ty: &str,
+        default: Option<&str>,
+    ) -> Vec<String> {
+        let default = default.map(|d| format!(" DEFAULT {d}")).unwrap_or_default();
+        let mut statements = vec![format!(
+            "{} ADD COLUMN `{name}` {ty}{default}",
+            self.alter(table)
+        )];
+        if self.cluster.is_some() {
+            statements.push(format!(
+                "ALTER TABLE {}{} ADD COLUMN `{name}` {ty}{default}",
+                self.qualified(table.name),
+                self.on_cluster()
+            ));
+        }
+        statements
+    }
+
     /// `ALTER TABLE` of [`partitioned`](Self::partitioned), on every shard
     /// in a cluster; the caller adds the action.
     pub fn alter(&self, table: &Table) -> String {

@@ -171,7 +171,7 @@ fn merge_family<F: HistogramFamily>(
         }
     }
     let now = ts_micros(now_micros());
-    let mut app = tx.appender(table)?;
+    let mut app = tx.appender_with_columns(table, &F::FAMILY.column_names())?;
     for m in merged {
         // The table's order: key, count, own counts, sum, min, max,
         // histogram, attributes, parts, updated_at.
@@ -252,7 +252,8 @@ fn append_spans(
     if spans.is_empty() {
         return Ok(());
     }
-    let mut app = tx.appender(crate::catalogue::BEYLA_TRACES.name)?;
+    let spans_table = &crate::catalogue::BEYLA_TRACES;
+    let mut app = tx.appender_with_columns(spans_table.name, &spans_table.column_names())?;
     for s in spans {
         append_span(&mut app, agent_id, s)?;
     }

@@ -16,6 +16,8 @@ use super::ts_micros;
 
 /// One Beyla histogram family in the colony's DuckDB store.
 pub(crate) trait HistogramFamily: Sized {
+    /// The family's declaration.
+    const FAMILY: &'static crate::catalogue::Table;
     /// The colony's table.
     const TABLE: &'static str;
     /// The family in messages about a rejected row.
@@ -92,6 +94,7 @@ macro_rules! histogram_family {
         counts: [$($count:ident: $cty:ident),* $(,)?] $(,)?
     ) => {
         impl HistogramFamily for coral_proto::common::$metric {
+            const FAMILY: &'static crate::catalogue::Table = &crate::catalogue::$table;
             const TABLE: &'static str = $colony;
             const WHAT: &'static str = $what;
             const KEY: &'static [&'static str] =

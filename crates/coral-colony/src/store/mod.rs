@@ -157,6 +157,10 @@ impl Database {
                 )?;
             }
         }
+        let added = schema::add_missing_columns(&conn)?;
+        if !added.is_empty() {
+            tracing::info!(path = %path.display(), columns = %added.join(", "), "added the columns this version stores to the colony database");
+        }
         let read_template = Mutex::new(Some(conn.try_clone()?));
         Ok((
             Arc::new(Database {

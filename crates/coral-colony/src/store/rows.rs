@@ -22,7 +22,8 @@ pub(super) fn append_spans(
         what: "span batch",
         detail: e.to_string(),
     })?;
-    let mut app = tx.appender("trace_spans")?;
+    let table = &crate::catalogue::TRACE_SPANS;
+    let mut app = tx.appender_with_columns(table.name, &table.column_names())?;
     app.append_record_batch(batch)?;
     app.flush()?;
     Ok(())
@@ -97,7 +98,8 @@ pub(super) fn append_hosts(
             None => latest.push(h),
         }
     }
-    let mut app = tx.appender(crate::catalogue::HOST_METRICS.name)?;
+    let table = &crate::catalogue::HOST_METRICS;
+    let mut app = tx.appender_with_columns(table.name, &table.column_names())?;
     for h in latest {
         append_host(&mut app, agent_id, h)?;
     }

@@ -50,3 +50,31 @@ CREATE TABLE IF NOT EXISTS coral_metadata (
 pub fn ddl() -> String {
     format!("{METADATA}{}", crate::catalogue::duckdb::ddl())
 }
+
+/// Adds to each table of the catalogue the columns it declares that the
+/// file lacks (a table written before they were declared); returns them as
+/// `table.column`. Run at open, after the upgrade from version 1.
+pub fn add_missing_columns(conn: &duckdb::Connection) -> Result<Vec<String>, duckdb::Error> {
+    let mut added = Vec::new();
+    for table in crate::catalogue::TABLES {
+        let present: Vec<String> = conn
+            .prepare_cached(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = ?",
+            )?
+            .query_map([table.name], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        for statement in
+            coral_model::catalogue::duckdb_add_columns(table.name, table.columns, &present)
+        {
+            conn.execute_batch(&statement)?;
+        }
+        added.extend(
+            table
+                .columns
+                .iter()
+                .filter(|c| !present.iter().any(|p| p == c.name))
+                .map(|c| format!("{}.{}", table.name, c.name)),
+        );
+    }
+    Ok(added)
+}

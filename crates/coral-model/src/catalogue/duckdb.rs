@@ -1,5 +1,6 @@
 //! The embedded (DuckDB) rendering both the agent and the colony store
-//! with: a column list in declared order (appenders write by position).
+//! with: a column list in declared order, and the statements that add a
+//! declared column to a table written before it existed.
 
 use std::fmt::Write;
 
@@ -36,4 +37,42 @@ pub fn duckdb_columns(columns: &[Column]) -> String {
         }
     }
     sql
+}
+
+/// A value for the rows a table holds when `ty`'s column is added to it.
+fn zero(ty: Ty) -> &'static str {
+    match ty {
+        Ty::Text => "''",
+        Ty::U64 | Ty::I64 | Ty::I32 | Ty::F64 => "0",
+        Ty::Bool => "false",
+        Ty::Timestamp => "'epoch'::TIMESTAMP",
+        Ty::Sketch | Ty::Histogram => "''::BLOB",
+        Ty::TextList => "[]",
+    }
+}
+
+/// The `ALTER TABLE` statements that add to `table` those of `columns` it
+/// does not have (`present`, its column names): a column declared after
+/// the table was first written. Each is added at the table's end (rows are
+/// appended by column name, so the position does not matter) with its
+/// declared default, or, for a column that holds a value in every row, the
+/// type's zero for the rows already there (`NOT NULL` cannot be added to
+/// rows that exist).
+pub fn duckdb_add_columns(table: &str, columns: &[Column], present: &[String]) -> Vec<String> {
+    columns
+        .iter()
+        .filter(|c| !present.iter().any(|p| p == c.name))
+        .map(|c| {
+            let default = c
+                .default
+                .or((!c.nullable).then(|| zero(c.ty)))
+                .map(|d| format!(" DEFAULT {d}"))
+                .unwrap_or_default();
+            format!(
+                "ALTER TABLE {table} ADD COLUMN {} {}{default}",
+                c.name,
+                sql_type(c.ty)
+            )
+        })
+        .collect()
 }

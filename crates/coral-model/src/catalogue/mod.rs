@@ -32,7 +32,7 @@ mod otel;
 mod records;
 
 pub use beyla::{BEYLA_GRPC, BEYLA_HTTP, BEYLA_SQL, BEYLA_TRACES};
-pub use duckdb::duckdb_columns;
+pub use duckdb::{duckdb_add_columns, duckdb_columns};
 pub use fields::{Field, Stored};
 pub use otel::{HOST_METRICS, OTEL_OPERATIONS, OTEL_SPANS, TRACE_SPANS};
 pub use records::{AGENT_POLLS, AGENTS, COLONIES, CURSORS, GAPS};
@@ -139,6 +139,11 @@ pub struct AgentTable {
 }
 
 impl AgentTable {
+    /// Its column names, in order (appenders name the columns they write).
+    pub fn column_names(&self) -> Vec<&'static str> {
+        self.columns.iter().map(|c| c.name).collect()
+    }
+
     /// The column named `name`.
     pub fn column(&self, name: &str) -> Option<&'static Column> {
         self.columns.iter().find(|c| c.name == name)
@@ -170,6 +175,12 @@ pub struct Table {
 }
 
 impl Table {
+    /// The colony's column names, in order (appenders name the columns
+    /// they write).
+    pub fn column_names(&self) -> Vec<&'static str> {
+        self.columns.iter().map(|c| c.name).collect()
+    }
+
     /// The column named `name`.
     pub fn column(&self, name: &str) -> Option<&'static Column> {
         self.columns.iter().find(|c| c.name == name)

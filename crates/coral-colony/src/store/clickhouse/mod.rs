@@ -141,6 +141,37 @@ struct Opened {
 /// How long one statement may take before the colony gives up on it.
 pub(crate) const STATEMENT_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Adds to each table the columns the catalogue declares that it lacks (a
+/// table created before they were declared); returns them as
+/// `table.column`.
+async fn add_missing_columns(
+    client: &Client,
+    target: &Target,
+) -> Result<Vec<String>, clickhouse::error::Error> {
+    let mut added = Vec::new();
+    for table in crate::catalogue::TABLES
+        .iter()
+        .chain(crate::catalogue::CLICKHOUSE_ONLY)
+    {
+        let present: Vec<String> = client
+            .query("SELECT name FROM system.columns WHERE database = ? AND table = ?")
+            .bind(&target.database)
+            .bind(target.partitioned(table))
+            .fetch_all()
+            .await?;
+        for (name, ty, default) in crate::catalogue::clickhouse::columns(table) {
+            if present.contains(&name) {
+                continue;
+            }
+            for statement in target.add_column(table, &name, &ty, default) {
+                client.query(&statement).execute().await?;
+            }
+            added.push(format!("{}.{name}", table.name));
+        }
+    }
+    Ok(added)
+}
+
 impl ClickHouse {
     /// Logs in, creates the database and the tables if missing, and returns
     /// the store. Fails with the setting to fix when the server cannot be
@@ -208,6 +239,12 @@ impl ClickHouse {
                 .execute()
                 .await
                 .map_err(schema_failed)?;
+        }
+        let added = add_missing_columns(&client, &target)
+            .await
+            .map_err(schema_failed)?;
+        if !added.is_empty() {
+            tracing::info!(columns = %added.join(", "), "added the columns this version stores to the ClickHouse tables");
         }
         tracing::info!(url = %settings.url, %version, database = %settings.database, "colony store: ClickHouse");
         Ok(ClickHouse(Arc::new(Opened {
