@@ -401,6 +401,18 @@ fn the_cluster_statements_parse_on_current_clickhouse() {
         "{} DROP PARTITION 20200101",
         target.alter(&coral_colony::catalogue::TRACE_SPANS)
     ));
+    // A column added to the tables an older version created, in both forms.
+    for (_, alter) in target.column_holders(&coral_colony::catalogue::TRACE_SPANS) {
+        for if_not_exists in [false, true] {
+            statements.push(Target::add_column(
+                &alter,
+                "http_route",
+                "String",
+                Some("''"),
+                if_not_exists,
+            ));
+        }
+    }
     assert!(
         statements
             .iter()

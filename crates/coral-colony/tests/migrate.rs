@@ -465,3 +465,27 @@ async fn a_colony_that_ran_on_is_migrated_again_without_counting_twice() {
     );
     assert_same_answers(&d, &c).await;
 }
+
+/// A file an older colony wrote lacks the columns declared since; the
+/// migration reads it read-only, so it cannot add them, and says how to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_an_older_colony_wrote_is_refused_with_what_to_do() {
+    let Some(server) = server().await else { return };
+    let ch = ClickHouse::open(&server.settings("coral")).await.unwrap();
+    let duck = embedded().await;
+    let dir = tempfile::tempdir().unwrap();
+    common::stopped_copy(&duck, dir.path());
+    duckdb::Connection::open(dir.path().join("colony.duckdb"))
+        .unwrap()
+        .execute_batch("ALTER TABLE trace_spans DROP COLUMN http_route")
+        .unwrap();
+    let error = migrate::migrate(dir.path(), &ch, |_| {})
+        .await
+        .expect_err("refused");
+    let text = error.to_string();
+    assert!(
+        text.contains("trace_spans has no column http_route")
+            && text.contains("start the colony of this version on it once"),
+        "{text}"
+    );
+}

@@ -12,6 +12,7 @@ use coral_proto::common::{HostMetrics, TelemetrySpan};
 use duckdb::{Connection, params};
 
 use super::resources::Resources;
+use super::schema::{BUCKETS, OPERATIONS};
 use super::writer::{micros, ts};
 use crate::metrics::Counters;
 
@@ -245,11 +246,6 @@ fn write_batch(
     resources.remember(fresh);
     Ok(seq)
 }
-
-/// The agent's table of buckets.
-const BUCKETS: &str = coral_model::catalogue::OTEL_SPANS.agent_name();
-/// The agent's table of operations.
-const OPERATIONS: &str = coral_model::catalogue::OTEL_OPERATIONS.agent_name();
 
 /// Appends kept span `s` as row `seq`, its resource stored as
 /// `resource_id`: the columns of its declaration

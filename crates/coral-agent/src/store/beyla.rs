@@ -8,7 +8,6 @@
 //! blobs next to their scalar count, sum, min and max. Reads are in
 //! [`super::beyla_read`].
 
-use coral_model::catalogue::Field;
 use coral_proto::common::{BeylaTraceSpan, LatencyHistogram};
 use duckdb::types::{TimeUnit, Value};
 use duckdb::{Connection, Transaction, params};
@@ -129,11 +128,9 @@ fn append_family<F: HistogramFamily>(
 pub(super) trait HistogramFamily: Sized {
     /// The family's declaration.
     const FAMILY: &'static coral_model::catalogue::Table;
-    /// The agent's table.
-    const TABLE: &'static str;
     /// The columns a read selects after `seq_id` and the minute.
     const COLUMNS: &'static str;
-    /// Appends this metric as row `seq` of [`Self::TABLE`], in its columns'
+    /// Appends this metric as row `seq` of the family's agent table, in its columns'
     /// declared order.
     fn append(&self, app: &mut duckdb::Appender<'_>, seq: u64) -> Result<(), duckdb::Error>;
     /// The metric of a row selected as `seq_id, epoch(minute), COLUMNS`.
@@ -146,20 +143,18 @@ macro_rules! histogram_family {
         table: $table:ident,
         tables: ($colony:literal, $agent:literal),
         metric: $metric:ident,
-        rows: $rows:ident,
         row: $row:ident,
         what: $what:literal,
-        series: [$($series:ident: $sty:ident),+ $(,)?],
-        counts: [$($count:ident: $cty:ident),* $(,)?] $(,)?
+        series: [$($series:ident: $sk:ident = $sf:ident),+ $(,)?],
+        counts: [$($count:ident: $ck:ident = $cf:ident),* $(,)?] $(,)?
     ) => {
         impl HistogramFamily for coral_proto::common::$metric {
             const FAMILY: &'static coral_model::catalogue::Table =
                 &coral_model::catalogue::$table;
-            const TABLE: &'static str = $agent;
             const COLUMNS: &'static str = concat!(
                 "service_name, ",
-                $(stringify!($series), ", ",)+
-                $(stringify!($count), ", ",)*
+                $(coral_model::duckdb_select!($sk, stringify!($series)), ", ",)+
+                $(coral_model::duckdb_select!($ck, stringify!($count)), ", ",)*
                 "latency, attributes"
             );
 
@@ -173,9 +168,9 @@ macro_rules! histogram_family {
                     seq,
                     ts(self.minute * 1_000_000),
                     self.service_name,
-                    $(Field::<$sty>::to_column(&self.$series),)+
+                    $(coral_model::duckdb_param!($sk, self.$sf),)+
                     count,
-                    $(Field::<$cty>::to_column(&self.$count),)*
+                    $(coral_model::duckdb_param!($ck, self.$cf),)*
                     sum,
                     min,
                     max,
@@ -185,18 +180,19 @@ macro_rules! histogram_family {
             }
 
             fn read(r: &duckdb::Row<'_>) -> Result<Self, duckdb::Error> {
-                Ok(coral_proto::common::$metric {
+                let mut m = coral_proto::common::$metric {
                     seq_id: r.get(0)?,
                     minute: r.get(1)?,
-                    service_name: r.get("service_name")?,
-                    $($series: Field::from_column(r.get::<_, $sty>(stringify!($series))?),)+
-                    $($count: Field::from_column(r.get::<_, $cty>(stringify!($count))?),)*
-                    latency: super::read::proto_column(r, r.as_ref().column_index("latency")?)?,
-                    attributes: coral_model::string_map_from_json(
-                        &r.get::<_, String>("attributes")?,
-                    ),
-                    agent_id: String::new(),
-                })
+                    service_name: r.get(2)?,
+                    ..Default::default()
+                };
+                let mut column = 2;
+                $(coral_model::duckdb_set!($sk, m.$sf, r, { column += 1; column });)+
+                $(coral_model::duckdb_set!($ck, m.$cf, r, { column += 1; column });)*
+                m.latency = super::read::proto_column(r, column + 1)?;
+                m.attributes =
+                    coral_model::string_map_from_json(&r.get::<_, String>(column + 2)?);
+                Ok(m)
             }
         }
     };
@@ -218,9 +214,6 @@ fn append_spans(
         append_span,
     )
 }
-
-/// The agent's table of Beyla spans.
-pub(super) const BEYLA_SPANS: &str = coral_model::catalogue::BEYLA_TRACES.agent_name();
 
 /// Appends Beyla span `s` as row `seq`: the columns of its declaration
 /// ([`coral_model::beyla_span_columns`]), in order.

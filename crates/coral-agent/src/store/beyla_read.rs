@@ -7,9 +7,11 @@ use coral_proto::common::BeylaTraceSpan;
 use duckdb::types::Value;
 use duckdb::{Connection, Row, params_from_iter};
 
-use super::beyla::{BEYLA_SPANS, HistogramFamily, ts};
+use super::beyla::{HistogramFamily, ts};
 use super::read::{MAX_PAGE_BYTES, Page, budget_end, framed_bytes, framed_len, page_limit};
+use super::schema::{BEYLA_SPANS, local};
 use super::{Database, StoreError};
+use coral_model::catalogue::{BEYLA_GRPC, BEYLA_HTTP, BEYLA_SQL};
 
 /// Which rows a read selects.
 struct Selection {
@@ -128,28 +130,23 @@ pub fn query(
     for (on, table, where_, extra) in [
         (
             sel.http,
-            "beyla_http_metrics_local",
+            local(&BEYLA_HTTP).name,
             &sel.metric_where,
             &sel.metric_args,
         ),
         (
             sel.grpc,
-            "beyla_grpc_metrics_local",
+            local(&BEYLA_GRPC).name,
             &sel.metric_where,
             &sel.metric_args,
         ),
         (
             sel.sql,
-            "beyla_sql_metrics_local",
+            local(&BEYLA_SQL).name,
             &sel.metric_where,
             &sel.metric_args,
         ),
-        (
-            sel.traces,
-            "beyla_traces_local",
-            &sel.span_where,
-            &sel.span_args,
-        ),
+        (sel.traces, BEYLA_SPANS, &sel.span_where, &sel.span_args),
     ] {
         if on {
             parts.push(format!(
@@ -252,7 +249,7 @@ fn read_metrics<F: HistogramFamily>(
         "SELECT seq_id, epoch(minute)::BIGINT, {} FROM {} \
          WHERE seq_id > ? AND seq_id <= ?{} ORDER BY seq_id{}",
         F::COLUMNS,
-        F::TABLE,
+        super::schema::local(F::FAMILY).name,
         sel.metric_where,
         limit_clause(limit)
     );

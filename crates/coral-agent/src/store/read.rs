@@ -12,6 +12,7 @@ use duckdb::types::Value;
 use duckdb::{Connection, Row, params_from_iter};
 use prost::Message;
 
+use super::schema::{BUCKETS, HOST_SAMPLES, KEPT_SPANS, OPERATIONS};
 use super::{Database, StoreError};
 
 /// Rows per response when the request asks for 0.
@@ -288,7 +289,7 @@ fn read_spans(
 ) -> Result<Vec<TelemetrySpan>, StoreError> {
     let sql = format!(
         "SELECT {SPAN_COLUMNS}, COALESCE(r.resource, '{{}}') \
-         FROM otel_spans_local LEFT JOIN otel_resources_local r USING (resource_id) \
+         FROM {KEPT_SPANS} LEFT JOIN otel_resources_local r USING (resource_id) \
          WHERE seq_id > ? AND seq_id <= ? {filter}"
     );
     let mut stmt = conn.prepare(&sql)?;
@@ -302,8 +303,9 @@ fn read_spans(
 }
 
 /// A kept span's columns and its row read back, from its declaration
-/// ([`coral_model::kept_span_columns`]): `seq_id`, the declared columns in
-/// order, then its resource (the agent keeps resources apart, by id).
+/// ([`coral_model::kept_span_columns`]): `seq_id`, the columns both sides
+/// hold in order, then its resource (the agent keeps resources apart, by
+/// id, and the read joins them).
 macro_rules! read_kept_span {
     (
         table: $table:ident,
@@ -323,7 +325,8 @@ macro_rules! read_kept_span {
             };
             let mut column = 0;
             $(coral_model::duckdb_set!($k, s.$f, row, { column += 1; column });)+
-            $(coral_model::duckdb_set!($ck, s.$cf, row, { column += 1; column });)*
+            // The agent keeps a span's resource apart: the query joins it.
+            s.resource_json = row.get(column + 1)?;
             Ok(s)
         }
     };
@@ -350,11 +353,6 @@ fn read_hosts(conn: &Connection, start: u64, end: u64) -> Result<Vec<HostMetrics
     let rows = stmt.query_map([start, end], host_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
-
-/// The agent's table of buckets.
-const BUCKETS: &str = coral_model::catalogue::OTEL_SPANS.agent_name();
-/// The agent's table of operations.
-const OPERATIONS: &str = coral_model::catalogue::OTEL_OPERATIONS.agent_name();
 
 /// A bucket's and an operation's columns and rows read back, from their
 /// declarations ([`coral_model::bucket_columns`],
@@ -405,9 +403,6 @@ macro_rules! read_bucket_family {
 
 coral_model::bucket_columns!(read_bucket_family);
 coral_model::operation_columns!(read_bucket_family);
-
-/// The agent's table of host samples.
-const HOST_SAMPLES: &str = coral_model::catalogue::HOST_METRICS.agent_name();
 
 /// A host sample's columns and its row read back, from its declaration
 /// ([`coral_model::host_sample_columns`]): `seq_id`, then the declared

@@ -73,6 +73,17 @@ pub(crate) fn appender<'a>(
     conn.appender_with_columns(table.name, &table.column_names())
 }
 
+/// The agent's table of buckets.
+pub(crate) const BUCKETS: &str = local(&OTEL_SPANS).name;
+/// The agent's table of buckets' operations.
+pub(crate) const OPERATIONS: &str = local(&OTEL_OPERATIONS).name;
+/// The agent's table of kept spans.
+pub(crate) const KEPT_SPANS: &str = local(&TRACE_SPANS).name;
+/// The agent's table of host samples.
+pub(crate) const HOST_SAMPLES: &str = local(&HOST_METRICS).name;
+/// The agent's table of Beyla spans.
+pub(crate) const BEYLA_SPANS: &str = local(&BEYLA_TRACES).name;
+
 /// Each of `families`' agent tables that dates its rows, with the column
 /// that does (retention).
 pub(crate) fn dated(families: &[&'static Table]) -> Vec<(&'static str, &'static str)> {
@@ -96,16 +107,11 @@ pub(crate) fn add_missing_columns(conn: &duckdb::Connection) -> Result<Vec<Strin
             )?
             .query_map([table.name], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
-        for statement in duckdb_add_columns(table.name, table.columns, &present) {
+        let missing = duckdb_add_columns(table.name, table.columns, &present);
+        for (column, statement) in missing {
             conn.execute_batch(&statement)?;
+            added.push(format!("{}.{column}", table.name));
         }
-        added.extend(
-            table
-                .columns
-                .iter()
-                .filter(|c| !present.iter().any(|p| p == c.name))
-                .map(|c| format!("{}.{}", table.name, c.name)),
-        );
     }
     Ok(added)
 }
@@ -169,18 +175,75 @@ mod tests {
             .unwrap()
     }
 
-    #[test]
-    fn the_rendered_tables_are_the_ones_agents_have_written() {
+    fn written() -> Connection {
         let before = Connection::open_in_memory().unwrap();
         before
             .execute_batch(include_str!("../../tests/fixtures/agent-schema-v2.sql"))
             .unwrap();
+        before
+    }
+
+    fn rendered() -> Connection {
         let now = Connection::open_in_memory().unwrap();
         now.execute_batch(&ddl()).unwrap();
-        let written = columns(&before);
-        assert!(written.len() > 100, "the fixture declares every table");
-        assert_eq!(columns(&now), written);
+        now
+    }
+
+    /// Every column agents have written is still declared, with its type,
+    /// nullability and default, and the constraints are the same: files on
+    /// disk stay readable and writable.
+    #[test]
+    fn every_column_agents_have_written_is_declared_as_it_was() {
+        let (before, now) = (written(), rendered());
+        let (on_disk, declared) = (columns(&before), columns(&now));
+        assert!(on_disk.len() > 100, "the fixture declares every table");
+        for w in &on_disk {
+            let r = declared
+                .iter()
+                .find(|r| (&r.0, &r.1) == (&w.0, &w.1))
+                .unwrap_or_else(|| panic!("{}.{} is on disk but no longer declared", w.0, w.1));
+            assert_eq!(
+                (&r.2, &r.3, &r.4),
+                (&w.2, &w.3, &w.4),
+                "{}.{} changed",
+                w.0,
+                w.1
+            );
+        }
         assert_eq!(constraints(&now), constraints(&before));
+    }
+
+    /// A file written before columns were declared gets them at open: its
+    /// tables then hold exactly the declared columns, of their types.
+    #[test]
+    fn an_older_file_gets_every_declared_column() {
+        let before = written();
+        before
+            .execute_batch(
+                "ALTER TABLE otel_buckets_local DROP COLUMN samples;
+                 ALTER TABLE otel_spans_local DROP COLUMN http_route;
+                 ALTER TABLE beyla_grpc_metrics_local DROP COLUMN grpc_method;",
+            )
+            .unwrap();
+        let added = add_missing_columns(&before).unwrap();
+        assert_eq!(
+            added,
+            [
+                "otel_buckets_local.samples",
+                "otel_spans_local.http_route",
+                "beyla_grpc_metrics_local.grpc_method"
+            ]
+        );
+        let typed = |c: &Connection| {
+            let mut all: Vec<(String, String, String)> = columns(c)
+                .into_iter()
+                .map(|(t, n, ty, ..)| (t, n, ty))
+                .collect();
+            all.sort();
+            all
+        };
+        assert_eq!(typed(&before), typed(&rendered()));
+        assert!(add_missing_columns(&before).unwrap().is_empty());
     }
 
     #[test]

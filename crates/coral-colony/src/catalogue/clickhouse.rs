@@ -240,30 +240,38 @@ impl Target {
         }
     }
 
-    /// The statements that add column `name` of ClickHouse type `ty` to
-    /// `table`, written before the column was declared: to the table on
-    /// every shard, and to its `Distributed` table in a cluster. Existing
-    /// rows read `default`, or the type's default value.
+    /// The tables that hold `table`'s columns, each with the `ALTER TABLE`
+    /// that changes it: the table (on every shard in a cluster) and, in a
+    /// cluster, its `Distributed` table. Each is named as `system.columns`
+    /// lists it.
+    pub fn column_holders(&self, table: &Table) -> Vec<(String, String)> {
+        let mut holders = vec![(self.partitioned(table), self.alter(table))];
+        if self.cluster.is_some() {
+            holders.push((
+                table.name.to_owned(),
+                format!(
+                    "ALTER TABLE {}{}",
+                    self.qualified(table.name),
+                    self.on_cluster()
+                ),
+            ));
+        }
+        holders
+    }
+
+    /// `alter` (of [`column_holders`](Self::column_holders)) adding column
+    /// `name` of ClickHouse type `ty`, written before the column was
+    /// declared: existing rows read `default`, or the type's default value.
     pub fn add_column(
-        &self,
-        table: &Table,
+        alter: &str,
         name: &str,
         ty: &str,
         default: Option<&str>,
-    ) -> Vec<String> {
+        if_not_exists: bool,
+    ) -> String {
         let default = default.map(|d| format!(" DEFAULT {d}")).unwrap_or_default();
-        let mut statements = vec![format!(
-            "{} ADD COLUMN `{name}` {ty}{default}",
-            self.alter(table)
-        )];
-        if self.cluster.is_some() {
-            statements.push(format!(
-                "ALTER TABLE {}{} ADD COLUMN `{name}` {ty}{default}",
-                self.qualified(table.name),
-                self.on_cluster()
-            ));
-        }
-        statements
+        let if_not_exists = if if_not_exists { "IF NOT EXISTS " } else { "" };
+        format!("{alter} ADD COLUMN {if_not_exists}`{name}` {ty}{default}")
     }
 
     /// `ALTER TABLE` of [`partitioned`](Self::partitioned), on every shard

@@ -1,5 +1,7 @@
 //! The catalogue rendered for the embedded DuckDB store: every column, in
-//! the declared order (appenders write by position), rows merged in place.
+//! the declared order, rows merged in place (appenders name the columns
+//! they write; a table written by an older version gets the columns it
+//! lacks at its end, `store::schema::add_missing_columns`).
 
 use super::{TABLES, Table, duckdb_columns};
 
@@ -36,8 +38,7 @@ mod tests {
         .unwrap()
     }
 
-    #[test]
-    fn the_rendered_tables_are_the_ones_colonies_have_written() {
+    fn written() -> Connection {
         let written = std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/tests/fixtures/colony-schema-v2.sql"
@@ -45,10 +46,66 @@ mod tests {
         .unwrap();
         let before = Connection::open_in_memory().unwrap();
         before.execute_batch(&written).unwrap();
+        before
+    }
+
+    fn rendered() -> Connection {
         let now = Connection::open_in_memory().unwrap();
         now.execute_batch(&crate::store::schema::ddl()).unwrap();
-        let (before, now) = (columns(&before), columns(&now));
+        now
+    }
+
+    /// Every column colonies have written is still declared, with its type,
+    /// nullability and default: files on disk stay readable and writable.
+    #[test]
+    fn every_column_colonies_have_written_is_declared_as_it_was() {
+        let (before, now) = (columns(&written()), columns(&rendered()));
         assert!(before.len() > 100, "the fixture declares every table");
-        assert_eq!(now, before);
+        for w in &before {
+            let r = now
+                .iter()
+                .find(|r| (&r.0, &r.1) == (&w.0, &w.1))
+                .unwrap_or_else(|| panic!("{}.{} is on disk but no longer declared", w.0, w.1));
+            assert_eq!(r, w, "{}.{} changed", w.0, w.1);
+        }
+    }
+
+    /// A file written before columns were declared gets them at open: its
+    /// tables then hold exactly the declared columns, of their types.
+    #[test]
+    fn an_older_file_gets_every_declared_column() {
+        let before = written();
+        before
+            .execute_batch(
+                "ALTER TABLE otel_spans DROP COLUMN samples;
+                 ALTER TABLE trace_spans DROP COLUMN http_route;
+                 ALTER TABLE cursors DROP COLUMN latest_seq_id;
+                 ALTER TABLE beyla_sql_metrics DROP COLUMN error_count;",
+            )
+            .unwrap();
+        let added = crate::store::schema::add_missing_columns(&before).unwrap();
+        assert_eq!(
+            added,
+            [
+                "cursors.latest_seq_id",
+                "otel_spans.samples",
+                "trace_spans.http_route",
+                "beyla_sql_metrics.error_count"
+            ]
+        );
+        let typed = |c: &Connection| {
+            let mut all: Vec<(String, String, String)> = columns(c)
+                .into_iter()
+                .map(|(t, n, ty, _, _)| (t, n, ty))
+                .collect();
+            all.sort();
+            all
+        };
+        assert_eq!(typed(&before), typed(&rendered()));
+        assert!(
+            crate::store::schema::add_missing_columns(&before)
+                .unwrap()
+                .is_empty()
+        );
     }
 }

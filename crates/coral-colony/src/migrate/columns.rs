@@ -150,66 +150,6 @@ pub(crate) fn opt<T: ArrowPrimitiveType>(a: &PrimitiveArray<T>, i: usize) -> Opt
     (!a.is_null(i)).then(|| a.value(i))
 }
 
-/// A column type a family's declaration names, read from a chunk.
-pub(crate) trait Read: Sized {
-    /// Its Arrow array.
-    type Array;
-    /// The column `name` of `c`.
-    fn array(c: &Columns<'_>, name: &str) -> Result<Self::Array, MigrateError>;
-    /// Row `i`.
-    fn value(a: &Self::Array, i: usize) -> Self;
-    /// The value's bytes in a migrated row's key ([`super::convert::key`]).
-    fn key(&self) -> Vec<u8>;
-}
-
-impl Read for String {
-    type Array = StringArray;
-
-    fn array(c: &Columns<'_>, name: &str) -> Result<StringArray, MigrateError> {
-        c.text(name)
-    }
-
-    fn value(a: &StringArray, i: usize) -> String {
-        a.value(i).to_owned()
-    }
-
-    fn key(&self) -> Vec<u8> {
-        self.as_bytes().to_vec()
-    }
-}
-
-impl Read for i32 {
-    type Array = Int32Array;
-
-    fn array(c: &Columns<'_>, name: &str) -> Result<Int32Array, MigrateError> {
-        c.i32(name)
-    }
-
-    fn value(a: &Int32Array, i: usize) -> i32 {
-        a.value(i)
-    }
-
-    fn key(&self) -> Vec<u8> {
-        self.to_le_bytes().to_vec()
-    }
-}
-
-impl Read for u64 {
-    type Array = UInt64Array;
-
-    fn array(c: &Columns<'_>, name: &str) -> Result<UInt64Array, MigrateError> {
-        c.u64(name)
-    }
-
-    fn value(a: &UInt64Array, i: usize) -> u64 {
-        a.value(i)
-    }
-
-    fn key(&self) -> Vec<u8> {
-        self.to_le_bytes().to_vec()
-    }
-}
-
 /// The column `$name` of `$c`, of kind `$kind` (`coral_model::catalogue`'s
 /// kinds), as its Arrow array.
 macro_rules! column {
@@ -264,5 +204,17 @@ macro_rules! cell {
     };
     ($kind:ident, $array:expr, $i:expr) => {
         $array.value($i)
+    };
+}
+
+/// A ClickHouse row's value of kind `$kind` (`cell!`) as bytes of a
+/// migrated row's key ([`super::convert::key`]): text as UTF-8, numbers
+/// little-endian.
+macro_rules! key_bytes {
+    (Text, $v:expr) => {
+        $v.as_bytes().to_vec()
+    };
+    ($kind:ident, $v:expr) => {
+        $v.to_le_bytes().to_vec()
     };
 }

@@ -6,7 +6,6 @@ use coral_model::{DurationSketch, Histogram};
 
 use super::MigrateError;
 use super::SESSION;
-use super::columns::Read;
 use super::columns::{Columns, opt};
 use crate::store::clickhouse::beyla::{Family, GrpcRow, HttpRow, Part, SqlRow};
 use crate::store::clickhouse::rows::{
@@ -247,21 +246,20 @@ macro_rules! from_duckdb {
         table: $table:ident,
         tables: ($colony:literal, $agent:literal),
         metric: $metric:ident,
-        rows: $rows:ident,
         row: $row:ident,
         what: $what:literal,
-        series: [$($series:ident: $sty:ident),+ $(,)?],
-        counts: [$($count:ident: $cty:ident),* $(,)?] $(,)?
+        series: [$($series:ident: $sk:ident = $sf:ident),+ $(,)?],
+        counts: [$($count:ident: $ck:ident = $cf:ident),* $(,)?] $(,)?
     ) => {
         impl FromDuckDb for $row {
             fn from_duckdb(c: &Columns<'_>) -> Result<Vec<Self>, MigrateError> {
                 let h = Histograms::of(c)?;
-                $(let $series = <$sty as Read>::array(c, stringify!($series))?;)+
-                $(let $count = <$cty as Read>::array(c, stringify!($count))?;)*
+                $(let $series = column!($sk, c, stringify!($series))?;)+
+                $(let $count = column!($ck, c, stringify!($count))?;)*
                 h.rows(c, |i| {
-                    $(let $series = <$sty as Read>::value(&$series, i);)+
-                    $(let $count = <$cty as Read>::value(&$count, i);)*
-                    let seq_id = h.key(i, &[$(Read::key(&$series).as_slice()),+]);
+                    $(let $series = cell!($sk, $series, i);)+
+                    $(let $count = cell!($ck, $count, i);)*
+                    let seq_id = h.key(i, &[$(key_bytes!($sk, $series).as_slice()),+]);
                     (($($series,)+ $($count,)*), seq_id)
                 })
             }

@@ -212,14 +212,37 @@ fn open(path: &Path) -> Result<Connection, MigrateError> {
         .map_err(failed(
             "it has no colony schema version: name a colony's data directory",
         ))?;
-    match version {
-        Some(found) if found != SCHEMA_VERSION => Err(MigrateError::Schema {
+    if let Some(found) = version.filter(|found| found != SCHEMA_VERSION) {
+        return Err(MigrateError::Schema {
             path: path.to_owned(),
             found,
             expected: SCHEMA_VERSION,
-        }),
-        _ => Ok(conn),
+        });
     }
+    // A file an older version wrote lacks the columns declared since; the
+    // colony adds them when it opens the file, which this read-only copy
+    // cannot.
+    let present: Vec<(String, String)> = conn
+        .prepare("SELECT table_name, column_name FROM information_schema.columns")
+        .and_then(|mut stmt| {
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()
+        })
+        .map_err(failed("check that the file is a colony's colony.duckdb"))?;
+    for table in crate::catalogue::TABLES {
+        if let Some(missing) = table
+            .columns
+            .iter()
+            .find(|c| !present.iter().any(|(t, n)| t == table.name && n == c.name))
+        {
+            return Err(MigrateError::Open {
+                path: path.to_owned(),
+                detail: format!("table {} has no column {}", table.name, missing.name),
+                hint: "an older colony wrote it: start the colony of this version on it once (it adds the columns it stores), stop it, and run the migration again",
+            });
+        }
+    }
+    Ok(conn)
 }
 
 /// Reads `table` after rowid `after` into `tx`, `batch_rows` rows at a

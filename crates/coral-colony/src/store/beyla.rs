@@ -135,7 +135,7 @@ fn merge_family<F: HistogramFamily>(
     if merged.is_empty() {
         return Ok(count);
     }
-    let table = F::TABLE;
+    let table = F::FAMILY.name;
     let key_where = F::KEY
         .iter()
         .map(|c| format!("{c} = ?"))

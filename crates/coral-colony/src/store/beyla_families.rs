@@ -6,7 +6,6 @@
 
 use std::collections::HashMap;
 
-use coral_model::catalogue::Field;
 use coral_proto::common::LatencyHistogram;
 use duckdb::Row;
 use duckdb::types::Value;
@@ -16,10 +15,8 @@ use super::ts_micros;
 
 /// One Beyla histogram family in the colony's DuckDB store.
 pub(crate) trait HistogramFamily: Sized {
-    /// The family's declaration.
+    /// The family's declaration (its colony table is `FAMILY.name`).
     const FAMILY: &'static crate::catalogue::Table;
-    /// The colony's table.
-    const TABLE: &'static str;
     /// The family in messages about a rejected row.
     const WHAT: &'static str;
     /// The columns that key a row: minute, agent, service, then the series.
@@ -47,9 +44,8 @@ pub(crate) trait HistogramFamily: Sized {
     fn attributes(&self) -> &HashMap<String, String>;
 }
 
-/// A histogram column decoded, with the column's index in errors.
-fn latency(row: &Row<'_>, name: &str) -> Result<Option<LatencyHistogram>, duckdb::Error> {
-    let index = row.as_ref().column_index(name)?;
+/// Column `index` of `row`, a histogram, decoded.
+fn latency(row: &Row<'_>, index: usize) -> Result<Option<LatencyHistogram>, duckdb::Error> {
     let bytes: Vec<u8> = row.get(index)?;
     LatencyHistogram::decode(bytes.as_slice())
         .map(Some)
@@ -58,83 +54,59 @@ fn latency(row: &Row<'_>, name: &str) -> Result<Option<LatencyHistogram>, duckdb
         })
 }
 
-/// A key column's value.
-trait KeyValue {
-    fn value(self) -> Value;
-}
-
-impl KeyValue for String {
-    fn value(self) -> Value {
-        Value::Text(self)
-    }
-}
-
-impl KeyValue for i32 {
-    fn value(self) -> Value {
-        Value::Int(self)
-    }
-}
-
-impl KeyValue for u64 {
-    fn value(self) -> Value {
-        Value::UBigInt(self)
-    }
-}
-
 macro_rules! histogram_family {
     (
         $(#[$doc:meta])*
         table: $table:ident,
         tables: ($colony:literal, $agent:literal),
         metric: $metric:ident,
-        rows: $rows:ident,
         row: $row:ident,
         what: $what:literal,
-        series: [$($series:ident: $sty:ident),+ $(,)?],
-        counts: [$($count:ident: $cty:ident),* $(,)?] $(,)?
+        series: [$($series:ident: $sk:ident = $sf:ident),+ $(,)?],
+        counts: [$($count:ident: $ck:ident = $cf:ident),* $(,)?] $(,)?
     ) => {
         impl HistogramFamily for coral_proto::common::$metric {
             const FAMILY: &'static crate::catalogue::Table = &crate::catalogue::$table;
-            const TABLE: &'static str = $colony;
             const WHAT: &'static str = $what;
             const KEY: &'static [&'static str] =
                 &["minute", "agent_id", "service_name", $(stringify!($series)),+];
             const COUNTS: &'static str = concat!($(", ", stringify!($count)),*);
             const COLUMNS: &'static str = concat!(
                 "epoch(minute)::BIGINT AS minute, agent_id, service_name, ",
-                $(stringify!($series), ", ",)+
-                $(stringify!($count), ", ",)*
+                $(coral_model::duckdb_select!($sk, stringify!($series)), ", ",)+
+                $(coral_model::duckdb_select!($ck, stringify!($count)), ", ",)*
                 "latency, attributes"
             );
-            const SERIES: &'static str =
-                concat!($(stringify!($series), ", "),+);
+            const SERIES: &'static str = concat!(
+                stringify!($($series),+)
+            );
 
             fn key(&self, agent_id: &str) -> Vec<Value> {
                 vec![
                     ts_micros(self.minute * 1_000_000),
                     Value::Text(agent_id.to_owned()),
                     Value::Text(self.service_name.clone()),
-                    $(KeyValue::value(Field::<$sty>::to_column(&self.$series)),)+
+                    $(coral_model::duckdb_value!($sk, self.$sf),)+
                 ]
             }
 
             fn counts(&self) -> Vec<u64> {
-                vec![$(Field::<$cty>::to_column(&self.$count)),*]
+                vec![$(self.$cf),*]
             }
 
             fn read(r: &Row<'_>) -> Result<Self, duckdb::Error> {
-                Ok(coral_proto::common::$metric {
-                    minute: r.get("minute")?,
-                    agent_id: r.get("agent_id")?,
-                    service_name: r.get("service_name")?,
-                    $($series: Field::from_column(r.get::<_, $sty>(stringify!($series))?),)+
-                    $($count: Field::from_column(r.get::<_, $cty>(stringify!($count))?),)*
-                    latency: latency(r, "latency")?,
-                    attributes: coral_model::string_map_from_json(
-                        &r.get::<_, String>("attributes")?,
-                    ),
-                    seq_id: 0,
-                })
+                let mut m = coral_proto::common::$metric {
+                    minute: r.get(0)?,
+                    agent_id: r.get(1)?,
+                    service_name: r.get(2)?,
+                    ..Default::default()
+                };
+                let mut column = 2;
+                $(coral_model::duckdb_set!($sk, m.$sf, r, { column += 1; column });)+
+                $(coral_model::duckdb_set!($ck, m.$cf, r, { column += 1; column });)*
+                m.latency = latency(r, column + 1)?;
+                m.attributes = coral_model::string_map_from_json(&r.get::<_, String>(column + 2)?);
+                Ok(m)
             }
 
             fn seq_id(&self) -> u64 {

@@ -381,7 +381,8 @@ fn record_gaps(
     if gaps.is_empty() {
         return Ok(());
     }
-    let mut app = tx.appender("gaps")?;
+    let table = &crate::catalogue::GAPS;
+    let mut app = tx.appender_with_columns(table.name, &table.column_names())?;
     for &(from, to) in gaps {
         app.append_row(params![
             page.agent_id,

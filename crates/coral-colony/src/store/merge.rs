@@ -231,7 +231,7 @@ macro_rules! bucket_family {
         ) -> Result<(), duckdb::Error> {
             app.append_row(params![
                 agent_id,
-                ts_micros(p.bucket_time * 1_000_000),
+                coral_model::duckdb_param!(Secs, p.bucket_time),
                 p.service_name,
                 p.span_kind,
                 $(coral_model::duckdb_param!($k, op.$f),)+
@@ -240,16 +240,15 @@ macro_rules! bucket_family {
             ])
         }
 
-        /// A stored operation (its sketch decoded) and its bucket's key.
+        /// A stored operation, its bucket's key and its encoded sketch
+        /// (decoded once the bucket is known to be merged).
         fn stored_operation(
             row: &duckdb::Row<'_>,
-        ) -> Result<((i64, String, String), OperationSummary), StoreError> {
+        ) -> Result<((i64, String, String), OperationSummary, Vec<u8>), StoreError> {
             let mut op = OperationSummary::default();
             let mut column = 2;
             $(coral_model::duckdb_set!($k, op.$f, row, { column += 1; column });)+
-            let bytes: Vec<u8> = row.get(column + 1)?;
-            op.sketch = Some(decode_sketch(&bytes)?);
-            Ok(((row.get(0)?, row.get(1)?, row.get(2)?), op))
+            Ok(((row.get(0)?, row.get(1)?, row.get(2)?), op, row.get(column + 1)?))
         }
     };
 }
@@ -305,8 +304,9 @@ fn load_existing(
     ))?;
     let mut rows = stmt.query(params![agent_id, from, to])?;
     while let Some(row) = rows.next()? {
-        let (key, op) = stored_operation(row)?;
+        let (key, mut op, sketch) = stored_operation(row)?;
         if let Some((bucket, _)) = protos.get_mut(&key) {
+            op.sketch = Some(decode_sketch(&sketch)?);
             bucket.operations.push(op);
         }
     }

@@ -80,6 +80,16 @@ pub enum StoreError {
         /// Version this build writes.
         expected: String,
     },
+    /// Columns this version stores could not be added to an older file.
+    #[error(
+        "cannot add the columns this version stores to colony database {path}: {source} — free disk space and start the colony again"
+    )]
+    Columns {
+        /// The database file.
+        path: PathBuf,
+        /// The DuckDB error.
+        source: duckdb::Error,
+    },
     /// The writer could not store something (a full disk, an I/O error); the
     /// cursors did not move, so nothing is lost.
     #[error(
@@ -157,7 +167,10 @@ impl Database {
                 )?;
             }
         }
-        let added = schema::add_missing_columns(&conn)?;
+        let added = schema::add_missing_columns(&conn).map_err(|source| StoreError::Columns {
+            path: path.clone(),
+            source,
+        })?;
         if !added.is_empty() {
             tracing::info!(path = %path.display(), columns = %added.join(", "), "added the columns this version stores to the colony database");
         }

@@ -70,9 +70,9 @@ fn histograms<F: HistogramFamily>(
     let rows = conn
         .prepare(&format!(
             "SELECT {} FROM {} WHERE {where_} \
-             ORDER BY minute, agent_id, service_name, {}parts",
+             ORDER BY minute, agent_id, service_name, {}",
             F::COLUMNS,
-            F::TABLE,
+            F::FAMILY.name,
             F::SERIES
         ))?
         .query_map(params_from_iter(args.iter()), |r| F::read(r))?

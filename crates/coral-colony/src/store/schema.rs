@@ -63,18 +63,12 @@ pub fn add_missing_columns(conn: &duckdb::Connection) -> Result<Vec<String>, duc
             )?
             .query_map([table.name], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
-        for statement in
-            coral_model::catalogue::duckdb_add_columns(table.name, table.columns, &present)
-        {
+        let missing =
+            coral_model::catalogue::duckdb_add_columns(table.name, table.columns, &present);
+        for (column, statement) in missing {
             conn.execute_batch(&statement)?;
+            added.push(format!("{}.{column}", table.name));
         }
-        added.extend(
-            table
-                .columns
-                .iter()
-                .filter(|c| !present.iter().any(|p| p == c.name))
-                .map(|c| format!("{}.{}", table.name, c.name)),
-        );
     }
     Ok(added)
 }

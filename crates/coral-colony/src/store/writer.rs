@@ -388,7 +388,8 @@ fn upsert_agent(conn: &Connection, r: &AgentRecord) -> Result<(), StoreError> {
     )?;
     if updated == 0 {
         conn.execute(
-            "INSERT INTO agents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO agents (agent_id, endpoint, version, mode, capabilities, hostname, \
+             source, registered_at, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             params![
                 r.agent_id,
                 r.endpoint,

@@ -2,7 +2,7 @@
 //! spans, numbered by the agent's Beyla sequence.
 
 use super::columns::{agent_only, col, colony_only, merge, null};
-use super::{AgentTable, Column, Kind, Side, Stored, Table, Ty};
+use super::{AgentTable, Column, Kind, Side, Table, Ty};
 
 /// A Beyla histogram family: the agent's table `$agent` and the colony's
 /// `$colony`, each series' columns, then the counts every family has plus
@@ -51,17 +51,16 @@ macro_rules! beyla_histogram {
 /// table: BEYLA_HTTP,                     // the catalogue's Table constant
 /// tables: ("colony_table", "agent_table_local"),
 /// metric: BeylaHttpMetric,               // coral_proto::common's message
-/// rows: http,                            // the field of BeylaRows holding them
 /// row: HttpRow,                          // the name of a typed row, where an engine needs one
 /// what: "HTTP",                          // the family in messages
-/// series: [kind: String, ..],            // the series columns, named as the message's fields
-/// counts: [error_count: u64],            // counts of the family's own, summed when rows merge
+/// series: [column: Kind = field, ..],    // the series columns
+/// counts: [column: U64 = field, ..],     // counts of the family's own, summed when rows merge
 /// ```
 ///
 /// Every column a family has besides these (minute, service, the latency
 /// histogram and its scalars, attributes) is common to all three. Each
-/// column's type is a Rust type ([`super::Stored`]) and the field converts
-/// to it ([`super::Field`]). The catalogue's tables below, the agent's
+/// column holds the message field it names, stored as its kind says
+/// ([`super::kinds`]). The catalogue's tables below, the agent's
 /// append and page read, the colony's DuckDB merge and read, its ClickHouse
 /// rows and the migration are all generated from this list: a series
 /// column added here (and to the message) reaches every one of them.
@@ -73,10 +72,14 @@ macro_rules! beyla_histogram_families {
             table: BEYLA_HTTP,
             tables: ("beyla_http_metrics", "beyla_http_metrics_local"),
             metric: BeylaHttpMetric,
-            rows: http,
             row: HttpRow,
             what: "HTTP",
-            series: [kind: String, http_method: String, http_route: String, http_status_code: i32],
+            series: [
+                kind: Text = kind,
+                http_method: Text = http_method,
+                http_route: Text = http_route,
+                http_status_code: Code = http_status_code,
+            ],
             counts: [],
         }
         $then! {
@@ -84,10 +87,14 @@ macro_rules! beyla_histogram_families {
             table: BEYLA_GRPC,
             tables: ("beyla_grpc_metrics", "beyla_grpc_metrics_local"),
             metric: BeylaGrpcMetric,
-            rows: grpc,
             row: GrpcRow,
             what: "RPC",
-            series: [kind: String, rpc_system: String, grpc_method: String, grpc_status_code: i32],
+            series: [
+                kind: Text = kind,
+                rpc_system: Text = rpc_system,
+                grpc_method: Text = grpc_method,
+                grpc_status_code: Code = grpc_status_code,
+            ],
             counts: [],
         }
         $then! {
@@ -95,11 +102,14 @@ macro_rules! beyla_histogram_families {
             table: BEYLA_SQL,
             tables: ("beyla_sql_metrics", "beyla_sql_metrics_local"),
             metric: BeylaSqlMetric,
-            rows: sql,
             row: SqlRow,
             what: "SQL",
-            series: [db_system: String, sql_operation: String, table_name: String],
-            counts: [error_count: u64],
+            series: [
+                db_system: Text = db_system,
+                sql_operation: Text = sql_operation,
+                table_name: Text = table_name,
+            ],
+            counts: [error_count: U64 = error_count],
         }
     };
 }
@@ -111,18 +121,17 @@ macro_rules! histogram_table {
         table: $table:ident,
         tables: ($colony:literal, $agent:literal),
         metric: $metric:ident,
-        rows: $rows:ident,
         row: $row:ident,
         what: $what:literal,
-        series: [$($series:ident: $sty:ident),+ $(,)?],
-        counts: [$($count:ident: $cty:ident),* $(,)?] $(,)?
+        series: [$($series:ident: $sk:ident = $sf:ident),+ $(,)?],
+        counts: [$($count:ident: $ck:ident = $cf:ident),* $(,)?] $(,)?
     ) => {
         $(#[$doc])*
         pub const $table: Table = beyla_histogram!(
             $colony,
             $agent,
-            [$(col(stringify!($series), <$sty as Stored>::TY)),+],
-            [$(col(stringify!($count), <$cty as Stored>::TY)),*]
+            [$(kind_column!(stringify!($series), $sk)),+],
+            [$(kind_column!(stringify!($count), $ck)),*]
         );
     };
 }

@@ -51,14 +51,19 @@ fn zero(ty: Ty) -> &'static str {
     }
 }
 
-/// The `ALTER TABLE` statements that add to `table` those of `columns` it
-/// does not have (`present`, its column names): a column declared after
-/// the table was first written. Each is added at the table's end (rows are
+/// The columns of `columns` that `table` does not have (`present`, its
+/// column names), each with the `ALTER TABLE` statement that adds it: a
+/// column declared after the table was first written. Each is added at the table's end (rows are
 /// appended by column name, so the position does not matter) with its
 /// declared default, or, for a column that holds a value in every row, the
 /// type's zero for the rows already there (`NOT NULL` cannot be added to
-/// rows that exist).
-pub fn duckdb_add_columns(table: &str, columns: &[Column], present: &[String]) -> Vec<String> {
+/// rows that exist). Such a column stays nullable with that default, where
+/// a fresh table's is `NOT NULL` without one; the stores read both alike.
+pub fn duckdb_add_columns(
+    table: &str,
+    columns: &[Column],
+    present: &[String],
+) -> Vec<(&'static str, String)> {
     columns
         .iter()
         .filter(|c| !present.iter().any(|p| p == c.name))
@@ -68,11 +73,12 @@ pub fn duckdb_add_columns(table: &str, columns: &[Column], present: &[String]) -
                 .or((!c.nullable).then(|| zero(c.ty)))
                 .map(|d| format!(" DEFAULT {d}"))
                 .unwrap_or_default();
-            format!(
+            let statement = format!(
                 "ALTER TABLE {table} ADD COLUMN {} {}{default}",
                 c.name,
                 sql_type(c.ty)
-            )
+            );
+            (c.name, statement)
         })
         .collect()
 }

@@ -5,9 +5,9 @@
 //! ClickHouse field and migration read), so the code generated for a
 //! family from its declaration needs nothing per column. The DuckDB forms,
 //! which the agent's and the colony's embedded stores share, are here:
-//! [`crate::duckdb_param`], [`crate::duckdb_set`] and
-//! [`crate::duckdb_select`] (they expand in the crate that uses them, which
-//! has the `duckdb` crate).
+//! [`crate::duckdb_param`], [`crate::duckdb_value`], [`crate::duckdb_set`]
+//! and [`crate::duckdb_select`] (they expand in the crate that uses them,
+//! which has the `duckdb` crate).
 //!
 //! | kind | field | column | stored |
 //! |---|---|---|---|
@@ -114,13 +114,61 @@ macro_rules! duckdb_set {
 }
 
 /// The DuckDB select-list entry reading column `$name` of kind `$kind` back
-/// for [`crate::duckdb_set`]: its name, or for `Secs` its Unix seconds.
+/// for [`crate::duckdb_set`]: its name, for `Secs` its Unix seconds, and
+/// for `Nanos` (not read back) `NULL`.
 #[macro_export]
 macro_rules! duckdb_select {
     (Secs, $name:expr) => {
         concat!("epoch(", $name, ")::BIGINT")
     };
+    // Not read back: nothing is fetched, the position stays.
+    (Nanos, $name:expr) => {
+        "NULL"
+    };
     ($kind:ident, $name:expr) => {
         $name
+    };
+}
+
+/// A message field (`$e`, a place) of kind `$kind` as an owned DuckDB value
+/// (`duckdb::types::Value`), for a key compared in SQL.
+#[macro_export]
+macro_rules! duckdb_value {
+    (Text, $e:expr) => {
+        ::duckdb::types::Value::Text($e.clone())
+    };
+    (I64, $e:expr) => {
+        ::duckdb::types::Value::BigInt($e)
+    };
+    (U64, $e:expr) => {
+        ::duckdb::types::Value::UBigInt($e)
+    };
+    (F64, $e:expr) => {
+        ::duckdb::types::Value::Double($e)
+    };
+    (Bool, $e:expr) => {
+        ::duckdb::types::Value::Boolean($e)
+    };
+    (Code, $e:expr) => {
+        ::duckdb::types::Value::Int($e as i32)
+    };
+    (OptI32, $e:expr) => {
+        $e.map_or(::duckdb::types::Value::Null, ::duckdb::types::Value::Int)
+    };
+    (ZeroNull, $e:expr) => {
+        if $e != 0 {
+            ::duckdb::types::Value::Int($e)
+        } else {
+            ::duckdb::types::Value::Null
+        }
+    };
+    (Nanos, $e:expr) => {
+        ::duckdb::types::Value::Timestamp(::duckdb::types::TimeUnit::Microsecond, $e / 1_000)
+    };
+    (Secs, $e:expr) => {
+        ::duckdb::types::Value::Timestamp(::duckdb::types::TimeUnit::Microsecond, $e * 1_000_000)
+    };
+    (Samples, $e:expr) => {
+        ::duckdb::types::Value::Text($crate::samples_to_json(&$e))
     };
 }

@@ -27,13 +27,11 @@ mod columns;
 mod kinds;
 mod beyla;
 mod duckdb;
-mod fields;
 mod otel;
 mod records;
 
 pub use beyla::{BEYLA_GRPC, BEYLA_HTTP, BEYLA_SQL, BEYLA_TRACES};
 pub use duckdb::{duckdb_add_columns, duckdb_columns};
-pub use fields::{Field, Stored};
 pub use otel::{HOST_METRICS, OTEL_OPERATIONS, OTEL_SPANS, TRACE_SPANS};
 pub use records::{AGENT_POLLS, AGENTS, COLONIES, CURSORS, GAPS};
 
@@ -184,16 +182,6 @@ impl Table {
     /// The column named `name`.
     pub fn column(&self, name: &str) -> Option<&'static Column> {
         self.columns.iter().find(|c| c.name == name)
-    }
-
-    /// The name of the agent's table of these rows: for rows that come
-    /// from agents (a table without one is a mistake, refused at compile
-    /// time where used in a `const`).
-    pub const fn agent_name(&self) -> &'static str {
-        match self.agent {
-            Some(agent) => agent.name,
-            None => panic!("a table of the colony's own records has no agent table"),
-        }
     }
 
     /// The column that dates a row in the agent's table: [`Table::time`]

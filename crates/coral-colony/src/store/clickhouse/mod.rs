@@ -101,6 +101,21 @@ pub enum ClickHouseError {
         /// The server's message.
         detail: String,
     },
+    /// A column this version stores could not be added to a table an older
+    /// version created.
+    #[error(
+        "ClickHouse at {url} cannot add column {column} to table {table}: {detail} — grant the colony's user ALTER on the database and start the colony again (it adds the columns this version stores to tables an older version created)"
+    )]
+    Columns {
+        /// The server.
+        url: String,
+        /// The table.
+        table: String,
+        /// The column.
+        column: String,
+        /// The server's message.
+        detail: String,
+    },
     /// A statement failed.
     #[error("ClickHouse {what} failed: {detail}")]
     Query {
@@ -142,34 +157,71 @@ struct Opened {
 pub(crate) const STATEMENT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Adds to each table the columns the catalogue declares that it lacks (a
-/// table created before they were declared); returns them as
+/// table created before they were declared): to the table on every shard
+/// and, in a cluster, to its `Distributed` table, each checked on its own.
+/// `if_not_exists` where the server has it (19.1 and later), so a shard
+/// that has the column already is left as it is; on older servers an
+/// `ADD COLUMN` that fails is checked again, as another colony of the fleet
+/// may have added the column meanwhile. Returns what was added, as
 /// `table.column`.
 async fn add_missing_columns(
     client: &Client,
     target: &Target,
-) -> Result<Vec<String>, clickhouse::error::Error> {
+    url: &str,
+    if_not_exists: bool,
+) -> Result<Vec<String>, ClickHouseError> {
+    let columns_of = |holder: String| async move {
+        client
+            .query("SELECT name FROM system.columns WHERE database = ? AND table = ?")
+            .bind(&target.database)
+            .bind(holder)
+            .fetch_all::<String>()
+            .await
+    };
+    let failed =
+        |table: &str, column: &str, e: clickhouse::error::Error| ClickHouseError::Columns {
+            url: url.to_owned(),
+            table: table.to_owned(),
+            column: column.to_owned(),
+            detail: e.to_string(),
+        };
     let mut added = Vec::new();
     for table in crate::catalogue::TABLES
         .iter()
         .chain(crate::catalogue::CLICKHOUSE_ONLY)
     {
-        let present: Vec<String> = client
-            .query("SELECT name FROM system.columns WHERE database = ? AND table = ?")
-            .bind(&target.database)
-            .bind(target.partitioned(table))
-            .fetch_all()
-            .await?;
-        for (name, ty, default) in crate::catalogue::clickhouse::columns(table) {
-            if present.contains(&name) {
-                continue;
+        for (holder, alter) in target.column_holders(table) {
+            let present = columns_of(holder.clone())
+                .await
+                .map_err(|e| failed(&holder, "(any)", e))?;
+            for (name, ty, default) in crate::catalogue::clickhouse::columns(table) {
+                if present.contains(&name) {
+                    continue;
+                }
+                let statement = Target::add_column(&alter, &name, &ty, default, if_not_exists);
+                if let Err(e) = client.query(&statement).execute().await {
+                    let now = columns_of(holder.clone())
+                        .await
+                        .map_err(|e| failed(&holder, &name, e))?;
+                    if !now.contains(&name) {
+                        return Err(failed(&holder, &name, e));
+                    }
+                }
+                added.push(format!("{holder}.{name}"));
             }
-            for statement in target.add_column(table, &name, &ty, default) {
-                client.query(&statement).execute().await?;
-            }
-            added.push(format!("{}.{name}", table.name));
         }
     }
     Ok(added)
+}
+
+/// Whether the server at `version` (`SELECT version()`) has `ADD COLUMN IF
+/// NOT EXISTS` (19.1 and later).
+fn has_add_column_if_not_exists(version: &str) -> bool {
+    version
+        .split('.')
+        .next()
+        .and_then(|major| major.parse::<u32>().ok())
+        .is_some_and(|major| major >= 19)
 }
 
 impl ClickHouse {
@@ -240,9 +292,8 @@ impl ClickHouse {
                 .await
                 .map_err(schema_failed)?;
         }
-        let added = add_missing_columns(&client, &target)
-            .await
-            .map_err(schema_failed)?;
+        let if_not_exists = has_add_column_if_not_exists(&version);
+        let added = add_missing_columns(&client, &target, &settings.url, if_not_exists).await?;
         if !added.is_empty() {
             tracing::info!(columns = %added.join(", "), "added the columns this version stores to the ClickHouse tables");
         }

@@ -9,7 +9,6 @@ use std::collections::HashMap;
 
 use clickhouse::{Row, RowOwned, RowRead, RowWrite};
 use coral_model::Histogram;
-use coral_model::catalogue::Field;
 use coral_proto::common::{BeylaGrpcMetric, BeylaHttpMetric, BeylaSqlMetric, LatencyHistogram};
 use serde::{Deserialize, Serialize};
 
@@ -94,11 +93,10 @@ macro_rules! family {
         table: $table:ident,
         tables: ($colony:literal, $agent:literal),
         metric: $metric:ident,
-        rows: $rows:ident,
         row: $row:ident,
         what: $what:literal,
-        series: [$($series:ident: $sty:ident),+ $(,)?],
-        counts: [$($count:ident: $cty:ident),* $(,)?] $(,)?
+        series: [$($series:ident: $sk:ident = $sf:ident),+ $(,)?],
+        counts: [$($count:ident: $ck:ident = $cf:ident),* $(,)?] $(,)?
     ) => {
         #[doc = concat!("`", $colony, "`: one ", $what, " histogram part.")]
         #[derive(Debug, Clone, Row, Serialize, Deserialize)]
@@ -108,9 +106,9 @@ macro_rules! family {
             pub seq_id: u64,
             pub minute: i64,
             pub service_name: String,
-            $(pub $series: $sty,)+
+            $(pub $series: ch_ty!($sk),)+
             pub count: u64,
-            $(pub $count: $cty,)*
+            $(pub $count: ch_ty!($ck),)*
             pub sum_ms: f64,
             pub min_ms: Option<f64>,
             pub max_ms: Option<f64>,
@@ -135,7 +133,7 @@ macro_rules! family {
 
         impl Family for $row {
             type Metric = $metric;
-            type Own = ($($sty,)+ $($cty,)*);
+            type Own = ($(ch_ty!($sk),)+ $(ch_ty!($ck),)*);
             const TABLE: &'static Table = &catalogue::$table;
             const WHAT: &'static str = $what;
             const READ: &'static str = concat!("Beyla ", $what, " read");
@@ -162,8 +160,8 @@ macro_rules! family {
 
             fn sent(m: &$metric) -> (Sent<'_>, Self::Own) {
                 let own = (
-                    $(Field::<$sty>::to_column(&m.$series),)+
-                    $(Field::<$cty>::to_column(&m.$count),)*
+                    $(ch!($sk, m.$sf),)+
+                    $(ch!($ck, m.$cf),)*
                 );
                 let latency = m.latency.as_ref();
                 let sent = Sent::of(m.seq_id, m.minute, &m.service_name, latency, &m.attributes);
@@ -171,24 +169,26 @@ macro_rules! family {
             }
 
             fn into_metric(mut self) -> $metric {
-                $metric {
+                let mut m = $metric {
                     latency: Some(self.latency()),
                     minute: self.minute / 1_000_000,
-                    agent_id: self.agent_id,
-                    service_name: self.service_name,
-                    $($series: Field::from_column(self.$series),)+
-                    $($count: Field::from_column(self.$count),)*
                     attributes: coral_model::string_map_from_json(&self.attributes),
                     seq_id: 0,
-                }
+                    ..Default::default()
+                };
+                $(from_ch!($sk, m.$sf, self.$series);)+
+                $(from_ch!($ck, m.$cf, self.$count);)*
+                m.agent_id = self.agent_id;
+                m.service_name = self.service_name;
+                m
             }
 
             fn series(m: &Self::Metric) -> impl PartialEq + '_ {
-                (m.minute, &m.agent_id, &m.service_name, ($(&m.$series,)+))
+                (m.minute, &m.agent_id, &m.service_name, ($(&m.$sf,)+))
             }
 
             fn add(a: &mut $metric, b: $metric) {
-                $(a.$count += b.$count;)*
+                $(a.$cf += b.$cf;)*
                 add_latency(&mut a.latency, b.latency);
             }
         }
