@@ -327,27 +327,8 @@ macro_rules! append_bucket_family {
 coral_model::bucket_columns!(append_bucket_family);
 coral_model::operation_columns!(append_bucket_family);
 
-/// Appends host sample `h` as row `seq`: the columns of its declaration
-/// ([`coral_model::host_sample_columns`]), in order.
-macro_rules! append_host_sample {
-    (
-        table: $table:ident,
-        message: $message:ident,
-        row: $row:ident,
-        columns: [$($c:ident: $k:ident = $f:ident),+ $(,)?],
-        colony: [$($cc:ident: $ck:ident = $cf:ident),* $(,)?] $(,)?
-    ) => {
-        fn append_host(
-            app: &mut duckdb::Appender<'_>,
-            seq: u64,
-            h: &HostMetrics,
-        ) -> Result<(), duckdb::Error> {
-            app.append_row(params![seq, $(coral_model::duckdb_param!($k, h.$f),)+])
-        }
-    };
-}
-
-coral_model::host_sample_columns!(append_host_sample);
+// `append_host`: a host sample as row `seq`, from its declaration.
+coral_model::host_sample_columns!(append_numbered_row, append_host);
 
 fn encode_sketch(sketch: Option<&coral_proto::common::DurationSketch>) -> Vec<u8> {
     use prost::Message;

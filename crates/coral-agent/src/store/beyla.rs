@@ -215,27 +215,8 @@ fn append_spans(
     )
 }
 
-/// Appends Beyla span `s` as row `seq`: the columns of its declaration
-/// ([`coral_model::beyla_span_columns`]), in order.
-macro_rules! append_beyla_span {
-    (
-        table: $table:ident,
-        message: $message:ident,
-        row: $row:ident,
-        columns: [$($c:ident: $k:ident = $f:ident),+ $(,)?],
-        colony: [$($cc:ident: $ck:ident = $cf:ident),* $(,)?] $(,)?
-    ) => {
-        fn append_span(
-            app: &mut duckdb::Appender<'_>,
-            seq: u64,
-            s: &BeylaTraceSpan,
-        ) -> Result<(), duckdb::Error> {
-            app.append_row(params![seq, $(coral_model::duckdb_param!($k, s.$f),)+])
-        }
-    };
-}
-
-coral_model::beyla_span_columns!(append_beyla_span);
+// `append_span`: a Beyla span as row `seq`, from its declaration.
+coral_model::beyla_span_columns!(append_numbered_row, append_span);
 
 /// Appends each of `rows` to `family`'s table with one Appender, numbering them from
 /// `*seq` (advanced past the last one).

@@ -5,7 +5,7 @@
 use coral_proto::agent::{BeylaMetricType, QueryBeylaMetricsRequest, QueryBeylaMetricsResponse};
 use coral_proto::common::BeylaTraceSpan;
 use duckdb::types::Value;
-use duckdb::{Connection, Row, params_from_iter};
+use duckdb::{Connection, params_from_iter};
 
 use super::beyla::{HistogramFamily, ts};
 use super::read::{MAX_PAGE_BYTES, Page, budget_end, framed_bytes, framed_len, page_limit};
@@ -281,34 +281,8 @@ fn read_spans(
     Ok(rows)
 }
 
-/// A Beyla span's columns and its row read back, from its declaration
-/// ([`coral_model::beyla_span_columns`]): `seq_id`, then the declared
-/// columns in order.
-macro_rules! read_beyla_span {
-    (
-        table: $table:ident,
-        message: $message:ident,
-        row: $row:ident,
-        columns: [$($c:ident: $k:ident = $f:ident),+ $(,)?],
-        colony: [$($cc:ident: $ck:ident = $cf:ident),* $(,)?] $(,)?
-    ) => {
-        const SPAN_COLUMNS: &str = concat!(
-            "seq_id", $(", ", coral_model::duckdb_select!($k, stringify!($c))),+
-        );
-
-        fn span_row(row: &Row<'_>) -> Result<BeylaTraceSpan, duckdb::Error> {
-            let mut s = BeylaTraceSpan {
-                seq_id: row.get(0)?,
-                ..Default::default()
-            };
-            let mut column = 0;
-            $(coral_model::duckdb_set!($k, s.$f, row, { column += 1; column });)+
-            Ok(s)
-        }
-    };
-}
-
-coral_model::beyla_span_columns!(read_beyla_span);
+// `SPAN_COLUMNS` and `span_row`, from the Beyla span's declaration.
+coral_model::beyla_span_columns!(read_numbered_row, SPAN_COLUMNS, span_row);
 
 /// Time mode: the `max_traces` most recently started traces with a span in
 /// the selection, each returned whole (all its spans, whatever the filters).

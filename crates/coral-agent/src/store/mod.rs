@@ -7,6 +7,58 @@
 //!   transaction per batch (group commit), assigns `seq_id`s and runs retention;
 //! - **reads** ([`read`]) use cloned connections on the blocking thread pool.
 
+/// `fn $append(app, seq, row: &$message)`: appends a row the agent numbers
+/// with `seq`, then its declared columns in order; for families declared
+/// as Beyla spans and host samples are (`coral_model::beyla_span_columns`,
+/// `coral_model::host_sample_columns`, called with `, $append`).
+macro_rules! append_numbered_row {
+    (
+        $append:ident;
+        table: $table:ident,
+        message: $message:ident,
+        row: $row:ident,
+        columns: [$($c:ident: $k:ident = $f:ident),+ $(,)?],
+        colony: [$($cc:ident: $ck:ident = $cf:ident),* $(,)?] $(,)?
+    ) => {
+        fn $append(
+            app: &mut duckdb::Appender<'_>,
+            seq: u64,
+            row: &coral_proto::common::$message,
+        ) -> Result<(), duckdb::Error> {
+            app.append_row(duckdb::params![seq, $(coral_model::duckdb_param!($k, row.$f),)+])
+        }
+    };
+}
+
+/// `const $columns` (`seq_id`, then the declared columns in order) and
+/// `fn $read(row)`, the message of a row selected as `$columns`; for the
+/// families [`append_numbered_row`] appends (called with
+/// `, $columns, $read`).
+macro_rules! read_numbered_row {
+    (
+        $columns:ident, $read:ident;
+        table: $table:ident,
+        message: $message:ident,
+        row: $row:ident,
+        columns: [$($c:ident: $k:ident = $f:ident),+ $(,)?],
+        colony: [$($cc:ident: $ck:ident = $cf:ident),* $(,)?] $(,)?
+    ) => {
+        const $columns: &str = concat!(
+            "seq_id", $(", ", coral_model::duckdb_select!($k, stringify!($c))),+
+        );
+
+        fn $read(row: &duckdb::Row<'_>) -> Result<coral_proto::common::$message, duckdb::Error> {
+            let mut m = coral_proto::common::$message {
+                seq_id: row.get(0)?,
+                ..Default::default()
+            };
+            let mut column = 0;
+            $(coral_model::duckdb_set!($k, m.$f, row, { column += 1; column });)+
+            Ok(m)
+        }
+    };
+}
+
 mod append;
 pub(crate) use append::span_bytes;
 pub mod beyla;

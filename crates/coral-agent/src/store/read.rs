@@ -404,34 +404,8 @@ macro_rules! read_bucket_family {
 coral_model::bucket_columns!(read_bucket_family);
 coral_model::operation_columns!(read_bucket_family);
 
-/// A host sample's columns and its row read back, from its declaration
-/// ([`coral_model::host_sample_columns`]): `seq_id`, then the declared
-/// columns in order.
-macro_rules! read_host_sample {
-    (
-        table: $table:ident,
-        message: $message:ident,
-        row: $row:ident,
-        columns: [$($c:ident: $k:ident = $f:ident),+ $(,)?],
-        colony: [$($cc:ident: $ck:ident = $cf:ident),* $(,)?] $(,)?
-    ) => {
-        const HOST_COLUMNS: &str = concat!(
-            "seq_id", $(", ", coral_model::duckdb_select!($k, stringify!($c))),+
-        );
-
-        fn host_row(row: &Row<'_>) -> Result<HostMetrics, duckdb::Error> {
-            let mut h = HostMetrics {
-                seq_id: row.get(0)?,
-                ..Default::default()
-            };
-            let mut column = 0;
-            $(coral_model::duckdb_set!($k, h.$f, row, { column += 1; column });)+
-            Ok(h)
-        }
-    };
-}
-
-coral_model::host_sample_columns!(read_host_sample);
+// `HOST_COLUMNS` and `host_row`, from the host sample's declaration.
+coral_model::host_sample_columns!(read_numbered_row, HOST_COLUMNS, host_row);
 
 #[cfg(test)]
 mod tests {

@@ -140,13 +140,15 @@ crate::beyla_histogram_families!(histogram_table);
 
 /// The Beyla span family (`BeylaTraceSpan`), declared once, as the kept
 /// span is ([`crate::kept_span_columns`] describes the form):
-/// `beyla_span_columns!(then)` calls `then!` with it. The catalogue's table,
+/// `beyla_span_columns!(then)` calls `then!` with it;
+/// `beyla_span_columns!(then, args…)` puts `args…;` before it. The catalogue's table,
 /// the agent's append and page read, the colony's DuckDB append and read,
 /// its ClickHouse row and the migration are generated from this list.
 #[macro_export]
 macro_rules! beyla_span_columns {
-    ($then:ident) => {
+    ($then:ident $(, $($args:tt)+)?) => {
         $then! {
+            $($($args)+;)?
             table: BEYLA_TRACES,
             message: BeylaTraceSpan,
             row: SpanRow,

@@ -252,13 +252,15 @@ pub const TRACE_SPANS: Table = Table {
 
 /// The host sample family (`HostMetrics`), declared once, as the kept span
 /// is ([`crate::kept_span_columns`] describes the form):
-/// `host_sample_columns!(then)` calls `then!` with it. The catalogue's
+/// `host_sample_columns!(then)` calls `then!` with it;
+/// `host_sample_columns!(then, args…)` puts `args…;` before it. The catalogue's
 /// table, the agent's append and page read, the colony's DuckDB append,
 /// its ClickHouse row and the migration are generated from this list.
 #[macro_export]
 macro_rules! host_sample_columns {
-    ($then:ident) => {
+    ($then:ident $(, $($args:tt)+)?) => {
         $then! {
+            $($($args)+;)?
             table: HOST_METRICS,
             message: HostMetrics,
             row: HostRow,
